@@ -1,0 +1,2 @@
+DROP TABLE email_verification_codes;
+DROP TABLE users;

@@ -1,0 +1,410 @@
+//! Configuration for every Bourse process, read from environment variables
+//! (and an optional `.env` file). Every setting has a local default except
+//! production secrets; `.env.example` documents each variable.
+
+mod env;
+
+use std::{collections::HashMap, net::SocketAddr, path::PathBuf, time::Duration};
+
+pub use env::{ConfigErrors, ConfigProblem, EnvReader, Source};
+use secrecy::SecretString;
+
+use crate::jobs::Queue;
+
+/// Local development versus production: production refuses well-known
+/// default secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    Local,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailTransportKind {
+    /// `.eml` files in a folder: the local default, no mail server needed.
+    File,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain text; only for a local catcher.
+    None,
+    /// Plain connection upgraded with STARTTLS (required, not opportunistic).
+    StartTls,
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Tls,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub url: SecretString,
+    pub pool_size: usize,
+    pub connect_timeout: Duration,
+    pub statement_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    pub url: SecretString,
+    /// Every key and channel we create starts with `{prefix}:`; tests give
+    /// each test its own prefix, operators can share one Redis between
+    /// deployments.
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub addr: SocketAddr,
+    pub public_url: String,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub bcrypt_cost: u32,
+    pub verification_code_ttl: Duration,
+    pub verification_max_attempts: i32,
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub http_addr: SocketAddr,
+    pub concurrency: usize,
+    pub queues: Vec<Queue>,
+    /// Jobs fetched from Redis per round trip.
+    pub batch_size: usize,
+    pub heartbeat: Duration,
+    /// A worker silent for this long is presumed dead and its jobs go back
+    /// to the queue for the others.
+    pub lease: Duration,
+    pub shutdown_timeout: Duration,
+    /// Idle re-poll interval; new jobs normally wake workers at once.
+    pub poll_interval: Duration,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JobsConfig {
+    pub max_attempts: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboxConfig {
+    pub poll_interval: Duration,
+    pub batch_size: i64,
+    /// How long a relay may hold claimed rows before another relay may take
+    /// them over.
+    pub claim_timeout: Duration,
+    pub retention: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    pub transport: MailTransportKind,
+    pub outbox_dir: PathBuf,
+    pub from: String,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub smtp_tls: SmtpTls,
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<SecretString>,
+    pub smtp_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub env: AppEnv,
+    pub log_format: LogFormat,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    pub http: HttpConfig,
+    pub auth: AuthConfig,
+    pub worker: WorkerConfig,
+    pub jobs: JobsConfig,
+    pub outbox: OutboxConfig,
+    pub mail: MailConfig,
+}
+
+const LOCAL_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/bourse";
+const LOCAL_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
+
+fn secs(value: u64) -> Duration {
+    Duration::from_secs(value)
+}
+
+fn millis(value: u64) -> Duration {
+    Duration::from_millis(value)
+}
+
+impl Config {
+    /// Reads the process environment after loading `.env` if present.
+    pub fn from_env() -> Result<Self, ConfigErrors> {
+        // A missing .env is normal; a malformed one is reported like any
+        // other bad setting.
+        if let Err(error) = dotenvy::dotenv()
+            && !error.not_found()
+        {
+            return Err(ConfigErrors(vec![ConfigProblem {
+                variable: ".env",
+                message: error.to_string(),
+            }]));
+        }
+        Self::read(EnvReader::new(Source::Process))
+    }
+
+    /// Builds a configuration from explicit values only (tests).
+    pub fn from_map(values: HashMap<String, String>) -> Result<Self, ConfigErrors> {
+        Self::read(EnvReader::new(Source::Map(values)))
+    }
+
+    fn read(mut env: EnvReader) -> Result<Self, ConfigErrors> {
+        let app_env = env.choice_or(
+            "APP_ENV",
+            AppEnv::Local,
+            &[
+                ("local", AppEnv::Local),
+                ("development", AppEnv::Local),
+                ("production", AppEnv::Production),
+            ],
+        );
+        env.set_production(app_env == AppEnv::Production);
+        let log_format = env.choice_or(
+            "LOG_FORMAT",
+            LogFormat::Pretty,
+            &[("pretty", LogFormat::Pretty), ("json", LogFormat::Json)],
+        );
+
+        let database = DatabaseConfig {
+            url: env.secret("DATABASE_URL", LOCAL_DATABASE_URL),
+            pool_size: env.range_or("DATABASE_POOL_SIZE", 16, 1, 1000),
+            connect_timeout: secs(env.range_or("DATABASE_CONNECT_TIMEOUT_SECS", 5, 1, 600)),
+            statement_timeout: millis(env.range_or(
+                "DATABASE_STATEMENT_TIMEOUT_MS",
+                15_000,
+                10,
+                3_600_000,
+            )),
+        };
+
+        let prefix = env.string_or("REDIS_PREFIX", "bourse");
+        if !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+        {
+            env.problem(
+                "REDIS_PREFIX",
+                format!("invalid value {prefix:?} (letters, digits, _ - . : only)"),
+            );
+        }
+        let redis = RedisConfig {
+            url: env.secret("REDIS_URL", LOCAL_REDIS_URL),
+            prefix,
+        };
+
+        let addr: SocketAddr = env.parse_or(
+            "HTTP_ADDR",
+            SocketAddr::from(([127, 0, 0, 1], 8080)),
+            "a socket address such as 0.0.0.0:8080",
+        );
+        let http = HttpConfig {
+            addr,
+            public_url: env
+                .string_or("PUBLIC_URL", &format!("http://{addr}"))
+                .trim_end_matches('/')
+                .to_owned(),
+            max_body_bytes: env.range_or("MAX_BODY_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
+            request_timeout: secs(env.range_or("REQUEST_TIMEOUT_SECS", 30, 1, 3600)),
+        };
+
+        let auth = AuthConfig {
+            bcrypt_cost: env.range_or("BCRYPT_COST", 12, 4, 31),
+            verification_code_ttl: secs(env.range_or(
+                "VERIFICATION_CODE_TTL_SECS",
+                15 * 60,
+                30,
+                7 * 24 * 3600,
+            )),
+            verification_max_attempts: env.range_or("VERIFICATION_MAX_ATTEMPTS", 5, 1, 100),
+        };
+
+        let queues = match env.optional("WORKER_QUEUES") {
+            None => Queue::ALL.to_vec(),
+            Some(raw) => match Queue::parse_list(&raw) {
+                Ok(queues) => queues,
+                Err(message) => {
+                    env.problem("WORKER_QUEUES", message);
+                    Queue::ALL.to_vec()
+                }
+            },
+        };
+        let heartbeat_secs: u64 = env.range_or("WORKER_HEARTBEAT_SECS", 1, 1, 300);
+        let lease_secs: u64 = env.range_or("WORKER_LEASE_SECS", 5, 2, 3600);
+        if lease_secs < heartbeat_secs * 2 {
+            env.problem(
+                "WORKER_LEASE_SECS",
+                format!(
+                    "{lease_secs} must be at least twice WORKER_HEARTBEAT_SECS ({heartbeat_secs})"
+                ),
+            );
+        }
+        let worker = WorkerConfig {
+            http_addr: env.parse_or(
+                "WORKER_HTTP_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 9090)),
+                "a socket address such as 0.0.0.0:9090",
+            ),
+            concurrency: env.range_or("WORKER_CONCURRENCY", 32, 1, 10_000),
+            queues,
+            batch_size: env.range_or("WORKER_BATCH_SIZE", 64, 1, 1000),
+            heartbeat: secs(heartbeat_secs),
+            lease: secs(lease_secs),
+            shutdown_timeout: secs(env.range_or("WORKER_SHUTDOWN_TIMEOUT_SECS", 30, 1, 3600)),
+            poll_interval: millis(env.range_or("WORKER_POLL_MS", 250, 10, 60_000)),
+            name: env.optional("WORKER_NAME"),
+        };
+
+        let jobs = JobsConfig {
+            max_attempts: env.range_or("JOB_MAX_ATTEMPTS", 8, 1, 100),
+            backoff_base: millis(env.range_or("JOB_BACKOFF_BASE_MS", 1000, 1, 3_600_000)),
+            backoff_max: millis(env.range_or("JOB_BACKOFF_MAX_MS", 600_000, 1, 86_400_000)),
+            timeout: secs(env.range_or("JOB_TIMEOUT_SECS", 60, 1, 86_400)),
+        };
+
+        let outbox = OutboxConfig {
+            poll_interval: millis(env.range_or("OUTBOX_POLL_MS", 250, 10, 60_000)),
+            batch_size: env.range_or("OUTBOX_BATCH_SIZE", 500, 1, 10_000),
+            claim_timeout: secs(env.range_or("OUTBOX_CLAIM_TIMEOUT_SECS", 30, 1, 3600)),
+            retention: Duration::from_secs(
+                3600 * env.range_or("OUTBOX_RETENTION_HOURS", 24, 1, 24 * 365),
+            ),
+        };
+
+        let transport = env.choice_or(
+            "MAIL_TRANSPORT",
+            MailTransportKind::File,
+            &[
+                ("file", MailTransportKind::File),
+                ("smtp", MailTransportKind::Smtp),
+            ],
+        );
+        let smtp_tls = env.choice_or(
+            "SMTP_TLS",
+            SmtpTls::StartTls,
+            &[
+                ("none", SmtpTls::None),
+                ("starttls", SmtpTls::StartTls),
+                ("tls", SmtpTls::Tls),
+            ],
+        );
+        let default_port = match smtp_tls {
+            SmtpTls::None => 25,
+            SmtpTls::StartTls => 587,
+            SmtpTls::Tls => 465,
+        };
+        let smtp_username = env.optional("SMTP_USERNAME");
+        let smtp_password = env.optional_secret("SMTP_PASSWORD");
+        if smtp_username.is_some() != smtp_password.is_some() {
+            env.problem(
+                if smtp_username.is_some() {
+                    "SMTP_PASSWORD"
+                } else {
+                    "SMTP_USERNAME"
+                },
+                "SMTP_USERNAME and SMTP_PASSWORD must be set together",
+            );
+        }
+        let from = env.string_or("MAIL_FROM", "Bourse <no-reply@bourse.local>");
+        if from.parse::<lettre::message::Mailbox>().is_err() {
+            env.problem(
+                "MAIL_FROM",
+                format!("invalid value {from:?} (expected a mailbox such as Bourse <no-reply@example.com>)"),
+            );
+        }
+        let mail = MailConfig {
+            transport,
+            outbox_dir: PathBuf::from(env.string_or("MAIL_OUTBOX_DIR", "var/mail")),
+            from,
+            smtp_host: env.string_or("SMTP_HOST", "localhost"),
+            smtp_port: env.parse_or("SMTP_PORT", default_port, "a TCP port"),
+            smtp_tls,
+            smtp_username,
+            smtp_password,
+            smtp_timeout: secs(env.range_or("SMTP_TIMEOUT_SECS", 10, 1, 600)),
+        };
+
+        env.finish()?;
+        Ok(Self {
+            env: app_env,
+            log_format,
+            database,
+            redis,
+            http,
+            auth,
+            worker,
+            jobs,
+            outbox,
+            mail,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_need_no_variables() {
+        let config = Config::from_map(HashMap::new()).unwrap();
+        assert_eq!(config.env, AppEnv::Local);
+        assert_eq!(config.http.max_body_bytes, 65536);
+        assert_eq!(config.worker.queues.len(), Queue::ALL.len());
+        assert_eq!(config.mail.transport, MailTransportKind::File);
+    }
+
+    #[test]
+    fn every_bad_variable_is_named_on_its_own_line() {
+        let errors = Config::from_map(map(&[
+            ("HTTP_ADDR", "abc"),
+            ("BCRYPT_COST", "99"),
+            ("WORKER_QUEUES", "email,nope"),
+        ]))
+        .unwrap_err();
+        let text = errors.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].starts_with("HTTP_ADDR: invalid value \"abc\""));
+        assert!(lines[1].starts_with("BCRYPT_COST: 99 is out of range"));
+        assert!(lines[2].starts_with("WORKER_QUEUES:"));
+    }
+
+    #[test]
+    fn production_requires_secrets() {
+        let errors = Config::from_map(map(&[("APP_ENV", "production")])).unwrap_err();
+        let vars: Vec<&str> = errors.0.iter().map(|p| p.variable).collect();
+        assert_eq!(vars, ["DATABASE_URL", "REDIS_URL"]);
+    }
+
+    #[test]
+    fn smtp_credentials_come_in_pairs() {
+        let errors = Config::from_map(map(&[("SMTP_USERNAME", "me")])).unwrap_err();
+        assert_eq!(errors.0[0].variable, "SMTP_PASSWORD");
+    }
+}

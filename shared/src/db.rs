@@ -1,0 +1,166 @@
+//! PostgreSQL access: one deadpool of diesel-async connections per process,
+//! embedded migrations, and the error classification the edges need.
+
+use std::time::Duration;
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_async::{
+    AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl,
+    pooled_connection::{
+        AsyncDieselConnectionManager, ManagerConfig,
+        deadpool::{Object, Pool, PoolError},
+    },
+};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use futures::FutureExt;
+use secrecy::ExposeSecret;
+
+use crate::config::DatabaseConfig;
+
+/// The migrations in `migrations/`, compiled into every binary.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
+
+pub type DbPool = Pool<AsyncPgConnection>;
+pub type DbConn = Object<AsyncPgConnection>;
+
+/// Builds the pool. No connection is opened here: a process starts even when
+/// PostgreSQL is down and reports that through `/readyz` and 503s.
+///
+/// Every connection gets an `application_name` (visible in `pg_stat_activity`)
+/// and a `statement_timeout`, so a stuck query cannot hold a connection
+/// forever.
+pub fn pool(config: &DatabaseConfig, application_name: &str) -> Result<DbPool, String> {
+    let setup_sql = format!(
+        "SET application_name = '{}'; SET statement_timeout = {}",
+        application_name.replace('\'', ""),
+        config.statement_timeout.as_millis()
+    );
+    let connect_timeout = config.connect_timeout;
+    let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
+    manager_config.custom_setup = Box::new(move |url| {
+        let setup_sql = setup_sql.clone();
+        let url = url.to_owned();
+        async move {
+            let connect = AsyncPgConnection::establish(&url);
+            let mut conn = tokio::time::timeout(connect_timeout, connect)
+                .await
+                .map_err(|_| {
+                    diesel::ConnectionError::BadConnection("connect timed out".to_owned())
+                })??;
+            diesel_async::SimpleAsyncConnection::batch_execute(&mut conn, &setup_sql)
+                .await
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        }
+        .boxed()
+    });
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
+        config.url.expose_secret(),
+        manager_config,
+    );
+    Pool::builder(manager)
+        .max_size(config.pool_size)
+        .runtime(deadpool_runtime())
+        .wait_timeout(Some(config.connect_timeout))
+        .create_timeout(Some(config.connect_timeout))
+        .recycle_timeout(Some(config.connect_timeout))
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn deadpool_runtime() -> deadpool::Runtime {
+    deadpool::Runtime::Tokio1
+}
+
+/// Errors from running migrations.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Connect(#[from] diesel::ConnectionError),
+    #[error("cannot take the migration lock: {0}")]
+    Lock(#[from] DieselError),
+    #[error("migration failed: {0}")]
+    Run(String),
+}
+
+/// Applies pending migrations and returns the versions applied.
+///
+/// Holds a PostgreSQL advisory lock meanwhile, so processes started together
+/// (an API and several workers) cannot apply the same migration twice.
+pub async fn run_migrations(url: &str) -> Result<Vec<String>, MigrationError> {
+    let mut conn = AsyncPgConnection::establish(url).await?;
+    diesel::sql_query("SELECT pg_advisory_lock(72620113)")
+        .execute(&mut conn)
+        .await?;
+    // The harness runs diesel's synchronous migration code with
+    // `block_in_place`, which needs the multi-threaded runtime.
+    let mut harness = AsyncMigrationHarness::new(conn);
+    let result = harness
+        .run_pending_migrations(MIGRATIONS)
+        .map(|versions| versions.iter().map(ToString::to_string).collect::<Vec<_>>())
+        .map_err(|e| MigrationError::Run(e.to_string()));
+    let mut conn = harness.into_inner();
+    // Unlocking is best effort: the lock dies with the connection anyway.
+    let _ = diesel::sql_query("SELECT pg_advisory_unlock(72620113)")
+        .execute(&mut conn)
+        .await;
+    result
+}
+
+/// Waits until PostgreSQL answers, up to `deadline`.
+pub async fn wait_until_reachable(pool: &DbPool, deadline: Duration) -> bool {
+    let started = std::time::Instant::now();
+    loop {
+        if ping(pool).await.is_ok() {
+            return true;
+        }
+        if started.elapsed() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `SELECT 1` through the pool.
+pub async fn ping(pool: &DbPool) -> Result<(), String> {
+    let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+    diesel::sql_query("SELECT 1")
+        .execute(&mut conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// True when a pool error means "the database is unreachable" (a 503), as
+/// opposed to a bug.
+pub fn pool_error_is_unavailable(error: &PoolError) -> bool {
+    matches!(
+        error,
+        PoolError::Timeout(_) | PoolError::Backend(_) | PoolError::Closed | PoolError::NoRuntimeSpecified
+    ) || matches!(error, PoolError::PostCreateHook(_))
+}
+
+/// True when a query error means the connection or server went away.
+pub fn query_error_is_unavailable(error: &DieselError) -> bool {
+    match error {
+        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => true,
+        DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+            // Admin shutdown, connection failure, statement timeout.
+            let message = info.message();
+            message.contains("terminating connection")
+                || message.contains("connection")
+                || message.contains("canceling statement due to statement timeout")
+        }
+        _ => false,
+    }
+}
+
+/// The constraint a unique violation hit, if that is what `error` is.
+pub fn unique_violation(error: &DieselError) -> Option<&str> {
+    match error {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+            info.constraint_name()
+        }
+        _ => None,
+    }
+}

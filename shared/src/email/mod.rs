@@ -1,0 +1,202 @@
+//! Transactional email: queued as rows in `emails` (plus a `send_email` job
+//! through the outbox, in the caller's transaction) and delivered by the
+//! worker at most once per row.
+
+mod mailer;
+pub mod render;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+pub use mailer::{Mailer, SendError};
+pub use render::{EmailTemplate, Rendered, VerifyEmail};
+use uuid::Uuid;
+
+use crate::{jobs::SendEmail, outbox, schema::emails};
+
+#[derive(Insertable)]
+#[diesel(table_name = emails)]
+struct NewEmail<'a> {
+    id: Uuid,
+    user_id: Option<Uuid>,
+    to_address: &'a str,
+    template: &'static str,
+    context: serde_json::Value,
+}
+
+/// Queues an email: inserts the row and its `send_email` job. Call inside the
+/// transaction of the change that causes the email, so a rolled-back change
+/// sends nothing.
+pub async fn enqueue<T: EmailTemplate>(
+    conn: &mut AsyncPgConnection,
+    user_id: Option<Uuid>,
+    to: &str,
+    mail: &T,
+) -> QueryResult<Uuid> {
+    let context =
+        serde_json::to_value(mail).map_err(|e| diesel::result::Error::SerializationError(e.into()))?;
+    let id = Uuid::now_v7();
+    diesel::insert_into(emails::table)
+        .values(NewEmail {
+            id,
+            user_id,
+            to_address: to,
+            template: T::NAME,
+            context,
+        })
+        .execute(conn)
+        .await?;
+    outbox::push(conn, &SendEmail { email_id: id }, None).await?;
+    Ok(id)
+}
+
+/// What one delivery attempt did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    Sent,
+    /// An earlier delivery of the same job already sent it.
+    AlreadySent,
+    /// Given up for good (bad address, 5xx, broken template, or interrupted
+    /// mid-send); recorded on the row.
+    Failed(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("no email with id {0}")]
+    NotFound(Uuid),
+    /// Another delivery claimed it and has not finished yet; look again
+    /// later (it either completes or goes stale and is marked failed).
+    #[error("email {0} is being sent by another delivery")]
+    InProgress(Uuid),
+    /// Try again later (the job system retries with backoff).
+    #[error(transparent)]
+    Transient(SendError),
+    #[error("database error: {0}")]
+    Database(#[from] diesel::result::Error),
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = emails)]
+struct ClaimedEmail {
+    to_address: String,
+    template: String,
+    context: serde_json::Value,
+}
+
+/// Delivers email `id` at most once.
+///
+/// The row is claimed (`pending` → `sending`) in its own statement before any
+/// SMTP traffic, so concurrent or repeated deliveries of the same job cannot
+/// both send. A transient failure puts it back to `pending` for the retry. A
+/// process that dies mid-send leaves it `sending`; after `stale_after` such a
+/// row is marked failed rather than risk a second copy.
+pub async fn deliver(
+    conn: &mut AsyncPgConnection,
+    mailer: &Mailer,
+    id: Uuid,
+    public_url: &str,
+    stale_after: Duration,
+) -> Result<Delivery, DeliveryError> {
+    let now = Utc::now();
+    let claimed: Option<ClaimedEmail> = diesel::update(emails::table.find(id))
+        .filter(emails::status.eq("pending"))
+        .set((
+            emails::status.eq("sending"),
+            emails::claimed_at.eq(now),
+            emails::attempts.eq(emails::attempts + 1),
+        ))
+        .returning(ClaimedEmail::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?;
+
+    let Some(email) = claimed else {
+        return settle_unclaimable(conn, id, stale_after).await;
+    };
+
+    let message = render::render(&email.template, &email.context, public_url)
+        .map_err(|e| SendError::Permanent(e.to_string()))
+        .and_then(|rendered| mailer.compose(&email.to_address, &rendered));
+    let outcome = match message {
+        Ok(message) => mailer.send(message).await,
+        Err(error) => Err(error),
+    };
+
+    match outcome {
+        Ok(()) => {
+            diesel::update(emails::table.find(id))
+                .set((
+                    emails::status.eq("sent"),
+                    emails::sent_at.eq(Utc::now()),
+                    emails::last_error.eq(None::<String>),
+                    // The context can hold one-time codes: keep it no longer
+                    // than needed.
+                    emails::context.eq(serde_json::json!({})),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(Delivery::Sent)
+        }
+        Err(SendError::Transient(reason)) => {
+            diesel::update(emails::table.find(id))
+                .set((
+                    emails::status.eq("pending"),
+                    emails::last_error.eq(Some(&reason)),
+                ))
+                .execute(conn)
+                .await?;
+            Err(DeliveryError::Transient(SendError::Transient(reason)))
+        }
+        Err(SendError::Permanent(reason)) => {
+            diesel::update(emails::table.find(id))
+                .set((
+                    emails::status.eq("failed"),
+                    emails::last_error.eq(Some(&reason)),
+                    emails::context.eq(serde_json::json!({})),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(Delivery::Failed(reason))
+        }
+    }
+}
+
+async fn settle_unclaimable(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    stale_after: Duration,
+) -> Result<Delivery, DeliveryError> {
+    let status: Option<String> = emails::table
+        .find(id)
+        .select(emails::status)
+        .first(conn)
+        .await
+        .optional()?;
+    match status.as_deref() {
+        None => Err(DeliveryError::NotFound(id)),
+        Some("sent") => Ok(Delivery::AlreadySent),
+        Some("failed") => Ok(Delivery::Failed("already failed".into())),
+        _ => {
+            const INTERRUPTED: &str = "interrupted while sending; not resent to avoid a duplicate";
+            let stale_before =
+                Utc::now() - chrono::Duration::from_std(stale_after).unwrap_or_default();
+            let marked = diesel::update(emails::table.find(id))
+                .filter(emails::status.eq("sending"))
+                .filter(emails::claimed_at.lt(stale_before))
+                .set((
+                    emails::status.eq("failed"),
+                    emails::last_error.eq(Some(INTERRUPTED)),
+                ))
+                .execute(conn)
+                .await?;
+            if marked == 1 {
+                Ok(Delivery::Failed(INTERRUPTED.into()))
+            } else {
+                Err(DeliveryError::InProgress(id))
+            }
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Email templates: a subject, a text body and an HTML body per email,
+//! compiled into the binary so a worker renders the same mail from any
+//! directory. HTML templates are auto-escaped by minijinja.
+
+use std::sync::LazyLock;
+
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
+
+/// A kind of email and the variables its templates need. The `NAME` is
+/// stored with each queued email, so it must never change once deployed.
+pub trait EmailTemplate: Serialize {
+    const NAME: &'static str;
+}
+
+/// The verification code sent after registration and on resend.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyEmail {
+    pub username: String,
+    pub email: String,
+    pub code: String,
+    pub expires_minutes: u64,
+}
+
+impl EmailTemplate for VerifyEmail {
+    const NAME: &'static str = "verify_email";
+}
+
+/// Every template name and its three files, for the startup check and tests.
+const TEMPLATES: &[(&str, &str, &str, &str)] = &[(
+    VerifyEmail::NAME,
+    include_str!("templates/verify_email/subject.txt"),
+    include_str!("templates/verify_email/body.txt"),
+    include_str!("templates/verify_email/body.html"),
+)];
+
+static ENVIRONMENT: LazyLock<Result<Environment<'static>, minijinja::Error>> =
+    LazyLock::new(build_environment);
+
+fn build_environment() -> Result<Environment<'static>, minijinja::Error> {
+    let mut env = Environment::new();
+    // A variable missing from the context is a bug, not an empty string in a
+    // customer's inbox.
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.add_template("base.txt", include_str!("templates/base.txt"))?;
+    env.add_template("base.html", include_str!("templates/base.html"))?;
+    for (name, subject, text, html) in TEMPLATES {
+        env.add_template_owned(format!("{name}/subject.txt"), *subject)?;
+        env.add_template_owned(format!("{name}/body.txt"), *text)?;
+        env.add_template_owned(format!("{name}/body.html"), *html)?;
+    }
+    Ok(env)
+}
+
+/// A rendered email, ready to be put in a MIME message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("unknown email template {0:?}")]
+    UnknownTemplate(String),
+    #[error("email template error: {0}")]
+    Template(String),
+}
+
+/// Renders template `name` with `context` (the stored JSON of an
+/// [`EmailTemplate`] struct) plus the site-wide `public_url`.
+pub fn render(
+    name: &str,
+    context: &serde_json::Value,
+    public_url: &str,
+) -> Result<Rendered, RenderError> {
+    if !TEMPLATES.iter().any(|(known, ..)| *known == name) {
+        return Err(RenderError::UnknownTemplate(name.to_owned()));
+    }
+    let env = ENVIRONMENT
+        .as_ref()
+        .map_err(|e| RenderError::Template(e.to_string()))?;
+    let mut vars = match context {
+        serde_json::Value::Object(map) => map.clone(),
+        _ => return Err(RenderError::Template("context is not an object".into())),
+    };
+    vars.insert("public_url".into(), serde_json::Value::from(public_url));
+    let render_one = |file: &str| -> Result<String, RenderError> {
+        env.get_template(&format!("{name}/{file}"))
+            .and_then(|t| t.render(minijinja::value::Serde(&vars)))
+            .map_err(|e| RenderError::Template(format!("{name}/{file}: {e:#}")))
+    };
+    Ok(Rendered {
+        // A subject is one line whatever the template's trailing newline.
+        subject: render_one("subject.txt")?.trim().replace(['\r', '\n'], " "),
+        text: render_one("body.txt")?,
+        html: render_one("body.html")?,
+    })
+}
+
+/// Renders every template once with sample data; used at worker start-up so
+/// a broken template fails the deploy, not the first customer email.
+pub fn self_check() -> Result<(), RenderError> {
+    let sample = serde_json::to_value(VerifyEmail {
+        username: "sample".into(),
+        email: "sample@example.com".into(),
+        code: "123456".into(),
+        expires_minutes: 15,
+    })
+    .map_err(|e| RenderError::Template(e.to_string()))?;
+    render(VerifyEmail::NAME, &sample, "http://localhost").map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verify_context(username: &str) -> serde_json::Value {
+        serde_json::to_value(VerifyEmail {
+            username: username.into(),
+            email: "ada@example.com".into(),
+            code: "042424".into(),
+            expires_minutes: 15,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn verification_email_has_the_code_in_every_part() {
+        let mail = render("verify_email", &verify_context("ada"), "http://bourse.test").unwrap();
+        assert_eq!(mail.subject, "Your Bourse verification code: 042424");
+        assert!(mail.text.contains("Hello ada,"));
+        assert!(mail.text.contains("    042424\n"));
+        assert!(mail.text.contains("expires in 15 minutes"));
+        assert!(mail.text.contains("http://bourse.test"));
+        assert!(mail.html.contains(">042424</p>"));
+        assert!(mail.html.starts_with("<!doctype html>"));
+    }
+
+    #[test]
+    fn html_is_escaped_and_text_is_not() {
+        let mail = render("verify_email", &verify_context("<b>ada</b>"), "http://x").unwrap();
+        assert!(mail.html.contains("Hello &lt;b&gt;ada&lt;"), "{}", mail.html);
+        assert!(!mail.html.contains("<b>ada</b>"));
+        assert!(mail.text.contains("Hello <b>ada</b>,"));
+    }
+
+    #[test]
+    fn missing_variables_and_unknown_templates_are_errors() {
+        let err = render("verify_email", &serde_json::json!({"username": "x"}), "http://x");
+        assert!(matches!(err, Err(RenderError::Template(_))));
+        let err = render("nope", &serde_json::json!({}), "http://x");
+        assert!(matches!(err, Err(RenderError::UnknownTemplate(_))));
+    }
+
+    #[test]
+    fn every_template_renders() {
+        self_check().unwrap();
+    }
+}

@@ -1,0 +1,231 @@
+//! Job payloads and queue names: the contract between the code that enqueues
+//! (through the outbox) and the workers that run jobs.
+//!
+//! Payloads carry ids, not copies of data, and are versioned: a job's `NAME`
+//! and `VERSION` travel with it, so a worker can refuse a payload it does not
+//! understand instead of misreading it.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use uuid::Uuid;
+
+/// The queues workers consume. Each has its own Redis keys and can be given
+/// to a different set of worker processes (`bourse-worker --queues ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Queue {
+    Email,
+    BetSettlement,
+    PriceAlert,
+    MonthlyFee,
+    RateRefresh,
+    OrderClearing,
+    /// Diagnostics: probe jobs for operators, health checks and benchmarks.
+    Probe,
+}
+
+impl Queue {
+    pub const ALL: [Queue; 7] = [
+        Queue::Email,
+        Queue::BetSettlement,
+        Queue::PriceAlert,
+        Queue::MonthlyFee,
+        Queue::RateRefresh,
+        Queue::OrderClearing,
+        Queue::Probe,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Queue::Email => "email",
+            Queue::BetSettlement => "bet_settlement",
+            Queue::PriceAlert => "price_alert",
+            Queue::MonthlyFee => "monthly_fee",
+            Queue::RateRefresh => "rate_refresh",
+            Queue::OrderClearing => "order_clearing",
+            Queue::Probe => "probe",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Queue> {
+        Queue::ALL.into_iter().find(|q| q.as_str() == raw.trim())
+    }
+
+    /// Parses a comma-separated list such as `email,probe`; `all` means every
+    /// queue. Duplicates are dropped.
+    pub fn parse_list(raw: &str) -> Result<Vec<Queue>, String> {
+        if raw.trim() == "all" {
+            return Ok(Queue::ALL.to_vec());
+        }
+        let mut queues = Vec::new();
+        for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match Queue::parse(part) {
+                Some(queue) if !queues.contains(&queue) => queues.push(queue),
+                Some(_) => {}
+                None => {
+                    let known: Vec<&str> = Queue::ALL.iter().map(|q| q.as_str()).collect();
+                    return Err(format!(
+                        "unknown queue {part:?} (known: {}, or all)",
+                        known.join(", ")
+                    ));
+                }
+            }
+        }
+        if queues.is_empty() {
+            return Err("no queue given".to_owned());
+        }
+        Ok(queues)
+    }
+}
+
+impl fmt::Display for Queue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A job payload type.
+pub trait JobSpec: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// Persisted in the outbox and in Redis. Never rename once deployed.
+    const NAME: &'static str;
+    const QUEUE: Queue;
+    /// Bump when the payload changes shape; handlers reject versions they do
+    /// not know.
+    const VERSION: u16 = 1;
+}
+
+/// What travels through Redis: the payload plus what a worker needs to route,
+/// trace and measure it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobEnvelope {
+    /// The outbox row this job came from: the job's identity across retries
+    /// and redeliveries.
+    pub id: Uuid,
+    pub job: String,
+    pub v: u16,
+    pub args: serde_json::Value,
+    /// When the job became due (outbox `run_at`); pick-up latency is measured
+    /// from here.
+    pub due_at: DateTime<Utc>,
+}
+
+impl JobEnvelope {
+    /// Decodes the payload, checking the name and version first.
+    pub fn decode<J: JobSpec>(&self) -> Result<J, PayloadError> {
+        if self.job != J::NAME {
+            return Err(PayloadError::WrongJob {
+                expected: J::NAME,
+                found: self.job.clone(),
+            });
+        }
+        if self.v != J::VERSION {
+            return Err(PayloadError::UnknownVersion {
+                job: J::NAME,
+                version: self.v,
+            });
+        }
+        serde_json::from_value(self.args.clone()).map_err(|e| PayloadError::Malformed {
+            job: J::NAME,
+            reason: e.to_string(),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PayloadError {
+    #[error("payload is for job {found:?}, expected {expected:?}")]
+    WrongJob {
+        expected: &'static str,
+        found: String,
+    },
+    #[error("job {job} has unknown payload version {version}")]
+    UnknownVersion { job: &'static str, version: u16 },
+    #[error("job {job} has a malformed payload: {reason}")]
+    Malformed { job: &'static str, reason: String },
+}
+
+/// Send one stored email (see [`crate::email`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SendEmail {
+    pub email_id: Uuid,
+}
+
+impl JobSpec for SendEmail {
+    const NAME: &'static str = "send_email";
+    const QUEUE: Queue = Queue::Email;
+}
+
+/// A diagnostic job: optionally sleeps, fails its first attempts, and records
+/// each run in `probe_runs`. Operators use it to check the pipeline end to
+/// end; the benchmark uses it as the no-op job.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Probe {
+    pub tag: String,
+    #[serde(default)]
+    pub sleep_ms: u64,
+    /// Attempts up to and including this number fail; `u32::MAX` always fails.
+    #[serde(default)]
+    pub fail_attempts: u32,
+    /// Record start and finish of every run in PostgreSQL.
+    #[serde(default)]
+    pub record: bool,
+}
+
+impl JobSpec for Probe {
+    const NAME: &'static str = "probe";
+    const QUEUE: Queue = Queue::Probe;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_lists_parse_and_reject_unknown_names() {
+        assert_eq!(
+            Queue::parse_list("email, probe,email").unwrap(),
+            vec![Queue::Email, Queue::Probe]
+        );
+        assert_eq!(Queue::parse_list("all").unwrap().len(), Queue::ALL.len());
+        assert!(Queue::parse_list("emails").unwrap_err().contains("emails"));
+        assert!(Queue::parse_list(" , ").is_err());
+    }
+
+    #[test]
+    fn envelopes_check_name_and_version() {
+        let envelope = JobEnvelope {
+            id: Uuid::nil(),
+            job: "send_email".into(),
+            v: 1,
+            args: serde_json::json!({ "email_id": Uuid::nil() }),
+            due_at: Utc::now(),
+        };
+        assert_eq!(
+            envelope.decode::<SendEmail>().unwrap(),
+            SendEmail {
+                email_id: Uuid::nil()
+            }
+        );
+        assert!(matches!(
+            envelope.decode::<Probe>(),
+            Err(PayloadError::WrongJob { .. })
+        ));
+        let future = JobEnvelope { v: 2, ..envelope.clone() };
+        assert!(matches!(
+            future.decode::<SendEmail>(),
+            Err(PayloadError::UnknownVersion { version: 2, .. })
+        ));
+        let garbage = JobEnvelope {
+            args: serde_json::json!({ "email_id": 5 }),
+            ..envelope
+        };
+        assert!(matches!(
+            garbage.decode::<SendEmail>(),
+            Err(PayloadError::Malformed { .. })
+        ));
+    }
+}

@@ -1,0 +1,19 @@
+//! Code shared by the Bourse API and workers: configuration, the PostgreSQL
+//! schema and pool, domain rules, job payloads, the outbox and email.
+//!
+//! Dependencies point one way: `api` and `worker` depend on this crate, never
+//! on each other. This crate has no HTTP framework, no job runtime and no
+//! Redis client; business rules are async functions over an
+//! `AsyncPgConnection`.
+
+pub mod accounts;
+pub mod config;
+pub mod db;
+pub mod email;
+pub mod jobs;
+pub mod outbox;
+pub mod password;
+pub mod probe;
+pub mod schema;
+pub mod seed;
+pub mod telemetry;

@@ -1,0 +1,100 @@
+// Diesel table definitions, kept in step with `migrations/` (the layout
+// `diesel print-schema` produces). A mismatch fails the tests that touch
+// the table.
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        username -> Text,
+        email -> Text,
+        password_hash -> Text,
+        email_verified_at -> Nullable<Timestamptz>,
+        first_name -> Nullable<Text>,
+        last_name -> Nullable<Text>,
+        role -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    email_verification_codes (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        email -> Text,
+        code_hash -> Text,
+        attempts -> Int4,
+        expires_at -> Timestamptz,
+        consumed_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Uuid,
+        queue -> Text,
+        job -> Text,
+        version -> Int2,
+        payload -> Jsonb,
+        run_at -> Timestamptz,
+        created_at -> Timestamptz,
+        claimed_until -> Nullable<Timestamptz>,
+        relay_attempts -> Int4,
+        last_error -> Nullable<Text>,
+        dispatched_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    emails (id) {
+        id -> Uuid,
+        user_id -> Nullable<Uuid>,
+        to_address -> Text,
+        template -> Text,
+        context -> Jsonb,
+        status -> Text,
+        attempts -> Int4,
+        last_error -> Nullable<Text>,
+        message_id -> Nullable<Text>,
+        claimed_at -> Nullable<Timestamptz>,
+        sent_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    currencies (code) {
+        code -> Text,
+        name -> Text,
+        kind -> Text,
+        decimals -> Int2,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    probe_runs (id) {
+        id -> Int8,
+        tag -> Text,
+        job_id -> Uuid,
+        attempt -> Int4,
+        worker -> Text,
+        started_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+        failed -> Bool,
+    }
+}
+
+diesel::joinable!(email_verification_codes -> users (user_id));
+diesel::joinable!(emails -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    email_verification_codes,
+    outbox,
+    emails,
+    currencies,
+    probe_runs,
+);
