@@ -136,7 +136,10 @@ pub async fn ping(pool: &DbPool) -> Result<(), String> {
 pub fn pool_error_is_unavailable(error: &PoolError) -> bool {
     matches!(
         error,
-        PoolError::Timeout(_) | PoolError::Backend(_) | PoolError::Closed | PoolError::NoRuntimeSpecified
+        PoolError::Timeout(_)
+            | PoolError::Backend(_)
+            | PoolError::Closed
+            | PoolError::NoRuntimeSpecified
     ) || matches!(error, PoolError::PostCreateHook(_))
 }
 

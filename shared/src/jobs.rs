@@ -214,7 +214,10 @@ mod tests {
             envelope.decode::<Probe>(),
             Err(PayloadError::WrongJob { .. })
         ));
-        let future = JobEnvelope { v: 2, ..envelope.clone() };
+        let future = JobEnvelope {
+            v: 2,
+            ..envelope.clone()
+        };
         assert!(matches!(
             future.decode::<SendEmail>(),
             Err(PayloadError::UnknownVersion { version: 2, .. })

@@ -35,8 +35,8 @@ pub async fn push<J: JobSpec>(
     job: &J,
     run_at: Option<DateTime<Utc>>,
 ) -> QueryResult<Uuid> {
-    let payload =
-        serde_json::to_value(job).map_err(|e| diesel::result::Error::SerializationError(e.into()))?;
+    let payload = serde_json::to_value(job)
+        .map_err(|e| diesel::result::Error::SerializationError(e.into()))?;
     // v7: time-ordered ids keep the primary key index append-only.
     let id = Uuid::now_v7();
     diesel::insert_into(outbox::table)

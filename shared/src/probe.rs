@@ -9,14 +9,16 @@ use uuid::Uuid;
 
 use crate::schema::probe_runs;
 
-/// Notes that `worker` started `attempt` of probe job `job_id`; returns the
-/// run id for [`record_finish`].
+/// Notes that `worker` started `attempt` of probe job `job_id` at
+/// `started_at` (the worker's clock when the handler began, before this
+/// insert); returns the run id for [`record_finish`].
 pub async fn record_start(
     conn: &mut AsyncPgConnection,
     tag: &str,
     job_id: Uuid,
     attempt: i32,
     worker: &str,
+    started_at: chrono::DateTime<Utc>,
 ) -> QueryResult<i64> {
     diesel::insert_into(probe_runs::table)
         .values((
@@ -24,15 +26,23 @@ pub async fn record_start(
             probe_runs::job_id.eq(job_id),
             probe_runs::attempt.eq(attempt),
             probe_runs::worker.eq(worker),
+            probe_runs::started_at.eq(started_at),
         ))
         .returning(probe_runs::id)
         .get_result(conn)
         .await
 }
 
-pub async fn record_finish(conn: &mut AsyncPgConnection, run_id: i64, failed: bool) -> QueryResult<()> {
+pub async fn record_finish(
+    conn: &mut AsyncPgConnection,
+    run_id: i64,
+    failed: bool,
+) -> QueryResult<()> {
     diesel::update(probe_runs::table.find(run_id))
-        .set((probe_runs::finished_at.eq(Utc::now()), probe_runs::failed.eq(failed)))
+        .set((
+            probe_runs::finished_at.eq(Utc::now()),
+            probe_runs::failed.eq(failed),
+        ))
         .execute(conn)
         .await
         .map(|_| ())

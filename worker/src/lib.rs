@@ -1,1 +1,243 @@
+//! Bourse workers: the outbox relay, one supervised apalis worker per queue,
+//! queue upkeep, and a small HTTP server for health and metrics.
+//!
+//! Any number of worker processes may run on any number of machines; they
+//! coordinate only through PostgreSQL and Redis.
 
+pub mod dead;
+mod execute;
+mod health;
+mod http;
+mod jobs;
+mod maintenance;
+mod metrics;
+pub mod queue;
+mod relay;
+mod retry;
+mod runner;
+mod wake;
+
+use std::{collections::HashMap, future::Future, sync::Arc, time::Instant};
+
+use anyhow::Context as _;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use secrecy::ExposeSecret as _;
+use shared::{
+    config::{Config, RedisConfig},
+    email::Mailer,
+    jobs::Queue,
+};
+use tokio::sync::watch;
+
+use crate::{
+    execute::Executor, health::Health, jobs::JobContext, maintenance::Maintenance,
+    metrics::Metrics, relay::Relay, retry::RetryPolicy, runner::QueueRunner, wake::Wakers,
+};
+pub use crate::{
+    execute::Outcomes,
+    queue::{JobQueues, QueueCounts, ReadyJob},
+};
+
+/// Per-process choices, from the command line (they override the
+/// `WORKER_*` settings).
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub queues: Vec<Queue>,
+    pub concurrency: usize,
+    pub name: String,
+    /// Run the outbox relay in this process (on by default; any number of
+    /// relays may run).
+    pub relay: bool,
+}
+
+impl Options {
+    /// Options from the configuration alone, with a unique process name.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            queues: config.worker.queues.clone(),
+            concurrency: config.worker.concurrency,
+            name: config.worker.name.clone().unwrap_or_else(unique_name),
+            relay: true,
+        }
+    }
+}
+
+/// `host-pid-random`: unique per process even when containers share a
+/// hostname or reuse pids. Two processes with one name would break each
+/// other's orphan recovery.
+pub fn unique_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".to_owned());
+    format!(
+        "{host}-{}-{:04x}",
+        std::process::id(),
+        rand::random::<u16>()
+    )
+}
+
+/// A Redis client and a lazily connecting, auto-reconnecting connection: a
+/// process starts even while Redis is down.
+pub fn redis_connection(
+    config: &RedisConfig,
+) -> anyhow::Result<(redis::Client, ConnectionManager)> {
+    let client = redis::Client::open(config.url.expose_secret()).context("REDIS_URL")?;
+    let manager_config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(config.timeout))
+        .set_response_timeout(Some(config.timeout))
+        .set_number_of_retries(2);
+    let manager = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
+        .context("cannot set up the Redis connection")?;
+    Ok((client, manager))
+}
+
+/// Runs a worker process until `shutdown` completes, then stops fetching,
+/// lets in-flight jobs finish (up to `WORKER_SHUTDOWN_TIMEOUT_SECS`) and
+/// returns.
+pub async fn run(
+    config: Config,
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let started = Instant::now();
+    let db = shared::db::pool(&config.database, &format!("bourse-worker {}", options.name))
+        .map_err(anyhow::Error::msg)
+        .context("DATABASE_URL")?;
+    shared::email::render::self_check().context("email templates")?;
+    let mailer = Mailer::from_config(&config.mail).map_err(anyhow::Error::msg)?;
+    let (client, conn) = redis_connection(&config.redis)?;
+    let queues = JobQueues::new(conn, config.redis.prefix.clone());
+    let metrics = Arc::new(Metrics::new());
+    let health = Health::default();
+    let wakers = Wakers::default();
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let listener = tokio::net::TcpListener::bind(config.worker.http_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "WORKER_HTTP_ADDR: cannot listen on {}",
+                config.worker.http_addr
+            )
+        })?;
+    let http_addr = listener.local_addr()?;
+    let app = http::router(http::HttpState {
+        health: health.clone(),
+        lease: config.worker.lease,
+        started,
+        db: db.clone(),
+        queues: queues.clone(),
+        metrics: metrics.clone(),
+        worker_name: options.name.clone(),
+    });
+    let mut http_stop = stop_rx.clone();
+    let http_task = tokio::spawn(async move {
+        let stopped = async move {
+            let _ = http_stop.wait_for(|stop| *stop).await;
+        };
+        if let Err(error) = axum::serve(listener, app)
+            .with_graceful_shutdown(stopped)
+            .await
+        {
+            tracing::error!(%error, "worker HTTP server failed");
+        }
+    });
+
+    let ctx = Arc::new(JobContext {
+        config: config.clone(),
+        db: db.clone(),
+        mailer,
+        worker_name: options.name.clone(),
+    });
+    let policy = RetryPolicy::from_config(&config.jobs);
+    let mut outcomes = HashMap::new();
+    let mut supervisors = Vec::new();
+    for &queue in &options.queues {
+        let queue_outcomes = Arc::new(Outcomes::default());
+        outcomes.insert(queue, queue_outcomes.clone());
+        let runner = QueueRunner {
+            queue,
+            queues: queues.clone(),
+            executor: Arc::new(Executor {
+                queue,
+                ctx: ctx.clone(),
+                queues: queues.clone(),
+                policy,
+                metrics: metrics.clone(),
+                outcomes: queue_outcomes,
+            }),
+            config: config.worker.clone(),
+            concurrency: options.concurrency,
+            process_name: options.name.clone(),
+            health: health.clone(),
+            wakers: wakers.clone(),
+        };
+        supervisors.push(tokio::spawn(runner.supervise(stop_rx.clone())));
+    }
+
+    let mut background = vec![
+        tokio::spawn(wake::listen(
+            client,
+            queues.wake_channel(),
+            wakers,
+            stop_rx.clone(),
+        )),
+        tokio::spawn(
+            Maintenance {
+                queues: queues.clone(),
+                served: options.queues.clone(),
+                outcomes,
+                metrics: metrics.clone(),
+                interval: config.worker.poll_interval,
+            }
+            .run(stop_rx.clone()),
+        ),
+    ];
+    if options.relay {
+        background.push(tokio::spawn(
+            Relay {
+                config: config.clone(),
+                db: db.clone(),
+                queues: queues.clone(),
+                metrics: metrics.clone(),
+                health: health.clone(),
+            }
+            .run(stop_rx.clone()),
+        ));
+    }
+    let queue_names: Vec<&str> = options.queues.iter().map(|q| q.as_str()).collect();
+    tracing::info!(
+        worker = %options.name,
+        queues = %queue_names.join(","),
+        concurrency = options.concurrency,
+        relay = options.relay,
+        http = %http_addr,
+        "worker started"
+    );
+
+    shutdown.await;
+    tracing::info!(
+        timeout_secs = config.worker.shutdown_timeout.as_secs(),
+        "shutting down: no new jobs, finishing in-flight ones"
+    );
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(
+        config.worker.shutdown_timeout,
+        futures::future::join_all(supervisors),
+    )
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            "in-flight jobs did not finish in time; they return to the queue after the lease"
+        );
+    }
+    for task in background {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
+    }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), http_task).await;
+    tracing::info!("worker stopped");
+    Ok(())
+}

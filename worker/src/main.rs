@@ -1,1 +1,188 @@
-fn main() {}
+//! `bourse-worker`: runs jobs. See `bourse-worker --help`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret as _;
+use shared::{config::Config, jobs::Queue};
+
+#[derive(Parser)]
+#[command(name = "bourse-worker", version, about = "Bourse background worker")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(clap::Args, Clone)]
+struct RunArgs {
+    /// Jobs run at once per queue (overrides WORKER_CONCURRENCY).
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Comma-separated queues to serve, or `all` (overrides WORKER_QUEUES).
+    #[arg(long)]
+    queues: Option<String>,
+    /// Unique process name (overrides WORKER_NAME; default host-pid-random).
+    #[arg(long)]
+    name: Option<String>,
+    /// Do not run the outbox relay in this process.
+    #[arg(long)]
+    no_relay: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the worker (the default).
+    Run(RunArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print per-queue counts as JSON.
+    Queues,
+    /// Inspect, retry or discard dead jobs.
+    Dead {
+        #[command(subcommand)]
+        action: DeadAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadAction {
+    /// List dead jobs of a queue as JSON.
+    List {
+        queue: String,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Put dead jobs back on their queue (all of them without ids).
+    Retry { queue: String, ids: Vec<String> },
+    /// Delete dead jobs (all of them without ids).
+    Discard { queue: String, ids: Vec<String> },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(errors) => {
+            for problem in &errors.0 {
+                eprintln!("configuration error: {problem}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    shared::telemetry::init(config.log_format, "info,apalis_core=warn,apalis_redis=warn");
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
+    match cli.command {
+        None => run(cli.run, config).await,
+        Some(Command::Run(args)) => run(args, config).await,
+        Some(Command::Migrate) => {
+            let applied = shared::db::run_migrations(config.database.url.expose_secret()).await?;
+            println!(
+                "migrations applied: {}",
+                if applied.is_empty() {
+                    "none pending".to_owned()
+                } else {
+                    applied.join(", ")
+                }
+            );
+            Ok(())
+        }
+        Some(Command::Queues) => {
+            let queues = job_queues(&config)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&worker::dead::stats(&queues).await?)?
+            );
+            Ok(())
+        }
+        Some(Command::Dead { action }) => {
+            let queues = job_queues(&config)?;
+            match action {
+                DeadAction::List { queue, limit } => {
+                    let jobs = worker::dead::list(&queues, parse_queue(&queue)?, limit).await?;
+                    println!("{}", serde_json::to_string_pretty(&jobs)?);
+                }
+                DeadAction::Retry { queue, ids } => {
+                    let n = worker::dead::retry(&queues, parse_queue(&queue)?, &ids).await?;
+                    println!("{n} dead job(s) back on {queue}");
+                }
+                DeadAction::Discard { queue, ids } => {
+                    let n = worker::dead::discard(&queues, parse_queue(&queue)?, &ids).await?;
+                    println!("{n} dead job(s) discarded from {queue}");
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn parse_queue(raw: &str) -> anyhow::Result<Queue> {
+    Queue::parse(raw).ok_or_else(|| anyhow::anyhow!("unknown queue {raw:?}"))
+}
+
+fn job_queues(config: &Config) -> anyhow::Result<worker::JobQueues> {
+    let (_, conn) = worker::redis_connection(&config.redis)?;
+    Ok(worker::JobQueues::new(conn, config.redis.prefix.clone()))
+}
+
+async fn run(args: RunArgs, config: Config) -> anyhow::Result<()> {
+    let mut options = worker::Options::from_config(&config);
+    if let Some(concurrency) = args.concurrency {
+        anyhow::ensure!(
+            (1..=10_000).contains(&concurrency),
+            "--concurrency must be 1 to 10000"
+        );
+        options.concurrency = concurrency;
+    }
+    if let Some(queues) = args.queues {
+        options.queues =
+            Queue::parse_list(&queues).map_err(|e| anyhow::anyhow!("--queues: {e}"))?;
+    }
+    if let Some(name) = args.name {
+        options.name = name;
+    }
+    options.relay = !args.no_relay;
+    worker::run(config, options, shutdown_signal()).await
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

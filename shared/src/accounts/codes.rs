@@ -24,7 +24,11 @@ pub(super) fn hash(user_id: Uuid, code: &str) -> String {
 
 /// Compares two hashes in time independent of where they differ.
 pub(super) fn hashes_equal(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 #[derive(Insertable)]

@@ -58,20 +58,20 @@ pub async fn register(
 
     let result = conn
         .transaction::<User, diesel::result::Error, _>(async |conn| {
-                let user: User = diesel::insert_into(users::table)
-                    .values(NewUser {
-                        id: Uuid::new_v4(),
-                        username: &input.username,
-                        email: &input.email,
-                        password_hash: &password_hash,
-                        role: "user",
-                        email_verified_at: None,
-                    })
-                    .returning(User::as_returning())
-                    .get_result(conn)
-                    .await?;
-                codes::issue(conn, config, &user).await?;
-                Ok(user)
+            let user: User = diesel::insert_into(users::table)
+                .values(NewUser {
+                    id: Uuid::new_v4(),
+                    username: &input.username,
+                    email: &input.email,
+                    password_hash: &password_hash,
+                    role: "user",
+                    email_verified_at: None,
+                })
+                .returning(User::as_returning())
+                .get_result(conn)
+                .await?;
+            codes::issue(conn, config, &user).await?;
+            Ok(user)
         })
         .await;
 

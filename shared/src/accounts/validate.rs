@@ -11,7 +11,9 @@ pub struct FieldErrors(pub BTreeMap<String, String>);
 
 impl FieldErrors {
     pub fn add(&mut self, field: &str, message: impl Into<String>) {
-        self.0.entry(field.to_owned()).or_insert_with(|| message.into());
+        self.0
+            .entry(field.to_owned())
+            .or_insert_with(|| message.into());
     }
 
     pub fn is_empty(&self) -> bool {
@@ -20,7 +22,11 @@ impl FieldErrors {
 
     /// `Ok(value)` when nothing was added.
     pub fn into_result<T>(self, value: T) -> Result<T, FieldErrors> {
-        if self.is_empty() { Ok(value) } else { Err(self) }
+        if self.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
     }
 }
 
@@ -43,7 +49,10 @@ pub fn username(raw: &str) -> Result<String, &'static str> {
 pub fn email(raw: &str) -> Result<String, &'static str> {
     const MESSAGE: &str = "must be a valid email address such as name@example.com";
     let email = raw.trim();
-    if email.is_empty() || email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if email.is_empty()
+        || email.len() > 254
+        || email.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(MESSAGE);
     }
     let Some((local, domain)) = email.rsplit_once('@') else {
@@ -58,8 +67,14 @@ pub fn email(raw: &str) -> Result<String, &'static str> {
                 && !label.ends_with('-')
                 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         })
-        && labels.last().is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()));
-    if local.is_empty() || local.len() > 64 || !domain_ok || email.parse::<lettre::Address>().is_err() {
+        && labels
+            .last()
+            .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()));
+    if local.is_empty()
+        || local.len() > 64
+        || !domain_ok
+        || email.parse::<lettre::Address>().is_err()
+    {
         return Err(MESSAGE);
     }
     Ok(email.to_owned())
@@ -94,8 +109,16 @@ mod tests {
     fn emails() {
         assert_eq!(email("  Ada@Example.com ").unwrap(), "Ada@Example.com");
         for bad in [
-            "", "ada", "ada@", "@example.com", "ada@example", "ada@exa mple.com",
-            "ada@-example.com", "ada@example.c0m", "a b@example.com", "ada@@example.com",
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "ada@exa mple.com",
+            "ada@-example.com",
+            "ada@example.c0m",
+            "a b@example.com",
+            "ada@@example.com",
         ] {
             assert!(email(bad).is_err(), "{bad:?}");
         }

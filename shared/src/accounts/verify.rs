@@ -16,7 +16,9 @@ pub enum CodeRejection {
     NoLiveCode,
     Expired,
     /// Wrong code; `remaining` tries before the code is burned.
-    Wrong { remaining: i32 },
+    Wrong {
+        remaining: i32,
+    },
 }
 
 enum Outcome {
@@ -40,53 +42,58 @@ pub async fn verify_email(
     let max_attempts = config.verification_max_attempts;
     let outcome = conn
         .transaction::<Outcome, diesel::result::Error, _>(async |conn| {
-                let Some(user) = find_by_email(conn, email).await? else {
-                    return Ok(Outcome::Rejected(CodeRejection::NoLiveCode));
-                };
-                if user.is_email_verified() {
-                    return Ok(Outcome::Verified(user));
-                }
-                let live = vcodes::table
-                    .filter(vcodes::user_id.eq(user.id))
-                    .filter(vcodes::consumed_at.is_null())
-                    .filter(vcodes::email.eq(&user.email))
-                    .order(vcodes::created_at.desc())
-                    .select((vcodes::id, vcodes::code_hash, vcodes::attempts, vcodes::expires_at))
-                    .for_update()
-                    .first::<(uuid::Uuid, String, i32, chrono::DateTime<Utc>)>(conn)
-                    .await
-                    .optional()?;
-                let Some((code_id, code_hash, attempts, expires_at)) = live else {
-                    return Ok(Outcome::Rejected(CodeRejection::NoLiveCode));
-                };
-                let now = Utc::now();
-                if expires_at <= now {
-                    return Ok(Outcome::Rejected(CodeRejection::Expired));
-                }
-                if !codes::hashes_equal(&codes::hash(user.id, code.trim()), &code_hash) {
-                    let attempts = attempts + 1;
-                    let burned = attempts >= max_attempts;
-                    diesel::update(vcodes::table.find(code_id))
-                        .set((
-                            vcodes::attempts.eq(attempts),
-                            vcodes::consumed_at.eq(burned.then_some(now)),
-                        ))
-                        .execute(conn)
-                        .await?;
-                    return Ok(Outcome::Rejected(CodeRejection::Wrong {
-                        remaining: (max_attempts - attempts).max(0),
-                    }));
-                }
+            let Some(user) = find_by_email(conn, email).await? else {
+                return Ok(Outcome::Rejected(CodeRejection::NoLiveCode));
+            };
+            if user.is_email_verified() {
+                return Ok(Outcome::Verified(user));
+            }
+            let live = vcodes::table
+                .filter(vcodes::user_id.eq(user.id))
+                .filter(vcodes::consumed_at.is_null())
+                .filter(vcodes::email.eq(&user.email))
+                .order(vcodes::created_at.desc())
+                .select((
+                    vcodes::id,
+                    vcodes::code_hash,
+                    vcodes::attempts,
+                    vcodes::expires_at,
+                ))
+                .for_update()
+                .first::<(uuid::Uuid, String, i32, chrono::DateTime<Utc>)>(conn)
+                .await
+                .optional()?;
+            let Some((code_id, code_hash, attempts, expires_at)) = live else {
+                return Ok(Outcome::Rejected(CodeRejection::NoLiveCode));
+            };
+            let now = Utc::now();
+            if expires_at <= now {
+                return Ok(Outcome::Rejected(CodeRejection::Expired));
+            }
+            if !codes::hashes_equal(&codes::hash(user.id, code.trim()), &code_hash) {
+                let attempts = attempts + 1;
+                let burned = attempts >= max_attempts;
                 diesel::update(vcodes::table.find(code_id))
-                    .set(vcodes::consumed_at.eq(now))
+                    .set((
+                        vcodes::attempts.eq(attempts),
+                        vcodes::consumed_at.eq(burned.then_some(now)),
+                    ))
                     .execute(conn)
                     .await?;
-                let user = diesel::update(users::table.find(user.id))
-                    .set(users::email_verified_at.eq(now))
-                    .returning(User::as_returning())
-                    .get_result(conn)
-                    .await?;
-                Ok(Outcome::Verified(user))
+                return Ok(Outcome::Rejected(CodeRejection::Wrong {
+                    remaining: (max_attempts - attempts).max(0),
+                }));
+            }
+            diesel::update(vcodes::table.find(code_id))
+                .set(vcodes::consumed_at.eq(now))
+                .execute(conn)
+                .await?;
+            let user = diesel::update(users::table.find(user.id))
+                .set(users::email_verified_at.eq(now))
+                .returning(User::as_returning())
+                .get_result(conn)
+                .await?;
+            Ok(Outcome::Verified(user))
         })
         .await?;
     match outcome {
@@ -119,29 +126,29 @@ pub async fn resend_verification(
 ) -> Result<Resend, AccountError> {
     let outcome = conn
         .transaction::<Resend, diesel::result::Error, _>(async |conn| {
-                let Some(user) = find_by_email(conn, email).await? else {
-                    return Ok(Resend::Nothing);
-                };
-                // Lock the user row: two concurrent resends queue one email.
-                let user: User = users::table
-                    .find(user.id)
-                    .select(User::as_select())
-                    .for_update()
-                    .first(conn)
-                    .await?;
-                if user.is_email_verified() {
-                    return Ok(Resend::Nothing);
-                }
-                let latest: Option<chrono::DateTime<Utc>> = vcodes::table
-                    .filter(vcodes::user_id.eq(user.id))
-                    .select(diesel::dsl::max(vcodes::created_at))
-                    .first(conn)
-                    .await?;
-                if latest.is_some_and(|at| Utc::now() - at < RESEND_COOLDOWN) {
-                    return Ok(Resend::TooSoon);
-                }
-                codes::issue(conn, config, &user).await?;
-                Ok(Resend::Sent)
+            let Some(user) = find_by_email(conn, email).await? else {
+                return Ok(Resend::Nothing);
+            };
+            // Lock the user row: two concurrent resends queue one email.
+            let user: User = users::table
+                .find(user.id)
+                .select(User::as_select())
+                .for_update()
+                .first(conn)
+                .await?;
+            if user.is_email_verified() {
+                return Ok(Resend::Nothing);
+            }
+            let latest: Option<chrono::DateTime<Utc>> = vcodes::table
+                .filter(vcodes::user_id.eq(user.id))
+                .select(diesel::dsl::max(vcodes::created_at))
+                .first(conn)
+                .await?;
+            if latest.is_some_and(|at| Utc::now() - at < RESEND_COOLDOWN) {
+                return Ok(Resend::TooSoon);
+            }
+            codes::issue(conn, config, &user).await?;
+            Ok(Resend::Sent)
         })
         .await?;
     Ok(outcome)

@@ -95,7 +95,10 @@ impl EnvReader {
         let expected = format!("a number from {min} to {max}");
         let value = self.parse_or(name, default, &expected);
         if value < min || value > max {
-            self.problem(name, format!("{value} is out of range (expected {expected})"));
+            self.problem(
+                name,
+                format!("{value} is out of range (expected {expected})"),
+            );
             return default;
         }
         value
@@ -144,7 +147,10 @@ impl EnvReader {
         let words: Vec<&str> = choices.iter().map(|(w, _)| *w).collect();
         self.problem(
             name,
-            format!("invalid value {raw:?} (expected one of: {})", words.join(", ")),
+            format!(
+                "invalid value {raw:?} (expected one of: {})",
+                words.join(", ")
+            ),
         );
         default
     }

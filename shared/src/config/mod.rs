@@ -57,6 +57,8 @@ pub struct RedisConfig {
     /// each test its own prefix, operators can share one Redis between
     /// deployments.
     pub prefix: String,
+    /// Connect and response timeout of every Redis call.
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -210,6 +212,7 @@ impl Config {
         let redis = RedisConfig {
             url: env.secret("REDIS_URL", LOCAL_REDIS_URL),
             prefix,
+            timeout: millis(env.range_or("REDIS_TIMEOUT_MS", 5000, 10, 600_000)),
         };
 
         let addr: SocketAddr = env.parse_or(

@@ -49,16 +49,18 @@ impl Mailer {
     /// Builds the configured transport. Nothing is connected yet; the file
     /// transport's folder is created.
     pub fn from_config(config: &MailConfig) -> Result<Self, String> {
-        let from: Mailbox = config
-            .from
-            .parse()
-            .map_err(|e| format!("MAIL_FROM: {e}"))?;
+        let from: Mailbox = config.from.parse().map_err(|e| format!("MAIL_FROM: {e}"))?;
         let transport = match config.transport {
             MailTransportKind::File => {
                 std::fs::create_dir_all(&config.outbox_dir).map_err(|e| {
-                    format!("MAIL_OUTBOX_DIR: cannot create {}: {e}", config.outbox_dir.display())
+                    format!(
+                        "MAIL_OUTBOX_DIR: cannot create {}: {e}",
+                        config.outbox_dir.display()
+                    )
                 })?;
-                Transport::File(AsyncFileTransport::<Tokio1Executor>::new(&config.outbox_dir))
+                Transport::File(AsyncFileTransport::<Tokio1Executor>::new(
+                    &config.outbox_dir,
+                ))
             }
             MailTransportKind::Smtp => {
                 let host = config.smtp_host.as_str();

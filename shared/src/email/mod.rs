@@ -35,8 +35,8 @@ pub async fn enqueue<T: EmailTemplate>(
     to: &str,
     mail: &T,
 ) -> QueryResult<Uuid> {
-    let context =
-        serde_json::to_value(mail).map_err(|e| diesel::result::Error::SerializationError(e.into()))?;
+    let context = serde_json::to_value(mail)
+        .map_err(|e| diesel::result::Error::SerializationError(e.into()))?;
     let id = Uuid::now_v7();
     diesel::insert_into(emails::table)
         .values(NewEmail {

@@ -141,14 +141,22 @@ mod tests {
     #[test]
     fn html_is_escaped_and_text_is_not() {
         let mail = render("verify_email", &verify_context("<b>ada</b>"), "http://x").unwrap();
-        assert!(mail.html.contains("Hello &lt;b&gt;ada&lt;"), "{}", mail.html);
+        assert!(
+            mail.html.contains("Hello &lt;b&gt;ada&lt;"),
+            "{}",
+            mail.html
+        );
         assert!(!mail.html.contains("<b>ada</b>"));
         assert!(mail.text.contains("Hello <b>ada</b>,"));
     }
 
     #[test]
     fn missing_variables_and_unknown_templates_are_errors() {
-        let err = render("verify_email", &serde_json::json!({"username": "x"}), "http://x");
+        let err = render(
+            "verify_email",
+            &serde_json::json!({"username": "x"}),
+            "http://x",
+        );
         assert!(matches!(err, Err(RenderError::Template(_))));
         let err = render("nope", &serde_json::json!({}), "http://x");
         assert!(matches!(err, Err(RenderError::UnknownTemplate(_))));

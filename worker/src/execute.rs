@@ -1,0 +1,211 @@
+//! Runs one job attempt inside an apalis worker and decides what happens on
+//! failure.
+//!
+//! apalis-redis's own retry path (a fixed `attempt`-seconds delay, a
+//! hard-coded 25 attempts, no jitter) is bypassed: a failed attempt that may
+//! be retried is stored as a new task in our delayed set with exponential
+//! backoff and jitter, and the current task completes; the last attempt, or
+//! a permanent error, ends with `AbortError`, which apalis-redis files in the
+//! queue's dead set for operators to inspect, retry or discard.
+
+use std::{
+    panic::AssertUnwindSafe,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
+};
+
+use apalis::prelude::*;
+use apalis_core::error::AbortError;
+use chrono::Utc;
+use futures::FutureExt;
+use shared::jobs::{JobEnvelope, Queue};
+
+use crate::{
+    jobs::{self, JobContext, JobError},
+    metrics::{JobLabels, Metrics, QueueLabels},
+    queue::JobQueues,
+    retry::RetryPolicy,
+};
+
+/// Outcome counts not yet added to the cluster-wide counters in Redis.
+#[derive(Debug, Default)]
+pub struct Outcomes {
+    pub succeeded: AtomicU64,
+    pub retried: AtomicU64,
+    pub dead: AtomicU64,
+}
+
+impl Outcomes {
+    /// Takes the counts accumulated since the last call.
+    pub fn take(&self) -> (u64, u64, u64) {
+        (
+            self.succeeded.swap(0, Ordering::Relaxed),
+            self.retried.swap(0, Ordering::Relaxed),
+            self.dead.swap(0, Ordering::Relaxed),
+        )
+    }
+
+    /// Gives counts back after a failed flush.
+    pub fn restore(&self, (succeeded, retried, dead): (u64, u64, u64)) {
+        self.succeeded.fetch_add(succeeded, Ordering::Relaxed);
+        self.retried.fetch_add(retried, Ordering::Relaxed);
+        self.dead.fetch_add(dead, Ordering::Relaxed);
+    }
+}
+
+/// Everything one queue's job runs share.
+pub struct Executor {
+    pub queue: Queue,
+    pub ctx: Arc<JobContext>,
+    pub queues: JobQueues,
+    pub policy: RetryPolicy,
+    pub metrics: Arc<Metrics>,
+    pub outcomes: Arc<Outcomes>,
+}
+
+/// The apalis handler: one attempt of one job.
+pub async fn execute(
+    envelope: JobEnvelope,
+    attempt: Attempt,
+    executor: Data<Arc<Executor>>,
+) -> Result<(), BoxDynError> {
+    let attempt = u32::try_from(attempt.current()).unwrap_or(u32::MAX).max(1);
+    let queue = executor.queue.as_str();
+    let span = tracing::info_span!(
+        "job",
+        job.id = %envelope.id,
+        job.name = %envelope.job,
+        job.queue = queue,
+        job.attempt = attempt
+    );
+    let _entered = span.enter();
+    if attempt == 1 {
+        let waited = (Utc::now() - envelope.due_at).to_std().unwrap_or_default();
+        executor
+            .metrics
+            .pickup_latency
+            .get_or_create(&QueueLabels { queue })
+            .observe(waited.as_secs_f64());
+    }
+
+    let started = Instant::now();
+    let result = match jobs::handler_for(&envelope.job) {
+        None => Err(JobError::Permanent(format!(
+            "no handler for job {:?} in this worker build",
+            envelope.job
+        ))),
+        Some(handler) => {
+            let run = handler(executor.ctx.clone(), envelope.clone(), attempt);
+            let timeout = executor.ctx.config.jobs.timeout;
+            match AssertUnwindSafe(tokio::time::timeout(timeout, run))
+                .catch_unwind()
+                .await
+            {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(JobError::Retry(format!(
+                    "timed out after {}s",
+                    timeout.as_secs()
+                ))),
+                Err(panic) => Err(JobError::Retry(format!(
+                    "panicked: {}",
+                    panic_message(&panic)
+                ))),
+            }
+        }
+    };
+    executor
+        .metrics
+        .job_duration
+        .get_or_create(&QueueLabels { queue })
+        .observe(started.elapsed().as_secs_f64());
+
+    let outcome = settle(&executor, &envelope, attempt, result).await;
+    let label = match &outcome {
+        Ok(Settled::Succeeded) => "succeeded",
+        Ok(Settled::Retrying) => "retried",
+        Ok(Settled::Dead(_)) => "dead",
+        Err(_) => "retried",
+    };
+    executor
+        .metrics
+        .jobs
+        .get_or_create(&JobLabels {
+            queue,
+            job: envelope.job.clone(),
+            outcome: label,
+        })
+        .inc();
+    match outcome {
+        Ok(Settled::Succeeded | Settled::Retrying) => Ok(()),
+        Ok(Settled::Dead(reason)) => Err(Box::new(AbortError::new(reason))),
+        Err(error) => Err(error.into()),
+    }
+}
+
+enum Settled {
+    Succeeded,
+    Retrying,
+    Dead(String),
+}
+
+async fn settle(
+    executor: &Executor,
+    envelope: &JobEnvelope,
+    attempt: u32,
+    result: Result<(), JobError>,
+) -> Result<Settled, String> {
+    let max = executor.policy.max_attempts;
+    match result {
+        Ok(()) => {
+            executor.outcomes.succeeded.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!("job succeeded");
+            Ok(Settled::Succeeded)
+        }
+        Err(JobError::Permanent(reason)) => {
+            executor.outcomes.dead.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(%reason, "job failed permanently; moved to the dead set");
+            Ok(Settled::Dead(reason))
+        }
+        Err(JobError::Retry(reason)) if attempt >= max => {
+            executor.outcomes.dead.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(%reason, "job failed its last attempt ({max}); moved to the dead set");
+            Ok(Settled::Dead(format!(
+                "gave up after {attempt} attempts: {reason}"
+            )))
+        }
+        Err(JobError::Retry(reason)) => {
+            let delay = executor.policy.backoff(attempt);
+            // One id per (job, attempt): scheduling the same retry twice (a
+            // redelivered attempt failing again) stores it once.
+            let retry_id = format!("{}.r{}", envelope.id, attempt + 1);
+            match executor
+                .queues
+                .schedule(executor.queue, &retry_id, envelope, attempt, max, delay)
+                .await
+            {
+                Ok(_) => {
+                    executor.outcomes.retried.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%reason, retry_in_ms = delay.as_millis() as u64, "job failed; will retry");
+                    Ok(Settled::Retrying)
+                }
+                // Redis refused the retry: fail the task instead, and
+                // apalis-redis keeps it (its own delayed retry, or orphan
+                // recovery if the acknowledgement cannot be written either).
+                Err(error) => Err(format!(
+                    "{reason}; and the retry could not be stored: {error}"
+                )),
+            }
+        }
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}

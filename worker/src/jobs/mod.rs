@@ -1,0 +1,69 @@
+//! Job handlers: thin adapters that decode a payload, call `shared` and say
+//! whether a failure is worth retrying.
+
+mod probe;
+mod send_email;
+
+use std::{sync::Arc, time::Duration};
+
+use futures::future::BoxFuture;
+use shared::{
+    config::Config,
+    db::DbPool,
+    email::Mailer,
+    jobs::{JobEnvelope, JobSpec, PayloadError, Probe, SendEmail},
+};
+
+/// What a handler needs. One per process, shared by every job.
+pub struct JobContext {
+    pub config: Arc<Config>,
+    pub db: DbPool,
+    pub mailer: Mailer,
+    /// This process's worker name, as recorded by probes.
+    pub worker_name: String,
+}
+
+impl JobContext {
+    /// How long an email claimed by a delivery that never finished stays in
+    /// doubt before it is marked failed: comfortably past the SMTP timeout.
+    pub fn email_stale_after(&self) -> Duration {
+        (self.config.mail.smtp_timeout * 3).max(Duration::from_secs(60))
+    }
+}
+
+/// A failed attempt.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Worth another attempt after a backoff (network, database, SMTP 4xx).
+    #[error("{0}")]
+    Retry(String),
+    /// No attempt can succeed (bad payload, unknown record): dead at once.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl JobError {
+    pub fn retry(error: impl std::fmt::Display) -> Self {
+        Self::Retry(error.to_string())
+    }
+}
+
+impl From<PayloadError> for JobError {
+    fn from(error: PayloadError) -> Self {
+        Self::Permanent(error.to_string())
+    }
+}
+
+/// One run of one job: the context, the envelope and the attempt number
+/// (1 for the first run).
+pub type Handler =
+    fn(Arc<JobContext>, JobEnvelope, u32) -> BoxFuture<'static, Result<(), JobError>>;
+
+/// The handler for a job name, if this build knows it.
+pub fn handler_for(job: &str) -> Option<Handler> {
+    match job {
+        SendEmail::NAME => Some(|ctx, envelope, _| Box::pin(send_email::run(ctx, envelope))),
+        Probe::NAME => Some(|ctx, envelope, attempt| Box::pin(probe::run(ctx, envelope, attempt))),
+        _ => None,
+    }
+}

@@ -1,0 +1,119 @@
+//! Prometheus metrics of a worker process, served at `/metrics`.
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    pub queue: &'static str,
+    pub job: String,
+    /// `succeeded`, `retried` or `dead`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    pub queue: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DepthLabels {
+    pub queue: &'static str,
+    /// `pending`, `delayed`, `running` or `dead`.
+    pub state: &'static str,
+}
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub jobs: Family<JobLabels, Counter>,
+    pub job_duration: Family<QueueLabels, Histogram>,
+    pub pickup_latency: Family<QueueLabels, Histogram>,
+    pub outbox_dispatched: Family<QueueLabels, Counter>,
+    pub outbox_errors: Counter,
+    pub worker_restarts: Family<QueueLabels, Counter>,
+    pub queue_depth: Family<DepthLabels, Gauge>,
+}
+
+fn seconds_buckets() -> impl Iterator<Item = f64> {
+    [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        60.0,
+    ]
+    .into_iter()
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("bourse");
+        let jobs = Family::<JobLabels, Counter>::default();
+        registry.register("jobs", "Jobs finished, by outcome", jobs.clone());
+        let job_duration = Family::<QueueLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(seconds_buckets())
+        });
+        registry.register(
+            "job_duration_seconds",
+            "Time spent running one job attempt",
+            job_duration.clone(),
+        );
+        let pickup_latency = Family::<QueueLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(seconds_buckets())
+        });
+        registry.register(
+            "job_pickup_latency_seconds",
+            "From the time a job was due to the start of its first attempt",
+            pickup_latency.clone(),
+        );
+        let outbox_dispatched = Family::<QueueLabels, Counter>::default();
+        registry.register(
+            "outbox_dispatched",
+            "Outbox rows relayed to Redis",
+            outbox_dispatched.clone(),
+        );
+        let outbox_errors = Counter::default();
+        registry.register(
+            "outbox_relay_errors",
+            "Relay cycles that failed (database or Redis unreachable)",
+            outbox_errors.clone(),
+        );
+        let worker_restarts = Family::<QueueLabels, Counter>::default();
+        registry.register(
+            "worker_restarts",
+            "Queue workers restarted after their backend failed",
+            worker_restarts.clone(),
+        );
+        let queue_depth = Family::<DepthLabels, Gauge>::default();
+        registry.register(
+            "queue_jobs",
+            "Jobs in each queue by state (cluster-wide, sampled)",
+            queue_depth.clone(),
+        );
+        Self {
+            registry,
+            jobs,
+            job_duration,
+            pickup_latency,
+            outbox_dispatched,
+            outbox_errors,
+            worker_restarts,
+            queue_depth,
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Err(error) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(%error, "cannot encode metrics");
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,89 @@
+//! The Redis key layout. apalis-redis derives its keys from a queue name
+//! (`{name}:active`, `{name}:data`, ...); our queue name is
+//! `{prefix}:{queue}`, and our own keys sit beside its keys under the same
+//! name so one prefix holds everything of one deployment (or one test).
+
+use shared::jobs::Queue;
+
+pub fn wake_channel(prefix: &str) -> String {
+    format!("{prefix}:wake")
+}
+
+#[derive(Debug, Clone)]
+pub struct QueueKeys {
+    name: String,
+}
+
+impl QueueKeys {
+    pub fn new(prefix: &str, queue: Queue) -> Self {
+        Self {
+            name: format!("{prefix}:{}", queue.as_str()),
+        }
+    }
+
+    /// The queue name handed to apalis-redis.
+    pub fn apalis_queue(&self) -> &str {
+        &self.name
+    }
+
+    fn key(&self, suffix: &str) -> String {
+        format!("{}:{suffix}", self.name)
+    }
+
+    // apalis-redis's keys (see its `config.rs`).
+    pub fn active(&self) -> String {
+        self.key("active")
+    }
+    pub fn data(&self) -> String {
+        self.key("data")
+    }
+    pub fn meta_prefix(&self) -> String {
+        self.key("meta")
+    }
+    pub fn meta_of(&self, task_id: &str) -> String {
+        format!("{}:meta:{task_id}", self.name)
+    }
+    pub fn signal(&self) -> String {
+        self.key("signal")
+    }
+    pub fn done(&self) -> String {
+        self.key("done")
+    }
+    pub fn dead(&self) -> String {
+        self.key("dead")
+    }
+    pub fn workers(&self) -> String {
+        self.key("workers")
+    }
+    pub fn inflight_of(&self, worker: &str) -> String {
+        format!("{}:inflight:{worker}", self.name)
+    }
+    pub fn apalis_scheduled(&self) -> String {
+        self.key("scheduled")
+    }
+
+    // Ours.
+    /// Retries waiting for their backoff, scored by due time in milliseconds.
+    pub fn delayed(&self) -> String {
+        self.key("delayed")
+    }
+    /// Cluster-wide outcome counters.
+    pub fn stats(&self) -> String {
+        self.key("stats")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_match_apalis_layout_under_our_prefix() {
+        let keys = QueueKeys::new("t1", Queue::Email);
+        assert_eq!(keys.apalis_queue(), "t1:email");
+        assert_eq!(keys.active(), "t1:email:active");
+        assert_eq!(keys.meta_of("abc"), "t1:email:meta:abc");
+        assert_eq!(keys.inflight_of("w1"), "t1:email:inflight:w1");
+        assert_eq!(wake_channel("t1"), "t1:wake");
+    }
+}

@@ -1,0 +1,304 @@
+//! The outbox relay: moves due outbox rows to their Redis queues.
+//!
+//! Any number of relays (one per worker process) run at once. Each claims a
+//! batch of due rows with `FOR UPDATE SKIP LOCKED`, stamping a short claim
+//! instead of holding the transaction open (no Redis call ever happens inside
+//! a PostgreSQL transaction), pushes the batch, then marks the rows
+//! dispatched. A relay that dies between push and mark leaves rows whose
+//! claim expires; another relay pushes them again, and the push skips ids
+//! Redis still knows. Delivery is therefore at least once and usually
+//! exactly once; handlers are idempotent either way.
+//!
+//! Relays wake on `pg_notify` from [`shared::outbox::push`] at commit time,
+//! and poll every `OUTBOX_POLL_MS` for delayed rows and missed notifications.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use diesel::{prelude::*, sql_types};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use futures::StreamExt;
+use secrecy::ExposeSecret as _;
+use shared::{
+    config::Config,
+    db::DbPool,
+    jobs::{JobEnvelope, Queue},
+    outbox::NOTIFY_CHANNEL,
+    schema::outbox,
+};
+use tokio::sync::{Notify, watch};
+use uuid::Uuid;
+
+use crate::{
+    health::Health,
+    metrics::{Metrics, QueueLabels},
+    queue::{JobQueues, ReadyJob},
+};
+
+pub struct Relay {
+    pub config: Arc<Config>,
+    pub db: DbPool,
+    pub queues: JobQueues,
+    pub metrics: Arc<Metrics>,
+    pub health: Health,
+}
+
+#[derive(QueryableByName)]
+struct ClaimedRow {
+    #[diesel(sql_type = sql_types::Uuid)]
+    id: Uuid,
+    #[diesel(sql_type = sql_types::Text)]
+    queue: String,
+    #[diesel(sql_type = sql_types::Text)]
+    job: String,
+    #[diesel(sql_type = sql_types::SmallInt)]
+    version: i16,
+    #[diesel(sql_type = sql_types::Jsonb)]
+    payload: serde_json::Value,
+    #[diesel(sql_type = sql_types::Timestamptz)]
+    run_at: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("database unavailable: {0}")]
+    Pool(String),
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("redis push failed: {0}")]
+    Push(String),
+}
+
+/// How often dispatched rows older than the retention are deleted.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
+
+impl Relay {
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let notify = Arc::new(Notify::new());
+        tokio::spawn(listen_for_notifications(
+            self.config.database.url.expose_secret().to_owned(),
+            notify.clone(),
+            shutdown.clone(),
+        ));
+        let mut shutdown = shutdown;
+        let mut failing = false;
+        let mut last_purge = tokio::time::Instant::now();
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            match self.dispatch_due().await {
+                Ok(_) => {
+                    if failing {
+                        tracing::info!("outbox relay recovered");
+                    }
+                    failing = false;
+                    self.health.relay_ok();
+                }
+                Err(error) => {
+                    self.metrics.outbox_errors.inc();
+                    if !failing {
+                        tracing::warn!(%error, "outbox relay cycle failed; will retry");
+                    }
+                    failing = true;
+                    self.health.relay_failed(error.to_string());
+                }
+            }
+            if last_purge.elapsed() >= PURGE_EVERY {
+                last_purge = tokio::time::Instant::now();
+                if let Err(error) = self.purge_dispatched().await {
+                    tracing::warn!(%error, "outbox purge failed");
+                }
+            }
+            tokio::select! {
+                () = notify.notified() => {}
+                () = tokio::time::sleep(self.config.outbox.poll_interval) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// Relays due rows, batch after batch, until none are left. Returns the
+    /// number pushed.
+    pub async fn dispatch_due(&self) -> Result<usize, RelayError> {
+        let mut total = 0;
+        loop {
+            let claimed = self.claim().await?;
+            let count = claimed.len();
+            if count == 0 {
+                return Ok(total);
+            }
+            self.push_and_mark(claimed).await?;
+            total += count;
+            if i64::try_from(count).unwrap_or(i64::MAX) < self.config.outbox.batch_size {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn conn(&self) -> Result<shared::db::DbConn, RelayError> {
+        self.db
+            .get()
+            .await
+            .map_err(|e| RelayError::Pool(e.to_string()))
+    }
+
+    async fn claim(&self) -> Result<Vec<ClaimedRow>, RelayError> {
+        let mut conn = self.conn().await?;
+        let claim_secs = self.config.outbox.claim_timeout.as_secs_f64();
+        let rows = diesel::sql_query(
+            "UPDATE outbox SET claimed_until = now() + make_interval(secs => $1),
+                               relay_attempts = relay_attempts + 1
+             WHERE id IN (
+                 SELECT id FROM outbox
+                 WHERE dispatched_at IS NULL AND run_at <= now()
+                   AND (claimed_until IS NULL OR claimed_until < now())
+                 ORDER BY run_at
+                 LIMIT $2
+                 FOR UPDATE SKIP LOCKED)
+             RETURNING id, queue, job, version, payload, run_at",
+        )
+        .bind::<sql_types::Double, _>(claim_secs)
+        .bind::<sql_types::BigInt, _>(self.config.outbox.batch_size)
+        .load::<ClaimedRow>(&mut conn)
+        .await?;
+        Ok(rows)
+    }
+
+    async fn push_and_mark(&self, rows: Vec<ClaimedRow>) -> Result<(), RelayError> {
+        let mut by_queue: BTreeMap<Queue, Vec<ReadyJob>> = BTreeMap::new();
+        let mut unroutable = Vec::new();
+        for row in rows {
+            let Some(queue) = Queue::parse(&row.queue) else {
+                unroutable.push(row.id);
+                continue;
+            };
+            by_queue.entry(queue).or_default().push(ReadyJob {
+                task_id: row.id.to_string(),
+                envelope: JobEnvelope {
+                    id: row.id,
+                    job: row.job,
+                    v: u16::try_from(row.version).unwrap_or(0),
+                    args: row.payload,
+                    due_at: row.run_at,
+                },
+            });
+        }
+        if !unroutable.is_empty() {
+            self.set_aside(&unroutable).await?;
+        }
+        let max_attempts = self.config.jobs.max_attempts;
+        for (queue, jobs) in by_queue {
+            let ids: Vec<Uuid> = jobs.iter().map(|j| j.envelope.id).collect();
+            if let Err(error) = self.queues.push(queue, &jobs, max_attempts).await {
+                // Hand the rows back at once rather than after the claim
+                // timeout; queues pushed earlier in this cycle stay marked.
+                self.release(&ids, &error.to_string()).await?;
+                return Err(RelayError::Push(error.to_string()));
+            }
+            self.mark_dispatched(&ids).await?;
+            self.metrics
+                .outbox_dispatched
+                .get_or_create(&QueueLabels {
+                    queue: queue.as_str(),
+                })
+                .inc_by(ids.len() as u64);
+        }
+        Ok(())
+    }
+
+    async fn mark_dispatched(&self, ids: &[Uuid]) -> Result<(), RelayError> {
+        let mut conn = self.conn().await?;
+        diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
+            .set((
+                outbox::dispatched_at.eq(Utc::now()),
+                outbox::claimed_until.eq(None::<DateTime<Utc>>),
+                outbox::last_error.eq(None::<String>),
+            ))
+            .execute(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn release(&self, ids: &[Uuid], error: &str) -> Result<(), RelayError> {
+        let mut conn = self.conn().await?;
+        diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
+            .set((
+                outbox::claimed_until.eq(None::<DateTime<Utc>>),
+                outbox::last_error.eq(Some(error)),
+            ))
+            .execute(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Rows naming a queue this build does not know (written by a newer
+    /// version, say) wait an hour before the next try instead of spinning.
+    async fn set_aside(&self, ids: &[Uuid]) -> Result<(), RelayError> {
+        tracing::error!(
+            count = ids.len(),
+            "outbox rows name an unknown queue; set aside for an hour"
+        );
+        let mut conn = self.conn().await?;
+        diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
+            .set((
+                outbox::claimed_until.eq(Utc::now() + chrono::Duration::hours(1)),
+                outbox::last_error.eq(Some("unknown queue")),
+            ))
+            .execute(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn purge_dispatched(&self) -> Result<usize, RelayError> {
+        let mut conn = self.conn().await?;
+        let cutoff = Utc::now()
+            - chrono::Duration::from_std(self.config.outbox.retention).unwrap_or_default();
+        let deleted = diesel::sql_query(
+            "DELETE FROM outbox WHERE id IN (
+                 SELECT id FROM outbox WHERE dispatched_at < $1 LIMIT 10000)",
+        )
+        .bind::<sql_types::Timestamptz, _>(cutoff)
+        .execute(&mut conn)
+        .await?;
+        Ok(deleted)
+    }
+}
+
+/// Holds a dedicated connection that LISTENs for outbox inserts and nudges
+/// the relay. Reconnects on failure; the relay polls meanwhile.
+async fn listen_for_notifications(
+    url: String,
+    notify: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    while !*shutdown.borrow() {
+        match AsyncPgConnection::establish(&url).await {
+            Ok(mut conn) => {
+                if diesel::sql_query(format!("LISTEN {NOTIFY_CHANNEL}"))
+                    .execute(&mut conn)
+                    .await
+                    .is_ok()
+                {
+                    // Rows committed while we were not listening.
+                    notify.notify_one();
+                    let mut stream = std::pin::pin!(conn.notifications_stream());
+                    loop {
+                        tokio::select! {
+                            item = stream.next() => match item {
+                                Some(Ok(_)) => notify.notify_one(),
+                                Some(Err(_)) | None => break,
+                            },
+                            _ = shutdown.changed() => return,
+                        }
+                    }
+                }
+            }
+            Err(error) => tracing::debug!(%error, "outbox listener cannot connect"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! One supervised apalis worker per queue.
+//!
+//! apalis-redis traps this design avoids (see its source):
+//! - Worker names are the identity of heartbeats and in-flight sets, and a
+//!   name still "alive" cannot register again; two processes sharing a name
+//!   break orphan recovery. Every (process, queue, restart) gets its own name.
+//! - The default orphan timeout is minutes (30 s heartbeat × 10). We use a
+//!   short heartbeat and a lease of a few seconds (`WORKER_LEASE_SECS`), after
+//!   which the other workers of the queue re-enqueue a silent worker's jobs.
+//! - A Redis error ends the worker's stream while the process stays up. The
+//!   supervisor restarts it with backoff and reports the gap through
+//!   `/healthz`.
+
+use std::{sync::Arc, time::Duration};
+
+use apalis::{layers::WorkerBuilderExt, prelude::*};
+use apalis_core::backend::ext::poll_strategy::Strategy;
+use apalis_redis::{ConnectionManager, RedisStorage};
+use shared::{
+    config::WorkerConfig,
+    jobs::{JobEnvelope, Queue},
+};
+use tokio::sync::watch;
+
+use crate::{
+    execute::{Executor, execute},
+    health::Health,
+    metrics::QueueLabels,
+    queue::JobQueues,
+    wake::Wakers,
+};
+
+pub struct QueueRunner {
+    pub queue: Queue,
+    pub queues: JobQueues,
+    pub executor: Arc<Executor>,
+    pub config: WorkerConfig,
+    pub concurrency: usize,
+    pub process_name: String,
+    pub health: Health,
+    pub wakers: Wakers,
+}
+
+impl QueueRunner {
+    /// Runs the queue's worker until `shutdown` turns true, restarting it
+    /// whenever it stops on its own. On shutdown the worker stops fetching
+    /// and finishes its in-flight jobs before this returns.
+    pub async fn supervise(self, shutdown: watch::Receiver<bool>) {
+        let mut generation: u32 = 0;
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let name = format!("{}:{}:{generation}", self.process_name, self.queue);
+            self.health.starting(self.queue);
+            let result = self.run_once(&name, shutdown.clone()).await;
+            if *shutdown.borrow() {
+                if let Err(error) = result {
+                    tracing::warn!(queue = %self.queue, %error, "worker stopped with an error during shutdown");
+                }
+                break;
+            }
+            let reason = match result {
+                Ok(()) => "worker stopped unexpectedly".to_owned(),
+                Err(error) => error,
+            };
+            tracing::error!(queue = %self.queue, worker = %name, %reason, "queue worker died; restarting");
+            self.health.down(self.queue, reason);
+            self.executor
+                .metrics
+                .worker_restarts
+                .get_or_create(&QueueLabels {
+                    queue: self.queue.as_str(),
+                })
+                .inc();
+            generation = generation.wrapping_add(1);
+            let pause = Duration::from_millis(250 * 2u64.pow(generation.min(6)));
+            let mut shutdown = shutdown.clone();
+            tokio::select! {
+                () = tokio::time::sleep(pause.min(Duration::from_secs(15))) => {}
+                _ = shutdown.wait_for(|stop| *stop) => break,
+            }
+        }
+    }
+
+    async fn run_once(&self, name: &str, shutdown: watch::Receiver<bool>) -> Result<(), String> {
+        let keys = self.queues.keys(self.queue);
+        let heartbeat = self.config.heartbeat;
+        let missed =
+            usize::try_from((self.config.lease.as_secs() / heartbeat.as_secs().max(1)).max(2))
+                .unwrap_or(2);
+        let redis_config = apalis_redis::Config::default()
+            .queue(keys.apalis_queue())
+            .batch_size(self.config.batch_size)
+            .heartbeat_interval(heartbeat)
+            .missed_heartbeats(missed)
+            // Per-task leases cost an O(queue length) LREM per task and add
+            // nothing here: the in-flight set written at fetch time is what
+            // orphan recovery uses.
+            .lock_tasks(false)
+            // Acknowledgements must be written: they take the task out of the
+            // worker's in-flight set.
+            .persist_results(true)
+            // Per-task pub/sub events nobody listens to; wake-ups use our own
+            // channel, one message per push batch.
+            .emit_events(false);
+        let storage: RedisStorage<JobEnvelope, ConnectionManager> =
+            RedisStorage::new(self.queues.connection()).with_config(redis_config);
+        let strategy = Strategy::new()
+            .stream(self.wakers.subscribe(self.queue))
+            .interval(self.config.poll_interval);
+        let backend = storage.poll_with_strategy(strategy);
+
+        let health = self.health.clone();
+        let queue = self.queue;
+        let worker = WorkerBuilder::new(name)
+            .backend(backend)
+            .data(self.executor.clone())
+            .concurrency(self.concurrency)
+            .on_event(move |_ctx, event| match event {
+                Event::HeartBeat | Event::Start => health.heartbeat(queue),
+                Event::Error(error) => {
+                    tracing::warn!(queue = %queue, error = %error, "worker error");
+                }
+                _ => {}
+            })
+            .build(execute);
+        tracing::info!(queue = %self.queue, worker = name, "queue worker starting");
+        let mut shutdown = shutdown;
+        let signal = async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+            Ok::<(), std::io::Error>(())
+        };
+        worker.run_until(signal).await.map_err(|e| e.to_string())
+    }
+}
