@@ -1,1 +1,57 @@
+//! The Bourse HTTP API: validates requests, writes to PostgreSQL (queuing
+//! jobs through the outbox in the same transaction) and answers JSON, with
+//! problem+json errors everywhere.
 
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod middleware;
+pub mod routes;
+pub mod state;
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Instant};
+
+use anyhow::Context as _;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use secrecy::ExposeSecret as _;
+use shared::config::Config;
+
+pub use crate::{routes::router, state::AppState};
+
+/// Builds the shared state: a lazily connecting PostgreSQL pool and Redis
+/// connection, so the API starts even while either is down.
+pub fn state(config: Config) -> anyhow::Result<AppState> {
+    let db = shared::db::pool(&config.database, "bourse-api")
+        .map_err(anyhow::Error::msg)
+        .context("DATABASE_URL")?;
+    let client = redis::Client::open(config.redis.url.expose_secret()).context("REDIS_URL")?;
+    let redis = ConnectionManager::new_lazy_with_config(
+        client,
+        ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.redis.timeout))
+            .set_response_timeout(Some(config.redis.timeout))
+            .set_number_of_retries(1),
+    )
+    .context("cannot set up the Redis connection")?;
+    Ok(AppState {
+        config: Arc::new(config),
+        db,
+        redis,
+        metrics: Arc::new(metrics::HttpMetrics::new()),
+        started: Instant::now(),
+    })
+}
+
+/// Serves on an already bound listener until `shutdown` completes, then
+/// finishes in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("HTTP server failed")
+}

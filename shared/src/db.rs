@@ -8,7 +8,7 @@ use diesel_async::{
     AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl,
     pooled_connection::{
         AsyncDieselConnectionManager, ManagerConfig,
-        deadpool::{Object, Pool, PoolError},
+        deadpool::{Object, Pool},
     },
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
@@ -19,6 +19,8 @@ use crate::config::DatabaseConfig;
 
 /// The migrations in `migrations/`, compiled into every binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
+
+pub use diesel_async::pooled_connection::deadpool::PoolError;
 
 pub type DbPool = Pool<AsyncPgConnection>;
 pub type DbConn = Object<AsyncPgConnection>;

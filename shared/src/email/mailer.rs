@@ -93,6 +93,9 @@ impl Mailer {
             .parse()
             .map_err(|e| SendError::Permanent(format!("bad recipient address: {e}")))?;
         Message::builder()
+            // A Message-ID (from our hostname) keeps spam filters content and
+            // lets operators trace one email across systems.
+            .message_id(None)
             .from(self.from.clone())
             .to(to)
             .subject(mail.subject.clone())

@@ -1,0 +1,269 @@
+//! Errors at the HTTP edge: every failure becomes an RFC 9457
+//! `application/problem+json` body `{type, title, status, detail, code,
+//! errors?}` with a stable snake_case `code` (PRODUCT.md §2).
+
+use std::collections::BTreeMap;
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use shared::{accounts::AccountError, db};
+use utoipa::ToSchema;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// The problem document (RFC 9457).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI reference naming the problem type: `/problems/{code}`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short, human-readable summary of the problem type.
+    pub title: String,
+    pub status: u16,
+    /// What went wrong in this occurrence.
+    pub detail: String,
+    /// Stable machine-readable code, e.g. `validation_failed`.
+    pub code: String,
+    /// Field → message, for `validation_failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<BTreeMap<String, String>>,
+}
+
+/// Every error the API can answer with. Causes of 500s are logged here and
+/// never sent to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{detail}")]
+    Validation {
+        detail: String,
+        errors: BTreeMap<String, String>,
+    },
+    #[error("{0}")]
+    Conflict(String, BTreeMap<String, String>),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("the database is unavailable; nothing was changed, try again shortly")]
+    Unavailable,
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn validation(detail: impl Into<String>, errors: BTreeMap<String, String>) -> Self {
+        Self::Validation {
+            detail: detail.into(),
+            errors,
+        }
+    }
+
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        let mut errors = BTreeMap::new();
+        errors.insert(field.to_owned(), message.into());
+        Self::validation("the request has invalid fields", errors)
+    }
+
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        Self::Internal(cause.to_string())
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::Validation { .. } => (StatusCode::BAD_REQUEST, "validation_failed"),
+            Self::Conflict(..) => (StatusCode::CONFLICT, "conflict"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+/// Title for each code: the wording clients see for the problem type.
+pub fn title_for(code: &str) -> &'static str {
+    match code {
+        "validation_failed" => "Validation failed",
+        "unauthenticated" => "Authentication required",
+        "forbidden" => "Forbidden",
+        "email_not_verified" => "Email not verified",
+        "not_found" => "Not found",
+        "method_not_allowed" => "Method not allowed",
+        "conflict" => "Conflict",
+        "payload_too_large" => "Payload too large",
+        "unsupported_media_type" => "Unsupported media type",
+        "rate_limited" => "Too many requests",
+        "unavailable" => "Service unavailable",
+        "timeout" => "Request timed out",
+        _ => "Internal error",
+    }
+}
+
+/// The code used when a response was produced without our error type (a
+/// framework rejection, a layer), by status.
+pub fn code_for_status(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "validation_failed",
+        401 => "unauthenticated",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        408 => "timeout",
+        409 => "conflict",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        429 => "rate_limited",
+        503 => "unavailable",
+        _ => "internal",
+    }
+}
+
+/// Builds a problem+json response.
+pub fn problem_response(
+    status: StatusCode,
+    code: &str,
+    detail: String,
+    errors: Option<BTreeMap<String, String>>,
+) -> Response {
+    let body = Problem {
+        kind: format!("/problems/{code}"),
+        title: title_for(code).to_owned(),
+        status: status.as_u16(),
+        detail,
+        code: code.to_owned(),
+        errors,
+    };
+    let mut response = (status, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    response
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.parts();
+        if let Self::Internal(cause) = &self {
+            tracing::error!(error = %cause, "request failed");
+        }
+        let detail = self.to_string();
+        let errors = match self {
+            Self::Validation { errors, .. } => Some(errors),
+            Self::Conflict(_, errors) if !errors.is_empty() => Some(errors),
+            _ => None,
+        };
+        problem_response(status, code, detail, errors)
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(error: diesel::result::Error) -> Self {
+        if db::query_error_is_unavailable(&error) {
+            tracing::warn!(%error, "database unavailable");
+            Self::Unavailable
+        } else {
+            Self::internal(error)
+        }
+    }
+}
+
+impl From<shared::db::PoolError> for ApiError {
+    fn from(error: shared::db::PoolError) -> Self {
+        if db::pool_error_is_unavailable(&error) {
+            tracing::warn!(%error, "database unavailable");
+            Self::Unavailable
+        } else {
+            Self::internal(error)
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(error: AccountError) -> Self {
+        match error {
+            AccountError::Taken(fields) => {
+                let errors = fields
+                    .iter()
+                    .map(|f| ((*f).to_owned(), "is already taken".to_owned()))
+                    .collect();
+                Self::Conflict(format!("{} already taken", fields.join(" and ")), errors)
+            }
+            AccountError::InvalidCode(_) => Self::field("code", "is invalid or has expired"),
+            AccountError::Password(e) => Self::internal(e),
+            AccountError::Database(e) => e.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(error: ApiError) -> (StatusCode, String, serde_json::Value) {
+        let response = error.into_response();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            content_type,
+            serde_json::from_slice(&bytes).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn every_variant_has_its_status_code_and_problem_shape() {
+        let cases = [
+            (ApiError::field("email", "bad"), 400, "validation_failed"),
+            (
+                ApiError::Conflict("x".into(), BTreeMap::new()),
+                409,
+                "conflict",
+            ),
+            (ApiError::NotFound("x".into()), 404, "not_found"),
+            (ApiError::PayloadTooLarge(10), 413, "payload_too_large"),
+            (
+                ApiError::UnsupportedMediaType("x".into()),
+                415,
+                "unsupported_media_type",
+            ),
+            (ApiError::Unavailable, 503, "unavailable"),
+            (ApiError::Internal("secret cause".into()), 500, "internal"),
+        ];
+        for (error, status, code) in cases {
+            let (got_status, content_type, body) = body_of(error).await;
+            assert_eq!(got_status.as_u16(), status);
+            assert_eq!(content_type, PROBLEM_JSON);
+            assert_eq!(body["code"], code);
+            assert_eq!(body["status"], status);
+            assert_eq!(body["type"], format!("/problems/{code}"));
+            assert!(body["title"].is_string() && body["detail"].is_string());
+            assert!(!body.to_string().contains("secret cause"));
+        }
+    }
+
+    #[tokio::test]
+    async fn validation_errors_map_fields_to_messages() {
+        let (_, _, body) = body_of(ApiError::field("email", "must be valid")).await;
+        assert_eq!(body["errors"]["email"], "must be valid");
+        let (_, _, body) = body_of(AccountError::Taken(vec!["username", "email"]).into()).await;
+        assert_eq!(body["errors"]["username"], "is already taken");
+        assert_eq!(body["detail"], "username and email already taken");
+    }
+}

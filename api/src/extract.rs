@@ -1,0 +1,212 @@
+//! `ApiJson<T>`: the JSON body extractor of every route. Unlike axum's
+//! `Json`, every rejection is a problem+json answer: malformed JSON, wrong
+//! types and unknown fields are 400 `validation_failed` naming the field; a
+//! body over `MAX_BODY_BYTES` is 413; a missing JSON content type is 415.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    extract::{
+        FromRequest, Request,
+        rejection::{BytesRejection, FailedToBufferBody},
+    },
+    http::header,
+};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !has_json_content_type(&req) {
+            return Err(ApiError::UnsupportedMediaType(
+                "expected a JSON body with Content-Type: application/json".into(),
+            ));
+        }
+        let limit = req
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(usize::MAX, |l| l.0);
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| match rejection {
+                BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
+                    ApiError::PayloadTooLarge(limit)
+                }
+                other => {
+                    ApiError::validation(format!("cannot read the body: {other}"), BTreeMap::new())
+                }
+            })?;
+        parse(&bytes).map(ApiJson)
+    }
+}
+
+/// The configured body limit, put in request extensions by the router so
+/// rejections can name it.
+#[derive(Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+fn has_json_content_type(req: &Request) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime_essence::Essence>().ok())
+        .is_some_and(|essence| essence.is_json())
+}
+
+/// Deserialises `bytes`, turning serde's error into a field → message map.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let result: Result<T, _> = serde_path_to_error::deserialize(&mut deserializer);
+    let value = match result {
+        Ok(value) => value,
+        Err(error) => return Err(describe(&error)),
+    };
+    // Trailing garbage after the JSON value.
+    deserializer
+        .end()
+        .map_err(|e| ApiError::validation(format!("malformed JSON: {e}"), BTreeMap::new()))?;
+    Ok(value)
+}
+
+fn describe(error: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let inner = error.inner();
+    if inner.is_syntax() || inner.is_eof() {
+        return ApiError::validation(format!("malformed JSON: {inner}"), BTreeMap::new());
+    }
+    let message = inner.to_string();
+    // serde reports "... at line 1 column 9"; the field name says where.
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(&message)
+        .to_owned();
+    let path = error.path().to_string();
+    let (field, message) = if let Some(name) = backticked(&message, "unknown field `") {
+        // The path already ends at the unknown key.
+        let field = if path.rsplit('.').next() == Some(name.as_str()) {
+            path
+        } else {
+            join_path(&path, &name)
+        };
+        (field, "is not a known field".to_owned())
+    } else if let Some(name) = backticked(&message, "missing field `") {
+        (join_path(&path, &name), "is required".to_owned())
+    } else if path == "." {
+        ("body".to_owned(), message)
+    } else {
+        (path, message)
+    };
+    let mut errors = BTreeMap::new();
+    errors.insert(field, message);
+    ApiError::validation("the request body has invalid fields", errors)
+}
+
+fn backticked(message: &str, lead: &str) -> Option<String> {
+    let rest = message.strip_prefix(lead)?;
+    rest.split('`').next().map(str::to_owned)
+}
+
+fn join_path(path: &str, name: &str) -> String {
+    if path == "." || path.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+/// A tiny content-type check: `application/json` or `application/*+json`,
+/// any parameters.
+mod mime_essence {
+    pub struct Essence(String);
+
+    impl std::str::FromStr for Essence {
+        type Err = ();
+        fn from_str(s: &str) -> Result<Self, ()> {
+            let essence = s
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
+            if essence.is_empty() {
+                Err(())
+            } else {
+                Ok(Self(essence))
+            }
+        }
+    }
+
+    impl Essence {
+        pub fn is_json(&self) -> bool {
+            self.0 == "application/json"
+                || (self.0.starts_with("application/") && self.0.ends_with("+json"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Sample {
+        name: String,
+        age: Option<u8>,
+    }
+
+    fn errors_of(json: &str) -> (String, BTreeMap<String, String>) {
+        match parse::<Sample>(json.as_bytes()) {
+            Err(ApiError::Validation { detail, errors }) => (detail, errors),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_the_offending_field() {
+        let (_, errors) = errors_of(r#"{"name": 5}"#);
+        assert!(
+            errors["name"].starts_with("invalid type: integer `5`"),
+            "{errors:?}"
+        );
+        let (_, errors) = errors_of(r#"{"name": "a", "nope": 1}"#);
+        assert_eq!(errors["nope"], "is not a known field");
+        let (_, errors) = errors_of(r#"{"age": 1}"#);
+        assert_eq!(errors["name"], "is required");
+        let (_, errors) = errors_of(r#"{"name": "a", "age": 300}"#);
+        assert!(errors.contains_key("age"));
+        let (_, errors) = errors_of(r#"[1, 2]"#);
+        assert!(errors.contains_key("body"));
+    }
+
+    #[test]
+    fn malformed_json_is_reported_without_fields() {
+        for bad in [r#"{"name": "#, "{oops}", "", r#"{"name": "a"} trailing"#] {
+            let (detail, errors) = errors_of(bad);
+            assert!(detail.starts_with("malformed JSON"), "{bad}: {detail}");
+            assert!(errors.is_empty());
+        }
+    }
+
+    #[test]
+    fn json_content_types() {
+        use std::str::FromStr;
+        let is_json = |s: &str| mime_essence::Essence::from_str(s).is_ok_and(|e| e.is_json());
+        assert!(is_json("application/json"));
+        assert!(is_json("Application/JSON; charset=utf-8"));
+        assert!(is_json("application/problem+json"));
+        assert!(!is_json("text/plain"));
+        assert!(!is_json(""));
+    }
+}

@@ -1,0 +1,48 @@
+//! `/auth/...`: registration and email verification (PRODUCT.md §3).
+
+mod register;
+mod verify_email;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register::register))
+        .routes(routes!(verify_email::verify_email))
+        .routes(routes!(verify_email::resend))
+}
+
+/// A user as clients see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserResponse {
+    pub id: Uuid,
+    pub username: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// `user` or `admin`.
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<shared::accounts::User> for UserResponse {
+    fn from(user: shared::accounts::User) -> Self {
+        Self {
+            email_verified: user.is_email_verified(),
+            id: user.id,
+            username: user.username,
+            email: user.email,
+            first_name: user.first_name,
+            last_name: user.last_name,
+            role: user.role,
+            created_at: user.created_at,
+        }
+    }
+}

@@ -1,0 +1,83 @@
+use axum::{extract::State, http::StatusCode};
+use serde::Deserialize;
+use shared::accounts::{self, Registration};
+use utoipa::ToSchema;
+
+use super::UserResponse;
+use crate::{
+    error::{ApiError, Problem},
+    extract::ApiJson,
+    state::AppState,
+};
+
+/// Missing fields are reported together with invalid ones, so every field is
+/// optional at the JSON level and required by validation.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// 3–32 characters `[a-z0-9_]`, unique ignoring case.
+    #[schema(required = true, example = "ada_lovelace")]
+    username: Option<String>,
+    /// Unique ignoring case.
+    #[schema(required = true, example = "ada@example.com")]
+    email: Option<String>,
+    /// At least 8 characters, at most 72 bytes.
+    #[schema(required = true, example = "correct horse battery")]
+    password: Option<String>,
+}
+
+/// Create an account.
+///
+/// The account starts unverified; a six-digit code is emailed to the
+/// address (by a background job queued in the same transaction).
+#[utoipa::path(
+    post,
+    path = "/auth/register",
+    tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Account created; verification code emailed", body = UserResponse),
+        (status = 400, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Username or email taken", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn register(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RegisterRequest>,
+) -> Result<(StatusCode, axum::Json<UserResponse>), ApiError> {
+    let mut missing = shared::accounts::FieldErrors::default();
+    for (field, value) in [
+        ("username", &body.username),
+        ("email", &body.email),
+        ("password", &body.password),
+    ] {
+        if value.is_none() {
+            missing.add(field, "is required");
+        }
+    }
+    let input = Registration::parse(
+        body.username.as_deref().unwrap_or("x"),
+        body.email.as_deref().unwrap_or("x@example.com"),
+        body.password.as_deref().unwrap_or("xxxxxxxx"),
+    );
+    let input = match (input, missing.is_empty()) {
+        (Ok(input), true) => input,
+        (Ok(_), false) => return Err(invalid(missing)),
+        (Err(mut errors), _) => {
+            for (field, message) in missing.0 {
+                errors.0.insert(field, message);
+            }
+            return Err(invalid(errors));
+        }
+    };
+    let mut conn = state.conn().await?;
+    let user = accounts::register(&mut conn, &state.config.auth, input).await?;
+    tracing::info!(user.id = %user.id, "user registered");
+    Ok((StatusCode::CREATED, axum::Json(user.into())))
+}
+
+fn invalid(errors: shared::accounts::FieldErrors) -> ApiError {
+    ApiError::validation("the request has invalid fields", errors.0)
+}

@@ -1,0 +1,101 @@
+use axum::{extract::State, http::StatusCode};
+use serde::{Deserialize, Serialize};
+use shared::accounts::{self, Resend};
+use utoipa::ToSchema;
+
+use super::UserResponse;
+use crate::{
+    error::{ApiError, Problem},
+    extract::ApiJson,
+    state::AppState,
+};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyEmailRequest {
+    #[schema(example = "ada@example.com")]
+    email: String,
+    /// The six-digit code from the email.
+    #[schema(example = "042424")]
+    code: String,
+}
+
+/// Confirm an email address with its code.
+///
+/// Codes expire after 15 minutes; five wrong tries burn the code (ask for a
+/// new one). Confirming an already verified address succeeds again.
+#[utoipa::path(
+    post,
+    path = "/auth/verify-email",
+    tag = "auth",
+    request_body = VerifyEmailRequest,
+    responses(
+        (status = 200, description = "Email verified", body = UserResponse),
+        (status = 400, description = "Invalid fields, or the code is wrong, expired or spent", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn verify_email(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<VerifyEmailRequest>,
+) -> Result<axum::Json<UserResponse>, ApiError> {
+    let code = body.code.trim();
+    if code.len() != 6 || !code.chars().all(|c| c.is_ascii_digit()) {
+        return Err(ApiError::field(
+            "code",
+            "must be the six digits from the email",
+        ));
+    }
+    let mut conn = state.conn().await?;
+    let user = accounts::verify_email(&mut conn, &state.config.auth, &body.email, code).await?;
+    Ok(axum::Json(user.into()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResendRequest {
+    #[schema(example = "ada@example.com")]
+    email: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    pub status: &'static str,
+    pub detail: &'static str,
+}
+
+/// Send a new verification code.
+///
+/// Always answers 202, whether or not the address has an unverified account,
+/// so the endpoint cannot be used to discover accounts. At most one code is
+/// sent per 30 seconds per account; the new code replaces the old one.
+#[utoipa::path(
+    post,
+    path = "/auth/verify-email/resend",
+    tag = "auth",
+    request_body = ResendRequest,
+    responses(
+        (status = 202, description = "Accepted", body = Accepted),
+        (status = 400, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn resend(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ResendRequest>,
+) -> Result<(StatusCode, axum::Json<Accepted>), ApiError> {
+    let email = shared::accounts::validate::email(&body.email)
+        .map_err(|message| ApiError::field("email", message))?;
+    let mut conn = state.conn().await?;
+    let outcome = accounts::resend_verification(&mut conn, &state.config.auth, &email).await?;
+    if outcome == Resend::Sent {
+        tracing::info!("verification code re-sent");
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(Accepted {
+            status: "accepted",
+            detail: "If this address belongs to an unverified account, a new code is on its way.",
+        }),
+    ))
+}

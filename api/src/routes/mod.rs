@@ -1,0 +1,81 @@
+//! The HTTP surface: `/api/v1/...` JSON routes (documented in the generated
+//! OpenAPI document), health and metrics endpoints, and the API docs page.
+
+pub mod auth;
+mod docs;
+mod health;
+
+use std::sync::Arc;
+
+use axum::{Extension, Router, extract::DefaultBodyLimit, middleware, routing::get};
+use tower_http::{catch_panic::CatchPanicLayer, limit::RequestBodyLimitLayer};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::{
+    error::{ApiError, Problem},
+    extract::BodyLimit,
+    metrics, middleware as mw,
+    state::AppState,
+};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Bourse API",
+        description = "Wallets, transfers, trading, bets and price alerts. Errors are RFC 9457 problem+json documents with a stable `code`.",
+        license(name = "MIT"),
+    ),
+    components(schemas(Problem)),
+    tags((name = "auth", description = "Registration and email verification")),
+)]
+struct ApiDoc;
+
+/// The OpenAPI document generated from the route annotations.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, openapi) = api_routes().split_for_parts();
+    openapi
+}
+
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", auth::router())
+}
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = api_routes().split_for_parts();
+    let openapi_json = Arc::new(openapi.to_pretty_json().unwrap_or_else(|_| "{}".to_owned()));
+    let body_limit = state.config.http.max_body_bytes;
+    Router::new()
+        .merge(api)
+        .route("/api/v1/openapi.json", get(docs::openapi_json))
+        .route("/docs", get(docs::page))
+        .route("/docs/", get(docs::page))
+        .route("/docs/swagger-ui.css", get(docs::css))
+        .route("/docs/swagger-ui-bundle.js", get(docs::js))
+        .route("/", get(docs::index))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .fallback(not_found)
+        .layer(Extension(docs::OpenApiJson(openapi_json)))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::record,
+        ))
+        .layer(CatchPanicLayer::custom(mw::panic_response))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(Extension(BodyLimit(body_limit)))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            mw::time_limit,
+        ))
+        .layer(middleware::from_fn(mw::problem_details))
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(middleware::from_fn(mw::request_id))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such resource".into())
+}

@@ -1,0 +1,24 @@
+use std::{sync::Arc, time::Instant};
+
+use redis::aio::ConnectionManager;
+use shared::{config::Config, db::DbPool};
+
+use crate::metrics::HttpMetrics;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: DbPool,
+    /// Lazily connected; the API starts and takes writes while Redis is down.
+    pub redis: ConnectionManager,
+    pub metrics: Arc<HttpMetrics>,
+    pub started: Instant,
+}
+
+impl AppState {
+    /// A pooled connection, or 503 when PostgreSQL cannot be reached.
+    pub async fn conn(&self) -> Result<shared::db::DbConn, crate::error::ApiError> {
+        Ok(self.db.get().await?)
+    }
+}
