@@ -64,7 +64,24 @@ fn has_json_content_type(req: &Request) -> bool {
 }
 
 /// Deserialises `bytes`, turning serde's error into a field → message map.
+/// Request bodies are JSON objects: serde would also fill a struct from an
+/// array, which no client means to send.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            return Err(ApiError::validation(
+                format!("malformed JSON: {e}"),
+                BTreeMap::new(),
+            ));
+        }
+        let mut errors = BTreeMap::new();
+        errors.insert("body".to_owned(), "must be a JSON object".to_owned());
+        return Err(ApiError::validation(
+            "the request body has invalid fields",
+            errors,
+        ));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let result: Result<T, _> = serde_path_to_error::deserialize(&mut deserializer);
     let value = match result {
@@ -187,7 +204,7 @@ mod tests {
         let (_, errors) = errors_of(r#"{"name": "a", "age": 300}"#);
         assert!(errors.contains_key("age"));
         let (_, errors) = errors_of(r#"[1, 2]"#);
-        assert!(errors.contains_key("body"));
+        assert_eq!(errors["body"], "must be a JSON object");
     }
 
     #[test]

@@ -82,7 +82,11 @@ pub async fn time_limit(State(state): State<AppState>, request: Request, next: N
 /// Rewrites error responses made outside our handlers (unknown routes,
 /// wrong methods, body-limit layers) into problem+json, so clients see one
 /// error format everywhere.
-pub async fn problem_details(request: Request, next: Next) -> Response {
+pub async fn problem_details(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let response = next.run(request).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -100,7 +104,10 @@ pub async fn problem_details(request: Request, next: Next) -> Response {
     let detail = match status {
         StatusCode::NOT_FOUND => "no such resource".to_owned(),
         StatusCode::METHOD_NOT_ALLOWED => "this method is not allowed on this resource".to_owned(),
-        StatusCode::PAYLOAD_TOO_LARGE => "the request body is too large".to_owned(),
+        StatusCode::PAYLOAD_TOO_LARGE => format!(
+            "request body is larger than {} bytes",
+            state.config.http.max_body_bytes
+        ),
         other => other.canonical_reason().unwrap_or("error").to_lowercase(),
     };
     let mut rewritten = problem_response(status, code_for_status(status), detail, None);

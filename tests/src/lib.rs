@@ -1,1 +1,21 @@
+//! Test harness for Bourse's end-to-end tests: real PostgreSQL (one database
+//! per test, cloned from a migrated template), real Redis (one key prefix per
+//! test), a real SMTP receiver, and the API and workers either in-process or
+//! as the real binaries.
 
+pub mod app;
+pub mod db;
+pub mod poll;
+pub mod process;
+pub mod proxy;
+pub mod smtp;
+
+pub use app::{TestApp, TestAppBuilder};
+pub use db::TestDb;
+pub use poll::eventually;
+pub use smtp::SmtpReceiver;
+
+/// A random lowercase suffix for names of databases, prefixes and tags.
+pub fn random_suffix() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}

@@ -95,8 +95,26 @@ pub fn redis_connection(
 
 /// Runs a worker process until `shutdown` completes, then stops fetching,
 /// lets in-flight jobs finish (up to `WORKER_SHUTDOWN_TIMEOUT_SECS`) and
-/// returns.
+/// returns. Health and metrics are served on `WORKER_HTTP_ADDR`.
 pub async fn run(
+    config: Config,
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.worker.http_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "WORKER_HTTP_ADDR: cannot listen on {}",
+                config.worker.http_addr
+            )
+        })?;
+    run_on(listener, config, options, shutdown).await
+}
+
+/// [`run`] with an already bound listener for the health server.
+pub async fn run_on(
+    listener: tokio::net::TcpListener,
     config: Config,
     options: Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -115,14 +133,6 @@ pub async fn run(
     let wakers = Wakers::default();
     let (stop_tx, stop_rx) = watch::channel(false);
 
-    let listener = tokio::net::TcpListener::bind(config.worker.http_addr)
-        .await
-        .with_context(|| {
-            format!(
-                "WORKER_HTTP_ADDR: cannot listen on {}",
-                config.worker.http_addr
-            )
-        })?;
     let http_addr = listener.local_addr()?;
     let app = http::router(http::HttpState {
         health: health.clone(),

@@ -30,6 +30,11 @@ use crate::{
     wake::Wakers,
 };
 
+/// Shutdown was asked for, or whoever could ask is gone.
+fn stopping(shutdown: &watch::Receiver<bool>) -> bool {
+    *shutdown.borrow() || shutdown.has_changed().is_err()
+}
+
 pub struct QueueRunner {
     pub queue: Queue,
     pub queues: JobQueues,
@@ -48,13 +53,13 @@ impl QueueRunner {
     pub async fn supervise(self, shutdown: watch::Receiver<bool>) {
         let mut generation: u32 = 0;
         loop {
-            if *shutdown.borrow() {
+            if stopping(&shutdown) {
                 break;
             }
             let name = format!("{}:{}:{generation}", self.process_name, self.queue);
             self.health.starting(self.queue);
             let result = self.run_once(&name, shutdown.clone()).await;
-            if *shutdown.borrow() {
+            if stopping(&shutdown) {
                 if let Err(error) = result {
                     tracing::warn!(queue = %self.queue, %error, "worker stopped with an error during shutdown");
                 }

@@ -70,8 +70,12 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             mw::time_limit,
         ))
-        .layer(middleware::from_fn(mw::problem_details))
+        // Rejects a declared Content-Length over the limit before reading.
         .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            mw::problem_details,
+        ))
         .layer(middleware::from_fn(mw::request_id))
         .with_state(state)
 }

@@ -1,0 +1,289 @@
+//! A whole Bourse for one test: its own database, Redis prefix and SMTP
+//! receiver; the API served on a random port; workers in-process (or, with
+//! [`crate::process`], as real processes).
+
+use std::{collections::HashMap, sync::Once, time::Duration};
+
+use serde_json::Value;
+use shared::config::Config;
+use tokio::sync::oneshot;
+
+use crate::{SmtpReceiver, TestDb, proxy::TcpProxy};
+
+const REDIS_ADDR: &str = "127.0.0.1:6379";
+
+fn init_tracing() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| shared::telemetry::init(shared::config::LogFormat::Pretty, "warn"));
+}
+
+pub struct TestAppBuilder {
+    overrides: HashMap<String, String>,
+    worker: bool,
+    redis_proxy: bool,
+}
+
+impl Default for TestAppBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestAppBuilder {
+    pub fn new() -> Self {
+        Self {
+            overrides: HashMap::new(),
+            worker: true,
+            redis_proxy: false,
+        }
+    }
+
+    /// Sets one configuration variable.
+    pub fn env(mut self, name: &str, value: impl ToString) -> Self {
+        self.overrides.insert(name.to_owned(), value.to_string());
+        self
+    }
+
+    /// No in-process worker (a test starts its own, or none).
+    pub fn without_worker(mut self) -> Self {
+        self.worker = false;
+        self
+    }
+
+    /// The worker reaches Redis through a proxy the test can cut.
+    pub fn redis_through_proxy(mut self) -> Self {
+        self.redis_proxy = true;
+        self
+    }
+
+    pub async fn start(self) -> TestApp {
+        init_tracing();
+        let db = TestDb::new().await;
+        let smtp = SmtpReceiver::start().await;
+        let prefix = format!("t{}", crate::random_suffix());
+        let proxy = if self.redis_proxy {
+            Some(TcpProxy::start(REDIS_ADDR).await)
+        } else {
+            None
+        };
+        let mut settings: HashMap<String, String> = [
+            ("DATABASE_URL", db.url.clone()),
+            ("DATABASE_POOL_SIZE", "5".into()),
+            ("REDIS_URL", format!("redis://{REDIS_ADDR}/0")),
+            ("REDIS_PREFIX", prefix.clone()),
+            ("REDIS_TIMEOUT_MS", "2000".into()),
+            ("HTTP_ADDR", "127.0.0.1:0".into()),
+            ("WORKER_HTTP_ADDR", "127.0.0.1:0".into()),
+            ("BCRYPT_COST", "4".into()),
+            ("MAIL_TRANSPORT", "smtp".into()),
+            ("SMTP_HOST", "127.0.0.1".into()),
+            ("SMTP_PORT", smtp.port.to_string()),
+            ("SMTP_TLS", "none".into()),
+            ("SMTP_TIMEOUT_SECS", "5".into()),
+            ("WORKER_HEARTBEAT_SECS", "1".into()),
+            ("WORKER_LEASE_SECS", "2".into()),
+            ("WORKER_POLL_MS", "50".into()),
+            ("WORKER_CONCURRENCY", "8".into()),
+            ("WORKER_SHUTDOWN_TIMEOUT_SECS", "10".into()),
+            ("OUTBOX_POLL_MS", "50".into()),
+            ("JOB_MAX_ATTEMPTS", "3".into()),
+            ("JOB_BACKOFF_BASE_MS", "50".into()),
+            ("JOB_BACKOFF_MAX_MS", "1000".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        settings.extend(self.overrides);
+        let config = Config::from_map(settings.clone()).expect("test configuration is valid");
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind API");
+        let base_url = format!("http://{}", listener.local_addr().expect("addr"));
+        let state = api::state(config.clone()).expect("API state");
+        let (api_stop, api_stopped) = oneshot::channel::<()>();
+        let api_task = tokio::spawn(async move {
+            let _ = api::serve(listener, state, async move {
+                let _ = api_stopped.await;
+            })
+            .await;
+        });
+
+        let mut app = TestApp {
+            db,
+            smtp,
+            prefix,
+            settings,
+            config,
+            base_url,
+            client: reqwest::Client::new(),
+            proxy,
+            api_stop: Some(api_stop),
+            api_task: Some(api_task),
+            workers: Vec::new(),
+        };
+        if self.worker {
+            app.start_worker().await;
+        }
+        app
+    }
+}
+
+/// An in-process worker.
+pub struct InProcessWorker {
+    pub health_url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub struct TestApp {
+    pub db: TestDb,
+    pub smtp: SmtpReceiver,
+    pub prefix: String,
+    /// The variables the configuration was built from (give them to worker
+    /// processes).
+    pub settings: HashMap<String, String>,
+    pub config: Config,
+    pub base_url: String,
+    pub client: reqwest::Client,
+    pub proxy: Option<TcpProxy>,
+    api_stop: Option<oneshot::Sender<()>>,
+    api_task: Option<tokio::task::JoinHandle<()>>,
+    pub workers: Vec<InProcessWorker>,
+}
+
+/// A response: status, JSON body (Null when empty or not JSON), headers.
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Reply {
+    pub fn content_type(&self) -> String {
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// The configuration a worker should use: Redis through the proxy when
+    /// the test has one.
+    pub fn worker_config(&self) -> Config {
+        let mut settings = self.settings.clone();
+        if let Some(proxy) = &self.proxy {
+            settings.insert(
+                "REDIS_URL".into(),
+                format!("redis://127.0.0.1:{}/0", proxy.port),
+            );
+        }
+        Config::from_map(settings).expect("worker configuration is valid")
+    }
+
+    /// Starts one more in-process worker serving every queue.
+    pub async fn start_worker(&mut self) -> &InProcessWorker {
+        let config = self.worker_config();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind worker");
+        let health_url = format!("http://{}/healthz", listener.local_addr().expect("addr"));
+        let options = worker::Options::from_config(&config);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(worker::run_on(listener, config, options, async move {
+            let _ = stopped.await;
+        }));
+        self.workers.push(InProcessWorker {
+            health_url,
+            stop: Some(stop),
+            task: Some(task),
+        });
+        self.workers.last().expect("just pushed")
+    }
+
+    /// Stops every in-process worker (graceful, like SIGTERM).
+    pub async fn stop_workers(&mut self) {
+        for mut worker in self.workers.drain(..) {
+            if let Some(stop) = worker.stop.take() {
+                let _ = stop.send(());
+            }
+            if let Some(task) = worker.task.take() {
+                let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
+            }
+        }
+    }
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body read");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.send(self.client.post(self.url(path)).json(body)).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(self.client.get(self.url(path))).await
+    }
+
+    /// Direct access to the job queues under this test's prefix.
+    pub fn queues(&self) -> worker::JobQueues {
+        let (_, conn) = worker::redis_connection(&self.config.redis).expect("redis connection");
+        worker::JobQueues::new(conn, self.prefix.clone())
+    }
+
+    /// A pooled connection to the test database.
+    pub async fn conn(&self) -> diesel_async::AsyncPgConnection {
+        self.db.conn().await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        for worker in &mut self.workers {
+            if let Some(stop) = worker.stop.take() {
+                let _ = stop.send(());
+            }
+            if let Some(task) = worker.task.take() {
+                task.abort();
+            }
+        }
+        if let Some(stop) = self.api_stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.api_task.take() {
+            task.abort();
+        }
+        let prefix = self.prefix.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(client) = redis::Client::open(format!("redis://{REDIS_ADDR}/0")) else {
+                return;
+            };
+            let Ok(mut conn) = client.get_connection() else {
+                return;
+            };
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{prefix}:*"))
+                .query(&mut conn)
+                .unwrap_or_default();
+            for chunk in keys.chunks(500) {
+                let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query(&mut conn);
+            }
+        })
+        .join();
+    }
+}

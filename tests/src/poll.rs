@@ -1,0 +1,23 @@
+//! Waiting for something to become true, with a deadline: never sleep and
+//! hope.
+
+use std::{future::Future, time::Duration};
+
+/// Polls `check` every 25 ms until it returns `Some`, or panics with
+/// `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

@@ -1,0 +1,91 @@
+//! The real `bourse-worker` binary, for tests about processes: SIGKILL,
+//! SIGTERM, several workers sharing queues.
+
+use std::{collections::HashMap, path::PathBuf, process::Stdio, time::Duration};
+
+use tokio::process::{Child, Command};
+
+/// Where cargo put the workspace binaries: next to the test binary's
+/// `deps/` folder. `scripts/test` builds them before the tests run.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (`cargo build --workspace --bins`, which scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+pub struct WorkerProcess {
+    pub name: String,
+    pub health_url: String,
+    child: Child,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl WorkerProcess {
+    /// Starts `bourse-worker` with `settings` plus `extra` arguments.
+    pub fn spawn(settings: &HashMap<String, String>, name: &str, extra: &[&str]) -> Self {
+        let port = free_port();
+        let mut command = Command::new(binary("bourse-worker"));
+        command
+            .args(["--name", name])
+            .args(extra)
+            .envs(settings)
+            .env("WORKER_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            // No stray .env from the developer's checkout.
+            .current_dir(std::env::temp_dir())
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        let child = command.spawn().expect("start bourse-worker");
+        Self {
+            name: name.to_owned(),
+            health_url: format!("http://127.0.0.1:{port}/healthz"),
+            child,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
+    /// SIGKILL: no cleanup, no acknowledgements, no goodbye.
+    pub async fn kill(&mut self) {
+        self.child.start_kill().expect("SIGKILL");
+        let _ = self.child.wait().await;
+    }
+
+    /// SIGTERM: the graceful stop.
+    pub async fn terminate(&mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .await
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits for exit; panics after `timeout`.
+    pub async fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("{} did not exit within {timeout:?}", self.name))
+            .expect("wait")
+    }
+}
