@@ -92,12 +92,14 @@ pub async fn problem_details(
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    let is_problem = response
+    // Our own JSON answers (problems, readiness reports) stay as they are;
+    // plain-text and empty framework answers are rewritten.
+    let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with(PROBLEM_JSON));
-    if is_problem {
+        .is_some_and(|v| v.starts_with(PROBLEM_JSON) || v.starts_with("application/json"));
+    if is_json {
         return response;
     }
     let (parts, _) = response.into_parts();

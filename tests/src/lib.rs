@@ -1,3 +1,9 @@
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test harness: a setup step that fails must stop the test loudly"
+)]
+
 //! Test harness for Bourse's end-to-end tests: real PostgreSQL (one database
 //! per test, cloned from a migrated template), real Redis (one key prefix per
 //! test), a real SMTP receiver, and the API and workers either in-process or

@@ -1,3 +1,9 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failure must stop the test"
+)]
+
 //! The first vertical slice: register → PostgreSQL → outbox → Redis →
 //! worker → SMTP, and the verification endpoints.
 

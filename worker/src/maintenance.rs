@@ -29,7 +29,7 @@ impl Maintenance {
         let mut ticks: u32 = 0;
         let mut failing = false;
         loop {
-            let result = self.tick(ticks % SAMPLE_EVERY == 0).await;
+            let result = self.tick(ticks.is_multiple_of(SAMPLE_EVERY)).await;
             match result {
                 Ok(()) => failing = false,
                 Err(error) if !failing => {

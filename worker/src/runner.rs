@@ -124,8 +124,10 @@ impl QueueRunner {
             .concurrency(self.concurrency)
             .on_event(move |_ctx, event| match event {
                 Event::HeartBeat | Event::Start => health.heartbeat(queue),
+                // Job failures are logged where they are settled (execute.rs)
+                // and backend failures where the supervisor restarts.
                 Event::Error(error) => {
-                    tracing::warn!(queue = %queue, error = %error, "worker error");
+                    tracing::debug!(queue = %queue, error = %error, "worker event: error");
                 }
                 _ => {}
             })

@@ -1,0 +1,161 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failure must stop the test"
+)]
+
+//! Real `bourse-worker` processes: a worker killed mid-job loses nothing,
+//! a terminated one drains and exits 0, and a bad setting stops a binary
+//! with one line naming it.
+
+use std::time::Duration;
+
+use harness::{TestApp, TestAppBuilder, eventually, process::WorkerProcess};
+use shared::{jobs::Probe, outbox, probe};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn runs(app: &TestApp, tag: &str) -> Vec<probe::ProbeRun> {
+    let mut conn = app.conn().await;
+    probe::runs(&mut conn, tag).await.unwrap()
+}
+
+async fn push_probe(app: &TestApp, tag: &str, sleep_ms: u64) -> uuid::Uuid {
+    let mut conn = app.conn().await;
+    outbox::push(
+        &mut conn,
+        &Probe {
+            tag: tag.to_owned(),
+            sleep_ms,
+            record: true,
+            ..Probe::default()
+        },
+        None,
+    )
+    .await
+    .unwrap()
+}
+
+async fn healthy(url: &str) -> bool {
+    match reqwest::get(url).await {
+        Ok(response) => response.status().is_success(),
+        Err(_) => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_job_has_its_job_finished_by_another() {
+    // No in-process worker: two real processes share the probe queue.
+    let app = TestAppBuilder::new().without_worker().start().await;
+    let mut a = WorkerProcess::spawn(&app.settings, "worker-a", &["--queues", "probe"]);
+    let mut b = WorkerProcess::spawn(&app.settings, "worker-b", &["--queues", "probe"]);
+    for worker in [&a, &b] {
+        eventually("both workers healthy", WAIT, || async {
+            healthy(&worker.health_url).await.then_some(())
+        })
+        .await;
+    }
+
+    let job = push_probe(&app, "kill", 3_000).await;
+    let first = eventually("the job to start", WAIT, || async {
+        runs(&app, "kill").await.into_iter().next()
+    })
+    .await;
+    assert_eq!(first.job_id, job);
+    let (victim, survivor) = if first.worker == a.name {
+        (&mut a, &b)
+    } else {
+        (&mut b, &a)
+    };
+    victim.kill().await;
+
+    // WORKER_LEASE_SECS=2: the survivor's heartbeat finds the silent worker
+    // and puts its job back; the survivor then runs it to the end.
+    let finished = eventually("the survivor to finish the job", WAIT, || async {
+        runs(&app, "kill")
+            .await
+            .into_iter()
+            .find(|r| r.finished_at.is_some())
+    })
+    .await;
+    assert_eq!(finished.job_id, job);
+    assert_eq!(finished.worker, survivor.name);
+    assert!(!finished.failed);
+    let all = runs(&app, "kill").await;
+    assert_eq!(
+        all.len(),
+        2,
+        "one interrupted run, one complete run: {all:?}"
+    );
+    assert!(
+        all[0].finished_at.is_none(),
+        "the killed run never finished"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_fetching_finishes_in_flight_jobs_and_exits_zero() {
+    let app = TestAppBuilder::new().without_worker().start().await;
+    let mut worker = WorkerProcess::spawn(&app.settings, "worker-term", &["--queues", "probe"]);
+    eventually("the worker healthy", WAIT, || async {
+        healthy(&worker.health_url).await.then_some(())
+    })
+    .await;
+
+    push_probe(&app, "in-flight", 1_500).await;
+    eventually("the job to start", WAIT, || async {
+        runs(&app, "in-flight").await.into_iter().next()
+    })
+    .await;
+    worker.terminate().await;
+    let status = worker.wait(Duration::from_secs(20)).await;
+    assert_eq!(status.code(), Some(0), "clean exit");
+
+    let run = runs(&app, "in-flight").await;
+    assert_eq!(run.len(), 1);
+    assert!(
+        run[0].finished_at.is_some(),
+        "the in-flight job finished before exit"
+    );
+    assert!(!run[0].failed);
+
+    // Nothing is fetched after the signal: a job pushed now waits for the
+    // next worker.
+    push_probe(&app, "after", 0).await;
+    let mut next = WorkerProcess::spawn(&app.settings, "worker-next", &["--queues", "probe"]);
+    let after = eventually("the next worker to run the new job", WAIT, || async {
+        runs(&app, "after")
+            .await
+            .into_iter()
+            .find(|r| r.finished_at.is_some())
+    })
+    .await;
+    assert_eq!(after.worker, next.name);
+    next.terminate().await;
+    assert_eq!(next.wait(Duration::from_secs(20)).await.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_setting_stops_the_binaries_with_one_line_naming_it() {
+    for binary in ["bourse-api", "bourse-worker"] {
+        let output = tokio::process::Command::new(harness::process::binary(binary))
+            .env("HTTP_ADDR", "not-an-address")
+            .env("WORKER_CONCURRENCY", "0")
+            .env("BCRYPT_COST", "12")
+            .current_dir(std::env::temp_dir())
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{binary}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "configuration error: HTTP_ADDR: invalid value \"not-an-address\" (expected a socket address such as 0.0.0.0:8080)",
+                "configuration error: WORKER_CONCURRENCY: 0 is out of range (expected a number from 1 to 10000)",
+            ],
+            "{binary}"
+        );
+    }
+}
