@@ -149,7 +149,19 @@ impl JobsRun<'_> {
             self.workers
         );
 
-        // 1. Enqueue N jobs with no worker running.
+        // 0. Enqueue one job per round trip (as a client enqueuing one task
+        //    at a time does), on a throwaway prefix.
+        let single_n = self.count.min(5_000);
+        let scratch = JobQueues::new(conn.clone(), format!("{prefix}-single"));
+        let started = Instant::now();
+        for _ in 0..single_n {
+            scratch.push(Queue::Probe, &[probe_job("bench", false)], 1).await?;
+        }
+        let single_rate = single_n as f64 / started.elapsed().as_secs_f64();
+        cleanup(&conn, &format!("{prefix}-single")).await?;
+
+        // 1. Enqueue N jobs in batches of 1,000 (as the outbox relay does),
+        //    with no worker running.
         let jobs: Vec<ReadyJob> = (0..self.count).map(|_| probe_job("bench", false)).collect();
         let started = Instant::now();
         for chunk in jobs.chunks(1000) {
@@ -179,7 +191,8 @@ impl JobsRun<'_> {
             if Instant::now() > deadline {
                 bail!("drain did not finish: {counts:?}");
             }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            // The Celery peer polls every 10 ms too.
+            tokio::time::sleep(Duration::from_millis(10)).await;
         };
         let drain_secs = drained_at
             .duration_since(first_fetch.unwrap_or(drained_at))
@@ -203,12 +216,13 @@ impl JobsRun<'_> {
         let completion_rate = self.count as f64 / drain_secs;
         let rss_peak_mb = rss_kb.iter().copied().max().unwrap_or(0) as f64 / 1024.0;
         println!(
-            "scenario=jobs processes={} concurrency={} batch_size={} n={} enqueue_rate={:.0} completion_rate={:.0} pickup_p50_ms={:.2} pickup_p99_ms={:.2} pickup_max_ms={:.2} latency_n={} rss_peak_mb={:.1}",
+            "scenario=jobs processes={} concurrency={} batch_size={} n={} enqueue_rate={:.0} enqueue_single_rate={:.0} completion_rate={:.0} pickup_p50_ms={:.2} pickup_p99_ms={:.2} pickup_max_ms={:.2} latency_n={} rss_peak_mb={:.1}",
             self.workers,
             self.concurrency,
             self.batch_size,
             self.count,
             enqueue_rate,
+            single_rate,
             completion_rate,
             percentile(&latencies, 50.0),
             percentile(&latencies, 99.0),
