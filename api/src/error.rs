@@ -43,6 +43,19 @@ pub enum ApiError {
         errors: BTreeMap<String, String>,
     },
     #[error("{0}")]
+    Unauthenticated(String),
+    /// 403; `code` is `forbidden` or a more precise one such as
+    /// `email_not_verified`.
+    #[error("{detail}")]
+    Forbidden { code: &'static str, detail: String },
+    /// 422 business-rule refusal with its own code (`insufficient_funds`,
+    /// `wallet_blocked`, `same_wallet`, `currency_not_supported`,
+    /// `rate_unavailable`, `limit_exceeded`).
+    #[error("{detail}")]
+    Refused { code: &'static str, detail: String },
+    #[error("too many requests; retry in {retry_after_secs}s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("{0}")]
     Conflict(String, BTreeMap<String, String>),
     #[error("{0}")]
     NotFound(String),
@@ -75,8 +88,14 @@ impl ApiError {
     }
 
     fn parts(&self) -> (StatusCode, &'static str) {
+        // `code` fields are &'static str, so every code is a literal in the
+        // code base: the set of codes is greppable and stable.
         match self {
             Self::Validation { .. } => (StatusCode::BAD_REQUEST, "validation_failed"),
+            Self::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            Self::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
+            Self::Refused { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Conflict(..) => (StatusCode::CONFLICT, "conflict"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
@@ -96,6 +115,12 @@ pub fn title_for(code: &str) -> &'static str {
         "unauthenticated" => "Authentication required",
         "forbidden" => "Forbidden",
         "email_not_verified" => "Email not verified",
+        "insufficient_funds" => "Insufficient funds",
+        "wallet_blocked" => "Wallet blocked",
+        "same_wallet" => "Same wallet",
+        "currency_not_supported" => "Currency not supported",
+        "rate_unavailable" => "Rate unavailable",
+        "limit_exceeded" => "Limit exceeded",
         "not_found" => "Not found",
         "method_not_allowed" => "Method not allowed",
         "conflict" => "Conflict",
@@ -156,12 +181,22 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %cause, "request failed");
         }
         let detail = self.to_string();
+        let retry_after = match &self {
+            Self::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
         let errors = match self {
             Self::Validation { errors, .. } => Some(errors),
             Self::Conflict(_, errors) if !errors.is_empty() => Some(errors),
             _ => None,
         };
-        problem_response(status, code, detail, errors)
+        let mut response = problem_response(status, code, detail, errors);
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        response
     }
 }
 
@@ -232,6 +267,42 @@ mod tests {
         let cases = [
             (ApiError::field("email", "bad"), 400, "validation_failed"),
             (
+                ApiError::Unauthenticated("no token".into()),
+                401,
+                "unauthenticated",
+            ),
+            (
+                ApiError::Forbidden {
+                    code: "forbidden",
+                    detail: "admins only".into(),
+                },
+                403,
+                "forbidden",
+            ),
+            (
+                ApiError::Forbidden {
+                    code: "email_not_verified",
+                    detail: "verify first".into(),
+                },
+                403,
+                "email_not_verified",
+            ),
+            (
+                ApiError::Refused {
+                    code: "insufficient_funds",
+                    detail: "balance too low".into(),
+                },
+                422,
+                "insufficient_funds",
+            ),
+            (
+                ApiError::RateLimited {
+                    retry_after_secs: 7,
+                },
+                429,
+                "rate_limited",
+            ),
+            (
                 ApiError::Conflict("x".into(), BTreeMap::new()),
                 409,
                 "conflict",
@@ -256,6 +327,15 @@ mod tests {
             assert!(body["title"].is_string() && body["detail"].is_string());
             assert!(!body.to_string().contains("secret cause"));
         }
+    }
+
+    #[tokio::test]
+    async fn rate_limits_say_when_to_retry() {
+        let response = ApiError::RateLimited {
+            retry_after_secs: 7,
+        }
+        .into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "7");
     }
 
     #[tokio::test]

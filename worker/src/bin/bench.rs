@@ -155,7 +155,9 @@ impl JobsRun<'_> {
         let scratch = JobQueues::new(conn.clone(), format!("{prefix}-single"));
         let started = Instant::now();
         for _ in 0..single_n {
-            scratch.push(Queue::Probe, &[probe_job("bench", false)], 1).await?;
+            scratch
+                .push(Queue::Probe, &[probe_job("bench", false)], 1)
+                .await?;
         }
         let single_rate = single_n as f64 / started.elapsed().as_secs_f64();
         cleanup(&conn, &format!("{prefix}-single")).await?;
