@@ -5,14 +5,14 @@
 
 use std::collections::BTreeMap;
 
+use std::time::Duration;
+
 use axum::{
-    extract::{
-        FromRequest, Request,
-        rejection::{BytesRejection, FailedToBufferBody},
-    },
+    body::Body,
+    extract::{FromRequest, Request},
     http::header,
 };
-use bytes::Bytes;
+use futures::StreamExt;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -26,7 +26,7 @@ where
 {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         if !has_json_content_type(&req) {
             return Err(ApiError::UnsupportedMediaType(
                 "expected a JSON body with Content-Type: application/json".into(),
@@ -35,19 +35,47 @@ where
         let limit = req
             .extensions()
             .get::<BodyLimit>()
-            .map_or(usize::MAX, |l| l.0);
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|rejection| match rejection {
-                BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
-                    ApiError::PayloadTooLarge(limit)
-                }
-                other => {
-                    ApiError::validation(format!("cannot read the body: {other}"), BTreeMap::new())
-                }
-            })?;
+            .map_or(64 * 1024, |l| l.0);
+        let bytes = read_limited(req.into_body(), limit).await?;
         parse(&bytes).map(ApiJson)
     }
+}
+
+/// After refusing a body, keep reading (and discarding) this much of it, for
+/// at most [`DRAIN_TIME`], so the client can read our 413 instead of having
+/// its connection reset while it is still sending.
+pub const DRAIN_BYTES: usize = 1024 * 1024;
+pub const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+/// Reads a body of at most `limit` bytes.
+async fn read_limited(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let mut stream = body.into_data_stream();
+    let mut buffer = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::validation(format!("cannot read the body: {e}"), BTreeMap::new())
+        })?;
+        if buffer.len() + chunk.len() > limit {
+            drain(stream, buffer.len() + chunk.len()).await;
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    Ok(buffer)
+}
+
+/// Discards the rest of a refused body, within [`DRAIN_BYTES`] and
+/// [`DRAIN_TIME`].
+pub async fn drain(mut stream: axum::body::BodyDataStream, mut seen: usize) {
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while seen <= DRAIN_BYTES {
+            match stream.next().await {
+                Some(Ok(chunk)) => seen += chunk.len(),
+                _ => break,
+            }
+        }
+    })
+    .await;
 }
 
 /// The configured body limit, put in request extensions by the router so

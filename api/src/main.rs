@@ -33,33 +33,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(errors) => {
-            for problem in &errors.0 {
-                eprintln!("configuration error: {problem}");
-            }
-            return ExitCode::from(2);
-        }
-    };
-    shared::telemetry::init(config.log_format, "info");
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(dispatch(cli, config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    shared::cli::run("info", |config| dispatch(cli, config))
 }
 
 async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
@@ -71,7 +45,7 @@ async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
                 .with_context(|| format!("HTTP_ADDR: cannot listen on {addr}"))?;
             let state = api::state(config)?;
             tracing::info!(addr = %listener.local_addr()?, "API listening");
-            api::serve(listener, state, shutdown_signal()).await?;
+            api::serve(listener, state, shared::cli::shutdown_signal()).await?;
             tracing::info!("API stopped");
             Ok(())
         }
@@ -123,27 +97,5 @@ async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
             println!("{}", api::routes::openapi().to_pretty_json()?);
             Ok(())
         }
-    }
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
     }
 }

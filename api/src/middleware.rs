@@ -61,6 +61,34 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
     response
 }
 
+/// Refuses a body whose declared `Content-Length` is over `MAX_BODY_BYTES`
+/// before any handler runs. Bodies without a declared length are limited
+/// while read (see `extract::ApiJson`).
+pub async fn body_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limit = state.config.http.max_body_bytes;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > limit as u64 => {
+            // Reading what is already on its way lets the client see the
+            // answer instead of a reset connection.
+            if length <= crate::extract::DRAIN_BYTES as u64 {
+                crate::extract::drain(request.into_body().into_data_stream(), 0).await;
+            }
+            problem_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("request body is larger than {limit} bytes"),
+                None,
+            )
+        }
+        _ => next.run(request).await,
+    }
+}
+
 /// Ends a request that runs longer than `REQUEST_TIMEOUT_SECS` with a 503.
 /// The handler's future is dropped, which rolls back an open transaction.
 pub async fn time_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {

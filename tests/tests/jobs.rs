@@ -93,6 +93,18 @@ async fn a_committed_job_runs_once_and_a_rolled_back_one_never() {
 async fn many_jobs_through_two_relays_and_workers_each_run_once() {
     let mut app = TestAppBuilder::new().start().await;
     app.start_worker().await;
+    for worker in &app.workers {
+        let url = worker.health_url.clone();
+        eventually("both workers healthy", WAIT, || async {
+            reqwest::get(&url)
+                .await
+                .ok()?
+                .status()
+                .is_success()
+                .then_some(())
+        })
+        .await;
+    }
     let mut conn = app.conn().await;
     let mut ids = HashSet::new();
     for chunk in 0..10 {

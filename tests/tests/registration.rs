@@ -26,6 +26,14 @@ fn code_from(subject: &str) -> String {
     code
 }
 
+/// How many users and outbox rows exist.
+async fn users_and_jobs(app: &TestApp) -> (i64, i64) {
+    let mut conn = app.conn().await;
+    let users = users::table.count().get_result(&mut conn).await.unwrap();
+    let jobs = outbox::table.count().get_result(&mut conn).await.unwrap();
+    (users, jobs)
+}
+
 async fn register(app: &TestApp, username: &str, email: &str) -> Value {
     let reply = app
         .post(
@@ -177,9 +185,11 @@ async fn resend_answers_202_for_unknown_and_verified_addresses_without_sending()
         let expected = if email.contains(' ') { 400 } else { 202 };
         assert_eq!(reply.status, expected, "{email}: {}", reply.body);
     }
-    let mut conn = app.conn().await;
-    let queued: i64 = outbox::table.count().get_result(&mut conn).await.unwrap();
-    assert_eq!(queued, 0, "no job for an unknown address");
+    assert_eq!(
+        users_and_jobs(&app).await,
+        (0, 0),
+        "no job for an unknown address"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,23 +225,7 @@ async fn taken_usernames_and_emails_conflict_ignoring_case() {
         assert_eq!(got, fields);
     }
     // A refused registration leaves nothing behind: one user, one job.
-    let mut conn = app.conn().await;
-    assert_eq!(
-        users::table
-            .count()
-            .get_result::<i64>(&mut conn)
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        outbox::table
-            .count()
-            .get_result::<i64>(&mut conn)
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(users_and_jobs(&app).await, (1, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -245,15 +239,7 @@ async fn concurrent_identical_registrations_create_one_account() {
     statuses.sort_unstable();
     assert_eq!(statuses[0], 201);
     assert!(statuses[1..].iter().all(|s| *s == 409), "{statuses:?}");
-    let mut conn = app.conn().await;
-    assert_eq!(
-        outbox::table
-            .count()
-            .get_result::<i64>(&mut conn)
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(users_and_jobs(&app).await, (1, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -334,23 +320,7 @@ async fn every_invalid_field_is_reported_as_400_problem_json() {
             assert!(message.contains(fragment), "{body}: {field} -> {message:?}");
         }
     }
-    let mut conn = app.conn().await;
-    assert_eq!(
-        users::table
-            .count()
-            .get_result::<i64>(&mut conn)
-            .await
-            .unwrap(),
-        0
-    );
-    assert_eq!(
-        outbox::table
-            .count()
-            .get_result::<i64>(&mut conn)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(users_and_jobs(&app).await, (0, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -429,9 +399,19 @@ async fn malformed_bodies_never_reach_the_handler() {
         assert!(got.contains(detail), "{got:?} should mention {detail:?}");
     }
     // A body over the limit streamed without Content-Length is cut off too.
-    let chunks = futures::stream::iter((0..100).map(|_| Ok::<_, std::io::Error>(bytes_of(1024))));
+    // The client sends one byte more than the limit and then waits (the
+    // stream never ends), so the server has read everything it was sent
+    // when it answers and closes: no reset can race the 413.
+    use futures::StreamExt as _;
+    let over_limit = futures::stream::iter(
+        (0..64)
+            .map(|_| bytes_of(1024))
+            .chain(std::iter::once(bytes_of(1)))
+            .map(Ok::<_, std::io::Error>),
+    )
+    .chain(futures::stream::pending());
     let reply = app
-        .send(raw("application/json", Vec::new()).body(reqwest::Body::wrap_stream(chunks)))
+        .send(raw("application/json", Vec::new()).body(reqwest::Body::wrap_stream(over_limit)))
         .await;
     assert_eq!(reply.status, 413);
     assert_eq!(reply.body["code"], "payload_too_large");

@@ -3,7 +3,7 @@
 
 use shared::jobs::Queue;
 
-use crate::queue::{DeadJob, JobQueues, QueueCounts};
+use crate::queue::{CHUNK, DeadJob, JobQueues, QueueCounts};
 
 /// Counts for every queue.
 pub async fn stats(queues: &JobQueues) -> Result<Vec<QueueCounts>, redis::RedisError> {
@@ -23,19 +23,27 @@ pub async fn list(
     queues.dead(queue, limit).await
 }
 
+/// The given ids, or every dead job of the queue when none are given.
+async fn chosen(
+    queues: &JobQueues,
+    queue: Queue,
+    ids: &[String],
+) -> Result<Vec<String>, redis::RedisError> {
+    if ids.is_empty() {
+        queues.dead_ids(queue).await
+    } else {
+        Ok(ids.to_vec())
+    }
+}
+
 /// Retries the given dead jobs, or all of them when `ids` is empty.
 pub async fn retry(
     queues: &JobQueues,
     queue: Queue,
     ids: &[String],
 ) -> Result<usize, redis::RedisError> {
-    let ids = if ids.is_empty() {
-        queues.dead_ids(queue).await?
-    } else {
-        ids.to_vec()
-    };
     let mut moved = 0;
-    for chunk in ids.chunks(crate::queue::CHUNK) {
+    for chunk in chosen(queues, queue, ids).await?.chunks(CHUNK) {
         moved += queues.requeue_dead(queue, chunk).await?;
     }
     Ok(moved)
@@ -47,13 +55,8 @@ pub async fn discard(
     queue: Queue,
     ids: &[String],
 ) -> Result<usize, redis::RedisError> {
-    let ids = if ids.is_empty() {
-        queues.dead_ids(queue).await?
-    } else {
-        ids.to_vec()
-    };
     let mut removed = 0;
-    for chunk in ids.chunks(crate::queue::CHUNK) {
+    for chunk in chosen(queues, queue, ids).await?.chunks(CHUNK) {
         removed += queues.discard_dead(queue, chunk).await?;
     }
     Ok(removed)

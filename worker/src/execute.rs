@@ -70,6 +70,7 @@ pub struct Executor {
 pub async fn execute(
     envelope: JobEnvelope,
     attempt: Attempt,
+    task_id: TaskId,
     executor: Data<Arc<Executor>>,
 ) -> Result<(), BoxDynError> {
     let attempt = u32::try_from(attempt.current()).unwrap_or(u32::MAX).max(1);
@@ -122,7 +123,7 @@ pub async fn execute(
         .get_or_create(&QueueLabels { queue })
         .observe(started.elapsed().as_secs_f64());
 
-    let outcome = settle(&executor, &envelope, attempt, result).await;
+    let outcome = settle(&executor, &envelope, &task_id.to_string(), attempt, result).await;
     let label = match &outcome {
         Ok(Settled::Succeeded) => "succeeded",
         Ok(Settled::Retrying) => "retried",
@@ -154,6 +155,7 @@ enum Settled {
 async fn settle(
     executor: &Executor,
     envelope: &JobEnvelope,
+    task_id: &str,
     attempt: u32,
     result: Result<(), JobError>,
 ) -> Result<Settled, String> {
@@ -178,9 +180,11 @@ async fn settle(
         }
         Err(JobError::Retry(reason)) => {
             let delay = executor.policy.backoff(attempt);
-            // One id per (job, attempt): scheduling the same retry twice (a
-            // redelivered attempt failing again) stores it once.
-            let retry_id = format!("{}.r{}", envelope.id, attempt + 1);
+            // The retry's id extends this task's id: a redelivered attempt
+            // that fails again schedules the same id, which is stored once,
+            // while a dead job an operator puts back starts a fresh chain
+            // that cannot collide with ids of its earlier runs.
+            let retry_id = format!("{task_id}.{}", attempt + 1);
             match executor
                 .queues
                 .schedule(executor.queue, &retry_id, envelope, attempt, max, delay)

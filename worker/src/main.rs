@@ -62,33 +62,9 @@ enum DeadAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(errors) => {
-            for problem in &errors.0 {
-                eprintln!("configuration error: {problem}");
-            }
-            return ExitCode::from(2);
-        }
-    };
-    shared::telemetry::init(config.log_format, "info,apalis_core=warn,apalis_redis=warn");
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(dispatch(cli, config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    shared::cli::run("info,apalis_core=warn,apalis_redis=warn", |config| {
+        dispatch(cli, config)
+    })
 }
 
 async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
@@ -162,27 +138,5 @@ async fn run(args: RunArgs, config: Config) -> anyhow::Result<()> {
         options.name = name;
     }
     options.relay = !args.no_relay;
-    worker::run(config, options, shutdown_signal()).await
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
+    worker::run(config, options, shared::cli::shutdown_signal()).await
 }

@@ -8,7 +8,7 @@ mod health;
 use std::sync::Arc;
 
 use axum::{Extension, Router, extract::DefaultBodyLimit, middleware, routing::get};
-use tower_http::{catch_panic::CatchPanicLayer, limit::RequestBodyLimitLayer};
+use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -70,8 +70,10 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             mw::time_limit,
         ))
-        // Rejects a declared Content-Length over the limit before reading.
-        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            mw::body_limit,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             mw::problem_details,

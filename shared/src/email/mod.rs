@@ -14,7 +14,7 @@ pub use mailer::{Mailer, SendError};
 pub use render::{EmailTemplate, Rendered, VerifyEmail};
 use uuid::Uuid;
 
-use crate::{jobs::SendEmail, outbox, schema::emails};
+use crate::{db::DbPool, jobs::SendEmail, outbox, schema::emails};
 
 #[derive(Insertable)]
 #[diesel(table_name = emails)]
@@ -74,6 +74,8 @@ pub enum DeliveryError {
     /// Try again later (the job system retries with backoff).
     #[error(transparent)]
     Transient(SendError),
+    #[error("database unavailable: {0}")]
+    Pool(String),
     #[error("database error: {0}")]
     Database(#[from] diesel::result::Error),
 }
@@ -93,15 +95,43 @@ struct ClaimedEmail {
 /// both send. A transient failure puts it back to `pending` for the retry. A
 /// process that dies mid-send leaves it `sending`; after `stale_after` such a
 /// row is marked failed rather than risk a second copy.
+///
+/// No database connection is held while SMTP is talked to: a slow mail
+/// server must not drain the pool other jobs need.
 pub async fn deliver(
-    conn: &mut AsyncPgConnection,
+    pool: &DbPool,
     mailer: &Mailer,
     id: Uuid,
     public_url: &str,
     stale_after: Duration,
 ) -> Result<Delivery, DeliveryError> {
+    let claimed = {
+        let mut conn = pool
+            .get()
+            .await
+            .map_err(|e| DeliveryError::Pool(e.to_string()))?;
+        match claim(&mut conn, id).await? {
+            Some(email) => email,
+            None => return settle_unclaimable(&mut conn, id, stale_after).await,
+        }
+    };
+    let message = render::render(&claimed.template, &claimed.context, public_url)
+        .map_err(|e| SendError::Permanent(e.to_string()))
+        .and_then(|rendered| mailer.compose(&claimed.to_address, &rendered));
+    let outcome = match message {
+        Ok(message) => mailer.send(message).await,
+        Err(error) => Err(error),
+    };
+    let mut conn = pool
+        .get()
+        .await
+        .map_err(|e| DeliveryError::Pool(e.to_string()))?;
+    record(&mut conn, id, outcome).await
+}
+
+async fn claim(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<ClaimedEmail>> {
     let now = Utc::now();
-    let claimed: Option<ClaimedEmail> = diesel::update(emails::table.find(id))
+    diesel::update(emails::table.find(id))
         .filter(emails::status.eq("pending"))
         .set((
             emails::status.eq("sending"),
@@ -111,20 +141,16 @@ pub async fn deliver(
         .returning(ClaimedEmail::as_returning())
         .get_result(conn)
         .await
-        .optional()?;
+        .optional()
+}
 
-    let Some(email) = claimed else {
-        return settle_unclaimable(conn, id, stale_after).await;
-    };
-
-    let message = render::render(&email.template, &email.context, public_url)
-        .map_err(|e| SendError::Permanent(e.to_string()))
-        .and_then(|rendered| mailer.compose(&email.to_address, &rendered));
-    let outcome = match message {
-        Ok(message) => mailer.send(message).await,
-        Err(error) => Err(error),
-    };
-
+/// Stores what the send did. If this write fails after a successful send
+/// the row stays `sending`: never sent twice, at worst marked failed later.
+async fn record(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    outcome: Result<(), SendError>,
+) -> Result<Delivery, DeliveryError> {
     match outcome {
         Ok(()) => {
             diesel::update(emails::table.find(id))

@@ -10,9 +10,8 @@ use super::{JobContext, JobError};
 /// Sends one queued email, at most once (see `shared::email::deliver`).
 pub async fn run(ctx: Arc<JobContext>, envelope: JobEnvelope) -> Result<(), JobError> {
     let job: SendEmail = envelope.decode()?;
-    let mut conn = ctx.db.get().await.map_err(JobError::retry)?;
     let outcome = email::deliver(
-        &mut conn,
+        &ctx.db,
         &ctx.mailer,
         job.email_id,
         &ctx.config.http.public_url,
@@ -36,6 +35,7 @@ pub async fn run(ctx: Arc<JobContext>, envelope: JobEnvelope) -> Result<(), JobE
         Err(
             error @ (DeliveryError::InProgress(_)
             | DeliveryError::Transient(_)
+            | DeliveryError::Pool(_)
             | DeliveryError::Database(_)),
         ) => Err(JobError::retry(error)),
     }
