@@ -121,6 +121,7 @@ pub fn title_for(code: &str) -> &'static str {
         "currency_not_supported" => "Currency not supported",
         "rate_unavailable" => "Rate unavailable",
         "limit_exceeded" => "Limit exceeded",
+        "invalid_current_password" => "Invalid current password",
         "not_found" => "Not found",
         "method_not_allowed" => "Method not allowed",
         "conflict" => "Conflict",
@@ -233,6 +234,14 @@ impl From<AccountError> for ApiError {
                 Self::Conflict(format!("{} already taken", fields.join(" and ")), errors)
             }
             AccountError::InvalidCode(_) => Self::field("code", "is invalid or has expired"),
+            AccountError::BadCredentials => {
+                Self::Unauthenticated("invalid login or password".into())
+            }
+            AccountError::WrongPassword => Self::Refused {
+                code: "invalid_current_password",
+                detail: "the current password is wrong".into(),
+            },
+            AccountError::NotFound => Self::NotFound("no such user".into()),
             AccountError::Password(e) => Self::internal(e),
             AccountError::Database(e) => e.into(),
         }

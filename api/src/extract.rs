@@ -41,6 +41,33 @@ where
     }
 }
 
+/// An optional JSON body: no body at all (no `Content-Type`, empty) is
+/// `None`; anything else must be valid JSON of `T`.
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<S, T> FromRequest<S> for OptionalJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let declared_empty = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() == "0");
+        let untyped = !req.headers().contains_key(header::CONTENT_TYPE);
+        if declared_empty || untyped {
+            return Ok(OptionalJson(None));
+        }
+        ApiJson::<T>::from_request(req, state)
+            .await
+            .map(|ApiJson(value)| OptionalJson(Some(value)))
+    }
+}
+
 /// After refusing a body, keep reading (and discarding) this much of it, for
 /// at most [`DRAIN_TIME`], so the client can read our 413 instead of having
 /// its connection reset while it is still sending.

@@ -2,10 +2,12 @@
 //! jobs through the outbox in the same transaction) and answers JSON, with
 //! problem+json errors everywhere.
 
+pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod middleware;
+pub mod rate_limit;
 pub mod routes;
 pub mod state;
 
@@ -49,7 +51,16 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    serve_router(listener, router(state), shutdown).await
+}
+
+/// [`serve`] for a router the caller assembled (tests add routes).
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

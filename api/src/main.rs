@@ -29,6 +29,25 @@ enum Command {
     },
     /// Print the OpenAPI document and exit.
     Openapi,
+    /// Manage administrators.
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminAction {
+    /// Create an administrator. The password comes from ADMIN_PASSWORD or,
+    /// when unset, the first line of standard input.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+    },
+    /// Make an existing user an administrator.
+    Promote { username: String },
 }
 
 fn main() -> ExitCode {
@@ -93,9 +112,46 @@ async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Admin { action } => admin(action, config).await,
         Command::Openapi => {
             println!("{}", api::routes::openapi().to_pretty_json()?);
             Ok(())
         }
     }
+}
+
+async fn admin(action: AdminAction, config: Config) -> anyhow::Result<()> {
+    let state = api::state(config.clone())?;
+    let mut conn = state
+        .db
+        .get()
+        .await
+        .context("cannot connect to PostgreSQL")?;
+    match action {
+        AdminAction::Create { username, email } => {
+            let password = match std::env::var("ADMIN_PASSWORD") {
+                Ok(password) if !password.is_empty() => password,
+                _ => {
+                    eprintln!("password for {username} (one line on standard input):");
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            let input = shared::accounts::Registration::parse(&username, &email, &password)
+                .map_err(|errors| {
+                    let lines: Vec<String> =
+                        errors.0.iter().map(|(f, m)| format!("{f}: {m}")).collect();
+                    anyhow::anyhow!("{}", lines.join("; "))
+                })?;
+            let user =
+                shared::accounts::create_admin(&mut conn, config.auth.bcrypt_cost, input).await?;
+            println!("administrator {} created ({})", user.username, user.id);
+        }
+        AdminAction::Promote { username } => {
+            let user = shared::accounts::promote(&mut conn, &username).await?;
+            println!("{} is now an administrator", user.username);
+        }
+    }
+    Ok(())
 }

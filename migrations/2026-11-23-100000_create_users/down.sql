@@ -1,2 +1,2 @@
-DROP TABLE email_verification_codes;
+DROP TABLE one_time_codes;
 DROP TABLE users;

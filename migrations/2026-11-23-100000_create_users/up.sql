@@ -15,11 +15,14 @@ CREATE UNIQUE INDEX users_username_key ON users (lower(username));
 CREATE UNIQUE INDEX users_email_key ON users (lower(email));
 SELECT diesel_manage_updated_at('users');
 
--- One row per code sent. Only a hash of the code is kept; a code is spent by
--- a successful check, by too many wrong tries, by expiry, or by a newer code.
-CREATE TABLE email_verification_codes (
+-- One-time codes sent by email: address verification and password reset.
+-- Only a hash of the code is kept; a code is spent by a successful check, by
+-- too many wrong tries, by expiry, or by a newer code of the same purpose.
+CREATE TABLE one_time_codes (
     id          UUID PRIMARY KEY,
     user_id     UUID NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    purpose     TEXT NOT NULL CHECK (purpose IN ('verify_email', 'password_reset')),
+    -- The address the code was sent to: changing the email voids it.
     email       TEXT NOT NULL,
     code_hash   TEXT NOT NULL,
     attempts    INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
@@ -27,6 +30,6 @@ CREATE TABLE email_verification_codes (
     consumed_at TIMESTAMPTZ,
     created_at  TIMESTAMPTZ NOT NULL DEFAULT now()
 );
-CREATE INDEX email_verification_codes_live_idx
-    ON email_verification_codes (user_id, created_at DESC)
+CREATE INDEX one_time_codes_live_idx
+    ON one_time_codes (user_id, purpose, created_at DESC)
     WHERE consumed_at IS NULL;

@@ -17,4 +17,5 @@ pub mod password;
 pub mod probe;
 pub mod schema;
 pub mod seed;
+pub mod sessions;
 pub mod telemetry;

@@ -18,9 +18,10 @@ diesel::table! {
 }
 
 diesel::table! {
-    email_verification_codes (id) {
+    one_time_codes (id) {
         id -> Uuid,
         user_id -> Uuid,
+        purpose -> Text,
         email -> Text,
         code_hash -> Text,
         attempts -> Int4,
@@ -65,6 +66,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    refresh_tokens (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        family_id -> Uuid,
+        token_hash -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        rotated_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     currencies (code) {
         code -> Text,
         name -> Text,
@@ -87,12 +101,14 @@ diesel::table! {
     }
 }
 
-diesel::joinable!(email_verification_codes -> users (user_id));
+diesel::joinable!(one_time_codes -> users (user_id));
+diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(emails -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
-    email_verification_codes,
+    one_time_codes,
+    refresh_tokens,
     outbox,
     emails,
     currencies,

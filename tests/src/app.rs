@@ -89,6 +89,15 @@ impl TestAppBuilder {
             ("JOB_MAX_ATTEMPTS", "3".into()),
             ("JOB_BACKOFF_BASE_MS", "50".into()),
             ("JOB_BACKOFF_MAX_MS", "1000".into()),
+            (
+                "JWT_SECRET",
+                format!(
+                    "test-secret-{}-{}",
+                    crate::random_suffix(),
+                    crate::random_suffix()
+                ),
+            ),
+            ("COOKIE_SECURE", "true".into()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -96,18 +105,7 @@ impl TestAppBuilder {
         settings.extend(self.overrides);
         let config = Config::from_map(settings.clone()).expect("test configuration is valid");
 
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind API");
-        let base_url = format!("http://{}", listener.local_addr().expect("addr"));
-        let state = api::state(config.clone()).expect("API state");
-        let (api_stop, api_stopped) = oneshot::channel::<()>();
-        let api_task = tokio::spawn(async move {
-            let _ = api::serve(listener, state, async move {
-                let _ = api_stopped.await;
-            })
-            .await;
-        });
+        let (base_url, api_stop, api_task) = spawn_api(&config).await;
 
         let mut app = TestApp {
             db,
@@ -121,12 +119,46 @@ impl TestAppBuilder {
             api_stop: Some(api_stop),
             api_task: Some(api_task),
             workers: Vec::new(),
+            extra_apis: Vec::new(),
         };
         if self.worker {
             app.start_worker().await;
         }
         app
     }
+}
+
+/// Routes only tests have: a stand-in money movement and admin action, to
+/// test the extractors before the real routes exist.
+fn test_routes() -> axum::Router<api::AppState> {
+    use api::auth::{AdminUser, VerifiedUser};
+    axum::Router::new()
+        .route(
+            "/api/v1/test/money",
+            axum::routing::post(|VerifiedUser(user): VerifiedUser| async move { user.username }),
+        )
+        .route(
+            "/api/v1/test/admin",
+            axum::routing::post(|AdminUser(user): AdminUser| async move { user.username }),
+        )
+}
+
+/// Serves one more API process (same configuration) on a random port.
+async fn spawn_api(config: &Config) -> (String, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind API");
+    let base_url = format!("http://{}", listener.local_addr().expect("addr"));
+    let state = api::state(config.clone()).expect("API state");
+    let router = api::routes::router_with(state, test_routes());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = api::serve_router(listener, router, async move {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    (base_url, stop, task)
 }
 
 /// An in-process worker.
@@ -150,6 +182,7 @@ pub struct TestApp {
     api_stop: Option<oneshot::Sender<()>>,
     api_task: Option<tokio::task::JoinHandle<()>>,
     pub workers: Vec<InProcessWorker>,
+    extra_apis: Vec<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
 }
 
 /// A response: status, JSON body (Null when empty or not JSON), headers.
@@ -172,6 +205,14 @@ impl Reply {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
+    }
+
+    /// Starts a second API process sharing this app's database and Redis;
+    /// returns its base URL.
+    pub async fn spawn_api(&mut self) -> String {
+        let (url, stop, task) = spawn_api(&self.config).await;
+        self.extra_apis.push((stop, task));
+        url
     }
 
     /// The configuration a worker should use: Redis through the proxy when
@@ -264,6 +305,10 @@ impl Drop for TestApp {
         }
         if let Some(stop) = self.api_stop.take() {
             let _ = stop.send(());
+        }
+        for (stop, task) in self.extra_apis.drain(..) {
+            let _ = stop.send(());
+            task.abort();
         }
         if let Some(task) = self.api_task.take() {
             task.abort();

@@ -14,6 +14,7 @@ pub mod db;
 pub mod poll;
 pub mod process;
 pub mod proxy;
+pub mod session;
 pub mod smtp;
 
 pub use app::{TestApp, TestAppBuilder};

@@ -107,16 +107,30 @@ async fn the_openapi_document_and_docs_are_served_from_the_binary() {
     let doc = app.get("/api/v1/openapi.json").await;
     assert_eq!(doc.status, 200);
     assert_eq!(doc.body["openapi"], "3.1.0");
-    for path in [
-        "/api/v1/auth/register",
-        "/api/v1/auth/verify-email",
-        "/api/v1/auth/verify-email/resend",
+    for (method, path) in [
+        ("post", "/api/v1/auth/register"),
+        ("post", "/api/v1/auth/verify-email"),
+        ("post", "/api/v1/auth/verify-email/resend"),
+        ("post", "/api/v1/auth/login"),
+        ("post", "/api/v1/auth/refresh"),
+        ("post", "/api/v1/auth/logout"),
+        ("post", "/api/v1/auth/password-reset"),
+        ("post", "/api/v1/auth/password-reset/confirm"),
+        ("get", "/api/v1/me"),
+        ("patch", "/api/v1/me"),
+        ("post", "/api/v1/me/password"),
     ] {
+        let operation = &doc.body["paths"][path][method];
+        assert!(operation.is_object(), "{method} {path} documented");
         assert!(
-            doc.body["paths"][path]["post"].is_object(),
-            "{path} documented"
+            operation["responses"].as_object().unwrap().len() >= 2,
+            "{method} {path} lists its errors"
         );
     }
+    let schemes = &doc.body["components"]["securitySchemes"];
+    assert_eq!(schemes["bearer"]["scheme"], "bearer");
+    assert_eq!(schemes["cookie"]["in"], "cookie");
+    assert!(doc.body["paths"]["/api/v1/me"]["get"]["security"].is_array());
     let register = &doc.body["paths"]["/api/v1/auth/register"]["post"];
     for status in ["201", "400", "409", "413", "503"] {
         assert!(

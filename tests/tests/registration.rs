@@ -13,7 +13,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use harness::{TestApp, TestAppBuilder, eventually};
 use serde_json::{Value, json};
-use shared::schema::{email_verification_codes, emails, outbox, users};
+use shared::schema::{emails, one_time_codes, outbox, users};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -143,11 +143,8 @@ async fn five_wrong_codes_burn_the_code_and_resend_issues_a_new_one() {
     // Resend right away is accepted but throttled (no second email yet)...
     let mut conn = app.conn().await;
     // ...so make the last code look older than the cool-down.
-    diesel::update(email_verification_codes::table)
-        .set(
-            email_verification_codes::created_at
-                .eq(chrono::Utc::now() - chrono::Duration::minutes(5)),
-        )
+    diesel::update(one_time_codes::table)
+        .set(one_time_codes::created_at.eq(chrono::Utc::now() - chrono::Duration::minutes(5)))
         .execute(&mut conn)
         .await
         .unwrap();

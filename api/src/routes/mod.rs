@@ -4,6 +4,7 @@
 pub mod auth;
 mod docs;
 mod health;
+mod me;
 
 use std::sync::Arc;
 
@@ -27,9 +28,45 @@ use crate::{
         license(name = "MIT"),
     ),
     components(schemas(Problem)),
-    tags((name = "auth", description = "Registration and email verification")),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "auth", description = "Registration, verification, sign-in, sessions and password reset"),
+        (name = "me", description = "The signed-in user's profile and password"),
+    ),
 )]
 struct ApiDoc;
+
+/// Access tokens go in `Authorization: Bearer`, or (for the web page) in the
+/// `bourse_access` cookie, with `X-CSRF-Token` on writes.
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "Access token from /auth/login or /auth/refresh (15 minutes)",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "bourse_access",
+                "Set by /auth/login; state-changing requests must also send X-CSRF-Token equal to the bourse_csrf cookie",
+            ))),
+        );
+    }
+}
 
 /// The OpenAPI document generated from the route annotations.
 pub fn openapi() -> utoipa::openapi::OpenApi {
@@ -38,16 +75,24 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 fn api_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", auth::router())
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", auth::router().merge(me::router()))
 }
 
 /// The whole application.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The application plus `extra` routes, which get the same middleware
+/// (tests add stand-in routes this way).
+pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let (api, openapi) = api_routes().split_for_parts();
     let openapi_json = Arc::new(openapi.to_pretty_json().unwrap_or_else(|_| "{}".to_owned()));
     let body_limit = state.config.http.max_body_bytes;
     Router::new()
         .merge(api)
+        .merge(extra)
         .route("/api/v1/openapi.json", get(docs::openapi_json))
         .route("/docs", get(docs::page))
         .route("/docs/", get(docs::page))

@@ -1,17 +1,27 @@
-//! Accounts: registration and email verification (PRODUCT.md §3).
+//! Accounts (PRODUCT.md §3): registration, email verification, login
+//! credentials, profile, password change and reset, administrators.
 
+mod admin;
 mod codes;
+mod login;
 pub mod model;
+mod password_change;
+mod profile;
 mod register;
 pub mod validate;
 mod verify;
 
+pub use admin::{create_admin, promote};
+pub use codes::CodeRejection;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+pub use login::authenticate;
 pub use model::User;
+pub use password_change::{change_password, confirm_password_reset, request_password_reset};
+pub use profile::{ProfileChanges, update_profile};
 pub use register::{Registration, register};
 pub use validate::FieldErrors;
-pub use verify::{CodeRejection, RESEND_COOLDOWN, Resend, resend_verification, verify_email};
+pub use verify::{RESEND_COOLDOWN, Resend, resend_verification, verify_email};
 
 use crate::{password::PasswordError, schema::users};
 
@@ -27,6 +37,14 @@ pub enum AccountError {
     Taken(Vec<&'static str>),
     #[error("invalid or expired code ({0:?})")]
     InvalidCode(CodeRejection),
+    /// Unknown login or wrong password: deliberately one error.
+    #[error("invalid login or password")]
+    BadCredentials,
+    /// The current password given to a password change is wrong.
+    #[error("the current password is wrong")]
+    WrongPassword,
+    #[error("no such user")]
+    NotFound,
     #[error(transparent)]
     Password(#[from] PasswordError),
     #[error("database error: {0}")]
@@ -37,6 +55,16 @@ pub enum AccountError {
 pub async fn find_by_email(conn: &mut AsyncPgConnection, email: &str) -> QueryResult<Option<User>> {
     users::table
         .filter(lower(users::email).eq(email.trim().to_lowercase()))
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// The user with this id.
+pub async fn find(conn: &mut AsyncPgConnection, id: uuid::Uuid) -> QueryResult<Option<User>> {
+    users::table
+        .find(id)
         .select(User::as_select())
         .first(conn)
         .await

@@ -12,9 +12,9 @@ use crate::{config::AuthConfig, db, password, schema::users};
 /// Registration input that passed validation (see [`Registration::parse`]).
 #[derive(Debug, Clone)]
 pub struct Registration {
-    username: String,
-    email: String,
-    password: String,
+    pub(super) username: String,
+    pub(super) email: String,
+    pub(super) password: String,
 }
 
 impl Registration {
@@ -70,7 +70,7 @@ pub async fn register(
                 .returning(User::as_returning())
                 .get_result(conn)
                 .await?;
-            codes::issue(conn, config, &user).await?;
+            codes::issue(conn, config, &user, codes::Purpose::VerifyEmail).await?;
             Ok(user)
         })
         .await;
@@ -91,7 +91,7 @@ pub async fn register(
     }
 }
 
-async fn taken_fields(
+pub(super) async fn taken_fields(
     conn: &mut AsyncPgConnection,
     username: &str,
     email: &str,

@@ -7,7 +7,7 @@ mod env;
 use std::{collections::HashMap, net::SocketAddr, path::PathBuf, time::Duration};
 
 pub use env::{ConfigErrors, ConfigProblem, EnvReader, Source};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::jobs::Queue;
 
@@ -69,11 +69,64 @@ pub struct HttpConfig {
     pub request_timeout: Duration,
 }
 
+/// At most `max` events per `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    pub max: u32,
+    pub window: Duration,
+}
+
+impl std::str::FromStr for Limit {
+    type Err = ();
+    /// `count/seconds`, e.g. `10/900`.
+    fn from_str(raw: &str) -> Result<Self, ()> {
+        let (max, secs) = raw.split_once('/').ok_or(())?;
+        let max: u32 = max.trim().parse().map_err(|_| ())?;
+        let secs: u64 = secs.trim().parse().map_err(|_| ())?;
+        if max == 0 || secs == 0 || secs > 86_400 * 7 {
+            return Err(());
+        }
+        Ok(Self {
+            max,
+            window: Duration::from_secs(secs),
+        })
+    }
+}
+
+/// Per-IP and per-account limits on the endpoints attackers hammer. They
+/// stop guessing at scale but leave room for a human who mistypes.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimits {
+    pub login_per_ip: Limit,
+    /// Failed logins per account.
+    pub login_per_account: Limit,
+    pub register_per_ip: Limit,
+    pub resend_per_ip: Limit,
+    pub resend_per_account: Limit,
+    pub reset_per_ip: Limit,
+    pub reset_per_account: Limit,
+}
+
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
     pub bcrypt_cost: u32,
     pub verification_code_ttl: Duration,
     pub verification_max_attempts: i32,
+    pub password_reset_code_ttl: Duration,
+    /// HS256 key of access tokens. Required in production; a local process
+    /// without one makes a random key (tokens then die with the process).
+    pub jwt_secret: SecretString,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    /// Mark auth cookies `Secure` (browsers still accept them on
+    /// http://localhost).
+    pub cookie_secure: bool,
+    /// How many reverse proxies in front of the API append to
+    /// `X-Forwarded-For`; 0 means use the connection's address.
+    pub trusted_proxy_hops: usize,
+    pub limits: RateLimits,
 }
 
 #[derive(Debug, Clone)]
@@ -140,6 +193,13 @@ pub struct Config {
 
 const LOCAL_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/bourse";
 const LOCAL_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
+
+/// `bytes` random bytes as hex, from the thread-local CSPRNG.
+fn random_hex(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    rand::fill(&mut buffer[..]);
+    hex::encode(buffer)
+}
 
 fn secs(value: u64) -> Duration {
     Duration::from_secs(value)
@@ -230,6 +290,35 @@ impl Config {
             request_timeout: secs(env.range_or("REQUEST_TIMEOUT_SECS", 30, 1, 3600)),
         };
 
+        let jwt_secret = match env.optional_secret("JWT_SECRET") {
+            Some(secret) => {
+                if secret.expose_secret().len() < 32 {
+                    env.problem("JWT_SECRET", "too short (at least 32 characters)");
+                }
+                secret
+            }
+            None if app_env == AppEnv::Production => {
+                env.problem("JWT_SECRET", "not set (required when APP_ENV=production)");
+                SecretString::from(String::new())
+            }
+            None => SecretString::from(random_hex(32)),
+        };
+        let limit = |env: &mut EnvReader, name: &'static str, default: &str| -> Limit {
+            let fallback = default.parse().unwrap_or(Limit {
+                max: 10,
+                window: Duration::from_secs(60),
+            });
+            env.parse_or(name, fallback, "count/seconds, e.g. 10/900")
+        };
+        let limits = RateLimits {
+            login_per_ip: limit(&mut env, "RATE_LIMIT_LOGIN_PER_IP", "30/60"),
+            login_per_account: limit(&mut env, "RATE_LIMIT_LOGIN_PER_ACCOUNT", "10/900"),
+            register_per_ip: limit(&mut env, "RATE_LIMIT_REGISTER_PER_IP", "20/3600"),
+            resend_per_ip: limit(&mut env, "RATE_LIMIT_RESEND_PER_IP", "20/3600"),
+            resend_per_account: limit(&mut env, "RATE_LIMIT_RESEND_PER_ACCOUNT", "5/3600"),
+            reset_per_ip: limit(&mut env, "RATE_LIMIT_RESET_PER_IP", "20/3600"),
+            reset_per_account: limit(&mut env, "RATE_LIMIT_RESET_PER_ACCOUNT", "5/3600"),
+        };
         let auth = AuthConfig {
             bcrypt_cost: env.range_or("BCRYPT_COST", 12, 4, 31),
             verification_code_ttl: secs(env.range_or(
@@ -239,6 +328,25 @@ impl Config {
                 7 * 24 * 3600,
             )),
             verification_max_attempts: env.range_or("VERIFICATION_MAX_ATTEMPTS", 5, 1, 100),
+            password_reset_code_ttl: secs(env.range_or(
+                "PASSWORD_RESET_CODE_TTL_SECS",
+                15 * 60,
+                30,
+                24 * 3600,
+            )),
+            jwt_secret,
+            jwt_issuer: env.string_or("JWT_ISSUER", "bourse"),
+            jwt_audience: env.string_or("JWT_AUDIENCE", "bourse-api"),
+            access_token_ttl: secs(env.range_or("ACCESS_TOKEN_TTL_SECS", 15 * 60, 10, 24 * 3600)),
+            refresh_token_ttl: secs(env.range_or(
+                "REFRESH_TOKEN_TTL_SECS",
+                30 * 24 * 3600,
+                60,
+                365 * 24 * 3600,
+            )),
+            cookie_secure: env.parse_or("COOKIE_SECURE", true, "true or false"),
+            trusted_proxy_hops: env.range_or("TRUSTED_PROXY_HOPS", 0, 0, 10),
+            limits,
         };
 
         let queues = match env.optional("WORKER_QUEUES") {
@@ -402,7 +510,27 @@ mod tests {
     fn production_requires_secrets() {
         let errors = Config::from_map(map(&[("APP_ENV", "production")])).unwrap_err();
         let vars: Vec<&str> = errors.0.iter().map(|p| p.variable).collect();
-        assert_eq!(vars, ["DATABASE_URL", "REDIS_URL"]);
+        assert_eq!(vars, ["DATABASE_URL", "REDIS_URL", "JWT_SECRET"]);
+    }
+
+    #[test]
+    fn rate_limits_and_secrets_are_checked() {
+        let errors = Config::from_map(map(&[
+            ("RATE_LIMIT_LOGIN_PER_IP", "ten"),
+            ("JWT_SECRET", "short"),
+        ]))
+        .unwrap_err();
+        let vars: Vec<&str> = errors.0.iter().map(|p| p.variable).collect();
+        assert_eq!(vars, ["JWT_SECRET", "RATE_LIMIT_LOGIN_PER_IP"]);
+        let config = Config::from_map(map(&[("RATE_LIMIT_LOGIN_PER_IP", "3/60")])).unwrap();
+        assert_eq!(config.auth.limits.login_per_ip.max, 3);
+        // Without a secret, a local process gets a random one.
+        let a = Config::from_map(HashMap::new()).unwrap();
+        let b = Config::from_map(HashMap::new()).unwrap();
+        assert_ne!(
+            a.auth.jwt_secret.expose_secret(),
+            b.auth.jwt_secret.expose_secret()
+        );
     }
 
     #[test]

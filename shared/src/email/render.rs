@@ -26,13 +26,48 @@ impl EmailTemplate for VerifyEmail {
     const NAME: &'static str = "verify_email";
 }
 
-/// Every template name and its three files, for the startup check and tests.
-const TEMPLATES: &[(&str, &str, &str, &str)] = &[(
-    VerifyEmail::NAME,
-    include_str!("templates/verify_email/subject.txt"),
-    include_str!("templates/verify_email/body.txt"),
-    include_str!("templates/verify_email/body.html"),
-)];
+/// The code that lets a user set a new password without the old one.
+#[derive(Debug, Clone, Serialize)]
+pub struct PasswordReset {
+    pub username: String,
+    pub code: String,
+    pub expires_minutes: u64,
+}
+
+impl EmailTemplate for PasswordReset {
+    const NAME: &'static str = "password_reset";
+}
+
+/// Notice sent after a password change or reset.
+#[derive(Debug, Clone, Serialize)]
+pub struct PasswordChanged {
+    pub username: String,
+    /// When, as shown to the user (UTC).
+    pub changed_at: String,
+}
+
+impl EmailTemplate for PasswordChanged {
+    const NAME: &'static str = "password_changed";
+}
+
+macro_rules! template_files {
+    ($name:literal) => {
+        (
+            $name,
+            include_str!(concat!("templates/", $name, "/subject.txt")),
+            include_str!(concat!("templates/", $name, "/body.txt")),
+            include_str!(concat!("templates/", $name, "/body.html")),
+        )
+    };
+}
+
+/// Every template name and its three files (a missing file fails the
+/// build), for the startup check and tests.
+const TEMPLATES: &[(&str, &str, &str, &str)] = &[
+    template_files!("verify_email"),
+    template_files!("password_reset"),
+    template_files!("password_changed"),
+];
 
 static ENVIRONMENT: LazyLock<Result<Environment<'static>, minijinja::Error>> =
     LazyLock::new(build_environment);
@@ -99,17 +134,39 @@ pub fn render(
     })
 }
 
+fn sample<T: EmailTemplate>(mail: &T) -> Result<(&'static str, serde_json::Value), RenderError> {
+    serde_json::to_value(mail)
+        .map(|context| (T::NAME, context))
+        .map_err(|e| RenderError::Template(e.to_string()))
+}
+
 /// Renders every template once with sample data; used at worker start-up so
 /// a broken template fails the deploy, not the first customer email.
 pub fn self_check() -> Result<(), RenderError> {
-    let sample = serde_json::to_value(VerifyEmail {
-        username: "sample".into(),
-        email: "sample@example.com".into(),
-        code: "123456".into(),
-        expires_minutes: 15,
-    })
-    .map_err(|e| RenderError::Template(e.to_string()))?;
-    render(VerifyEmail::NAME, &sample, "http://localhost").map(|_| ())
+    let samples = [
+        sample(&VerifyEmail {
+            username: "sample".into(),
+            email: "sample@example.com".into(),
+            code: "123456".into(),
+            expires_minutes: 15,
+        })?,
+        sample(&PasswordReset {
+            username: "sample".into(),
+            code: "123456".into(),
+            expires_minutes: 15,
+        })?,
+        sample(&PasswordChanged {
+            username: "sample".into(),
+            changed_at: "2026-01-01 12:00 UTC".into(),
+        })?,
+    ];
+    if samples.len() != TEMPLATES.len() {
+        return Err(RenderError::Template("a template has no sample".into()));
+    }
+    for (name, context) in samples {
+        render(name, &context, "http://localhost")?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -160,6 +217,27 @@ mod tests {
         assert!(matches!(err, Err(RenderError::Template(_))));
         let err = render("nope", &serde_json::json!({}), "http://x");
         assert!(matches!(err, Err(RenderError::UnknownTemplate(_))));
+    }
+
+    #[test]
+    fn reset_and_change_emails_say_what_happened() {
+        let reset = serde_json::to_value(PasswordReset {
+            username: "ada".into(),
+            code: "314159".into(),
+            expires_minutes: 15,
+        })
+        .unwrap();
+        let mail = render("password_reset", &reset, "http://x").unwrap();
+        assert_eq!(mail.subject, "Your Bourse password reset code: 314159");
+        assert!(mail.text.contains("    314159\n"));
+        let changed = serde_json::to_value(PasswordChanged {
+            username: "ada".into(),
+            changed_at: "2026-11-23 10:00 UTC".into(),
+        })
+        .unwrap();
+        let mail = render("password_changed", &changed, "http://x").unwrap();
+        assert_eq!(mail.subject, "Your Bourse password was changed");
+        assert!(mail.html.contains("2026-11-23 10:00 UTC"));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! `/auth/...`: registration and email verification (PRODUCT.md §3).
 
+mod password_reset;
 mod register;
+mod session;
 mod verify_email;
 
 use chrono::{DateTime, Utc};
@@ -16,6 +18,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(register::register))
         .routes(routes!(verify_email::verify_email))
         .routes(routes!(verify_email::resend))
+        .routes(routes!(session::login))
+        .routes(routes!(session::refresh))
+        .routes(routes!(session::logout))
+        .routes(routes!(password_reset::request_reset))
+        .routes(routes!(password_reset::confirm_reset))
 }
 
 /// A user as clients see it.

@@ -4,6 +4,7 @@ use shared::accounts::{self, Registration};
 use utoipa::ToSchema;
 
 use super::UserResponse;
+use crate::rate_limit::{self, ClientIp};
 use crate::{
     error::{ApiError, Problem},
     extract::ApiJson,
@@ -40,13 +41,22 @@ pub struct RegisterRequest {
         (status = 400, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Username or email taken", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many registrations from this address (`rate_limited`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn register(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, axum::Json<UserResponse>), ApiError> {
+    rate_limit::hit(
+        &state,
+        "register_ip",
+        &ip,
+        state.config.auth.limits.register_per_ip,
+    )
+    .await?;
     let mut missing = shared::accounts::FieldErrors::default();
     for (field, value) in [
         ("username", &body.username),

@@ -4,6 +4,7 @@ use shared::accounts::{self, Resend};
 use utoipa::ToSchema;
 
 use super::UserResponse;
+use crate::rate_limit::{self, ClientIp};
 use crate::{
     error::{ApiError, Problem},
     extract::ApiJson,
@@ -77,15 +78,26 @@ pub struct Accepted {
     responses(
         (status = 202, description = "Accepted", body = Accepted),
         (status = 400, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests (`rate_limited`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn resend(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<ResendRequest>,
 ) -> Result<(StatusCode, axum::Json<Accepted>), ApiError> {
     let email = shared::accounts::validate::email(&body.email)
         .map_err(|message| ApiError::field("email", message))?;
+    let limits = state.config.auth.limits;
+    rate_limit::hit(&state, "resend_ip", &ip, limits.resend_per_ip).await?;
+    rate_limit::hit(
+        &state,
+        "resend_account",
+        &email.to_lowercase(),
+        limits.resend_per_account,
+    )
+    .await?;
     let mut conn = state.conn().await?;
     let outcome = accounts::resend_verification(&mut conn, &state.config.auth, &email).await?;
     if outcome == Resend::Sent {

@@ -1,0 +1,163 @@
+//! `/me`: the signed-in user's profile and password.
+
+use axum::{extract::State, http::StatusCode};
+use serde::{Deserialize, Deserializer};
+use shared::accounts::{self, ProfileChanges, validate};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::auth::UserResponse;
+use crate::{
+    auth::{Authenticated, CurrentUser},
+    error::{ApiError, Problem},
+    extract::ApiJson,
+    state::AppState,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_me, update_me))
+        .routes(routes!(change_password))
+}
+
+/// Your account.
+#[utoipa::path(
+    get,
+    path = "/me",
+    tag = "me",
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The signed-in user", body = UserResponse),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_me(CurrentUser(user): CurrentUser) -> axum::Json<UserResponse> {
+    axum::Json(user.into())
+}
+
+/// `Some(None)` for an explicit `null`, `None` when the field is absent.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMeRequest {
+    /// Up to 100 characters; `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    first_name: Option<Option<String>>,
+    /// Up to 100 characters; `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    last_name: Option<Option<String>>,
+    /// A new address is unverified until the code emailed to it is
+    /// confirmed; money movements are refused meanwhile.
+    email: Option<String>,
+}
+
+/// Update your profile.
+#[utoipa::path(
+    patch,
+    path = "/me",
+    tag = "me",
+    security(("bearer" = []), ("cookie" = [])),
+    request_body = UpdateMeRequest,
+    responses(
+        (status = 200, description = "The updated user", body = UserResponse),
+        (status = 400, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Cookie sent without the CSRF proof", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Email taken", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn update_me(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    ApiJson(body): ApiJson<UpdateMeRequest>,
+) -> Result<axum::Json<UserResponse>, ApiError> {
+    let changes = ProfileChanges::parse(body.first_name, body.last_name, body.email)
+        .map_err(|errors| ApiError::validation("the request has invalid fields", errors.0))?;
+    let mut conn = state.conn().await?;
+    let user = accounts::update_profile(&mut conn, &state.config.auth, caller.user_id, changes)
+        .await
+        .map_err(|error| match error {
+            accounts::AccountError::NotFound => {
+                ApiError::Unauthenticated("the account no longer exists".into())
+            }
+            other => other.into(),
+        })?;
+    Ok(axum::Json(user.into()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    current_password: String,
+    /// At least 8 characters, at most 72 bytes.
+    new_password: String,
+    new_password_confirm: String,
+}
+
+/// Change your password.
+///
+/// Every other session is signed out (this one stays) and a notice is
+/// emailed. A wrong current password is 422 `invalid_current_password`.
+#[utoipa::path(
+    post,
+    path = "/me/password",
+    tag = "me",
+    security(("bearer" = []), ("cookie" = [])),
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 204, description = "Password changed"),
+        (status = 400, description = "Weak new password or confirmation mismatch", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Cookie sent without the CSRF proof", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Wrong current password (`invalid_current_password`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn change_password(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    ApiJson(body): ApiJson<ChangePasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    let mut errors = shared::accounts::FieldErrors::default();
+    if let Err(message) = validate::new_password(&body.new_password) {
+        errors.add("new_password", message);
+    }
+    if body.new_password != body.new_password_confirm {
+        errors.add("new_password_confirm", "does not match new_password");
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(
+            "the request has invalid fields",
+            errors.0,
+        ));
+    }
+    let mut conn = state.conn().await?;
+    accounts::change_password(
+        &mut conn,
+        &state.config.auth,
+        caller.user_id,
+        caller.session_id,
+        &body.current_password,
+        &body.new_password,
+    )
+    .await
+    .map_err(|error| match error {
+        accounts::AccountError::WrongPassword => ApiError::Refused {
+            code: "invalid_current_password",
+            detail: "the current password is wrong".into(),
+        },
+        accounts::AccountError::NotFound => {
+            ApiError::Unauthenticated("the account no longer exists".into())
+        }
+        other => other.into(),
+    })?;
+    Ok(StatusCode::NO_CONTENT)
+}

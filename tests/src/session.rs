@@ -1,0 +1,140 @@
+//! Signing in from tests: accounts with verified emails, token pairs and
+//! the cookies a browser would keep.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use serde_json::json;
+
+use crate::{TestApp, app::Reply};
+
+/// What a login gave: the tokens from the body and the cookies set.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub access: String,
+    pub refresh: String,
+    pub cookies: BTreeMap<String, String>,
+    /// The raw `Set-Cookie` lines.
+    pub set_cookie: Vec<String>,
+}
+
+impl Session {
+    pub fn from_reply(reply: &Reply) -> Self {
+        assert_eq!(reply.status, 200, "login/refresh failed: {}", reply.body);
+        let set_cookie: Vec<String> = reply
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
+        let cookies = set_cookie
+            .iter()
+            .filter_map(|c| c.split(';').next())
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        Self {
+            access: reply.body["access_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            refresh: reply.body["refresh_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            cookies,
+            set_cookie,
+        }
+    }
+
+    /// The `Cookie` header a browser would send back.
+    pub fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    pub fn csrf(&self) -> String {
+        self.cookies.get("bourse_csrf").cloned().unwrap_or_default()
+    }
+}
+
+fn code_in(subject: &str) -> String {
+    subject.rsplit(' ').next().unwrap_or_default().to_owned()
+}
+
+impl TestApp {
+    /// Registers an account and confirms its email with the code from the
+    /// SMTP receiver. Needs a worker.
+    pub async fn register_verified(&self, username: &str, email: &str, password: &str) {
+        let reply = self
+            .post(
+                "/api/v1/auth/register",
+                &json!({ "username": username, "email": email, "password": password }),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        let mail = self.smtp.wait_for(email, Duration::from_secs(20)).await;
+        let reply = self
+            .post(
+                "/api/v1/auth/verify-email",
+                &json!({ "email": email, "code": code_in(&mail.subject()) }),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+
+    pub async fn try_login(&self, login: &str, password: &str) -> Reply {
+        self.post(
+            "/api/v1/auth/login",
+            &json!({ "login": login, "password": password }),
+        )
+        .await
+    }
+
+    pub async fn login(&self, login: &str, password: &str) -> Session {
+        Session::from_reply(&self.try_login(login, password).await)
+    }
+
+    /// `GET` with a bearer token.
+    pub async fn get_as(&self, path: &str, access: &str) -> Reply {
+        self.send(self.client.get(self.url(path)).bearer_auth(access))
+            .await
+    }
+
+    /// A JSON request with a bearer token.
+    pub async fn send_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        access: &str,
+        body: &serde_json::Value,
+    ) -> Reply {
+        self.send(
+            self.client
+                .request(method, self.url(path))
+                .bearer_auth(access)
+                .json(body),
+        )
+        .await
+    }
+
+    /// The code of the newest email to `to` whose subject starts with
+    /// `subject`, waiting for it to arrive.
+    pub async fn code_from_mail(&self, to: &str, subject: &str, nth: usize) -> String {
+        let mail = crate::eventually(
+            &format!("email {nth} '{subject}' to {to}"),
+            Duration::from_secs(20),
+            || async {
+                self.smtp
+                    .mails_to(to)
+                    .into_iter()
+                    .filter(|m| m.subject().starts_with(subject))
+                    .nth(nth)
+            },
+        )
+        .await;
+        code_in(&mail.subject())
+    }
+}
