@@ -720,3 +720,34 @@ async fn the_admin_command_creates_and_promotes_administrators() {
         "admin"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resend_and_reset_are_limited_per_account() {
+    let app = TestAppBuilder::new()
+        .env("RATE_LIMIT_RESET_PER_ACCOUNT", "2/60")
+        .env("RATE_LIMIT_RESEND_PER_ACCOUNT", "2/60")
+        .without_worker()
+        .start()
+        .await;
+    for (path, field) in [
+        ("/api/v1/auth/password-reset", "email"),
+        ("/api/v1/auth/verify-email/resend", "email"),
+    ] {
+        for _ in 0..2 {
+            let reply = app
+                .post(path, &json!({ field: "Target@example.com" }))
+                .await;
+            assert_eq!(reply.status, 202, "{path}");
+        }
+        // Letter case does not make a new account key.
+        let limited = app
+            .post(path, &json!({ field: "target@EXAMPLE.com" }))
+            .await;
+        assert_eq!(limited.status, 429, "{path}");
+        assert_eq!(limited.body["code"], "rate_limited");
+        let other = app
+            .post(path, &json!({ field: "someone@example.com" }))
+            .await;
+        assert_eq!(other.status, 202, "{path}: other accounts are not affected");
+    }
+}
