@@ -8,6 +8,7 @@ pub mod extract;
 pub mod metrics;
 pub mod middleware;
 pub mod rate_limit;
+pub mod rates_feed;
 pub mod routes;
 pub mod state;
 
@@ -28,7 +29,7 @@ pub fn state(config: Config) -> anyhow::Result<AppState> {
         .context("DATABASE_URL")?;
     let client = redis::Client::open(config.redis.url.expose_secret()).context("REDIS_URL")?;
     let redis = ConnectionManager::new_lazy_with_config(
-        client,
+        client.clone(),
         ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.redis.timeout))
             .set_response_timeout(Some(config.redis.timeout))
@@ -39,6 +40,8 @@ pub fn state(config: Config) -> anyhow::Result<AppState> {
         config: Arc::new(config),
         db,
         redis,
+        redis_client: client,
+        rates: Arc::new(rates_feed::RatesFeed::default()),
         metrics: Arc::new(metrics::HttpMetrics::new()),
         started: Instant::now(),
     })
@@ -51,18 +54,23 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    serve_router(listener, router(state), shutdown).await
+    serve_router(listener, state.clone(), router(state), shutdown).await
 }
 
-/// [`serve`] for a router the caller assembled (tests add routes).
+/// [`serve`] for a router the caller assembled (tests add routes). Also
+/// keeps the in-memory price mirror current while serving.
 pub async fn serve_router(
     listener: tokio::net::TcpListener,
+    state: AppState,
     router: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let feed = tokio::spawn(rates_feed::follow(state));
     let app = router.into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
-        .context("HTTP server failed")
+        .context("HTTP server failed");
+    feed.abort();
+    served
 }

@@ -3,7 +3,7 @@ use std::{sync::Arc, time::Instant};
 use redis::aio::ConnectionManager;
 use shared::{config::Config, db::DbPool};
 
-use crate::metrics::HttpMetrics;
+use crate::{metrics::HttpMetrics, rates_feed::RatesFeed};
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -12,6 +12,9 @@ pub struct AppState {
     pub db: DbPool,
     /// Lazily connected; the API starts and takes writes while Redis is down.
     pub redis: ConnectionManager,
+    /// For subscriptions (SSE relay).
+    pub redis_client: redis::Client,
+    pub rates: Arc<RatesFeed>,
     pub metrics: Arc<HttpMetrics>,
     pub started: Instant,
 }

@@ -25,6 +25,7 @@ where
         }
     };
     crate::telemetry::init(config.log_format, default_log_filter);
+    crate::tls::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -158,6 +158,33 @@ impl JobSpec for SendEmail {
     const QUEUE: Queue = Queue::Email;
 }
 
+/// Ask for one price refresh: the job the cluster-wide schedule emits once
+/// per tick (see the worker's scheduler).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRates {
+    pub tick: DateTime<Utc>,
+}
+
+impl JobSpec for RefreshRates {
+    const NAME: &'static str = "refresh_rates";
+    const QUEUE: Queue = Queue::RateRefresh;
+}
+
+/// New prices were stored: the hook for everything that reacts to a price
+/// (alert evaluation, bets waiting for a price).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PricesObserved {
+    pub observed_at: DateTime<Utc>,
+    pub symbols: Vec<String>,
+}
+
+impl JobSpec for PricesObserved {
+    const NAME: &'static str = "prices_observed";
+    const QUEUE: Queue = Queue::PriceAlert;
+}
+
 /// A diagnostic job: optionally sleeps, fails its first attempts, and records
 /// each run in `probe_runs`. Operators use it to check the pipeline end to
 /// end; the benchmark uses it as the no-op job.

@@ -9,13 +9,17 @@
 pub mod accounts;
 pub mod cli;
 pub mod config;
+pub mod currencies;
 pub mod db;
 pub mod email;
 pub mod jobs;
+pub mod money;
 pub mod outbox;
 pub mod password;
 pub mod probe;
+pub mod rates;
 pub mod schema;
 pub mod seed;
 pub mod sessions;
 pub mod telemetry;
+pub mod tls;

@@ -89,6 +89,27 @@ diesel::table! {
 }
 
 diesel::table! {
+    price_history (observed_at, id) {
+        id -> Int8,
+        symbol -> Text,
+        price_usd -> Numeric,
+        source -> Text,
+        observed_at -> Timestamptz,
+        tick -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    rate_refreshes (tick) {
+        tick -> Timestamptz,
+        worker -> Text,
+        observations -> Int4,
+        errors -> Nullable<Text>,
+        finished_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     probe_runs (id) {
         id -> Int8,
         tag -> Text,
@@ -103,6 +124,7 @@ diesel::table! {
 
 diesel::joinable!(one_time_codes -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
+diesel::joinable!(price_history -> currencies (symbol));
 diesel::joinable!(emails -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -112,5 +134,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox,
     emails,
     currencies,
+    price_history,
+    rate_refreshes,
     probe_runs,
 );

@@ -14,7 +14,10 @@ const REDIS_ADDR: &str = "127.0.0.1:6379";
 
 fn init_tracing() {
     static ONCE: Once = Once::new();
-    ONCE.call_once(|| shared::telemetry::init(shared::config::LogFormat::Pretty, "warn"));
+    ONCE.call_once(|| {
+        shared::telemetry::init(shared::config::LogFormat::Pretty, "warn");
+        shared::tls::install_crypto_provider();
+    });
 }
 
 pub struct TestAppBuilder {
@@ -150,10 +153,10 @@ async fn spawn_api(config: &Config) -> (String, oneshot::Sender<()>, tokio::task
         .expect("bind API");
     let base_url = format!("http://{}", listener.local_addr().expect("addr"));
     let state = api::state(config.clone()).expect("API state");
-    let router = api::routes::router_with(state, test_routes());
+    let router = api::routes::router_with(state.clone(), test_routes());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let _ = api::serve_router(listener, router, async move {
+        let _ = api::serve_router(listener, state, router, async move {
             let _ = stopped.await;
         })
         .await;

@@ -81,6 +81,25 @@ impl WorkerProcess {
         assert!(status.success(), "kill -TERM failed");
     }
 
+    /// SIGSTOP: the process freezes (as in a long GC pause or a stalled VM).
+    pub async fn pause(&self) {
+        self.signal("-STOP").await;
+    }
+
+    /// SIGCONT: it wakes up where it was.
+    pub async fn resume(&self) {
+        self.signal("-CONT").await;
+    }
+
+    async fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.pid().to_string()])
+            .status()
+            .await
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} failed");
+    }
+
     /// Waits for exit; panics after `timeout`.
     pub async fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
         tokio::time::timeout(timeout, self.child.wait())

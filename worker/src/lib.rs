@@ -12,9 +12,11 @@ mod jobs;
 mod maintenance;
 mod metrics;
 pub mod queue;
+mod rates_cache;
 mod relay;
 mod retry;
 mod runner;
+mod scheduler;
 mod wake;
 
 use std::{collections::HashMap, future::Future, sync::Arc, time::Instant};
@@ -126,8 +128,12 @@ pub async fn run_on(
         .context("DATABASE_URL")?;
     shared::email::render::self_check().context("email templates")?;
     let mailer = Mailer::from_config(&config.mail).map_err(anyhow::Error::msg)?;
+    let schedule = scheduler::parse(&config.rates.refresh_cron)
+        .map_err(|e| anyhow::anyhow!("RATE_REFRESH_CRON: {e}"))?;
+    let providers = shared::rates::Providers::from_config(&config.rates)
+        .map_err(|e| anyhow::anyhow!("price providers: {e}"))?;
     let (client, conn) = redis_connection(&config.redis)?;
-    let queues = JobQueues::new(conn, config.redis.prefix.clone());
+    let queues = JobQueues::new(conn.clone(), config.redis.prefix.clone());
     let metrics = Arc::new(Metrics::new());
     let health = Health::default();
     let wakers = Wakers::default();
@@ -161,6 +167,9 @@ pub async fn run_on(
         db: db.clone(),
         mailer,
         worker_name: options.name.clone(),
+        providers,
+        redis: conn,
+        metrics: metrics.clone(),
     });
     let policy = RetryPolicy::from_config(&config.jobs);
     let mut outcomes = HashMap::new();
@@ -206,6 +215,16 @@ pub async fn run_on(
             .run(stop_rx.clone()),
         ),
     ];
+    background.push(tokio::spawn(
+        scheduler::Scheduler {
+            queues: queues.clone(),
+            schedule,
+            claimant: options.name.clone(),
+            max_attempts: config.jobs.max_attempts,
+            metrics: metrics.clone(),
+        }
+        .run(stop_rx.clone()),
+    ));
     if options.relay {
         background.push(tokio::spawn(
             Relay {

@@ -26,6 +26,20 @@ pub struct DepthLabels {
     pub state: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScheduleLabels {
+    pub schedule: &'static str,
+    /// `claimed` (this process won the tick), `taken` (another did),
+    /// `late` (skipped), `failed` (Redis unreachable).
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabels {
+    /// `ok` or `failed`.
+    pub outcome: &'static str,
+}
+
 pub struct Metrics {
     pub registry: Registry,
     pub jobs: Family<JobLabels, Counter>,
@@ -35,6 +49,8 @@ pub struct Metrics {
     pub outbox_errors: Counter,
     pub worker_restarts: Family<QueueLabels, Counter>,
     pub queue_depth: Family<DepthLabels, Gauge>,
+    pub schedule_ticks: Family<ScheduleLabels, Counter>,
+    pub rate_refreshes: Family<ProviderLabels, Counter>,
 }
 
 fn seconds_buckets() -> impl Iterator<Item = f64> {
@@ -90,6 +106,18 @@ impl Metrics {
             "Jobs in each queue by state (cluster-wide, sampled)",
             queue_depth.clone(),
         );
+        let schedule_ticks = Family::<ScheduleLabels, Counter>::default();
+        registry.register(
+            "schedule_ticks",
+            "Schedule ticks seen by this process, by outcome",
+            schedule_ticks.clone(),
+        );
+        let rate_refreshes = Family::<ProviderLabels, Counter>::default();
+        registry.register(
+            "rate_refreshes",
+            "Price refreshes run by this process; failed means a provider failed",
+            rate_refreshes.clone(),
+        );
         Self {
             registry,
             jobs,
@@ -99,6 +127,8 @@ impl Metrics {
             outbox_errors,
             worker_restarts,
             queue_depth,
+            schedule_ticks,
+            rate_refreshes,
         }
     }
 

@@ -5,6 +5,7 @@ pub mod auth;
 mod docs;
 mod health;
 mod me;
+mod rates;
 
 use std::sync::Arc;
 
@@ -32,6 +33,7 @@ use crate::{
     tags(
         (name = "auth", description = "Registration, verification, sign-in, sessions and password reset"),
         (name = "me", description = "The signed-in user's profile and password"),
+        (name = "rates", description = "Latest prices, history, conversion quotes and a live stream"),
     ),
 )]
 struct ApiDoc;
@@ -75,8 +77,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 fn api_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .nest("/api/v1", auth::router().merge(me::router()))
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest(
+        "/api/v1",
+        auth::router().merge(me::router()).merge(rates::router()),
+    )
 }
 
 /// The whole application.

@@ -129,6 +129,45 @@ pub struct AuthConfig {
     pub limits: RateLimits,
 }
 
+/// Where prices come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    Simulated,
+    Binance,
+    CoinGecko,
+    CoinMarketCap,
+    ExchangeRate,
+}
+
+#[derive(Debug, Clone)]
+pub struct RatesConfig {
+    /// Provider of BTC, ETH, SOL.
+    pub crypto_provider: ProviderKind,
+    /// Provider of EUR, KZT (USD is always 1).
+    pub fiat_provider: ProviderKind,
+    pub binance_url: String,
+    pub coingecko_url: String,
+    pub coingecko_api_key: Option<SecretString>,
+    pub coinmarketcap_url: String,
+    pub coinmarketcap_api_key: Option<SecretString>,
+    pub exchangerate_url: String,
+    pub exchangerate_api_key: Option<SecretString>,
+    pub simulated_seed: u64,
+    /// Six-field cron expression (with seconds), in UTC.
+    pub refresh_cron: String,
+    /// A crypto price older than this is not used for money (422
+    /// `rate_unavailable`).
+    pub max_age: Duration,
+    /// The same for fiat prices, whose providers update less often.
+    pub fiat_max_age: Duration,
+    /// Ask the fiat provider at most this often (0: every refresh).
+    pub fiat_refresh_every: Duration,
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Retries of a failed provider call within one refresh.
+    pub retries: u32,
+}
+
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub http_addr: SocketAddr,
@@ -189,6 +228,7 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub outbox: OutboxConfig,
     pub mail: MailConfig,
+    pub rates: RatesConfig,
 }
 
 const LOCAL_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/bourse";
@@ -454,6 +494,61 @@ impl Config {
             smtp_timeout: secs(env.range_or("SMTP_TIMEOUT_SECS", 10, 1, 600)),
         };
 
+        let crypto_provider = env.choice_or(
+            "RATE_CRYPTO_PROVIDER",
+            ProviderKind::Simulated,
+            &[
+                ("simulated", ProviderKind::Simulated),
+                ("binance", ProviderKind::Binance),
+                ("coingecko", ProviderKind::CoinGecko),
+                ("coinmarketcap", ProviderKind::CoinMarketCap),
+            ],
+        );
+        let fiat_provider = env.choice_or(
+            "RATE_FIAT_PROVIDER",
+            ProviderKind::Simulated,
+            &[
+                ("simulated", ProviderKind::Simulated),
+                ("exchangerate", ProviderKind::ExchangeRate),
+            ],
+        );
+        let coinmarketcap_api_key = env.optional_secret("COINMARKETCAP_API_KEY");
+        if crypto_provider == ProviderKind::CoinMarketCap && coinmarketcap_api_key.is_none() {
+            env.problem(
+                "COINMARKETCAP_API_KEY",
+                "not set (required when RATE_CRYPTO_PROVIDER=coinmarketcap)",
+            );
+        }
+        let refresh_cron = env.string_or("RATE_REFRESH_CRON", "* * * * * *");
+        if refresh_cron.split_whitespace().count() != 6 {
+            env.problem(
+                "RATE_REFRESH_CRON",
+                format!(
+                    "invalid value {refresh_cron:?} (expected six fields with seconds, e.g. \"*/5 * * * * *\")"
+                ),
+            );
+        }
+        let rates = RatesConfig {
+            crypto_provider,
+            fiat_provider,
+            binance_url: env.string_or("BINANCE_URL", "https://api.binance.com"),
+            coingecko_url: env.string_or("COINGECKO_URL", "https://api.coingecko.com"),
+            coingecko_api_key: env.optional_secret("COINGECKO_API_KEY"),
+            coinmarketcap_url: env
+                .string_or("COINMARKETCAP_URL", "https://pro-api.coinmarketcap.com"),
+            coinmarketcap_api_key,
+            exchangerate_url: env.string_or("EXCHANGERATE_URL", "https://v6.exchangerate-api.com"),
+            exchangerate_api_key: env.optional_secret("EXCHANGERATE_API_KEY"),
+            simulated_seed: env.parse_or("RATE_SIMULATED_SEED", 42, "a whole number"),
+            refresh_cron,
+            max_age: secs(env.range_or("RATE_MAX_AGE_SECS", 60, 1, 7 * 24 * 3600)),
+            fiat_max_age: secs(env.range_or("FIAT_MAX_AGE_SECS", 60, 1, 7 * 24 * 3600)),
+            fiat_refresh_every: secs(env.range_or("FIAT_REFRESH_SECS", 0, 0, 7 * 24 * 3600)),
+            request_timeout: millis(env.range_or("RATE_HTTP_TIMEOUT_MS", 2000, 50, 60_000)),
+            connect_timeout: millis(env.range_or("RATE_HTTP_CONNECT_TIMEOUT_MS", 1000, 50, 60_000)),
+            retries: env.range_or("RATE_HTTP_RETRIES", 2, 0, 10),
+        };
+
         env.finish()?;
         Ok(Self {
             env: app_env,
@@ -466,6 +561,7 @@ impl Config {
             jobs,
             outbox,
             mail,
+            rates,
         })
     }
 }

@@ -1,18 +1,24 @@
 //! Job handlers: thin adapters that decode a payload, call `shared` and say
 //! whether a failure is worth retrying.
 
+mod prices_observed;
 mod probe;
+mod refresh_rates;
 mod send_email;
 
 use std::{sync::Arc, time::Duration};
 
 use futures::future::BoxFuture;
+use redis::aio::ConnectionManager;
 use shared::{
     config::Config,
     db::DbPool,
     email::Mailer,
-    jobs::{JobEnvelope, JobSpec, PayloadError, Probe, SendEmail},
+    jobs::{JobEnvelope, JobSpec, PayloadError, PricesObserved, Probe, RefreshRates, SendEmail},
+    rates::Providers,
 };
+
+use crate::metrics::Metrics;
 
 /// What a handler needs. One per process, shared by every job.
 pub struct JobContext {
@@ -21,6 +27,10 @@ pub struct JobContext {
     pub mailer: Mailer,
     /// This process's worker name, as recorded by probes.
     pub worker_name: String,
+    pub providers: Providers,
+    /// For the latest-price cache.
+    pub redis: ConnectionManager,
+    pub metrics: Arc<Metrics>,
 }
 
 impl JobContext {
@@ -64,6 +74,10 @@ pub fn handler_for(job: &str) -> Option<Handler> {
     match job {
         SendEmail::NAME => Some(|ctx, envelope, _| Box::pin(send_email::run(ctx, envelope))),
         Probe::NAME => Some(|ctx, envelope, attempt| Box::pin(probe::run(ctx, envelope, attempt))),
+        RefreshRates::NAME => Some(|ctx, envelope, _| Box::pin(refresh_rates::run(ctx, envelope))),
+        PricesObserved::NAME => {
+            Some(|ctx, envelope, _| Box::pin(prices_observed::run(ctx, envelope)))
+        }
         _ => None,
     }
 }

@@ -1,0 +1,354 @@
+//! `/rates`: latest prices, history, conversion quotes and a live stream.
+
+use std::{collections::BTreeMap, convert::Infallible, time::Duration};
+
+use axum::{
+    extract::{Path, Query, State},
+    response::sse::{Event, KeepAlive, Sse},
+};
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use shared::{currencies::Currency, rates};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    error::{ApiError, Problem},
+    rates_feed::Rate,
+    state::AppState,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_rates))
+        .routes(routes!(convert))
+        .routes(routes!(stream))
+        .routes(routes!(history))
+}
+
+/// A latest price and whether it is fresh enough to move money.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RateItem {
+    #[serde(flatten)]
+    pub rate: Rate,
+    /// False when older than the staleness limit: trades, transfers and
+    /// bets refuse it (`rate_unavailable`).
+    pub fresh: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RateList {
+    pub items: Vec<RateItem>,
+    /// Always null: the list is complete.
+    pub next_cursor: Option<String>,
+}
+
+/// Latest prices.
+///
+/// Served from the latest-price cache (mirrored in memory by every API
+/// process); never an outside call.
+#[utoipa::path(
+    get,
+    path = "/rates",
+    tag = "rates",
+    responses((status = 200, description = "The latest USD price of every currency", body = RateList))
+)]
+pub async fn list_rates(State(state): State<AppState>) -> axum::Json<RateList> {
+    let now = Utc::now();
+    let fiat = chrono::Duration::from_std(state.config.rates.fiat_max_age).unwrap_or_default();
+    let crypto = chrono::Duration::from_std(state.config.rates.max_age).unwrap_or_default();
+    let mut items = Vec::new();
+    for rate in state.rates.snapshot().await {
+        let limit = if state.rates.is_crypto(&rate.symbol).await {
+            crypto
+        } else {
+            fiat
+        };
+        let fresh = now - rate.as_of <= limit;
+        items.push(RateItem { rate, fresh });
+    }
+    axum::Json(RateList {
+        items,
+        next_cursor: None,
+    })
+}
+
+/// The currency with `code`, or a 400 naming `field`.
+async fn currency(state: &AppState, field: &str, code: &str) -> Result<Currency, ApiError> {
+    let mut conn = state.conn().await?;
+    let wanted = code.trim().to_ascii_uppercase();
+    shared::currencies::find(&mut conn, &wanted)
+        .await?
+        .ok_or_else(|| ApiError::field(field, format!("unknown currency {code:?}")))
+}
+
+fn rate_error(error: rates::RateError) -> ApiError {
+    match error {
+        rates::RateError::UnknownSymbol(symbol) => {
+            ApiError::field("symbol", format!("unknown currency {symbol:?}"))
+        }
+        rates::RateError::Unavailable { symbol, reason } => ApiError::Refused {
+            code: "rate_unavailable",
+            detail: format!("no fresh price for {symbol} ({reason}); try again shortly"),
+        },
+        rates::RateError::Database(e) => e.into(),
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConvertParams {
+    /// Currency converted from, e.g. `USD`.
+    from: Option<String>,
+    /// Currency converted to, e.g. `BTC`.
+    to: Option<String>,
+    /// Amount of `from`, as a decimal string.
+    amount: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConversionQuote {
+    pub from: String,
+    pub to: String,
+    #[schema(value_type = String)]
+    pub amount: String,
+    /// Rounded down to `to`'s decimal places.
+    #[schema(value_type = String)]
+    pub converted: String,
+    /// Units of `to` per unit of `from`.
+    #[schema(value_type = String)]
+    pub rate: String,
+    /// The older of the two prices used.
+    pub as_of: DateTime<Utc>,
+}
+
+/// Quote a conversion.
+///
+/// Exactly the quote a transfer would use now: fresh prices only (422
+/// `rate_unavailable` otherwise), the result rounded down.
+#[utoipa::path(
+    get,
+    path = "/rates/convert",
+    tag = "rates",
+    params(ConvertParams),
+    responses(
+        (status = 200, description = "The quote", body = ConversionQuote),
+        (status = 400, description = "Unknown currency or bad amount", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No fresh price (`rate_unavailable`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn convert(
+    State(state): State<AppState>,
+    Query(params): Query<ConvertParams>,
+) -> Result<axum::Json<ConversionQuote>, ApiError> {
+    let mut errors = BTreeMap::new();
+    for (field, value) in [
+        ("from", &params.from),
+        ("to", &params.to),
+        ("amount", &params.amount),
+    ] {
+        if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
+            errors.insert(field.to_owned(), "is required".to_owned());
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(
+            "the query has invalid parameters",
+            errors,
+        ));
+    }
+    let from = currency(&state, "from", params.from.as_deref().unwrap_or_default()).await?;
+    let to = currency(&state, "to", params.to.as_deref().unwrap_or_default()).await?;
+    let amount =
+        shared::money::parse_amount(params.amount.as_deref().unwrap_or_default(), from.decimals)
+            .map_err(|message| ApiError::field("amount", message))?;
+    let mut conn = state.conn().await?;
+    let quote = rates::convert(
+        &mut conn,
+        &state.config.rates,
+        &from.code,
+        &to.code,
+        amount,
+        Utc::now(),
+    )
+    .await
+    .map_err(rate_error)?;
+    Ok(axum::Json(ConversionQuote {
+        from: quote.from,
+        to: quote.to,
+        amount: quote.amount.to_string(),
+        converted: quote.converted.to_string(),
+        rate: quote.rate.to_string(),
+        as_of: quote.as_of,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryParams {
+    /// Start (RFC 3339, inclusive); default one hour before `to`.
+    from: Option<String>,
+    /// End (RFC 3339, exclusive); default now.
+    to: Option<String>,
+    /// Points per page, 1–100 (default 20).
+    limit: Option<i64>,
+    /// From the previous page's `next_cursor`.
+    cursor: Option<String>,
+    /// Down-sample: one point (the last) per this many seconds, 1–86400.
+    interval: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryPoint {
+    #[schema(value_type = String)]
+    pub price_usd: String,
+    pub as_of: DateTime<Utc>,
+    pub source: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryPage {
+    pub symbol: String,
+    pub items: Vec<HistoryPoint>,
+    pub next_cursor: Option<String>,
+}
+
+/// The longest range one request may cover.
+const MAX_RANGE_DAYS: i64 = 31;
+
+fn parse_time(field: &str, raw: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(raw.trim())
+        .map(|t| t.to_utc())
+        .map_err(|_| {
+            ApiError::field(
+                field,
+                "must be an RFC 3339 time such as 2026-01-31T12:00:00Z",
+            )
+        })
+}
+
+fn encode_cursor(at: DateTime<Utc>) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+}
+
+fn decode_cursor(raw: &str) -> Result<DateTime<Utc>, ApiError> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw.trim())
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| DateTime::parse_from_rfc3339(&text).ok())
+        .map(|t| t.to_utc())
+        .ok_or_else(|| ApiError::field("cursor", "is not a cursor from this endpoint"))
+}
+
+/// Price history of one currency.
+///
+/// Oldest first, at most 31 days per request, cursor-paginated; `interval`
+/// down-samples long ranges for charts.
+#[utoipa::path(
+    get,
+    path = "/rates/{symbol}/history",
+    tag = "rates",
+    params(("symbol" = String, Path, description = "Currency code, e.g. BTC"), HistoryParams),
+    responses(
+        (status = 200, description = "One page of observations", body = HistoryPage),
+        (status = 400, description = "Bad range, limit, interval or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown currency", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn history(
+    State(state): State<AppState>,
+    Path(symbol): Path<String>,
+    Query(params): Query<HistoryParams>,
+) -> Result<axum::Json<HistoryPage>, ApiError> {
+    let code = symbol.trim().to_ascii_uppercase();
+    let mut conn = state.conn().await?;
+    if shared::currencies::find(&mut conn, &code).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no currency {symbol:?}")));
+    }
+    let to = match &params.to {
+        Some(raw) => parse_time("to", raw)?,
+        None => Utc::now(),
+    };
+    let from = match &params.from {
+        Some(raw) => parse_time("from", raw)?,
+        None => to - chrono::Duration::hours(1),
+    };
+    if from >= to {
+        return Err(ApiError::field("from", "must be before to"));
+    }
+    if to - from > chrono::Duration::days(MAX_RANGE_DAYS) {
+        return Err(ApiError::field(
+            "to",
+            format!("the range may cover at most {MAX_RANGE_DAYS} days"),
+        ));
+    }
+    let limit = params.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::field("limit", "must be from 1 to 100"));
+    }
+    if let Some(interval) = params.interval
+        && !(1..=86_400).contains(&interval)
+    {
+        return Err(ApiError::field(
+            "interval",
+            "must be from 1 to 86400 seconds",
+        ));
+    }
+    let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
+    let page = rates::history(&mut conn, &code, from, to, after, limit, params.interval).await?;
+    Ok(axum::Json(HistoryPage {
+        symbol: code,
+        items: page
+            .points
+            .into_iter()
+            .map(|p| HistoryPoint {
+                price_usd: p.price_usd.normalize().to_string(),
+                as_of: p.observed_at,
+                source: p.source,
+            })
+            .collect(),
+        next_cursor: page.next.map(encode_cursor),
+    }))
+}
+
+/// Live prices (Server-Sent Events).
+///
+/// First an event with the current prices, then one `rates` event (a JSON
+/// array of rates) per refresh. Every API process relays every refresh.
+#[utoipa::path(
+    get,
+    path = "/rates/stream",
+    tag = "rates",
+    responses((status = 200, description = "An event stream", content_type = "text/event-stream", body = String))
+)]
+pub async fn stream(
+    State(state): State<AppState>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let current =
+        serde_json::to_string(&state.rates.snapshot().await).unwrap_or_else(|_| "[]".into());
+    let first =
+        futures::stream::once(async move { Ok(Event::default().event("rates").data(current)) });
+    let updates = tokio_stream_from(state.rates.subscribe())
+        .map(|payload| Ok(Event::default().event("rates").data(payload.as_ref())));
+    Sse::new(first.chain(updates)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// A broadcast receiver as a stream; a client too slow to keep up skips
+/// what it missed rather than holding the others back.
+fn tokio_stream_from(
+    receiver: tokio::sync::broadcast::Receiver<std::sync::Arc<str>>,
+) -> impl Stream<Item = std::sync::Arc<str>> {
+    futures::stream::unfold(receiver, |mut receiver| async move {
+        loop {
+            match receiver.recv().await {
+                Ok(item) => return Some((item, receiver)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+}

@@ -1,0 +1,2 @@
+DROP TABLE rate_refreshes;
+DROP TABLE price_history;

@@ -1,0 +1,161 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failure must stop the test"
+)]
+
+//! The cluster-wide schedule with real worker processes: three carry the
+//! every-second rate refresh for a minute; one is killed, two are frozen
+//! and thawed. Every tick runs exactly once while any worker lives, ticks
+//! missed during a full outage are not replayed, and a worker that wakes
+//! late does not fire a tick.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use chrono::{DateTime, Utc};
+use diesel::{prelude::*, sql_types};
+use diesel_async::RunQueryDsl;
+use harness::{TestApp, TestAppBuilder, eventually, process::WorkerProcess};
+
+#[derive(QueryableByName, Debug)]
+struct TickRow {
+    #[diesel(sql_type = sql_types::Timestamptz)]
+    tick: DateTime<Utc>,
+    #[diesel(sql_type = sql_types::BigInt)]
+    observations: i64,
+}
+
+/// Observations stored per tick.
+async fn per_tick(app: &TestApp) -> BTreeMap<i64, i64> {
+    let mut conn = app.conn().await;
+    let rows: Vec<TickRow> = diesel::sql_query(
+        "SELECT r.tick, (SELECT count(*) FROM price_history h WHERE h.tick = r.tick) AS observations
+         FROM rate_refreshes r ORDER BY r.tick",
+    )
+    .load(&mut conn)
+    .await
+    .unwrap();
+    rows.into_iter()
+        .map(|r| (r.tick.timestamp(), r.observations))
+        .collect()
+}
+
+async fn metric(url: &str, name: &str) -> f64 {
+    let metrics_url = url.replace("/healthz", "/metrics");
+    let text = reqwest::get(&metrics_url)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+async fn sleep_until_second(target: i64) {
+    let now = Utc::now().timestamp_millis();
+    let wait = (target * 1000 - now).max(0);
+    tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_refresh_once_per_tick_through_a_kill_a_freeze_and_an_outage() {
+    let app = TestAppBuilder::new().without_worker().start().await;
+    let args = ["--queues", "rate_refresh,price_alert", "--concurrency", "4"];
+    let mut a = WorkerProcess::spawn(&app.settings, "sched-a", &args);
+    let b = WorkerProcess::spawn(&app.settings, "sched-b", &args);
+    let c = WorkerProcess::spawn(&app.settings, "sched-c", &args);
+    for worker in [&a, &b, &c] {
+        eventually("the workers healthy", Duration::from_secs(30), || async {
+            reqwest::get(&worker.health_url)
+                .await
+                .ok()?
+                .status()
+                .is_success()
+                .then_some(())
+        })
+        .await;
+    }
+    let start = Utc::now().timestamp() + 1;
+
+    // 0–15 s: three workers.  15 s: kill A.  15–30 s: two workers.
+    sleep_until_second(start + 15).await;
+    a.kill().await;
+    // 30 s: freeze B and C (a total outage) for 6 s, then thaw them.
+    sleep_until_second(start + 30).await;
+    b.pause().await;
+    c.pause().await;
+    sleep_until_second(start + 36).await;
+    b.resume().await;
+    c.resume().await;
+    // Until 60 s: two workers again.
+    sleep_until_second(start + 60).await;
+
+    let ticks = per_tick(&app).await;
+    let span = |from: i64, to: i64| {
+        (from..to)
+            .map(|t| (t, ticks.get(&t).copied()))
+            .collect::<Vec<_>>()
+    };
+    // Every tick while a worker was alive ran, once, storing all six prices
+    // — across the kill at 15 s.
+    for (tick, observations) in span(start + 1, start + 29) {
+        assert_eq!(
+            observations,
+            Some(6),
+            "tick {} (+{}s): {ticks:?}",
+            tick,
+            tick - start
+        );
+    }
+    // Frozen for 6 s: the ticks of the outage are not replayed afterwards.
+    for (tick, observations) in span(start + 32, start + 36) {
+        assert_eq!(
+            observations,
+            None,
+            "tick +{}s ran although every worker was frozen",
+            tick - start
+        );
+    }
+    // Ticks resume once the workers thaw.
+    for (tick, observations) in span(start + 40, start + 59) {
+        assert_eq!(
+            observations,
+            Some(6),
+            "tick +{}s after the thaw: {ticks:?}",
+            tick - start
+        );
+    }
+    // The thawed workers found a tick due while they slept and skipped it.
+    let late = metric(
+        &b.health_url,
+        "bourse_schedule_ticks_total{schedule=\"rate_refresh\",outcome=\"late\"}",
+    )
+    .await
+        + metric(
+            &c.health_url,
+            "bourse_schedule_ticks_total{schedule=\"rate_refresh\",outcome=\"late\"}",
+        )
+        .await;
+    assert!(late >= 1.0, "a woken worker fired a stale tick");
+    // Both live workers took part: no single scheduler.
+    for worker in [&b, &c] {
+        let claimed = metric(
+            &worker.health_url,
+            "bourse_schedule_ticks_total{schedule=\"rate_refresh\",outcome=\"claimed\"}",
+        )
+        .await;
+        let taken = metric(
+            &worker.health_url,
+            "bourse_schedule_ticks_total{schedule=\"rate_refresh\",outcome=\"taken\"}",
+        )
+        .await;
+        assert!(
+            claimed + taken >= 40.0,
+            "{} saw {claimed} claimed + {taken} taken ticks",
+            worker.name
+        );
+    }
+}
