@@ -630,6 +630,17 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_file_is_a_valid_configuration() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../.env.example");
+        let values: HashMap<String, String> = dotenvy::from_path_iter(path)
+            .unwrap()
+            .map(|item| item.unwrap())
+            .collect();
+        assert!(values.len() > 60, "every setting is documented");
+        Config::from_map(values).unwrap();
+    }
+
+    #[test]
     fn smtp_credentials_come_in_pairs() {
         let errors = Config::from_map(map(&[("SMTP_USERNAME", "me")])).unwrap_err();
         assert_eq!(errors.0[0].variable, "SMTP_PASSWORD");

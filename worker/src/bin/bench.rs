@@ -63,6 +63,16 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         latency_secs: u64,
     },
+    /// `GET /api/v1/rates` under load from this process against a
+    /// `bourse-api` process it starts.
+    Rates {
+        /// Concurrent keep-alive connections.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Seconds of measured load (after one second of warm-up).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
 }
 
 #[tokio::main]
@@ -70,6 +80,13 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;
     match cli.scenario {
+        Scenario::Rates {
+            connections,
+            seconds,
+        } => {
+            shared::db::run_migrations(config.database.url.expose_secret()).await?;
+            rates_load(&config, connections, seconds).await?;
+        }
         Scenario::Jobs {
             count,
             processes,
@@ -353,4 +370,157 @@ async fn cleanup(conn: &redis::aio::ConnectionManager, prefix: &str) -> anyhow::
             .await?;
     }
     Ok(())
+}
+
+/// Starts `bourse-api` on a free port with a private Redis prefix holding
+/// six cached prices, loads `GET /api/v1/rates` with raw HTTP/1.1 keep-alive
+/// connections and prints throughput, latency and the API's peak RSS.
+async fn rates_load(config: &Config, connections: usize, seconds: u64) -> anyhow::Result<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+    let prefix = format!("bench-{:08x}", rand::random::<u32>());
+    let (_, conn) = worker::redis_connection(&config.redis)?;
+    let mut redis = conn.clone();
+    let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    for (symbol, price) in [
+        ("USD", "1"),
+        ("EUR", "1.08"),
+        ("KZT", "0.0021"),
+        ("BTC", "95000.5"),
+        ("ETH", "3500.25"),
+        ("SOL", "180.75"),
+    ] {
+        let entry = serde_json::json!({ "symbol": symbol, "price_usd": price, "as_of": now, "source": "bench" });
+        redis::cmd("HSET")
+            .arg(format!("{prefix}:rates"))
+            .arg(symbol)
+            .arg(entry.to_string())
+            .query_async::<()>(&mut redis)
+            .await?;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let exe = std::env::current_exe()?;
+    let api = exe
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+        .join("bourse-api");
+    let mut child = Command::new(&api)
+        .env("REDIS_PREFIX", &prefix)
+        .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {}", api.display()))?;
+    let pid = child.id().unwrap_or_default();
+    let request = format!("GET /api/v1/rates HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+
+    // Ready when the mirror lists all six prices.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let body = get_once(port, &request).await.unwrap_or_default();
+        if body.matches("\"symbol\"").count() == 6 {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the API did not serve the cached rates: {body}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let warm_until = Instant::now() + Duration::from_secs(1);
+    let end = warm_until + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let request = request.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies: Vec<u32> = Vec::with_capacity(1 << 16);
+            let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+            stream.set_nodelay(true)?;
+            let (read, mut write) = stream.into_split();
+            let mut reader = BufReader::new(read);
+            let mut line = String::new();
+            let mut body = Vec::new();
+            loop {
+                let started = Instant::now();
+                if started >= end {
+                    break;
+                }
+                write.write_all(request.as_bytes()).await?;
+                let mut length = 0usize;
+                let mut status_ok = false;
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).await? == 0 {
+                        bail!("connection closed");
+                    }
+                    if line.starts_with("HTTP/1.1 ") {
+                        status_ok = line.starts_with("HTTP/1.1 200");
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(value) = lower.strip_prefix("content-length:") {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                body.resize(length, 0);
+                reader.read_exact(&mut body).await?;
+                if !status_ok {
+                    bail!("non-200 answer");
+                }
+                if started >= warm_until {
+                    latencies
+                        .push(u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX));
+                }
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        }));
+    }
+    let mut all: Vec<u32> = Vec::new();
+    for task in tasks {
+        all.extend(task.await??);
+    }
+    let rss_kb = peak_rss_kb(pid).unwrap_or(0);
+    stop(&mut child).await;
+    cleanup(&conn, &prefix).await?;
+    all.sort_unstable();
+    let ms = |p: f64| {
+        let sorted: Vec<f64> = all.iter().map(|us| f64::from(*us) / 1000.0).collect();
+        percentile(&sorted, p)
+    };
+    println!(
+        "scenario=rates connections={connections} seconds={seconds} requests={} rate={:.0} p50_ms={:.2} p99_ms={:.2} max_ms={:.2} api_rss_peak_mb={:.1}",
+        all.len(),
+        all.len() as f64 / seconds as f64,
+        ms(50.0),
+        ms(99.0),
+        all.last().map_or(f64::NAN, |us| f64::from(*us) / 1000.0),
+        rss_kb as f64 / 1024.0,
+    );
+    Ok(())
+}
+
+/// One request on a fresh connection; the body, if the answer was 200.
+async fn get_once(port: u16, request: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let close = request.replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n");
+    stream.write_all(close.as_bytes()).await.ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.ok()?;
+    answer.starts_with("HTTP/1.1 200").then(|| {
+        answer
+            .split("\r\n\r\n")
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned()
+    })
 }
