@@ -87,6 +87,32 @@ impl ApiError {
         Self::Internal(cause.to_string())
     }
 
+    /// True for 4xx answers other than 429: the request itself was refused,
+    /// and retrying it unchanged gives the same answer.
+    pub fn is_client_error(&self) -> bool {
+        let (status, _) = self.parts();
+        status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS
+    }
+
+    /// The status and problem document this error answers with.
+    pub fn to_answer(&self) -> (StatusCode, serde_json::Value) {
+        let (status, code) = self.parts();
+        let errors = match self {
+            Self::Validation { errors, .. } => Some(errors.clone()),
+            Self::Conflict(_, errors) if !errors.is_empty() => Some(errors.clone()),
+            _ => None,
+        };
+        let body = Problem {
+            kind: format!("/problems/{code}"),
+            title: title_for(code).to_owned(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            code: code.to_owned(),
+            errors,
+        };
+        (status, serde_json::to_value(body).unwrap_or_default())
+    }
+
     fn parts(&self) -> (StatusCode, &'static str) {
         // `code` fields are &'static str, so every code is a literal in the
         // code base: the set of codes is greppable and stable.

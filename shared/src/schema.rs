@@ -110,6 +110,67 @@ diesel::table! {
 }
 
 diesel::table! {
+    ledger_accounts (id) {
+        id -> Uuid,
+        kind -> Text,
+        currency -> Text,
+        balance -> Numeric,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    wallets (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        currency -> Text,
+        wallet_number -> Text,
+        name -> Text,
+        status -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    ledger_transactions (id) {
+        id -> Uuid,
+        kind -> Text,
+        from_wallet -> Nullable<Uuid>,
+        to_wallet -> Nullable<Uuid>,
+        from_amount -> Nullable<Numeric>,
+        from_currency -> Nullable<Text>,
+        to_amount -> Nullable<Numeric>,
+        to_currency -> Nullable<Text>,
+        rate -> Nullable<Numeric>,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    ledger_entries (id) {
+        id -> Int8,
+        transaction_id -> Uuid,
+        account_id -> Uuid,
+        currency -> Text,
+        amount -> Numeric,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (user_id, key) {
+        user_id -> Uuid,
+        key -> Text,
+        request_hash -> Text,
+        response_status -> Nullable<Int2>,
+        response_body -> Nullable<Jsonb>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     probe_runs (id) {
         id -> Int8,
         tag -> Text,
@@ -125,6 +186,10 @@ diesel::table! {
 diesel::joinable!(one_time_codes -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(price_history -> currencies (symbol));
+diesel::joinable!(wallets -> ledger_accounts (id));
+diesel::joinable!(wallets -> users (user_id));
+diesel::joinable!(ledger_entries -> ledger_transactions (transaction_id));
+diesel::joinable!(ledger_entries -> ledger_accounts (account_id));
 diesel::joinable!(emails -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -136,5 +201,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     currencies,
     price_history,
     rate_refreshes,
+    ledger_accounts,
+    wallets,
+    ledger_transactions,
+    ledger_entries,
+    idempotency_keys,
     probe_runs,
 );

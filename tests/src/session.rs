@@ -138,3 +138,47 @@ impl TestApp {
         code_in(&mail.subject())
     }
 }
+
+impl TestApp {
+    /// A verified, signed-in user with one wallet per currency given;
+    /// returns the session and the wallets' JSON (in the order given).
+    pub async fn user_with_wallets(
+        &self,
+        username: &str,
+        currencies: &[&str],
+    ) -> (Session, Vec<serde_json::Value>) {
+        let email = format!("{username}@example.com");
+        self.register_verified(username, &email, "correct horse")
+            .await;
+        let session = self.login(username, "correct horse").await;
+        let mut wallets = Vec::new();
+        for currency in currencies {
+            let reply = self
+                .send_as(
+                    reqwest::Method::POST,
+                    "/api/v1/wallets",
+                    &session.access,
+                    &json!({ "currency": currency }),
+                )
+                .await;
+            assert_eq!(reply.status, 201, "{}", reply.body);
+            wallets.push(reply.body);
+        }
+        (session, wallets)
+    }
+
+    /// Records fresh prices (as if a refresh just ran), for tests that need
+    /// exact, known rates.
+    pub async fn set_prices(&self, prices: &[(&str, &str)]) {
+        use diesel_async::RunQueryDsl;
+        let mut conn = self.conn().await;
+        for (symbol, price) in prices {
+            diesel::sql_query(format!(
+                "INSERT INTO price_history (symbol, price_usd, source, observed_at) VALUES ('{symbol}', {price}, 'test', clock_timestamp())"
+            ))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+    }
+}

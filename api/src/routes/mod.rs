@@ -1,11 +1,13 @@
 //! The HTTP surface: `/api/v1/...` JSON routes (documented in the generated
 //! OpenAPI document), health and metrics endpoints, and the API docs page.
 
+mod admin;
 pub mod auth;
 mod docs;
 mod health;
 mod me;
 mod rates;
+mod wallets;
 
 use std::sync::Arc;
 
@@ -34,6 +36,8 @@ use crate::{
         (name = "auth", description = "Registration, verification, sign-in, sessions and password reset"),
         (name = "me", description = "The signed-in user's profile and password"),
         (name = "rates", description = "Latest prices, history, conversion quotes and a live stream"),
+        (name = "wallets", description = "Wallets, deposits, withdrawals, transfers and history"),
+        (name = "admin", description = "Operator views (administrators only)"),
     ),
 )]
 struct ApiDoc;
@@ -79,7 +83,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi()).nest(
         "/api/v1",
-        auth::router().merge(me::router()).merge(rates::router()),
+        auth::router()
+            .merge(me::router())
+            .merge(rates::router())
+            .merge(wallets::router())
+            .merge(admin::router()),
     )
 }
 

@@ -1,0 +1,39 @@
+//! `/admin`: operator views. Administrators only.
+
+use axum::extract::State;
+use shared::ledger;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    auth::AdminUser,
+    error::{ApiError, Problem},
+    state::AppState,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(ledger_check))
+}
+
+/// Prove the ledger's invariants.
+///
+/// In one snapshot: entries sum to zero per currency and per transaction,
+/// and every wallet balance equals the sum of its entries. `ok` is false
+/// and the differences are listed when anything is off.
+#[utoipa::path(
+    get,
+    path = "/admin/ledger/check",
+    tag = "admin",
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The report", body = Object),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn ledger_check(
+    State(state): State<AppState>,
+    AdminUser(_): AdminUser,
+) -> Result<axum::Json<ledger::LedgerReport>, ApiError> {
+    let mut conn = state.conn().await?;
+    Ok(axum::Json(ledger::check(&mut conn).await?))
+}

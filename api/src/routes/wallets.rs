@@ -1,0 +1,684 @@
+//! `/wallets` and `/transactions`: holding and moving money.
+
+use axum::{
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::Response,
+};
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use shared::{
+    ledger::TxKind,
+    wallets::{self, HistoryItem, Receipt, Wallet, WalletError},
+};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::{
+    auth::{CurrentUser, VerifiedUser},
+    error::{ApiError, Problem},
+    extract::ApiJson,
+    idempotency::{self, IdempotencyKey, Operation},
+    state::AppState,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_wallet, list_wallets))
+        .routes(routes!(get_wallet, rename_wallet))
+        .routes(routes!(deposit))
+        .routes(routes!(withdraw))
+        .routes(routes!(transfer))
+        .routes(routes!(wallet_transactions))
+        .routes(routes!(all_transactions))
+}
+
+impl From<WalletError> for ApiError {
+    fn from(error: WalletError) -> Self {
+        let refused = |code: &'static str, error: &WalletError| ApiError::Refused {
+            code,
+            detail: error.to_string(),
+        };
+        match error {
+            WalletError::UnknownCurrency(ref code) => {
+                ApiError::field("currency", format!("unknown currency {code:?}"))
+            }
+            WalletError::AlreadyExists(_) => {
+                ApiError::Conflict(error.to_string(), Default::default())
+            }
+            WalletError::NotFound | WalletError::RecipientNotFound(_) => {
+                ApiError::NotFound(error.to_string())
+            }
+            WalletError::CurrencyNotSupported(_) => refused("currency_not_supported", &error),
+            WalletError::SameWallet => refused("same_wallet", &error),
+            WalletError::InsufficientFunds => refused("insufficient_funds", &error),
+            WalletError::Blocked => refused("wallet_blocked", &error),
+            WalletError::InvalidAmount(message) => ApiError::field("amount", message),
+            WalletError::Rate(shared::rates::RateError::Unavailable { symbol, reason }) => {
+                ApiError::Refused {
+                    code: "rate_unavailable",
+                    detail: format!("no fresh price for {symbol} ({reason}); try again shortly"),
+                }
+            }
+            WalletError::Rate(shared::rates::RateError::UnknownSymbol(symbol)) => {
+                ApiError::internal(format!("wallet in unknown currency {symbol}"))
+            }
+            WalletError::Rate(shared::rates::RateError::Database(e)) | WalletError::Database(e) => {
+                e.into()
+            }
+            WalletError::Ledger(reason) => ApiError::internal(reason),
+        }
+    }
+}
+
+/// A wallet as its owner sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WalletResponse {
+    pub id: Uuid,
+    pub currency: String,
+    /// Ten digits; others pay this wallet by it.
+    #[schema(example = "4821930571")]
+    pub wallet_number: String,
+    pub name: String,
+    /// `active`, or `blocked` (can receive, cannot send or withdraw).
+    pub status: String,
+    #[schema(example = "125.50")]
+    pub balance: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An amount as a string with exactly the currency's decimal places
+/// (`"12.50"`). Wallets only ever hold amounts within those places.
+fn money(amount: rust_decimal::Decimal, decimals: i16) -> String {
+    let places = u32::try_from(decimals).unwrap_or(2);
+    let mut shown = amount.round_dp_with_strategy(places, rust_decimal::RoundingStrategy::ToZero);
+    shown.rescale(places);
+    shown.to_string()
+}
+
+impl From<Wallet> for WalletResponse {
+    fn from(w: Wallet) -> Self {
+        Self {
+            id: w.id,
+            currency: w.currency,
+            wallet_number: w.wallet_number,
+            name: w.name,
+            status: w.status,
+            balance: money(w.balance, w.decimals),
+            created_at: w.created_at,
+            updated_at: w.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WalletList {
+    pub items: Vec<WalletResponse>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWalletRequest {
+    /// Currency code, e.g. `USD` or `BTC`.
+    #[schema(example = "USD")]
+    currency: String,
+    /// Defaults to "<Currency name> wallet".
+    name: Option<String>,
+}
+
+/// Open a wallet.
+///
+/// One wallet per currency: a second one is 409.
+#[utoipa::path(
+    post,
+    path = "/wallets",
+    tag = "wallets",
+    security(("bearer" = []), ("cookie" = [])),
+    request_body = CreateWalletRequest,
+    responses(
+        (status = 201, description = "The new wallet", body = WalletResponse),
+        (status = 400, description = "Unknown currency or bad name", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "You already have a wallet in this currency", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_wallet(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ApiJson(body): ApiJson<CreateWalletRequest>,
+) -> Result<(StatusCode, axum::Json<WalletResponse>), ApiError> {
+    let name = body
+        .name
+        .as_deref()
+        .map(wallets::validate_name)
+        .transpose()
+        .map_err(|message| ApiError::field("name", message))?;
+    let mut conn = state.conn().await?;
+    let wallet = wallets::create(
+        &mut conn,
+        user.id,
+        &body.currency.trim().to_ascii_uppercase(),
+        name,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(wallet.into())))
+}
+
+/// Your wallets.
+#[utoipa::path(
+    get,
+    path = "/wallets",
+    tag = "wallets",
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "Every wallet you hold", body = WalletList),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_wallets(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> Result<axum::Json<WalletList>, ApiError> {
+    let mut conn = state.conn().await?;
+    let items = wallets::list(&mut conn, user.id)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    Ok(axum::Json(WalletList {
+        items,
+        next_cursor: None,
+    }))
+}
+
+/// A wallet id from the path; a malformed one is simply not found.
+fn wallet_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound(WalletError::NotFound.to_string()))
+}
+
+/// One of your wallets.
+#[utoipa::path(
+    get,
+    path = "/wallets/{id}",
+    tag = "wallets",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path, description = "Wallet id")),
+    responses(
+        (status = 200, description = "The wallet", body = WalletResponse),
+        (status = 404, description = "No such wallet of yours", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_wallet(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> Result<axum::Json<WalletResponse>, ApiError> {
+    let id = wallet_id(&id)?;
+    let mut conn = state.conn().await?;
+    let wallet = wallets::get(&mut conn, user.id, id)
+        .await?
+        .ok_or(WalletError::NotFound)?;
+    Ok(axum::Json(wallet.into()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameWalletRequest {
+    name: String,
+}
+
+/// Rename one of your wallets.
+#[utoipa::path(
+    patch,
+    path = "/wallets/{id}",
+    tag = "wallets",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path, description = "Wallet id")),
+    request_body = RenameWalletRequest,
+    responses(
+        (status = 200, description = "The renamed wallet", body = WalletResponse),
+        (status = 400, description = "Bad name", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such wallet of yours", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn rename_wallet(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RenameWalletRequest>,
+) -> Result<axum::Json<WalletResponse>, ApiError> {
+    let id = wallet_id(&id)?;
+    let name =
+        wallets::validate_name(&body.name).map_err(|message| ApiError::field("name", message))?;
+    let mut conn = state.conn().await?;
+    Ok(axum::Json(
+        wallets::rename(&mut conn, user.id, id, &name).await?.into(),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AmountRequest {
+    /// A decimal string or number, positive, within the currency's places.
+    #[schema(value_type = String, example = "100.00")]
+    amount: Option<Value>,
+}
+
+/// The result of a movement.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MovementResponse {
+    pub transaction_id: Uuid,
+    /// `deposit`, `withdrawal` or `transfer`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The wallet after the movement.
+    pub wallet: WalletResponse,
+    /// The amount that left or entered `wallet`.
+    pub amount: String,
+    pub currency: String,
+    /// Transfers: the payee's wallet number and what it received.
+    pub to_wallet_number: Option<String>,
+    pub credited_amount: Option<String>,
+    pub credited_currency: Option<String>,
+    /// Units of the payee's currency per unit of yours, when converted.
+    pub rate: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+fn movement_answer(
+    kind: TxKind,
+    amount: rust_decimal::Decimal,
+    receipt: Receipt,
+) -> idempotency::Answer {
+    let currency = receipt.wallet.currency.clone();
+    let decimals = receipt.wallet.decimals;
+    let credited_decimals = receipt.credited_decimals;
+    let body = MovementResponse {
+        transaction_id: receipt.transaction_id,
+        kind: kind.as_str(),
+        wallet: receipt.wallet.into(),
+        amount: money(amount, decimals),
+        currency,
+        to_wallet_number: receipt.counterparty_number,
+        credited_amount: receipt
+            .credited
+            .as_ref()
+            .map(|(a, _)| money(*a, credited_decimals)),
+        credited_currency: receipt.credited.map(|(_, c)| c),
+        rate: receipt.rate.map(|r| r.normalize().to_string()),
+        created_at: receipt.created_at,
+    };
+    (
+        StatusCode::CREATED,
+        serde_json::to_value(body).unwrap_or_default(),
+    )
+}
+
+/// Parses `amount` for `wallet`'s currency (its decimal places).
+async fn amount_for(
+    conn: &mut diesel_async::AsyncPgConnection,
+    user_id: Uuid,
+    wallet: Uuid,
+    raw: &Option<Value>,
+) -> Result<rust_decimal::Decimal, ApiError> {
+    let raw = raw
+        .as_ref()
+        .ok_or_else(|| ApiError::field("amount", "is required"))?;
+    let wallet = wallets::get(conn, user_id, wallet)
+        .await?
+        .ok_or(WalletError::NotFound)?;
+    let currency = shared::currencies::find(conn, &wallet.currency)
+        .await?
+        .ok_or_else(|| ApiError::internal("wallet in unknown currency"))?;
+    shared::money::parse_json_amount(raw, currency.decimals)
+        .map_err(|message| ApiError::field("amount", message))
+}
+
+fn request_hash(path: &str, body: &impl Serialize) -> String {
+    idempotency::fingerprint(
+        "POST",
+        path,
+        &serde_json::to_value(body).unwrap_or_default(),
+    )
+}
+
+#[derive(Serialize)]
+struct Fingerprint<'a> {
+    amount: &'a Option<Value>,
+    to_wallet_number: Option<&'a str>,
+}
+
+/// Deposit into a fiat wallet.
+///
+/// Stands for a card top-up. Crypto wallets are 422
+/// `currency_not_supported`. Accepts `Idempotency-Key`.
+#[utoipa::path(
+    post,
+    path = "/wallets/{id}/deposit",
+    tag = "wallets",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path, description = "Wallet id"), ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for 24 hours")),
+    request_body = AmountRequest,
+    responses(
+        (status = 201, description = "Deposited", body = MovementResponse),
+        (status = 400, description = "Bad amount", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Email not verified (`email_not_verified`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such wallet of yours", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Idempotency-Key reused with another request", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`currency_not_supported`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn deposit(
+    State(state): State<AppState>,
+    VerifiedUser(user): VerifiedUser,
+    IdempotencyKey(key): IdempotencyKey,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<AmountRequest>,
+) -> Result<Response, ApiError> {
+    let wallet = wallet_id(&id)?;
+    let hash = request_hash(
+        &format!("/wallets/{wallet}/deposit"),
+        &Fingerprint {
+            amount: &body.amount,
+            to_wallet_number: None,
+        },
+    );
+    let user_id = user.id;
+    let operation: Operation = Box::new(move |conn| {
+        Box::pin(async move {
+            let amount = amount_for(conn, user_id, wallet, &body.amount).await?;
+            let receipt = wallets::deposit(conn, user_id, wallet, amount).await?;
+            Ok(movement_answer(TxKind::Deposit, amount, receipt))
+        })
+    });
+    idempotency::run(&state, user.id, key, hash, operation).await
+}
+
+/// Withdraw from a fiat wallet.
+///
+/// Stands for a payout to a card. Refusals: 422 `insufficient_funds`,
+/// `wallet_blocked`, `currency_not_supported`. Accepts `Idempotency-Key`.
+#[utoipa::path(
+    post,
+    path = "/wallets/{id}/withdraw",
+    tag = "wallets",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path, description = "Wallet id"), ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for 24 hours")),
+    request_body = AmountRequest,
+    responses(
+        (status = 201, description = "Withdrawn", body = MovementResponse),
+        (status = 400, description = "Bad amount", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Email not verified (`email_not_verified`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such wallet of yours", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Idempotency-Key reused with another request", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`insufficient_funds`, `wallet_blocked` or `currency_not_supported`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn withdraw(
+    State(state): State<AppState>,
+    VerifiedUser(user): VerifiedUser,
+    IdempotencyKey(key): IdempotencyKey,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<AmountRequest>,
+) -> Result<Response, ApiError> {
+    let wallet = wallet_id(&id)?;
+    let hash = request_hash(
+        &format!("/wallets/{wallet}/withdraw"),
+        &Fingerprint {
+            amount: &body.amount,
+            to_wallet_number: None,
+        },
+    );
+    let user_id = user.id;
+    let operation: Operation = Box::new(move |conn| {
+        Box::pin(async move {
+            let amount = amount_for(conn, user_id, wallet, &body.amount).await?;
+            let receipt = wallets::withdraw(conn, user_id, wallet, amount).await?;
+            Ok(movement_answer(TxKind::Withdrawal, amount, receipt))
+        })
+    });
+    idempotency::run(&state, user.id, key, hash, operation).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferRequest {
+    /// The payee's ten-digit wallet number (anyone's).
+    #[schema(example = "4821930571")]
+    to_wallet_number: Option<String>,
+    /// In your wallet's currency.
+    #[schema(value_type = String, example = "25.00")]
+    amount: Option<Value>,
+}
+
+/// Pay another wallet.
+///
+/// Across currencies the payee receives the amount converted at fresh
+/// prices, rounded down to its currency's places (the rate is stored).
+/// Refusals: 422 `insufficient_funds`, `wallet_blocked`, `same_wallet`,
+/// `rate_unavailable`. Accepts `Idempotency-Key`.
+#[utoipa::path(
+    post,
+    path = "/wallets/{id}/transfer",
+    tag = "wallets",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path, description = "Your paying wallet's id"), ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for 24 hours")),
+    request_body = TransferRequest,
+    responses(
+        (status = 201, description = "Transferred", body = MovementResponse),
+        (status = 400, description = "Bad amount or wallet number", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Email not verified (`email_not_verified`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such wallet of yours, or no wallet with that number", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Idempotency-Key reused with another request", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`insufficient_funds`, `wallet_blocked`, `same_wallet` or `rate_unavailable`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn transfer(
+    State(state): State<AppState>,
+    VerifiedUser(user): VerifiedUser,
+    IdempotencyKey(key): IdempotencyKey,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<TransferRequest>,
+) -> Result<Response, ApiError> {
+    let wallet = wallet_id(&id)?;
+    let number = body
+        .to_wallet_number
+        .clone()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let mut errors = std::collections::BTreeMap::new();
+    if body.to_wallet_number.is_none() {
+        errors.insert("to_wallet_number".to_owned(), "is required".to_owned());
+    } else if number.len() != 10 || !number.chars().all(|c| c.is_ascii_digit()) {
+        errors.insert(
+            "to_wallet_number".to_owned(),
+            "must be a ten-digit wallet number".to_owned(),
+        );
+    }
+    if body.amount.is_none() {
+        errors.insert("amount".to_owned(), "is required".to_owned());
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(
+            "the request has invalid fields",
+            errors,
+        ));
+    }
+    let hash = request_hash(
+        &format!("/wallets/{wallet}/transfer"),
+        &Fingerprint {
+            amount: &body.amount,
+            to_wallet_number: Some(&number),
+        },
+    );
+    let user_id = user.id;
+    let rates = state.config.rates.clone();
+    let operation: Operation = Box::new(move |conn| {
+        Box::pin(async move {
+            let amount = amount_for(conn, user_id, wallet, &body.amount).await?;
+            let receipt =
+                wallets::transfer(conn, &rates, user_id, wallet, &number, amount, Utc::now())
+                    .await?;
+            Ok(movement_answer(TxKind::Transfer, amount, receipt))
+        })
+    });
+    idempotency::run(&state, user.id, key, hash, operation).await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryParams {
+    /// `deposit`, `withdrawal`, `transfer`, `buy`, `sell`, `bet_stake`,
+    /// `bet_payout` or `fee`.
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    /// 1–100, default 20.
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// One movement as seen from one of your wallets.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransactionItem {
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub wallet_id: Uuid,
+    pub wallet_number: String,
+    /// Signed: positive when money came into the wallet.
+    pub amount: String,
+    pub currency: String,
+    /// The other wallet of a transfer.
+    pub counterparty_wallet_number: Option<String>,
+    /// What the other side sent or received, in its currency.
+    pub counterparty_amount: Option<String>,
+    pub counterparty_currency: Option<String>,
+    pub rate: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransactionPage {
+    pub items: Vec<TransactionItem>,
+    pub next_cursor: Option<String>,
+}
+
+impl From<HistoryItem> for TransactionItem {
+    fn from(h: HistoryItem) -> Self {
+        Self {
+            id: h.transaction_id,
+            kind: h.kind,
+            wallet_id: h.wallet_id,
+            wallet_number: h.wallet_number,
+            amount: money(h.amount, h.decimals),
+            currency: h.currency,
+            counterparty_wallet_number: h.counterparty_wallet_number,
+            counterparty_amount: h
+                .counterparty_amount
+                .map(|a| money(a, h.counterparty_decimals.unwrap_or(h.decimals))),
+            counterparty_currency: h.counterparty_currency,
+            rate: h.rate.map(|r| r.normalize().to_string()),
+            created_at: h.created_at,
+        }
+    }
+}
+
+async fn history_page(
+    state: &AppState,
+    user_id: Uuid,
+    wallet: Option<Uuid>,
+    params: HistoryParams,
+) -> Result<axum::Json<TransactionPage>, ApiError> {
+    let kind = match params.kind.as_deref() {
+        None => None,
+        Some(raw) => Some(
+            TxKind::parse(raw)
+                .ok_or_else(|| ApiError::field("type", "must be deposit, withdrawal, transfer, buy, sell, bet_stake, bet_payout or fee"))?
+                .as_str(),
+        ),
+    };
+    let limit = params.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::field("limit", "must be from 1 to 100"));
+    }
+    let before = match params.cursor.as_deref() {
+        None => None,
+        Some(raw) => Some(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(raw.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|s| s.parse::<i64>().ok())
+                .ok_or_else(|| ApiError::field("cursor", "is not a cursor from this endpoint"))?,
+        ),
+    };
+    let mut conn = state.conn().await?;
+    if let Some(wallet) = wallet
+        && wallets::get(&mut conn, user_id, wallet).await?.is_none()
+    {
+        return Err(WalletError::NotFound.into());
+    }
+    let mut rows = wallets::history(&mut conn, user_id, wallet, kind, before, limit + 1).await?;
+    let more = rows.len() > usize::try_from(limit).unwrap_or(0);
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    let next_cursor = more
+        .then(|| {
+            rows.last().map(|r| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r.entry_id.to_string())
+            })
+        })
+        .flatten();
+    Ok(axum::Json(TransactionPage {
+        items: rows.into_iter().map(Into::into).collect(),
+        next_cursor,
+    }))
+}
+
+/// Movements of one of your wallets, newest first.
+#[utoipa::path(
+    get,
+    path = "/wallets/{id}/transactions",
+    tag = "wallets",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path, description = "Wallet id"), HistoryParams),
+    responses(
+        (status = 200, description = "One page", body = TransactionPage),
+        (status = 400, description = "Bad type, limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such wallet of yours", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn wallet_transactions(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+    Query(params): Query<HistoryParams>,
+) -> Result<axum::Json<TransactionPage>, ApiError> {
+    let wallet = wallet_id(&id)?;
+    history_page(&state, user.id, Some(wallet), params).await
+}
+
+/// Movements of all your wallets, newest first.
+#[utoipa::path(
+    get,
+    path = "/transactions",
+    tag = "wallets",
+    security(("bearer" = []), ("cookie" = [])),
+    params(HistoryParams),
+    responses(
+        (status = 200, description = "One page", body = TransactionPage),
+        (status = 400, description = "Bad type, limit or cursor", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn all_transactions(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Query(params): Query<HistoryParams>,
+) -> Result<axum::Json<TransactionPage>, ApiError> {
+    history_page(&state, user.id, None, params).await
+}

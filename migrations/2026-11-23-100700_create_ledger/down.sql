@@ -1,0 +1,11 @@
+DROP TABLE idempotency_keys;
+DROP TRIGGER ledger_entries_immutable ON ledger_entries;
+DROP FUNCTION ledger_entries_append_only();
+DROP TRIGGER ledger_entries_apply ON ledger_entries;
+DROP FUNCTION ledger_apply_entry();
+DROP TABLE ledger_entries;
+DROP TABLE ledger_transactions;
+DROP TABLE wallets;
+DROP TRIGGER currencies_system_accounts ON currencies;
+DROP FUNCTION ledger_create_system_accounts();
+DROP TABLE ledger_accounts;

@@ -1,0 +1,215 @@
+//! Wallets (PRODUCT.md §5): one per user and currency, paid by its
+//! 10-digit number. Deposits, withdrawals and transfers post through the
+//! ledger; each function is one PostgreSQL transaction (a savepoint when
+//! the caller already opened one, as the idempotency wrapper does).
+
+mod history;
+mod movements;
+
+use chrono::{DateTime, Utc};
+use diesel::{prelude::*, sql_types};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+pub use history::{HistoryItem, history};
+pub use movements::{Receipt, deposit, transfer, withdraw};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use crate::{
+    currencies, db,
+    ledger::LedgerError,
+    rates::RateError,
+    schema::{ledger_accounts, wallets},
+};
+
+/// A wallet with its balance.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct Wallet {
+    #[diesel(sql_type = sql_types::Uuid)]
+    pub id: Uuid,
+    #[diesel(sql_type = sql_types::Uuid)]
+    pub user_id: Uuid,
+    #[diesel(sql_type = sql_types::Text)]
+    pub currency: String,
+    #[diesel(sql_type = sql_types::Text)]
+    pub wallet_number: String,
+    #[diesel(sql_type = sql_types::Text)]
+    pub name: String,
+    #[diesel(sql_type = sql_types::Text)]
+    pub status: String,
+    #[diesel(sql_type = sql_types::Numeric)]
+    pub balance: Decimal,
+    /// Decimal places of the currency.
+    #[diesel(sql_type = sql_types::SmallInt)]
+    pub decimals: i16,
+    #[diesel(sql_type = sql_types::Timestamptz)]
+    pub created_at: DateTime<Utc>,
+    #[diesel(sql_type = sql_types::Timestamptz)]
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WalletError {
+    #[error("unknown currency {0}")]
+    UnknownCurrency(String),
+    #[error("you already have a {0} wallet")]
+    AlreadyExists(String),
+    /// No such wallet, or not the caller's: never reveal which.
+    #[error("no such wallet")]
+    NotFound,
+    #[error("no wallet with number {0}")]
+    RecipientNotFound(String),
+    #[error("{0} wallets cannot do this")]
+    CurrencyNotSupported(String),
+    #[error("a wallet cannot pay itself")]
+    SameWallet,
+    #[error("insufficient funds")]
+    InsufficientFunds,
+    #[error("this wallet is blocked: it can receive money but not send or withdraw it")]
+    Blocked,
+    #[error(transparent)]
+    Rate(#[from] RateError),
+    #[error("invalid amount: {0}")]
+    InvalidAmount(String),
+    #[error("{0}")]
+    Ledger(String),
+    #[error("database error: {0}")]
+    Database(#[from] diesel::result::Error),
+}
+
+impl From<LedgerError> for WalletError {
+    fn from(error: LedgerError) -> Self {
+        match error {
+            LedgerError::InsufficientFunds(_) => WalletError::InsufficientFunds,
+            LedgerError::WalletBlocked(_) => WalletError::Blocked,
+            LedgerError::Unbalanced(reason) => WalletError::Ledger(reason),
+            LedgerError::Database(e) => WalletError::Database(e),
+        }
+    }
+}
+
+const SELECT: &str =
+    "SELECT w.id, w.user_id, w.currency, w.wallet_number, w.name, w.status, a.balance,
+                             c.decimals, w.created_at, w.updated_at
+                      FROM wallets w JOIN ledger_accounts a ON a.id = w.id
+                      JOIN currencies c ON c.code = w.currency";
+
+/// The user's wallets, by currency.
+pub async fn list(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<Vec<Wallet>> {
+    diesel::sql_query(format!("{SELECT} WHERE w.user_id = $1 ORDER BY w.currency"))
+        .bind::<sql_types::Uuid, _>(user_id)
+        .load(conn)
+        .await
+}
+
+/// The user's wallet `id`; `None` for someone else's.
+pub async fn get(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    id: Uuid,
+) -> QueryResult<Option<Wallet>> {
+    diesel::sql_query(format!("{SELECT} WHERE w.id = $1 AND w.user_id = $2"))
+        .bind::<sql_types::Uuid, _>(id)
+        .bind::<sql_types::Uuid, _>(user_id)
+        .get_result(conn)
+        .await
+        .optional()
+}
+
+/// Any wallet by its number (the payee of a transfer).
+pub async fn by_number(conn: &mut AsyncPgConnection, number: &str) -> QueryResult<Option<Wallet>> {
+    diesel::sql_query(format!("{SELECT} WHERE w.wallet_number = $1"))
+        .bind::<sql_types::Text, _>(number)
+        .get_result(conn)
+        .await
+        .optional()
+}
+
+/// Ten digits, the first not zero, from the CSPRNG.
+fn new_wallet_number() -> String {
+    format!(
+        "{}",
+        rand::random_range(1_000_000_000u64..10_000_000_000u64)
+    )
+}
+
+/// A valid wallet name: 1–100 characters without control characters.
+pub fn validate_name(raw: &str) -> Result<String, &'static str> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err("must be 1 to 100 characters, without control characters");
+    }
+    Ok(name.to_owned())
+}
+
+/// Opens the user's wallet in `currency` (one per currency: a second one is
+/// [`WalletError::AlreadyExists`]). The name defaults to "<Currency> wallet".
+pub async fn create(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    currency_code: &str,
+    name: Option<String>,
+) -> Result<Wallet, WalletError> {
+    let currency = currencies::find(conn, currency_code)
+        .await?
+        .ok_or_else(|| WalletError::UnknownCurrency(currency_code.to_owned()))?;
+    let name = name.unwrap_or_else(|| format!("{} wallet", currency.name));
+    // A number collision (1 in 9e9 per existing wallet) is retried with a
+    // fresh number.
+    for _ in 0..5 {
+        let id = Uuid::new_v4();
+        let number = new_wallet_number();
+        let created = conn
+            .transaction::<(), diesel::result::Error, _>(async |conn| {
+                diesel::insert_into(ledger_accounts::table)
+                    .values((
+                        ledger_accounts::id.eq(id),
+                        ledger_accounts::kind.eq("wallet"),
+                        ledger_accounts::currency.eq(&currency.code),
+                    ))
+                    .execute(conn)
+                    .await?;
+                diesel::insert_into(wallets::table)
+                    .values((
+                        wallets::id.eq(id),
+                        wallets::user_id.eq(user_id),
+                        wallets::currency.eq(&currency.code),
+                        wallets::wallet_number.eq(&number),
+                        wallets::name.eq(&name),
+                    ))
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            })
+            .await;
+        match created {
+            Ok(()) => return get(conn, user_id, id).await?.ok_or(WalletError::NotFound),
+            Err(error) => match db::unique_violation(&error) {
+                Some("wallets_user_currency_key") => {
+                    return Err(WalletError::AlreadyExists(currency.code));
+                }
+                Some("wallets_wallet_number_key") => continue,
+                _ => return Err(error.into()),
+            },
+        }
+    }
+    Err(WalletError::Ledger(
+        "could not find a free wallet number".into(),
+    ))
+}
+
+/// Renames the user's wallet.
+pub async fn rename(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    id: Uuid,
+    name: &str,
+) -> Result<Wallet, WalletError> {
+    let updated = diesel::update(wallets::table.find(id).filter(wallets::user_id.eq(user_id)))
+        .set(wallets::name.eq(name))
+        .execute(conn)
+        .await?;
+    if updated == 0 {
+        return Err(WalletError::NotFound);
+    }
+    get(conn, user_id, id).await?.ok_or(WalletError::NotFound)
+}

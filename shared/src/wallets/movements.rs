@@ -1,0 +1,201 @@
+use chrono::{DateTime, Utc};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use rust_decimal::{Decimal, RoundingStrategy};
+use uuid::Uuid;
+
+use super::{Wallet, WalletError, by_number, get};
+use crate::{
+    config::RatesConfig,
+    currencies::{self, Kind},
+    ledger::{self, Movement, SystemAccount, TxKind},
+    rates,
+};
+
+/// What a movement did, for the response.
+#[derive(Debug, Clone)]
+pub struct Receipt {
+    pub transaction_id: Uuid,
+    pub wallet: Wallet,
+    /// For transfers: what the payee received, in its currency, and the
+    /// rate used (units of the payee's currency per unit of the payer's).
+    pub credited: Option<(Decimal, String)>,
+    /// Decimal places of the credited currency.
+    pub credited_decimals: i16,
+    pub rate: Option<Decimal>,
+    pub counterparty_number: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+async fn own_fiat_wallet(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    wallet_id: Uuid,
+) -> Result<Wallet, WalletError> {
+    let wallet = get(conn, user_id, wallet_id)
+        .await?
+        .ok_or(WalletError::NotFound)?;
+    let currency = currencies::find(conn, &wallet.currency)
+        .await?
+        .ok_or_else(|| WalletError::UnknownCurrency(wallet.currency.clone()))?;
+    if currency.kind != Kind::Fiat {
+        return Err(WalletError::CurrencyNotSupported(wallet.currency));
+    }
+    Ok(wallet)
+}
+
+async fn receipt(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    wallet_id: Uuid,
+    transaction_id: Uuid,
+) -> Result<Receipt, WalletError> {
+    Ok(Receipt {
+        transaction_id,
+        wallet: get(conn, user_id, wallet_id)
+            .await?
+            .ok_or(WalletError::NotFound)?,
+        credited: None,
+        credited_decimals: 0,
+        rate: None,
+        counterparty_number: None,
+        created_at: ledger::created_at(conn, transaction_id).await?,
+    })
+}
+
+/// Adds money from outside (a card top-up) to a fiat wallet.
+pub async fn deposit(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    wallet_id: Uuid,
+    amount: Decimal,
+) -> Result<Receipt, WalletError> {
+    conn.transaction(async |conn| {
+        let wallet = own_fiat_wallet(conn, user_id, wallet_id).await?;
+        let outside =
+            ledger::system_account(conn, SystemAccount::Outside, &wallet.currency).await?;
+        let mut movement = Movement::new(TxKind::Deposit)
+            .posting(outside, &wallet.currency, -amount)
+            .posting(wallet.id, &wallet.currency, amount);
+        movement.to_wallet = Some(wallet.id);
+        movement.to_amount = Some(amount);
+        movement.to_currency = Some(wallet.currency.clone());
+        movement.created_by = Some(user_id);
+        let id = ledger::post(conn, movement).await?;
+        receipt(conn, user_id, wallet.id, id).await
+    })
+    .await
+}
+
+/// Pays money out of a fiat wallet (a card payout). A blocked wallet cannot.
+pub async fn withdraw(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    wallet_id: Uuid,
+    amount: Decimal,
+) -> Result<Receipt, WalletError> {
+    conn.transaction(async |conn| {
+        let wallet = own_fiat_wallet(conn, user_id, wallet_id).await?;
+        let outside =
+            ledger::system_account(conn, SystemAccount::Outside, &wallet.currency).await?;
+        let mut movement = Movement::new(TxKind::Withdrawal)
+            .posting(wallet.id, &wallet.currency, -amount)
+            .posting(outside, &wallet.currency, amount);
+        movement.from_wallet = Some(wallet.id);
+        movement.from_amount = Some(amount);
+        movement.from_currency = Some(wallet.currency.clone());
+        movement.created_by = Some(user_id);
+        let id = ledger::post(conn, movement).await?;
+        receipt(conn, user_id, wallet.id, id).await
+    })
+    .await
+}
+
+/// Pays `amount` from the user's wallet to the wallet numbered
+/// `to_number` (anyone's). Across currencies the payee receives the amount
+/// converted at fresh prices and rounded down to its currency's places; the
+/// exchange account takes the payer's currency and pays the payee's, and
+/// the rounding remainder goes to the house, so every currency balances
+/// exactly. The rate used is stored with the transaction.
+pub async fn transfer(
+    conn: &mut AsyncPgConnection,
+    rates_config: &RatesConfig,
+    user_id: Uuid,
+    from_id: Uuid,
+    to_number: &str,
+    amount: Decimal,
+    now: DateTime<Utc>,
+) -> Result<Receipt, WalletError> {
+    conn.transaction(async |conn| {
+        let from = get(conn, user_id, from_id)
+            .await?
+            .ok_or(WalletError::NotFound)?;
+        let to = by_number(conn, to_number)
+            .await?
+            .ok_or_else(|| WalletError::RecipientNotFound(to_number.to_owned()))?;
+        if from.id == to.id {
+            return Err(WalletError::SameWallet);
+        }
+        let mut movement = Movement::new(TxKind::Transfer);
+        let (credited, rate) = if from.currency == to.currency {
+            movement = movement.posting(from.id, &from.currency, -amount).posting(
+                to.id,
+                &to.currency,
+                amount,
+            );
+            (amount, None)
+        } else {
+            let quote = rates::convert(
+                conn,
+                rates_config,
+                &from.currency,
+                &to.currency,
+                amount,
+                now,
+            )
+            .await?;
+            // The exact value, to the ledger's 18 places; the payee gets it
+            // rounded down to the currency's places, the house the rest.
+            let exact = (amount * quote.from_price_usd / quote.to_price_usd)
+                .round_dp_with_strategy(18, RoundingStrategy::ToZero);
+            let credited = quote.converted;
+            let remainder = exact - credited;
+            if credited.is_zero() {
+                return Err(WalletError::InvalidAmount(format!(
+                    "{amount} {} is worth less than the smallest {} amount",
+                    from.currency, to.currency
+                )));
+            }
+            let exchange_from =
+                ledger::system_account(conn, SystemAccount::Exchange, &from.currency).await?;
+            let exchange_to =
+                ledger::system_account(conn, SystemAccount::Exchange, &to.currency).await?;
+            movement = movement
+                .posting(from.id, &from.currency, -amount)
+                .posting(exchange_from, &from.currency, amount)
+                .posting(exchange_to, &to.currency, -exact)
+                .posting(to.id, &to.currency, credited);
+            if !remainder.is_zero() {
+                let house =
+                    ledger::system_account(conn, SystemAccount::House, &to.currency).await?;
+                movement = movement.posting(house, &to.currency, remainder);
+            }
+            (credited, Some(quote.rate))
+        };
+        movement.from_wallet = Some(from.id);
+        movement.to_wallet = Some(to.id);
+        movement.from_amount = Some(amount);
+        movement.from_currency = Some(from.currency.clone());
+        movement.to_amount = Some(credited);
+        movement.to_currency = Some(to.currency.clone());
+        movement.rate = rate;
+        movement.created_by = Some(user_id);
+        let id = ledger::post(conn, movement).await?;
+        let mut done = receipt(conn, user_id, from.id, id).await?;
+        done.credited = Some((credited, to.currency.clone()));
+        done.credited_decimals = to.decimals;
+        done.rate = rate;
+        done.counterparty_number = Some(to.wallet_number.clone());
+        Ok(done)
+    })
+    .await
+}
