@@ -53,12 +53,17 @@ CREATE TABLE ledger_transactions (
     kind          TEXT NOT NULL CHECK (kind IN
                   ('deposit', 'withdrawal', 'transfer', 'buy', 'sell', 'bet_stake', 'bet_payout', 'fee')),
     -- Both sides as users see them: the wallets, amounts and currencies.
-    from_wallet   UUID REFERENCES wallets (id),
-    to_wallet     UUID REFERENCES wallets (id),
+    from_wallet   UUID,
+    to_wallet     UUID,
+    -- No foreign keys on the currency columns of this table and of
+    -- ledger_entries: every concurrent movement would take a KEY SHARE lock
+    -- on the same few currency rows, and PostgreSQL's multixacts make that
+    -- the bottleneck. The currencies come from accounts, whose currency is
+    -- checked on creation.
     from_amount   NUMERIC(38, 18),
-    from_currency TEXT REFERENCES currencies (code),
+    from_currency TEXT,
     to_amount     NUMERIC(38, 18),
-    to_currency   TEXT REFERENCES currencies (code),
+    to_currency   TEXT,
     -- Units of to_currency per unit of from_currency, when converted.
     rate          NUMERIC(38, 18),
     created_by    UUID REFERENCES users (id),
@@ -68,8 +73,11 @@ CREATE TABLE ledger_transactions (
 CREATE TABLE ledger_entries (
     id             BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     transaction_id UUID NOT NULL REFERENCES ledger_transactions (id),
-    account_id     UUID NOT NULL REFERENCES ledger_accounts (id),
-    currency       TEXT NOT NULL REFERENCES currencies (code),
+    -- Not a foreign key either: every deposit would KEY SHARE-lock the one
+    -- "outside" account row. The ledger check reports entries of unknown
+    -- accounts.
+    account_id     UUID NOT NULL,
+    currency       TEXT NOT NULL,
     -- Positive: money into the account; negative: out of it.
     amount         NUMERIC(38, 18) NOT NULL CHECK (amount <> 0),
     created_at     TIMESTAMPTZ NOT NULL DEFAULT now()

@@ -39,6 +39,10 @@ pub fn pool(config: &DatabaseConfig, application_name: &str) -> Result<DbPool, S
     );
     let connect_timeout = config.connect_timeout;
     let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
+    // No test query on every checkout (a round trip per request): a closed
+    // connection is still detected (is_broken), and a failing query on a
+    // connection the server dropped is answered as unavailable.
+    manager_config.recycling_method = diesel_async::pooled_connection::RecyclingMethod::Fast;
     manager_config.custom_setup = Box::new(move |url| {
         let setup_sql = setup_sql.clone();
         let url = url.to_owned();

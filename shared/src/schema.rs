@@ -187,6 +187,7 @@ diesel::joinable!(one_time_codes -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(price_history -> currencies (symbol));
 diesel::joinable!(wallets -> ledger_accounts (id));
+diesel::joinable!(wallets -> currencies (currency));
 diesel::joinable!(wallets -> users (user_id));
 diesel::joinable!(ledger_entries -> ledger_transactions (transaction_id));
 diesel::joinable!(ledger_entries -> ledger_accounts (account_id));

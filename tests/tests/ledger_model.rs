@@ -155,17 +155,17 @@ fn random_operations_agree_with_a_simple_model() {
                 let expected = model.apply(op);
                 let result = match *op {
                     Op::Deposit(w, c) => {
-                        wallets::deposit(&mut conn, owners[w / 2], ids[w].id, cents(c)).await
+                        wallets::deposit(&mut conn, owners[w / 2], ids[w].clone(), cents(c)).await
                     }
                     Op::Withdraw(w, c) => {
-                        wallets::withdraw(&mut conn, owners[w / 2], ids[w].id, cents(c)).await
+                        wallets::withdraw(&mut conn, owners[w / 2], ids[w].clone(), cents(c)).await
                     }
                     Op::Transfer(a, b, c) => {
                         wallets::transfer(
                             &mut conn,
                             &config.rates,
                             owners[a / 2],
-                            ids[a].id,
+                            ids[a].clone(),
                             &ids[b].wallet_number,
                             cents(c),
                             Utc::now(),

@@ -319,24 +319,24 @@ fn movement_answer(
     )
 }
 
-/// Parses `amount` for `wallet`'s currency (its decimal places).
-async fn amount_for(
+/// The user's wallet and `amount` parsed for its currency (its decimal
+/// places).
+async fn wallet_and_amount(
     conn: &mut diesel_async::AsyncPgConnection,
     user_id: Uuid,
     wallet: Uuid,
     raw: &Option<Value>,
-) -> Result<rust_decimal::Decimal, ApiError> {
+) -> Result<(Wallet, rust_decimal::Decimal), ApiError> {
     let raw = raw
         .as_ref()
         .ok_or_else(|| ApiError::field("amount", "is required"))?;
     let wallet = wallets::get(conn, user_id, wallet)
         .await?
         .ok_or(WalletError::NotFound)?;
-    let currency = shared::currencies::find(conn, &wallet.currency)
-        .await?
-        .ok_or_else(|| ApiError::internal("wallet in unknown currency"))?;
-    shared::money::parse_json_amount(raw, currency.decimals)
-        .map_err(|message| ApiError::field("amount", message))
+    let decimals = u32::try_from(wallet.decimals).unwrap_or(0);
+    let amount = shared::money::parse_json_amount(raw, decimals)
+        .map_err(|message| ApiError::field("amount", message))?;
+    Ok((wallet, amount))
 }
 
 fn request_hash(path: &str, body: &impl Serialize) -> String {
@@ -391,7 +391,7 @@ pub async fn deposit(
     let user_id = user.id;
     let operation: Operation = Box::new(move |conn| {
         Box::pin(async move {
-            let amount = amount_for(conn, user_id, wallet, &body.amount).await?;
+            let (wallet, amount) = wallet_and_amount(conn, user_id, wallet, &body.amount).await?;
             let receipt = wallets::deposit(conn, user_id, wallet, amount).await?;
             Ok(movement_answer(TxKind::Deposit, amount, receipt))
         })
@@ -437,7 +437,7 @@ pub async fn withdraw(
     let user_id = user.id;
     let operation: Operation = Box::new(move |conn| {
         Box::pin(async move {
-            let amount = amount_for(conn, user_id, wallet, &body.amount).await?;
+            let (wallet, amount) = wallet_and_amount(conn, user_id, wallet, &body.amount).await?;
             let receipt = wallets::withdraw(conn, user_id, wallet, amount).await?;
             Ok(movement_answer(TxKind::Withdrawal, amount, receipt))
         })
@@ -521,7 +521,7 @@ pub async fn transfer(
     let rates = state.config.rates.clone();
     let operation: Operation = Box::new(move |conn| {
         Box::pin(async move {
-            let amount = amount_for(conn, user_id, wallet, &body.amount).await?;
+            let (wallet, amount) = wallet_and_amount(conn, user_id, wallet, &body.amount).await?;
             let receipt =
                 wallets::transfer(conn, &rates, user_id, wallet, &number, amount, Utc::now())
                     .await?;

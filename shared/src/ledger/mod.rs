@@ -16,12 +16,12 @@ use std::collections::BTreeMap;
 
 pub use check::{LedgerReport, check};
 use chrono::{DateTime, Utc};
-use diesel::{prelude::*, sql_types};
+use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use crate::schema::{ledger_accounts, ledger_entries, ledger_transactions};
+use crate::schema::{ledger_accounts, ledger_entries, ledger_transactions, wallets};
 
 /// What a movement is, as users see it in their history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,13 +174,10 @@ pub enum LedgerError {
     Database(#[from] diesel::result::Error),
 }
 
-#[derive(QueryableByName)]
+#[derive(Queryable)]
 struct LockedWallet {
-    #[diesel(sql_type = sql_types::Uuid)]
     id: Uuid,
-    #[diesel(sql_type = sql_types::Numeric)]
     balance: Decimal,
-    #[diesel(sql_type = sql_types::Text)]
     status: String,
 }
 
@@ -210,10 +207,19 @@ fn validate(movement: &Movement) -> Result<(), LedgerError> {
     Ok(())
 }
 
-/// Posts `movement` and returns the transaction id. Call inside a
+/// What [`post`] did.
+#[derive(Debug, Clone)]
+pub struct Posted {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    /// The new balance of each wallet account involved.
+    pub balances: BTreeMap<Uuid, Decimal>,
+}
+
+/// Posts `movement`. Call inside a
 /// transaction. Wallet accounts are locked `FOR UPDATE` in ascending id
 /// order; system accounts are not locked (they have no running balance).
-pub async fn post(conn: &mut AsyncPgConnection, movement: Movement) -> Result<Uuid, LedgerError> {
+pub async fn post(conn: &mut AsyncPgConnection, movement: Movement) -> Result<Posted, LedgerError> {
     validate(&movement)?;
     let accounts: Vec<Uuid> = {
         let mut ids: Vec<Uuid> = movement.postings.iter().map(|p| p.account).collect();
@@ -221,13 +227,21 @@ pub async fn post(conn: &mut AsyncPgConnection, movement: Movement) -> Result<Uu
         ids.dedup();
         ids
     };
-    let locked: Vec<LockedWallet> = diesel::sql_query(
-        "SELECT a.id, a.balance, w.status FROM ledger_accounts a JOIN wallets w ON w.id = a.id
-         WHERE a.id = ANY($1) AND a.kind = 'wallet' ORDER BY a.id FOR UPDATE OF a",
-    )
-    .bind::<sql_types::Array<sql_types::Uuid>, _>(&accounts)
-    .load(conn)
-    .await?;
+    // Locks the wallet rows (account and wallet) in id order; system
+    // accounts have no wallet row and are not locked.
+    let locked: Vec<LockedWallet> = ledger_accounts::table
+        .inner_join(wallets::table)
+        .filter(ledger_accounts::id.eq_any(&accounts))
+        .order(ledger_accounts::id)
+        .select((
+            ledger_accounts::id,
+            ledger_accounts::balance,
+            wallets::status,
+        ))
+        .for_update()
+        .load(conn)
+        .await?;
+    let mut balances = BTreeMap::new();
     for wallet in &locked {
         let change: Decimal = movement
             .postings
@@ -235,6 +249,7 @@ pub async fn post(conn: &mut AsyncPgConnection, movement: Movement) -> Result<Uu
             .filter(|p| p.account == wallet.id)
             .map(|p| p.amount)
             .sum();
+        balances.insert(wallet.id, wallet.balance + change);
         if change.is_sign_negative() {
             if wallet.status == "blocked" && !movement.allow_blocked_debit {
                 return Err(LedgerError::WalletBlocked(wallet.id));
@@ -245,7 +260,9 @@ pub async fn post(conn: &mut AsyncPgConnection, movement: Movement) -> Result<Uu
         }
     }
     let id = Uuid::now_v7();
-    diesel::insert_into(ledger_transactions::table)
+    // The transaction row and its entries go out pipelined (one round trip
+    // for both, in order on the connection).
+    let transaction = diesel::insert_into(ledger_transactions::table)
         .values((
             ledger_transactions::id.eq(id),
             ledger_transactions::kind.eq(movement.kind.as_str()),
@@ -258,8 +275,8 @@ pub async fn post(conn: &mut AsyncPgConnection, movement: Movement) -> Result<Uu
             ledger_transactions::rate.eq(movement.rate),
             ledger_transactions::created_by.eq(movement.created_by),
         ))
-        .execute(conn)
-        .await?;
+        .returning(ledger_transactions::created_at)
+        .get_result::<DateTime<Utc>>(&mut &*conn);
     let entries: Vec<_> = movement
         .postings
         .iter()
@@ -272,20 +289,15 @@ pub async fn post(conn: &mut AsyncPgConnection, movement: Movement) -> Result<Uu
             )
         })
         .collect();
-    diesel::insert_into(ledger_entries::table)
+    let inserted = diesel::insert_into(ledger_entries::table)
         .values(entries)
-        .execute(conn)
-        .await?;
-    Ok(id)
-}
-
-/// The creation time of a ledger transaction (for responses).
-pub async fn created_at(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<DateTime<Utc>> {
-    ledger_transactions::table
-        .find(id)
-        .select(ledger_transactions::created_at)
-        .first(conn)
-        .await
+        .execute(&mut &*conn);
+    let (created_at, _) = futures::try_join!(transaction, inserted)?;
+    Ok(Posted {
+        id,
+        created_at,
+        balances,
+    })
 }
 
 #[cfg(test)]

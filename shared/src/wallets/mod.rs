@@ -15,14 +15,14 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use crate::{
-    currencies, db,
+    currencies as currency_table, db,
     ledger::LedgerError,
     rates::RateError,
-    schema::{ledger_accounts, wallets},
+    schema::{currencies, ledger_accounts, wallets},
 };
 
 /// A wallet with its balance.
-#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName, Queryable)]
 pub struct Wallet {
     #[diesel(sql_type = sql_types::Uuid)]
     pub id: Uuid,
@@ -41,6 +41,9 @@ pub struct Wallet {
     /// Decimal places of the currency.
     #[diesel(sql_type = sql_types::SmallInt)]
     pub decimals: i16,
+    /// `fiat` or `crypto`.
+    #[diesel(sql_type = sql_types::Text)]
+    pub kind: String,
     #[diesel(sql_type = sql_types::Timestamptz)]
     pub created_at: DateTime<Utc>,
     #[diesel(sql_type = sql_types::Timestamptz)]
@@ -76,6 +79,12 @@ pub enum WalletError {
     Database(#[from] diesel::result::Error),
 }
 
+impl Wallet {
+    pub fn is_fiat(&self) -> bool {
+        self.kind == "fiat"
+    }
+}
+
 impl From<LedgerError> for WalletError {
     fn from(error: LedgerError) -> Self {
         match error {
@@ -87,16 +96,35 @@ impl From<LedgerError> for WalletError {
     }
 }
 
-const SELECT: &str =
-    "SELECT w.id, w.user_id, w.currency, w.wallet_number, w.name, w.status, a.balance,
-                             c.decimals, w.created_at, w.updated_at
-                      FROM wallets w JOIN ledger_accounts a ON a.id = w.id
-                      JOIN currencies c ON c.code = w.currency";
+/// The columns of a [`Wallet`], in its field order. Queries built with the
+/// DSL (not raw SQL) are prepared once per connection and then cost one
+/// round trip each.
+macro_rules! wallet_columns {
+    () => {
+        (
+            wallets::id,
+            wallets::user_id,
+            wallets::currency,
+            wallets::wallet_number,
+            wallets::name,
+            wallets::status,
+            ledger_accounts::balance,
+            currencies::decimals,
+            currencies::kind,
+            wallets::created_at,
+            wallets::updated_at,
+        )
+    };
+}
 
 /// The user's wallets, by currency.
 pub async fn list(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<Vec<Wallet>> {
-    diesel::sql_query(format!("{SELECT} WHERE w.user_id = $1 ORDER BY w.currency"))
-        .bind::<sql_types::Uuid, _>(user_id)
+    wallets::table
+        .inner_join(ledger_accounts::table)
+        .inner_join(currencies::table)
+        .filter(wallets::user_id.eq(user_id))
+        .order(wallets::currency)
+        .select(wallet_columns!())
         .load(conn)
         .await
 }
@@ -107,19 +135,25 @@ pub async fn get(
     user_id: Uuid,
     id: Uuid,
 ) -> QueryResult<Option<Wallet>> {
-    diesel::sql_query(format!("{SELECT} WHERE w.id = $1 AND w.user_id = $2"))
-        .bind::<sql_types::Uuid, _>(id)
-        .bind::<sql_types::Uuid, _>(user_id)
-        .get_result(conn)
+    wallets::table
+        .inner_join(ledger_accounts::table)
+        .inner_join(currencies::table)
+        .filter(wallets::id.eq(id))
+        .filter(wallets::user_id.eq(user_id))
+        .select(wallet_columns!())
+        .first(conn)
         .await
         .optional()
 }
 
 /// Any wallet by its number (the payee of a transfer).
 pub async fn by_number(conn: &mut AsyncPgConnection, number: &str) -> QueryResult<Option<Wallet>> {
-    diesel::sql_query(format!("{SELECT} WHERE w.wallet_number = $1"))
-        .bind::<sql_types::Text, _>(number)
-        .get_result(conn)
+    wallets::table
+        .inner_join(ledger_accounts::table)
+        .inner_join(currencies::table)
+        .filter(wallets::wallet_number.eq(number))
+        .select(wallet_columns!())
+        .first(conn)
         .await
         .optional()
 }
@@ -149,7 +183,7 @@ pub async fn create(
     currency_code: &str,
     name: Option<String>,
 ) -> Result<Wallet, WalletError> {
-    let currency = currencies::find(conn, currency_code)
+    let currency = currency_table::find(conn, currency_code)
         .await?
         .ok_or_else(|| WalletError::UnknownCurrency(currency_code.to_owned()))?;
     let name = name.unwrap_or_else(|| format!("{} wallet", currency.name));

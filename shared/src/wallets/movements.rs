@@ -3,11 +3,10 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 use rust_decimal::{Decimal, RoundingStrategy};
 use uuid::Uuid;
 
-use super::{Wallet, WalletError, by_number, get};
+use super::{Wallet, WalletError, by_number};
 use crate::{
     config::RatesConfig,
-    currencies::{self, Kind},
-    ledger::{self, Movement, SystemAccount, TxKind},
+    ledger::{self, Movement, Posted, SystemAccount, TxKind},
     rates,
 };
 
@@ -26,51 +25,41 @@ pub struct Receipt {
     pub created_at: DateTime<Utc>,
 }
 
-async fn own_fiat_wallet(
-    conn: &mut AsyncPgConnection,
-    user_id: Uuid,
-    wallet_id: Uuid,
-) -> Result<Wallet, WalletError> {
-    let wallet = get(conn, user_id, wallet_id)
-        .await?
-        .ok_or(WalletError::NotFound)?;
-    let currency = currencies::find(conn, &wallet.currency)
-        .await?
-        .ok_or_else(|| WalletError::UnknownCurrency(wallet.currency.clone()))?;
-    if currency.kind != Kind::Fiat {
-        return Err(WalletError::CurrencyNotSupported(wallet.currency));
+fn fiat_only(wallet: &Wallet) -> Result<(), WalletError> {
+    if wallet.is_fiat() {
+        Ok(())
+    } else {
+        Err(WalletError::CurrencyNotSupported(wallet.currency.clone()))
     }
-    Ok(wallet)
 }
 
-async fn receipt(
-    conn: &mut AsyncPgConnection,
-    user_id: Uuid,
-    wallet_id: Uuid,
-    transaction_id: Uuid,
-) -> Result<Receipt, WalletError> {
-    Ok(Receipt {
-        transaction_id,
-        wallet: get(conn, user_id, wallet_id)
-            .await?
-            .ok_or(WalletError::NotFound)?,
+/// The receipt of a posted movement, with `wallet` at its new balance.
+fn receipt(mut wallet: Wallet, posted: &Posted) -> Receipt {
+    if let Some(balance) = posted.balances.get(&wallet.id) {
+        wallet.balance = *balance;
+    }
+    Receipt {
+        transaction_id: posted.id,
+        wallet,
         credited: None,
         credited_decimals: 0,
         rate: None,
         counterparty_number: None,
-        created_at: ledger::created_at(conn, transaction_id).await?,
-    })
+        created_at: posted.created_at,
+    }
 }
 
-/// Adds money from outside (a card top-up) to a fiat wallet.
+/// Adds money from outside (a card top-up) to `wallet` (fiat only), on
+/// behalf of its owner `user_id`. `wallet` is the owner's wallet as just
+/// read: its balance and status are read again under lock.
 pub async fn deposit(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
-    wallet_id: Uuid,
+    wallet: Wallet,
     amount: Decimal,
 ) -> Result<Receipt, WalletError> {
+    fiat_only(&wallet)?;
     conn.transaction(async |conn| {
-        let wallet = own_fiat_wallet(conn, user_id, wallet_id).await?;
         let outside =
             ledger::system_account(conn, SystemAccount::Outside, &wallet.currency).await?;
         let mut movement = Movement::new(TxKind::Deposit)
@@ -80,21 +69,22 @@ pub async fn deposit(
         movement.to_amount = Some(amount);
         movement.to_currency = Some(wallet.currency.clone());
         movement.created_by = Some(user_id);
-        let id = ledger::post(conn, movement).await?;
-        receipt(conn, user_id, wallet.id, id).await
+        let posted = ledger::post(conn, movement).await?;
+        Ok(receipt(wallet, &posted))
     })
     .await
 }
 
-/// Pays money out of a fiat wallet (a card payout). A blocked wallet cannot.
+/// Pays money out of `wallet` (fiat only; a card payout). A blocked wallet
+/// cannot.
 pub async fn withdraw(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
-    wallet_id: Uuid,
+    wallet: Wallet,
     amount: Decimal,
 ) -> Result<Receipt, WalletError> {
+    fiat_only(&wallet)?;
     conn.transaction(async |conn| {
-        let wallet = own_fiat_wallet(conn, user_id, wallet_id).await?;
         let outside =
             ledger::system_account(conn, SystemAccount::Outside, &wallet.currency).await?;
         let mut movement = Movement::new(TxKind::Withdrawal)
@@ -104,8 +94,8 @@ pub async fn withdraw(
         movement.from_amount = Some(amount);
         movement.from_currency = Some(wallet.currency.clone());
         movement.created_by = Some(user_id);
-        let id = ledger::post(conn, movement).await?;
-        receipt(conn, user_id, wallet.id, id).await
+        let posted = ledger::post(conn, movement).await?;
+        Ok(receipt(wallet, &posted))
     })
     .await
 }
@@ -120,15 +110,12 @@ pub async fn transfer(
     conn: &mut AsyncPgConnection,
     rates_config: &RatesConfig,
     user_id: Uuid,
-    from_id: Uuid,
+    from: Wallet,
     to_number: &str,
     amount: Decimal,
     now: DateTime<Utc>,
 ) -> Result<Receipt, WalletError> {
     conn.transaction(async |conn| {
-        let from = get(conn, user_id, from_id)
-            .await?
-            .ok_or(WalletError::NotFound)?;
         let to = by_number(conn, to_number)
             .await?
             .ok_or_else(|| WalletError::RecipientNotFound(to_number.to_owned()))?;
@@ -183,18 +170,20 @@ pub async fn transfer(
         };
         movement.from_wallet = Some(from.id);
         movement.to_wallet = Some(to.id);
+        let to_number = to.wallet_number.clone();
+        let to_decimals = to.decimals;
         movement.from_amount = Some(amount);
         movement.from_currency = Some(from.currency.clone());
         movement.to_amount = Some(credited);
         movement.to_currency = Some(to.currency.clone());
         movement.rate = rate;
         movement.created_by = Some(user_id);
-        let id = ledger::post(conn, movement).await?;
-        let mut done = receipt(conn, user_id, from.id, id).await?;
-        done.credited = Some((credited, to.currency.clone()));
-        done.credited_decimals = to.decimals;
+        let posted = ledger::post(conn, movement).await?;
+        let mut done = receipt(from, &posted);
+        done.credited = Some((credited, to.currency));
+        done.credited_decimals = to_decimals;
         done.rate = rate;
-        done.counterparty_number = Some(to.wallet_number.clone());
+        done.counterparty_number = Some(to_number);
         Ok(done)
     })
     .await

@@ -1,0 +1,133 @@
+//! `bourse-bench`: measures Bourse with real processes.
+//!
+//! - `jobs`: no-op jobs pushed, then drained by 1 and 2 `bourse-worker`
+//!   processes: enqueue and completion rates, pick-up latency, peak RSS.
+//! - `rates`: `GET /api/v1/rates` under load against a `bourse-api` it starts.
+//! - `transfers`: authenticated transfers over HTTP among many wallets, then
+//!   the ledger check.
+//!
+//! ```text
+//! cargo build --release -p bourse-worker -p bourse-api
+//! target/release/bourse-bench jobs --count 20000 --processes 1,2
+//! target/release/bourse-bench rates
+//! target/release/bourse-bench transfers
+//! ```
+//!
+//! Each scenario uses its own Redis prefix (and `transfers` its own
+//! database) and cleans up after itself.
+
+mod jobs;
+mod rates;
+mod support;
+mod transfers;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret as _;
+use shared::config::Config;
+
+#[derive(Parser)]
+#[command(name = "bourse-bench", about = "Benchmarks for Bourse")]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// No-op jobs: enqueue rate, completion rate, pick-up latency, RSS.
+    Jobs {
+        /// Jobs pushed then drained, per run.
+        #[arg(long, default_value_t = 20_000)]
+        count: usize,
+        /// Worker process counts to run, comma-separated.
+        #[arg(long, default_value = "1,2")]
+        processes: String,
+        /// `--concurrency` of each worker process.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Jobs fetched per Redis round trip (WORKER_BATCH_SIZE).
+        #[arg(long, default_value_t = 200)]
+        batch_size: usize,
+        /// Jobs pushed one by one for the latency measurement.
+        #[arg(long, default_value_t = 2_000)]
+        latency_count: usize,
+        /// Seconds over which the latency jobs are spread.
+        #[arg(long, default_value_t = 10)]
+        latency_secs: u64,
+    },
+    /// `GET /api/v1/rates` under load from this process.
+    Rates {
+        /// Concurrent keep-alive connections.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Seconds of measured load (after one second of warm-up).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// Authenticated transfers over HTTP, then the ledger check.
+    Transfers {
+        /// Wallets (one user each) money moves among.
+        #[arg(long, default_value_t = 1_000)]
+        wallets: usize,
+        /// Concurrent clients (keep-alive connections).
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Seconds of measured load (after one second of warm-up).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Send half the transfers among 10 hot wallets.
+        #[arg(long)]
+        hot_spot: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;
+    match cli.scenario {
+        Scenario::Jobs {
+            count,
+            processes,
+            concurrency,
+            batch_size,
+            latency_count,
+            latency_secs,
+        } => {
+            let processes: Vec<usize> = processes
+                .split(',')
+                .map(|p| p.trim().parse())
+                .collect::<Result<_, _>>()
+                .context("--processes")?;
+            shared::db::run_migrations(config.database.url.expose_secret()).await?;
+            for workers in processes {
+                jobs::JobsRun {
+                    config: &config,
+                    count,
+                    workers,
+                    concurrency,
+                    batch_size,
+                    latency_count,
+                    latency_secs,
+                }
+                .measure()
+                .await?;
+            }
+        }
+        Scenario::Rates {
+            connections,
+            seconds,
+        } => {
+            shared::db::run_migrations(config.database.url.expose_secret()).await?;
+            rates::run(&config, connections, seconds).await?;
+        }
+        Scenario::Transfers {
+            wallets,
+            clients,
+            seconds,
+            hot_spot,
+        } => transfers::run(&config, wallets, clients, seconds, hot_spot).await?,
+    }
+    Ok(())
+}

@@ -1,0 +1,210 @@
+//! What the scenarios share: percentiles, process handling, Redis clean-up
+//! and a raw HTTP/1.1 load generator.
+
+use std::{
+    path::PathBuf,
+    process::Stdio,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    process::{Child, Command},
+};
+
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+pub fn peak_rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+pub async fn stop(child: &mut Child) {
+    if let Some(pid) = child.id() {
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await;
+    }
+    if tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.kill().await;
+    }
+}
+
+pub async fn cleanup(conn: &redis::aio::ConnectionManager, prefix: &str) -> anyhow::Result<()> {
+    let mut conn = conn.clone();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut conn)
+        .await?;
+    for chunk in keys.chunks(500) {
+        redis::cmd("DEL")
+            .arg(chunk)
+            .query_async::<()>(&mut conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A free local TCP port.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Starts the `bourse-api` next to this binary with `env`, on `port`.
+pub fn spawn_api(port: u16, env: &[(&str, String)]) -> anyhow::Result<Child> {
+    let exe = std::env::current_exe()?;
+    let api = exe
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+        .join("bourse-api");
+    Command::new(&api)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {}", api.display()))
+}
+
+/// One request on a fresh connection: the status line's code and the body.
+pub async fn request_once(port: u16, request: &[u8]) -> Option<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    stream.write_all(request).await.ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.ok()?;
+    let status = answer.get(9..12)?.parse().ok()?;
+    Some((
+        status,
+        answer
+            .split("\r\n\r\n")
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned(),
+    ))
+}
+
+/// The outcome of a load run.
+pub struct Load {
+    /// Microseconds per successful request, sorted.
+    pub latencies_us: Vec<u32>,
+    /// Answers with an unexpected status.
+    pub failures: u64,
+}
+
+/// Runs `connections` keep-alive connections against `port` for `seconds`
+/// after one second of warm-up. Each sends `make_request()`'s bytes and
+/// reads the whole answer before the next; answers other than `expect`
+/// count as failures.
+pub async fn load(
+    port: u16,
+    connections: usize,
+    seconds: u64,
+    expect: u16,
+    make_request: Arc<dyn Fn() -> Vec<u8> + Send + Sync>,
+) -> anyhow::Result<Load> {
+    let warm_until = Instant::now() + Duration::from_secs(1);
+    let end = warm_until + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let make_request = make_request.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies: Vec<u32> = Vec::with_capacity(1 << 16);
+            let mut failures = 0u64;
+            let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+            stream.set_nodelay(true)?;
+            let (read, mut write) = stream.into_split();
+            let mut reader = BufReader::new(read);
+            let mut line = String::new();
+            let mut body = Vec::new();
+            let expected = format!("HTTP/1.1 {expect}");
+            loop {
+                let started = Instant::now();
+                if started >= end {
+                    break;
+                }
+                write.write_all(&make_request()).await?;
+                let mut length = 0usize;
+                let mut ok = false;
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).await? == 0 {
+                        bail!("connection closed");
+                    }
+                    if line.starts_with("HTTP/1.1 ") {
+                        ok = line.starts_with(&expected);
+                    }
+                    if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                body.resize(length, 0);
+                reader.read_exact(&mut body).await?;
+                if started >= warm_until {
+                    if ok {
+                        latencies
+                            .push(u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX));
+                    } else {
+                        failures += 1;
+                    }
+                }
+            }
+            Ok::<_, anyhow::Error>((latencies, failures))
+        }));
+    }
+    let mut latencies_us = Vec::new();
+    let mut failures = 0;
+    for task in tasks {
+        let (mut l, f) = task.await??;
+        latencies_us.append(&mut l);
+        failures += f;
+    }
+    latencies_us.sort_unstable();
+    Ok(Load {
+        latencies_us,
+        failures,
+    })
+}
+
+impl Load {
+    /// A percentile in milliseconds.
+    pub fn ms(&self, p: f64) -> f64 {
+        let sorted: Vec<f64> = self
+            .latencies_us
+            .iter()
+            .map(|us| f64::from(*us) / 1000.0)
+            .collect();
+        percentile(&sorted, p)
+    }
+
+    pub fn max_ms(&self) -> f64 {
+        self.latencies_us
+            .last()
+            .map_or(f64::NAN, |us| f64::from(*us) / 1000.0)
+    }
+}
