@@ -16,6 +16,10 @@ CREATE TABLE ledger_accounts (
     CONSTRAINT wallet_balance_not_negative CHECK (kind <> 'wallet' OR balance >= 0)
 );
 CREATE UNIQUE INDEX ledger_accounts_system_key ON ledger_accounts (kind, currency) WHERE kind <> 'wallet';
+-- The lookup of a system account by kind and currency: our connections
+-- use generic plans (see shared/src/db.rs), which cannot use the partial
+-- index above for a `kind = $1` parameter.
+CREATE INDEX ledger_accounts_kind_currency_idx ON ledger_accounts (kind, currency);
 
 -- One system account of each kind per currency, now and for currencies
 -- added later.

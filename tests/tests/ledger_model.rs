@@ -166,7 +166,7 @@ fn random_operations_agree_with_a_simple_model() {
                             &config.rates,
                             owners[a / 2],
                             ids[a].clone(),
-                            &ids[b].wallet_number,
+                            ids[b].clone(),
                             cents(c),
                             Utc::now(),
                         )

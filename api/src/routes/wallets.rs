@@ -327,16 +327,21 @@ async fn wallet_and_amount(
     wallet: Uuid,
     raw: &Option<Value>,
 ) -> Result<(Wallet, rust_decimal::Decimal), ApiError> {
-    let raw = raw
-        .as_ref()
-        .ok_or_else(|| ApiError::field("amount", "is required"))?;
     let wallet = wallets::get(conn, user_id, wallet)
         .await?
         .ok_or(WalletError::NotFound)?;
-    let decimals = u32::try_from(wallet.decimals).unwrap_or(0);
-    let amount = shared::money::parse_json_amount(raw, decimals)
-        .map_err(|message| ApiError::field("amount", message))?;
+    let amount = amount_in(&wallet, raw)?;
     Ok((wallet, amount))
+}
+
+/// `raw` as an amount of `wallet`'s currency.
+fn amount_in(wallet: &Wallet, raw: &Option<Value>) -> Result<rust_decimal::Decimal, ApiError> {
+    let raw = raw
+        .as_ref()
+        .ok_or_else(|| ApiError::field("amount", "is required"))?;
+    let decimals = u32::try_from(wallet.decimals).unwrap_or(0);
+    shared::money::parse_json_amount(raw, decimals)
+        .map_err(|message| ApiError::field("amount", message))
 }
 
 fn request_hash(path: &str, body: &impl Serialize) -> String {
@@ -521,10 +526,12 @@ pub async fn transfer(
     let rates = state.config.rates.clone();
     let operation: Operation = Box::new(move |conn| {
         Box::pin(async move {
-            let (wallet, amount) = wallet_and_amount(conn, user_id, wallet, &body.amount).await?;
+            let (payer, payee) = wallets::payer_and_payee(conn, user_id, wallet, &number).await?;
+            let payer = payer.ok_or(WalletError::NotFound)?;
+            let amount = amount_in(&payer, &body.amount)?;
+            let payee = payee.ok_or_else(|| WalletError::RecipientNotFound(number.clone()))?;
             let receipt =
-                wallets::transfer(conn, &rates, user_id, wallet, &number, amount, Utc::now())
-                    .await?;
+                wallets::transfer(conn, &rates, user_id, payer, payee, amount, Utc::now()).await?;
             Ok(movement_answer(TxKind::Transfer, amount, receipt))
         })
     });

@@ -1,14 +1,16 @@
 //! The double-entry ledger: the one way money moves (PRODUCT.md §5).
 //!
 //! A movement is a set of postings whose amounts sum to zero per currency.
-//! [`post`] checks that, locks the wallet accounts involved in ascending id
+//! [`post`] checks that, then calls the database function `ledger_post`,
+//! which in one statement locks the wallet accounts involved in ascending id
 //! order (so concurrent movements never deadlock), refuses to overdraw or to
 //! debit a blocked wallet, and appends the transaction and its entries. A
 //! database trigger applies each entry to its wallet's balance, and a
 //! `CHECK` keeps wallet balances non-negative even against a bug here.
 //!
-//! [`post`] must run inside a transaction together with whatever else the
-//! movement changes (an order, a bet, an idempotency record).
+//! A posting is atomic on its own; whatever else must change with it (an
+//! order, a bet, an idempotency record) goes in one transaction around it.
+//! A refusal writes nothing and leaves that transaction usable.
 
 mod check;
 
@@ -16,12 +18,12 @@ use std::collections::BTreeMap;
 
 pub use check::{LedgerReport, check};
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
+use diesel::{prelude::*, sql_types};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use crate::schema::{ledger_accounts, ledger_entries, ledger_transactions, wallets};
+use crate::schema::ledger_accounts;
 
 /// What a movement is, as users see it in their history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,11 +176,34 @@ pub enum LedgerError {
     Database(#[from] diesel::result::Error),
 }
 
-#[derive(Queryable)]
-struct LockedWallet {
-    id: Uuid,
-    balance: Decimal,
-    status: String,
+diesel::define_sql_function! {
+    /// The posting itself, in the database: see
+    /// `migrations/2026-11-23-100800_create_ledger_post/up.sql`.
+    #[allow(clippy::too_many_arguments)]
+    fn ledger_post(
+        id: sql_types::Uuid,
+        kind: sql_types::Text,
+        from_wallet: sql_types::Nullable<sql_types::Uuid>,
+        to_wallet: sql_types::Nullable<sql_types::Uuid>,
+        from_amount: sql_types::Nullable<sql_types::Numeric>,
+        from_currency: sql_types::Nullable<sql_types::Text>,
+        to_amount: sql_types::Nullable<sql_types::Numeric>,
+        to_currency: sql_types::Nullable<sql_types::Text>,
+        rate: sql_types::Nullable<sql_types::Numeric>,
+        created_by: sql_types::Nullable<sql_types::Uuid>,
+        allow_blocked_debit: sql_types::Bool,
+        accounts: sql_types::Array<sql_types::Uuid>,
+        currencies: sql_types::Array<sql_types::Text>,
+        amounts: sql_types::Array<sql_types::Numeric>,
+        net_accounts: sql_types::Array<sql_types::Uuid>,
+        net_changes: sql_types::Array<sql_types::Numeric>,
+    ) -> sql_types::Record<(
+        sql_types::Nullable<sql_types::Text>,
+        sql_types::Nullable<sql_types::Uuid>,
+        sql_types::Nullable<sql_types::Timestamptz>,
+        sql_types::Array<sql_types::Uuid>,
+        sql_types::Array<sql_types::Numeric>,
+    )>;
 }
 
 /// Validates the shape of a movement: non-zero postings of at most 18
@@ -216,89 +241,77 @@ pub struct Posted {
     pub balances: BTreeMap<Uuid, Decimal>,
 }
 
-/// Posts `movement`. Call inside a
-/// transaction. Wallet accounts are locked `FOR UPDATE` in ascending id
-/// order; system accounts are not locked (they have no running balance).
+/// Posts `movement` in one statement: locks the wallet accounts involved
+/// `FOR UPDATE` in ascending id order (system accounts have no running
+/// balance and are not locked), refuses an overdraft or a debit of a blocked
+/// wallet, and appends the transaction and its entries. Atomic on its own;
+/// whatever else must commit with the movement (an order, a bet, an
+/// idempotency record) goes in a transaction around it.
 pub async fn post(conn: &mut AsyncPgConnection, movement: Movement) -> Result<Posted, LedgerError> {
     validate(&movement)?;
-    let accounts: Vec<Uuid> = {
-        let mut ids: Vec<Uuid> = movement.postings.iter().map(|p| p.account).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids
-    };
-    // Locks the wallet rows (account and wallet) in id order; system
-    // accounts have no wallet row and are not locked.
-    let locked: Vec<LockedWallet> = ledger_accounts::table
-        .inner_join(wallets::table)
-        .filter(ledger_accounts::id.eq_any(&accounts))
-        .order(ledger_accounts::id)
-        .select((
-            ledger_accounts::id,
-            ledger_accounts::balance,
-            wallets::status,
-        ))
-        .for_update()
-        .load(conn)
-        .await?;
-    let mut balances = BTreeMap::new();
-    for wallet in &locked {
-        let change: Decimal = movement
-            .postings
-            .iter()
-            .filter(|p| p.account == wallet.id)
-            .map(|p| p.amount)
-            .sum();
-        balances.insert(wallet.id, wallet.balance + change);
-        if change.is_sign_negative() {
-            if wallet.status == "blocked" && !movement.allow_blocked_debit {
-                return Err(LedgerError::WalletBlocked(wallet.id));
-            }
-            if wallet.balance + change < Decimal::ZERO {
-                return Err(LedgerError::InsufficientFunds(wallet.id));
-            }
-        }
-    }
     let id = Uuid::now_v7();
-    // The transaction row and its entries go out pipelined (one round trip
-    // for both, in order on the connection).
-    let transaction = diesel::insert_into(ledger_transactions::table)
-        .values((
-            ledger_transactions::id.eq(id),
-            ledger_transactions::kind.eq(movement.kind.as_str()),
-            ledger_transactions::from_wallet.eq(movement.from_wallet),
-            ledger_transactions::to_wallet.eq(movement.to_wallet),
-            ledger_transactions::from_amount.eq(movement.from_amount),
-            ledger_transactions::from_currency.eq(&movement.from_currency),
-            ledger_transactions::to_amount.eq(movement.to_amount),
-            ledger_transactions::to_currency.eq(&movement.to_currency),
-            ledger_transactions::rate.eq(movement.rate),
-            ledger_transactions::created_by.eq(movement.created_by),
-        ))
-        .returning(ledger_transactions::created_at)
-        .get_result::<DateTime<Utc>>(&mut &*conn);
-    let entries: Vec<_> = movement
+    let accounts: Vec<Uuid> = movement.postings.iter().map(|p| p.account).collect();
+    let currencies: Vec<&str> = movement
         .postings
         .iter()
-        .map(|p| {
-            (
-                ledger_entries::transaction_id.eq(id),
-                ledger_entries::account_id.eq(p.account),
-                ledger_entries::currency.eq(&p.currency),
-                ledger_entries::amount.eq(p.amount),
-            )
-        })
+        .map(|p| p.currency.as_str())
         .collect();
-    let inserted = diesel::insert_into(ledger_entries::table)
-        .values(entries)
-        .execute(&mut &*conn);
-    let (created_at, _) = futures::try_join!(transaction, inserted)?;
-    Ok(Posted {
+    let amounts: Vec<Decimal> = movement.postings.iter().map(|p| p.amount).collect();
+    // Ascending by id, as PostgreSQL orders uuids (bytewise, like `Uuid`).
+    let mut net: BTreeMap<Uuid, Decimal> = BTreeMap::new();
+    for posting in &movement.postings {
+        *net.entry(posting.account).or_default() += posting.amount;
+    }
+    let (net_accounts, net_changes): (Vec<Uuid>, Vec<Decimal>) = net.into_iter().unzip();
+    let posted = diesel::select(ledger_post(
         id,
-        created_at,
-        balances,
-    })
+        movement.kind.as_str(),
+        movement.from_wallet,
+        movement.to_wallet,
+        movement.from_amount,
+        movement.from_currency.as_deref(),
+        movement.to_amount,
+        movement.to_currency.as_deref(),
+        movement.rate,
+        movement.created_by,
+        movement.allow_blocked_debit,
+        accounts,
+        currencies,
+        amounts,
+        net_accounts,
+        net_changes,
+    ))
+    .get_result::<PostResult>(conn)
+    .await?;
+    match posted {
+        (None, _, Some(created_at), wallets, balances) => Ok(Posted {
+            id,
+            created_at,
+            balances: wallets.into_iter().zip(balances).collect(),
+        }),
+        (Some(refusal), Some(wallet), ..) if refusal == "insufficient_funds" => {
+            Err(LedgerError::InsufficientFunds(wallet))
+        }
+        (Some(refusal), Some(wallet), ..) if refusal == "wallet_blocked" => {
+            Err(LedgerError::WalletBlocked(wallet))
+        }
+        (refusal, ..) => Err(LedgerError::Database(
+            diesel::result::Error::DeserializationError(
+                format!("ledger_post answered {refusal:?} without a posting").into(),
+            ),
+        )),
+    }
 }
+
+/// `ledger_post`'s answer: refusal, refused wallet, creation time, wallets
+/// and their new balances.
+type PostResult = (
+    Option<String>,
+    Option<Uuid>,
+    Option<DateTime<Utc>>,
+    Vec<Uuid>,
+    Vec<Decimal>,
+);
 
 #[cfg(test)]
 mod tests {

@@ -1,9 +1,9 @@
 use chrono::{DateTime, Utc};
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use diesel_async::AsyncPgConnection;
 use rust_decimal::{Decimal, RoundingStrategy};
 use uuid::Uuid;
 
-use super::{Wallet, WalletError, by_number};
+use super::{Wallet, WalletError};
 use crate::{
     config::RatesConfig,
     ledger::{self, Movement, Posted, SystemAccount, TxKind},
@@ -59,20 +59,16 @@ pub async fn deposit(
     amount: Decimal,
 ) -> Result<Receipt, WalletError> {
     fiat_only(&wallet)?;
-    conn.transaction(async |conn| {
-        let outside =
-            ledger::system_account(conn, SystemAccount::Outside, &wallet.currency).await?;
-        let mut movement = Movement::new(TxKind::Deposit)
-            .posting(outside, &wallet.currency, -amount)
-            .posting(wallet.id, &wallet.currency, amount);
-        movement.to_wallet = Some(wallet.id);
-        movement.to_amount = Some(amount);
-        movement.to_currency = Some(wallet.currency.clone());
-        movement.created_by = Some(user_id);
-        let posted = ledger::post(conn, movement).await?;
-        Ok(receipt(wallet, &posted))
-    })
-    .await
+    let outside = ledger::system_account(conn, SystemAccount::Outside, &wallet.currency).await?;
+    let mut movement = Movement::new(TxKind::Deposit)
+        .posting(outside, &wallet.currency, -amount)
+        .posting(wallet.id, &wallet.currency, amount);
+    movement.to_wallet = Some(wallet.id);
+    movement.to_amount = Some(amount);
+    movement.to_currency = Some(wallet.currency.clone());
+    movement.created_by = Some(user_id);
+    let posted = ledger::post(conn, movement).await?;
+    Ok(receipt(wallet, &posted))
 }
 
 /// Pays money out of `wallet` (fiat only; a card payout). A blocked wallet
@@ -84,24 +80,21 @@ pub async fn withdraw(
     amount: Decimal,
 ) -> Result<Receipt, WalletError> {
     fiat_only(&wallet)?;
-    conn.transaction(async |conn| {
-        let outside =
-            ledger::system_account(conn, SystemAccount::Outside, &wallet.currency).await?;
-        let mut movement = Movement::new(TxKind::Withdrawal)
-            .posting(wallet.id, &wallet.currency, -amount)
-            .posting(outside, &wallet.currency, amount);
-        movement.from_wallet = Some(wallet.id);
-        movement.from_amount = Some(amount);
-        movement.from_currency = Some(wallet.currency.clone());
-        movement.created_by = Some(user_id);
-        let posted = ledger::post(conn, movement).await?;
-        Ok(receipt(wallet, &posted))
-    })
-    .await
+    let outside = ledger::system_account(conn, SystemAccount::Outside, &wallet.currency).await?;
+    let mut movement = Movement::new(TxKind::Withdrawal)
+        .posting(wallet.id, &wallet.currency, -amount)
+        .posting(outside, &wallet.currency, amount);
+    movement.from_wallet = Some(wallet.id);
+    movement.from_amount = Some(amount);
+    movement.from_currency = Some(wallet.currency.clone());
+    movement.created_by = Some(user_id);
+    let posted = ledger::post(conn, movement).await?;
+    Ok(receipt(wallet, &posted))
 }
 
-/// Pays `amount` from the user's wallet to the wallet numbered
-/// `to_number` (anyone's). Across currencies the payee receives the amount
+/// Pays `amount` from the user's wallet `from` to the wallet `to`
+/// (anyone's), both as just read: balances and statuses are read again
+/// under lock. Across currencies the payee receives the amount
 /// converted at fresh prices and rounded down to its currency's places; the
 /// exchange account takes the payer's currency and pays the payee's, and
 /// the rounding remainder goes to the house, so every currency balances
@@ -111,80 +104,72 @@ pub async fn transfer(
     rates_config: &RatesConfig,
     user_id: Uuid,
     from: Wallet,
-    to_number: &str,
+    to: Wallet,
     amount: Decimal,
     now: DateTime<Utc>,
 ) -> Result<Receipt, WalletError> {
-    conn.transaction(async |conn| {
-        let to = by_number(conn, to_number)
-            .await?
-            .ok_or_else(|| WalletError::RecipientNotFound(to_number.to_owned()))?;
-        if from.id == to.id {
-            return Err(WalletError::SameWallet);
-        }
-        let mut movement = Movement::new(TxKind::Transfer);
-        let (credited, rate) = if from.currency == to.currency {
-            movement = movement.posting(from.id, &from.currency, -amount).posting(
-                to.id,
-                &to.currency,
-                amount,
-            );
-            (amount, None)
-        } else {
-            let quote = rates::convert(
-                conn,
-                rates_config,
-                &from.currency,
-                &to.currency,
-                amount,
-                now,
-            )
-            .await?;
-            // The exact value, to the ledger's 18 places; the payee gets it
-            // rounded down to the currency's places, the house the rest.
-            let exact = (amount * quote.from_price_usd / quote.to_price_usd)
-                .round_dp_with_strategy(18, RoundingStrategy::ToZero);
-            let credited = quote.converted;
-            let remainder = exact - credited;
-            if credited.is_zero() {
-                return Err(WalletError::InvalidAmount(format!(
-                    "{amount} {} is worth less than the smallest {} amount",
-                    from.currency, to.currency
-                )));
-            }
-            let exchange_from =
-                ledger::system_account(conn, SystemAccount::Exchange, &from.currency).await?;
-            let exchange_to =
-                ledger::system_account(conn, SystemAccount::Exchange, &to.currency).await?;
-            movement = movement
+    if from.id == to.id {
+        return Err(WalletError::SameWallet);
+    }
+    let mut movement = Movement::new(TxKind::Transfer);
+    let (credited, rate) = if from.currency == to.currency {
+        movement =
+            movement
                 .posting(from.id, &from.currency, -amount)
-                .posting(exchange_from, &from.currency, amount)
-                .posting(exchange_to, &to.currency, -exact)
-                .posting(to.id, &to.currency, credited);
-            if !remainder.is_zero() {
-                let house =
-                    ledger::system_account(conn, SystemAccount::House, &to.currency).await?;
-                movement = movement.posting(house, &to.currency, remainder);
-            }
-            (credited, Some(quote.rate))
-        };
-        movement.from_wallet = Some(from.id);
-        movement.to_wallet = Some(to.id);
-        let to_number = to.wallet_number.clone();
-        let to_decimals = to.decimals;
-        movement.from_amount = Some(amount);
-        movement.from_currency = Some(from.currency.clone());
-        movement.to_amount = Some(credited);
-        movement.to_currency = Some(to.currency.clone());
-        movement.rate = rate;
-        movement.created_by = Some(user_id);
-        let posted = ledger::post(conn, movement).await?;
-        let mut done = receipt(from, &posted);
-        done.credited = Some((credited, to.currency));
-        done.credited_decimals = to_decimals;
-        done.rate = rate;
-        done.counterparty_number = Some(to_number);
-        Ok(done)
-    })
-    .await
+                .posting(to.id, &to.currency, amount);
+        (amount, None)
+    } else {
+        let quote = rates::convert(
+            conn,
+            rates_config,
+            &from.currency,
+            &to.currency,
+            amount,
+            now,
+        )
+        .await?;
+        // The exact value, to the ledger's 18 places; the payee gets it
+        // rounded down to the currency's places, the house the rest.
+        let exact = (amount * quote.from_price_usd / quote.to_price_usd)
+            .round_dp_with_strategy(18, RoundingStrategy::ToZero);
+        let credited = quote.converted;
+        let remainder = exact - credited;
+        if credited.is_zero() {
+            return Err(WalletError::InvalidAmount(format!(
+                "{amount} {} is worth less than the smallest {} amount",
+                from.currency, to.currency
+            )));
+        }
+        let exchange_from =
+            ledger::system_account(conn, SystemAccount::Exchange, &from.currency).await?;
+        let exchange_to =
+            ledger::system_account(conn, SystemAccount::Exchange, &to.currency).await?;
+        movement = movement
+            .posting(from.id, &from.currency, -amount)
+            .posting(exchange_from, &from.currency, amount)
+            .posting(exchange_to, &to.currency, -exact)
+            .posting(to.id, &to.currency, credited);
+        if !remainder.is_zero() {
+            let house = ledger::system_account(conn, SystemAccount::House, &to.currency).await?;
+            movement = movement.posting(house, &to.currency, remainder);
+        }
+        (credited, Some(quote.rate))
+    };
+    movement.from_wallet = Some(from.id);
+    movement.to_wallet = Some(to.id);
+    let to_number = to.wallet_number.clone();
+    let to_decimals = to.decimals;
+    movement.from_amount = Some(amount);
+    movement.from_currency = Some(from.currency.clone());
+    movement.to_amount = Some(credited);
+    movement.to_currency = Some(to.currency.clone());
+    movement.rate = rate;
+    movement.created_by = Some(user_id);
+    let posted = ledger::post(conn, movement).await?;
+    let mut done = receipt(from, &posted);
+    done.credited = Some((credited, to.currency));
+    done.credited_decimals = to_decimals;
+    done.rate = rate;
+    done.counterparty_number = Some(to_number);
+    Ok(done)
 }
