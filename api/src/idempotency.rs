@@ -106,6 +106,11 @@ pub async fn run(
             // back while the key keeps the refusal as its answer.
             let answer = match operation(conn).await {
                 Ok(answer) => answer,
+                // Who may call is not part of the answer: a refused caller
+                // (401, 403) leaves the key unused, for when they may.
+                Err(error @ (ApiError::Unauthenticated(_) | ApiError::Forbidden { .. })) => {
+                    return Err(error);
+                }
                 Err(error) if error.is_client_error() => error.to_answer(),
                 Err(error) => return Err(error),
             };

@@ -75,6 +75,12 @@ impl TestApp {
             )
             .await;
         assert_eq!(reply.status, 201, "{}", reply.body);
+        self.verify_email(email).await;
+    }
+
+    /// Confirms `email` with the code of the latest mail to it. Needs a
+    /// worker.
+    pub async fn verify_email(&self, email: &str) {
         let mail = self.smtp.wait_for(email, Duration::from_secs(20)).await;
         let reply = self
             .post(

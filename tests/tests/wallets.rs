@@ -278,15 +278,43 @@ async fn money_needs_a_verified_email() {
         wallet.status, 201,
         "opening a wallet is not a money movement"
     );
+    let deposit_path = format!("/api/v1/wallets/{}/deposit", id(&wallet.body));
+    let deposit_with_key = || {
+        app.send(
+            app.client
+                .post(app.url(&deposit_path))
+                .bearer_auth(&newbie.access)
+                .header("idempotency-key", "first-deposit")
+                .json(&json!({ "amount": "5" })),
+        )
+    };
+    let refused = deposit_with_key().await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.body["code"], "email_not_verified");
+    let transfer_path = format!("/api/v1/wallets/{}/transfer", id(&wallet.body));
+    for body in [
+        json!({ "to_wallet_number": "1234567890", "amount": "1" }),
+        json!({ "to_wallet_number": "not a number", "amount": "1" }),
+    ] {
+        let refused = post(&app, &newbie, &transfer_path, body).await;
+        assert_eq!(refused.status, 403, "{}", refused.body);
+        assert_eq!(refused.body["code"], "email_not_verified");
+    }
+    // Someone else's wallet id: still the verification comes first.
     let refused = post(
         &app,
         &newbie,
-        &format!("/api/v1/wallets/{}/deposit", id(&wallet.body)),
-        json!({ "amount": "5" }),
+        &format!("/api/v1/wallets/{}/withdraw", uuid::Uuid::now_v7()),
+        json!({ "amount": "1" }),
     )
     .await;
-    assert_eq!(refused.status, 403);
     assert_eq!(refused.body["code"], "email_not_verified");
+
+    // Once verified, the key refused before was never used: it moves money.
+    app.verify_email("newbie@example.com").await;
+    let deposited = deposit_with_key().await;
+    assert_eq!(deposited.status, 201, "{}", deposited.body);
+    assert_eq!(balance(&app, &newbie, &wallet.body).await, "5.00");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

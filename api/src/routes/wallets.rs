@@ -18,7 +18,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
-    auth::{CurrentUser, VerifiedUser},
+    auth::{self, Authenticated, CurrentUser},
     error::{ApiError, Problem},
     extract::ApiJson,
     idempotency::{self, IdempotencyKey, Operation},
@@ -319,19 +319,33 @@ fn movement_answer(
     )
 }
 
-/// The user's wallet and `amount` parsed for its currency (its decimal
-/// places).
+/// The user's wallet to move money with (their email must be verified)
+/// and `amount` parsed for its currency (its decimal places).
 async fn wallet_and_amount(
     conn: &mut diesel_async::AsyncPgConnection,
     user_id: Uuid,
     wallet: Uuid,
     raw: &Option<Value>,
 ) -> Result<(Wallet, rust_decimal::Decimal), ApiError> {
-    let wallet = wallets::get(conn, user_id, wallet)
-        .await?
-        .ok_or(WalletError::NotFound)?;
+    let found = wallets::for_movement(conn, user_id, wallet).await?;
+    let wallet = mover(conn, user_id, found).await?;
     let amount = amount_in(&wallet, raw)?;
     Ok((wallet, amount))
+}
+
+/// The caller's wallet as found for a money movement, or why not.
+async fn mover(
+    conn: &mut diesel_async::AsyncPgConnection,
+    user_id: Uuid,
+    found: Option<(Wallet, bool)>,
+) -> Result<Wallet, ApiError> {
+    match found {
+        Some((wallet, true)) => Ok(wallet),
+        Some((_, false)) => Err(auth::email_not_verified()),
+        None => Err(auth::movement_refusal(conn, user_id)
+            .await
+            .unwrap_or_else(|| WalletError::NotFound.into())),
+    }
 }
 
 /// `raw` as an amount of `wallet`'s currency.
@@ -380,7 +394,7 @@ struct Fingerprint<'a> {
 )]
 pub async fn deposit(
     State(state): State<AppState>,
-    VerifiedUser(user): VerifiedUser,
+    caller: Authenticated,
     IdempotencyKey(key): IdempotencyKey,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<AmountRequest>,
@@ -393,7 +407,7 @@ pub async fn deposit(
             to_wallet_number: None,
         },
     );
-    let user_id = user.id;
+    let user_id = caller.user_id;
     let operation: Operation = Box::new(move |conn| {
         Box::pin(async move {
             let (wallet, amount) = wallet_and_amount(conn, user_id, wallet, &body.amount).await?;
@@ -401,7 +415,7 @@ pub async fn deposit(
             Ok(movement_answer(TxKind::Deposit, amount, receipt))
         })
     });
-    idempotency::run(&state, user.id, key, hash, operation).await
+    idempotency::run(&state, caller.user_id, key, hash, operation).await
 }
 
 /// Withdraw from a fiat wallet.
@@ -426,7 +440,7 @@ pub async fn deposit(
 )]
 pub async fn withdraw(
     State(state): State<AppState>,
-    VerifiedUser(user): VerifiedUser,
+    caller: Authenticated,
     IdempotencyKey(key): IdempotencyKey,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<AmountRequest>,
@@ -439,7 +453,7 @@ pub async fn withdraw(
             to_wallet_number: None,
         },
     );
-    let user_id = user.id;
+    let user_id = caller.user_id;
     let operation: Operation = Box::new(move |conn| {
         Box::pin(async move {
             let (wallet, amount) = wallet_and_amount(conn, user_id, wallet, &body.amount).await?;
@@ -447,7 +461,7 @@ pub async fn withdraw(
             Ok(movement_answer(TxKind::Withdrawal, amount, receipt))
         })
     });
-    idempotency::run(&state, user.id, key, hash, operation).await
+    idempotency::run(&state, caller.user_id, key, hash, operation).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -485,7 +499,7 @@ pub struct TransferRequest {
 )]
 pub async fn transfer(
     State(state): State<AppState>,
-    VerifiedUser(user): VerifiedUser,
+    caller: Authenticated,
     IdempotencyKey(key): IdempotencyKey,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<TransferRequest>,
@@ -510,6 +524,12 @@ pub async fn transfer(
         errors.insert("amount".to_owned(), "is required".to_owned());
     }
     if !errors.is_empty() {
+        // A caller who may not move money hears that first.
+        if let Some(refusal) =
+            auth::movement_refusal(&mut *state.conn().await?, caller.user_id).await
+        {
+            return Err(refusal);
+        }
         return Err(ApiError::validation(
             "the request has invalid fields",
             errors,
@@ -522,12 +542,12 @@ pub async fn transfer(
             to_wallet_number: Some(&number),
         },
     );
-    let user_id = user.id;
+    let user_id = caller.user_id;
     let rates = state.config.rates.clone();
     let operation: Operation = Box::new(move |conn| {
         Box::pin(async move {
             let (payer, payee) = wallets::payer_and_payee(conn, user_id, wallet, &number).await?;
-            let payer = payer.ok_or(WalletError::NotFound)?;
+            let payer = mover(conn, user_id, payer).await?;
             let amount = amount_in(&payer, &body.amount)?;
             let payee = payee.ok_or_else(|| WalletError::RecipientNotFound(number.clone()))?;
             let receipt =
@@ -535,7 +555,7 @@ pub async fn transfer(
             Ok(movement_answer(TxKind::Transfer, amount, receipt))
         })
     });
-    idempotency::run(&state, user.id, key, hash, operation).await
+    idempotency::run(&state, caller.user_id, key, hash, operation).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -19,7 +19,7 @@ use crate::{
     currencies as currency_table, db,
     ledger::LedgerError,
     rates::RateError,
-    schema::{currencies, ledger_accounts, wallets},
+    schema::{currencies, ledger_accounts, users, wallets},
 };
 
 /// A wallet with its balance.
@@ -159,8 +159,34 @@ pub async fn by_number(conn: &mut AsyncPgConnection, number: &str) -> QueryResul
         .optional()
 }
 
-/// The user's wallet `id` and the wallet numbered `number` (anyone's),
-/// read pipelined: one round trip for both, before a transfer. (Two index
+/// The query of [`for_movement`] (a macro: its type is unwieldy to name).
+macro_rules! for_movement_query {
+    ($user_id:expr, $id:expr) => {
+        wallets::table
+            .inner_join(ledger_accounts::table)
+            .inner_join(currencies::table)
+            .inner_join(users::table)
+            .filter(wallets::id.eq($id).and(wallets::user_id.eq($user_id)))
+            .select((wallet_columns!(), users::email_verified_at.is_not_null()))
+    };
+}
+
+/// The user's wallet `id`, to move money out of or into, with whether the
+/// user's email is verified (required for that): one statement where the
+/// account lookup and the wallet lookup would be two.
+pub async fn for_movement(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    id: Uuid,
+) -> QueryResult<Option<(Wallet, bool)>> {
+    for_movement_query!(user_id, id)
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// [`for_movement`] for the payer and the wallet numbered `number`
+/// (anyone's) as the payee, pipelined: one round trip for both. (Two index
 /// lookups measured cheaper than one statement with an `OR`, which
 /// PostgreSQL answers with a bitmap scan.)
 pub async fn payer_and_payee(
@@ -168,14 +194,8 @@ pub async fn payer_and_payee(
     user_id: Uuid,
     id: Uuid,
     number: &str,
-) -> QueryResult<(Option<Wallet>, Option<Wallet>)> {
-    let payer = wallets::table
-        .inner_join(ledger_accounts::table)
-        .inner_join(currencies::table)
-        .filter(wallets::id.eq(id))
-        .filter(wallets::user_id.eq(user_id))
-        .select(wallet_columns!())
-        .first(&mut &*conn);
+) -> QueryResult<(Option<(Wallet, bool)>, Option<Wallet>)> {
+    let payer = for_movement_query!(user_id, id).first(&mut &*conn);
     let payee = wallets::table
         .inner_join(ledger_accounts::table)
         .inner_join(currencies::table)
