@@ -185,6 +185,34 @@ impl JobSpec for PricesObserved {
     const QUEUE: Queue = Queue::PriceAlert;
 }
 
+/// Form clearing batches from the orders of one currency and side that are
+/// not in a batch yet (see [`crate::trading::clearing`]). Queued with every
+/// order; running it again, or for an order already batched, does nothing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ClearOrders {
+    pub currency: String,
+    pub side: crate::trading::Side,
+}
+
+impl JobSpec for ClearOrders {
+    const NAME: &'static str = "clear_orders";
+    const QUEUE: Queue = Queue::OrderClearing;
+}
+
+/// Place one clearing batch at the exchange and mark its orders cleared.
+/// The batch id is the exchange call's idempotency reference.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitClearingBatch {
+    pub batch_id: Uuid,
+}
+
+impl JobSpec for SubmitClearingBatch {
+    const NAME: &'static str = "submit_clearing_batch";
+    const QUEUE: Queue = Queue::OrderClearing;
+}
+
 /// A diagnostic job: optionally sleeps, fails its first attempts, and records
 /// each run in `probe_runs`. Operators use it to check the pipeline end to
 /// end; the benchmark uses it as the no-op job.

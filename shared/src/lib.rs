@@ -24,4 +24,5 @@ pub mod seed;
 pub mod sessions;
 pub mod telemetry;
 pub mod tls;
+pub mod trading;
 pub mod wallets;

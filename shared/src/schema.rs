@@ -56,6 +56,7 @@ diesel::table! {
         context -> Jsonb,
         status -> Text,
         attempts -> Int4,
+        last_attempt_at -> Nullable<Timestamptz>,
         last_error -> Nullable<Text>,
         message_id -> Nullable<Text>,
         claimed_at -> Nullable<Timestamptz>,
@@ -183,6 +184,46 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    clearing_batches (id) {
+        id -> Uuid,
+        currency -> Text,
+        side -> Text,
+        amount -> Numeric,
+        usd_amount -> Numeric,
+        order_count -> Int4,
+        status -> Text,
+        attempts -> Int4,
+        last_attempt_at -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+        exchange_reference -> Nullable<Text>,
+        exchange_price -> Nullable<Numeric>,
+        created_at -> Timestamptz,
+        cleared_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    orders (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        side -> Text,
+        currency -> Text,
+        amount -> Numeric,
+        price_usd -> Numeric,
+        usd_amount -> Numeric,
+        usd_wallet -> Uuid,
+        crypto_wallet -> Uuid,
+        recipient_id -> Nullable<Uuid>,
+        transaction_id -> Uuid,
+        status -> Text,
+        batch_id -> Nullable<Uuid>,
+        exchange_reference -> Nullable<Text>,
+        cleared_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(one_time_codes -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(price_history -> currencies (symbol));
@@ -192,6 +233,7 @@ diesel::joinable!(wallets -> users (user_id));
 diesel::joinable!(ledger_entries -> ledger_transactions (transaction_id));
 diesel::joinable!(ledger_entries -> ledger_accounts (account_id));
 diesel::joinable!(emails -> users (user_id));
+diesel::joinable!(orders -> clearing_batches (batch_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -208,4 +250,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     ledger_entries,
     idempotency_keys,
     probe_runs,
+    clearing_batches,
+    orders,
 );

@@ -4,6 +4,7 @@
 //! Any number of worker processes may run on any number of machines; they
 //! coordinate only through PostgreSQL and Redis.
 
+mod clearing_sweep;
 pub mod dead;
 mod execute;
 mod health;
@@ -132,6 +133,8 @@ pub async fn run_on(
         .map_err(|e| anyhow::anyhow!("RATE_REFRESH_CRON: {e}"))?;
     let providers = shared::rates::Providers::from_config(&config.rates)
         .map_err(|e| anyhow::anyhow!("price providers: {e}"))?;
+    let exchange = shared::trading::exchange::from_config(&config.trading)
+        .map_err(|e| anyhow::anyhow!("exchange: {e}"))?;
     let (client, conn) = redis_connection(&config.redis)?;
     let queues = JobQueues::new(conn.clone(), config.redis.prefix.clone());
     let metrics = Arc::new(Metrics::new());
@@ -170,6 +173,7 @@ pub async fn run_on(
         providers,
         redis: conn,
         metrics: metrics.clone(),
+        exchange,
     });
     let policy = RetryPolicy::from_config(&config.jobs);
     let mut outcomes = HashMap::new();
@@ -225,6 +229,15 @@ pub async fn run_on(
         }
         .run(stop_rx.clone()),
     ));
+    if options.queues.contains(&Queue::OrderClearing) {
+        background.push(tokio::spawn(
+            clearing_sweep::ClearingSweep {
+                db: db.clone(),
+                after: config.trading.resubmit_after,
+            }
+            .run(stop_rx.clone()),
+        ));
+    }
     if options.relay {
         background.push(tokio::spawn(
             Relay {

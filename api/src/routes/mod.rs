@@ -6,6 +6,7 @@ pub mod auth;
 mod docs;
 mod health;
 mod me;
+mod orders;
 mod rates;
 mod wallets;
 
@@ -37,6 +38,7 @@ use crate::{
         (name = "me", description = "The signed-in user's profile and password"),
         (name = "rates", description = "Latest prices, history, conversion quotes and a live stream"),
         (name = "wallets", description = "Wallets, deposits, withdrawals, transfers and history"),
+        (name = "orders", description = "Buying and selling crypto against the house; exchange clearing"),
         (name = "admin", description = "Operator views (administrators only)"),
     ),
 )]
@@ -87,6 +89,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
             .merge(me::router())
             .merge(rates::router())
             .merge(wallets::router())
+            .merge(orders::router())
             .merge(admin::router()),
     )
 }

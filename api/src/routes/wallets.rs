@@ -93,7 +93,7 @@ pub struct WalletResponse {
 
 /// An amount as a string with exactly the currency's decimal places
 /// (`"12.50"`). Wallets only ever hold amounts within those places.
-fn money(amount: rust_decimal::Decimal, decimals: i16) -> String {
+pub(crate) fn money(amount: rust_decimal::Decimal, decimals: i16) -> String {
     let places = u32::try_from(decimals).unwrap_or(2);
     let mut shown = amount.round_dp_with_strategy(places, rust_decimal::RoundingStrategy::ToZero);
     shown.rescale(places);

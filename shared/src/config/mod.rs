@@ -216,6 +216,32 @@ pub struct MailConfig {
     pub smtp_timeout: Duration,
 }
 
+/// Where the house hedges its trades.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExchangeKind {
+    /// Fills every order at once in-process: the local default.
+    Simulated,
+    /// A JSON exchange API at `EXCHANGE_URL` (see `shared::trading::exchange`).
+    Http,
+}
+
+#[derive(Debug, Clone)]
+pub struct TradingConfig {
+    /// Orders worth at least this many USD are cleared alone; smaller ones
+    /// wait until their sum per currency and side reaches it.
+    pub clearing_threshold_usd: rust_decimal::Decimal,
+    pub exchange: ExchangeKind,
+    pub exchange_url: String,
+    pub exchange_api_key: Option<SecretString>,
+    pub exchange_timeout: Duration,
+    /// Extra tries of one exchange call on a timeout, a connection failure
+    /// or a 5xx, before the clearing job itself backs off and retries.
+    pub exchange_retries: u32,
+    /// A batch still pending this long after its last exchange call is
+    /// submitted again (its job may have gone to the dead set).
+    pub resubmit_after: Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub env: AppEnv,
@@ -229,6 +255,7 @@ pub struct Config {
     pub outbox: OutboxConfig,
     pub mail: MailConfig,
     pub rates: RatesConfig,
+    pub trading: TradingConfig,
 }
 
 const LOCAL_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/bourse";
@@ -549,6 +576,36 @@ impl Config {
             retries: env.range_or("RATE_HTTP_RETRIES", 2, 0, 10),
         };
 
+        let exchange = env.choice_or(
+            "EXCHANGE",
+            ExchangeKind::Simulated,
+            &[
+                ("simulated", ExchangeKind::Simulated),
+                ("http", ExchangeKind::Http),
+            ],
+        );
+        let exchange_url = env.optional("EXCHANGE_URL");
+        if exchange == ExchangeKind::Http && exchange_url.is_none() {
+            env.problem("EXCHANGE_URL", "not set (required when EXCHANGE=http)");
+        }
+        let trading = TradingConfig {
+            clearing_threshold_usd: env.range_or(
+                "CLEARING_THRESHOLD_USD",
+                rust_decimal::Decimal::TEN,
+                rust_decimal::Decimal::new(1, 2),
+                rust_decimal::Decimal::from(1_000_000_000),
+            ),
+            exchange,
+            exchange_url: exchange_url
+                .unwrap_or_default()
+                .trim_end_matches('/')
+                .to_owned(),
+            exchange_api_key: env.optional_secret("EXCHANGE_API_KEY"),
+            exchange_timeout: millis(env.range_or("EXCHANGE_TIMEOUT_MS", 5000, 50, 120_000)),
+            exchange_retries: env.range_or("EXCHANGE_RETRIES", 2, 0, 10),
+            resubmit_after: secs(env.range_or("CLEARING_RESUBMIT_SECS", 900, 1, 7 * 24 * 3600)),
+        };
+
         env.finish()?;
         Ok(Self {
             env: app_env,
@@ -562,6 +619,7 @@ impl Config {
             outbox,
             mail,
             rates,
+            trading,
         })
     }
 }
@@ -584,6 +642,23 @@ mod tests {
         assert_eq!(config.http.max_body_bytes, 65536);
         assert_eq!(config.worker.queues.len(), Queue::ALL.len());
         assert_eq!(config.mail.transport, MailTransportKind::File);
+    }
+
+    #[test]
+    fn the_http_exchange_needs_its_url_and_thresholds_are_decimals() {
+        let errors = Config::from_map(map(&[("EXCHANGE", "http")])).unwrap_err();
+        assert!(errors.to_string().contains("EXCHANGE_URL"), "{errors}");
+        let errors = Config::from_map(map(&[("CLEARING_THRESHOLD_USD", "0.001")])).unwrap_err();
+        assert!(errors.to_string().contains("CLEARING_THRESHOLD_USD"));
+        let config = Config::from_map(map(&[
+            ("EXCHANGE", "http"),
+            ("EXCHANGE_URL", "https://exchange.example/"),
+            ("CLEARING_THRESHOLD_USD", "25.5"),
+        ]))
+        .unwrap();
+        assert_eq!(config.trading.exchange, ExchangeKind::Http);
+        assert_eq!(config.trading.exchange_url, "https://exchange.example");
+        assert_eq!(config.trading.clearing_threshold_usd.to_string(), "25.5");
     }
 
     #[test]

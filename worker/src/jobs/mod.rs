@@ -1,6 +1,7 @@
 //! Job handlers: thin adapters that decode a payload, call `shared` and say
 //! whether a failure is worth retrying.
 
+mod clearing;
 mod prices_observed;
 mod probe;
 mod refresh_rates;
@@ -14,8 +15,12 @@ use shared::{
     config::Config,
     db::DbPool,
     email::Mailer,
-    jobs::{JobEnvelope, JobSpec, PayloadError, PricesObserved, Probe, RefreshRates, SendEmail},
+    jobs::{
+        ClearOrders, JobEnvelope, JobSpec, PayloadError, PricesObserved, Probe, RefreshRates,
+        SendEmail, SubmitClearingBatch,
+    },
     rates::Providers,
+    trading::exchange::Exchange,
 };
 
 use crate::metrics::Metrics;
@@ -31,6 +36,8 @@ pub struct JobContext {
     /// For the latest-price cache.
     pub redis: ConnectionManager,
     pub metrics: Arc<Metrics>,
+    /// Where clearing batches are placed.
+    pub exchange: Arc<dyn Exchange>,
 }
 
 impl JobContext {
@@ -77,6 +84,10 @@ pub fn handler_for(job: &str) -> Option<Handler> {
         RefreshRates::NAME => Some(|ctx, envelope, _| Box::pin(refresh_rates::run(ctx, envelope))),
         PricesObserved::NAME => {
             Some(|ctx, envelope, _| Box::pin(prices_observed::run(ctx, envelope)))
+        }
+        ClearOrders::NAME => Some(|ctx, envelope, _| Box::pin(clearing::form(ctx, envelope))),
+        SubmitClearingBatch::NAME => {
+            Some(|ctx, envelope, _| Box::pin(clearing::submit(ctx, envelope)))
         }
         _ => None,
     }
