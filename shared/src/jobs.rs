@@ -213,6 +213,33 @@ impl JobSpec for SubmitClearingBatch {
     const QUEUE: Queue = Queue::OrderClearing;
 }
 
+/// Settle one bet at the price in force at its `settles_at` (see
+/// [`crate::bets`]). Queued with the bet, due at `settles_at`; settling
+/// twice is impossible (the bet row is locked and must still be open).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SettleBet {
+    pub bet_id: Uuid,
+}
+
+impl JobSpec for SettleBet {
+    const NAME: &'static str = "settle_bet";
+    const QUEUE: Queue = Queue::BetSettlement;
+}
+
+/// The reconciler's tick: find open bets well past due and queue their
+/// settlement again.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileBets {
+    pub tick: DateTime<Utc>,
+}
+
+impl JobSpec for ReconcileBets {
+    const NAME: &'static str = "reconcile_bets";
+    const QUEUE: Queue = Queue::BetSettlement;
+}
+
 /// A diagnostic job: optionally sleeps, fails its first attempts, and records
 /// each run in `probe_runs`. Operators use it to check the pipeline end to
 /// end; the benchmark uses it as the no-op job.

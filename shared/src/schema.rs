@@ -224,6 +224,33 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    bets (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        wallet_id -> Uuid,
+        symbol -> Text,
+        direction -> Text,
+        stake -> Numeric,
+        leverage -> Int4,
+        duration_seconds -> Int4,
+        start_price -> Numeric,
+        start_observed_at -> Timestamptz,
+        status -> Text,
+        result -> Nullable<Text>,
+        end_price -> Nullable<Numeric>,
+        end_observed_at -> Nullable<Timestamptz>,
+        payout -> Nullable<Numeric>,
+        profit -> Nullable<Numeric>,
+        stake_transaction_id -> Uuid,
+        payout_transaction_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        settles_at -> Timestamptz,
+        settled_at -> Nullable<Timestamptz>,
+        rescheduled_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::joinable!(one_time_codes -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(price_history -> currencies (symbol));
@@ -252,4 +279,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     probe_runs,
     clearing_batches,
     orders,
+    bets,
 );

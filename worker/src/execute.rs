@@ -83,6 +83,13 @@ pub async fn execute(
         job.attempt = attempt
     );
     let _entered = span.enter();
+    // A delayed job reaches us up to the relay's lookahead before it is
+    // due: hold it until then (capped, in case this machine's clock is
+    // behind the database's).
+    if let Ok(early) = (envelope.due_at - Utc::now()).to_std() {
+        let cap = executor.ctx.config.outbox.lookahead + std::time::Duration::from_millis(50);
+        tokio::time::sleep(early.min(cap)).await;
+    }
     if attempt == 1 {
         let waited = (Utc::now() - envelope.due_at).to_std().unwrap_or_default();
         executor

@@ -23,23 +23,28 @@ mod wake;
 use std::{collections::HashMap, future::Future, sync::Arc, time::Instant};
 
 use anyhow::Context as _;
+use chrono::{DateTime, Utc};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use secrecy::ExposeSecret as _;
 use shared::{
     config::{Config, RedisConfig},
     email::Mailer,
-    jobs::Queue,
+    jobs::{Queue, ReconcileBets, RefreshRates},
 };
 use tokio::sync::watch;
 
 use crate::{
     execute::Executor, health::Health, jobs::JobContext, maintenance::Maintenance,
-    metrics::Metrics, relay::Relay, retry::RetryPolicy, runner::QueueRunner, wake::Wakers,
+    metrics::Metrics, relay::Relay, retry::RetryPolicy, runner::QueueRunner, scheduler::TickJob,
+    wake::Wakers,
 };
 pub use crate::{
     execute::Outcomes,
     queue::{JobQueues, QueueCounts, ReadyJob},
 };
+
+/// Builds a schedule's job for a tick.
+type MakeTickJob = fn(DateTime<Utc>) -> TickJob;
 
 /// Per-process choices, from the command line (they override the
 /// `WORKER_*` settings).
@@ -129,8 +134,22 @@ pub async fn run_on(
         .context("DATABASE_URL")?;
     shared::email::render::self_check().context("email templates")?;
     let mailer = Mailer::from_config(&config.mail).map_err(anyhow::Error::msg)?;
-    let schedule = scheduler::parse(&config.rates.refresh_cron)
-        .map_err(|e| anyhow::anyhow!("RATE_REFRESH_CRON: {e}"))?;
+    // Every process carries every schedule; each tick runs once in the
+    // cluster (see `scheduler`).
+    let schedules: Vec<(&'static str, cron::Schedule, MakeTickJob)> = vec![
+        (
+            "rate_refresh",
+            scheduler::parse(&config.rates.refresh_cron)
+                .map_err(|e| anyhow::anyhow!("RATE_REFRESH_CRON: {e}"))?,
+            |tick| TickJob::of(&RefreshRates { tick }),
+        ),
+        (
+            "bet_reconcile",
+            scheduler::parse(&config.bets.reconcile_cron)
+                .map_err(|e| anyhow::anyhow!("BET_RECONCILE_CRON: {e}"))?,
+            |tick| TickJob::of(&ReconcileBets { tick }),
+        ),
+    ];
     let providers = shared::rates::Providers::from_config(&config.rates)
         .map_err(|e| anyhow::anyhow!("price providers: {e}"))?;
     let exchange = shared::trading::exchange::from_config(&config.trading)
@@ -219,16 +238,20 @@ pub async fn run_on(
             .run(stop_rx.clone()),
         ),
     ];
-    background.push(tokio::spawn(
-        scheduler::Scheduler {
-            queues: queues.clone(),
-            schedule,
-            claimant: options.name.clone(),
-            max_attempts: config.jobs.max_attempts,
-            metrics: metrics.clone(),
-        }
-        .run(stop_rx.clone()),
-    ));
+    for (name, schedule, make) in schedules {
+        background.push(tokio::spawn(
+            scheduler::Scheduler {
+                name,
+                make,
+                queues: queues.clone(),
+                schedule,
+                claimant: options.name.clone(),
+                max_attempts: config.jobs.max_attempts,
+                metrics: metrics.clone(),
+            }
+            .run(stop_rx.clone()),
+        ));
+    }
     if options.queues.contains(&Queue::OrderClearing) {
         background.push(tokio::spawn(
             clearing_sweep::ClearingSweep {

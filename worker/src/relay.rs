@@ -10,7 +10,17 @@
 //! exactly once; handlers are idempotent either way.
 //!
 //! Relays wake on `pg_notify` from [`shared::outbox::push`] at commit time,
-//! and poll every `OUTBOX_POLL_MS` for delayed rows and missed notifications.
+//! and poll every `OUTBOX_POLL_MS` for missed notifications.
+//!
+//! **Delayed jobs** (a bet's settlement, a retry of a clearing) wait in the
+//! outbox, in PostgreSQL, not in Redis and not in worker memory: a delay can
+//! be a day and no lease or visibility timeout runs meanwhile. A relay
+//! sleeps until the next row comes within `OUTBOX_LOOKAHEAD_MS` of its due
+//! time (asking PostgreSQL how long that is, so the clocks of worker
+//! machines do not matter), and pushes it that much early; the worker that
+//! fetches it holds it until `due_at` (see `execute`). The relay's cycle
+//! and the queue hop happen inside the lookahead, so the job starts on
+//! time to within the timer's precision.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -72,6 +82,17 @@ pub enum RelayError {
 /// How often dispatched rows older than the retention are deleted.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
 
+/// The shortest pause between two timed cycles: delayed rows falling due
+/// continuously are claimed in batches of this much time, not one by one
+/// (the lookahead covers it).
+const MIN_CYCLE: Duration = Duration::from_millis(10);
+
+#[derive(QueryableByName)]
+struct NextDue {
+    #[diesel(sql_type = sql_types::Nullable<sql_types::Double>)]
+    secs: Option<f64>,
+}
+
 impl Relay {
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
         let notify = Arc::new(Notify::new());
@@ -87,7 +108,9 @@ impl Relay {
             if *shutdown.borrow() {
                 return;
             }
-            match self.dispatch_due().await {
+            let cycle = self.dispatch_due().await;
+            let cycle_ok = cycle.is_ok();
+            match cycle {
                 Ok(_) => {
                     if failing {
                         tracing::info!("outbox relay recovered");
@@ -110,9 +133,18 @@ impl Relay {
                     tracing::warn!(%error, "outbox purge failed");
                 }
             }
+            // After a failure, the poll interval: no tight loop while
+            // PostgreSQL or Redis is down.
+            let wait = match cycle_ok.then_some(()) {
+                Some(()) => match self.until_next_due().await {
+                    Ok(Some(wait)) => wait.clamp(MIN_CYCLE, self.config.outbox.poll_interval),
+                    Ok(None) | Err(_) => self.config.outbox.poll_interval,
+                },
+                None => self.config.outbox.poll_interval,
+            };
             tokio::select! {
                 () = notify.notified() => {}
-                () = tokio::time::sleep(self.config.outbox.poll_interval) => {}
+                () = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => return,
             }
         }
@@ -151,7 +183,8 @@ impl Relay {
                                relay_attempts = relay_attempts + 1
              WHERE id IN (
                  SELECT id FROM outbox
-                 WHERE dispatched_at IS NULL AND run_at <= now()
+                 WHERE dispatched_at IS NULL
+                   AND run_at <= clock_timestamp() + make_interval(secs => $3)
                    AND (claimed_until IS NULL OR claimed_until < now())
                  ORDER BY run_at
                  LIMIT $2
@@ -160,9 +193,28 @@ impl Relay {
         )
         .bind::<sql_types::Double, _>(claim_secs)
         .bind::<sql_types::BigInt, _>(self.config.outbox.batch_size)
+        .bind::<sql_types::Double, _>(self.config.outbox.lookahead.as_secs_f64())
         .load::<ClaimedRow>(&mut conn)
         .await?;
         Ok(rows)
+    }
+
+    /// How long until the next undispatched, unclaimed row comes within the
+    /// lookahead of its due time, by PostgreSQL's clock; `None` when no row
+    /// waits.
+    async fn until_next_due(&self) -> Result<Option<Duration>, RelayError> {
+        let mut conn = self.conn().await?;
+        let next: NextDue = diesel::sql_query(
+            "SELECT extract(epoch FROM min(run_at) - clock_timestamp())::float8 - $1 AS secs
+             FROM outbox
+             WHERE dispatched_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())",
+        )
+        .bind::<sql_types::Double, _>(self.config.outbox.lookahead.as_secs_f64())
+        .get_result(&mut conn)
+        .await?;
+        Ok(next
+            .secs
+            .map(|secs| Duration::from_secs_f64(secs.clamp(0.0, 86_400.0))))
     }
 
     async fn push_and_mark(&self, rows: Vec<ClaimedRow>) -> Result<(), RelayError> {

@@ -20,7 +20,7 @@ use std::{str::FromStr, sync::Arc, time::Duration};
 use apalis_cron::CronScheduler;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use shared::jobs::{JobEnvelope, JobSpec, RefreshRates};
+use shared::jobs::{JobEnvelope, JobSpec, Queue};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -32,7 +32,30 @@ use crate::{
 /// A tick noticed later than this is not fired: the next one catches up.
 pub const LATE_AFTER: Duration = Duration::from_secs(2);
 
+/// What a schedule queues on each tick: the job's queue and envelope
+/// fields, built from the tick's time.
+pub struct TickJob {
+    pub queue: Queue,
+    pub job: &'static str,
+    pub version: u16,
+    pub args: serde_json::Value,
+}
+
+impl TickJob {
+    pub fn of<J: JobSpec>(job: &J) -> Self {
+        Self {
+            queue: J::QUEUE,
+            job: J::NAME,
+            version: J::VERSION,
+            args: serde_json::to_value(job).unwrap_or_default(),
+        }
+    }
+}
+
 pub struct Scheduler {
+    /// The schedule's name: part of its tick claim keys and metric labels.
+    pub name: &'static str,
+    pub make: fn(DateTime<Utc>) -> TickJob,
     pub queues: JobQueues,
     pub schedule: cron::Schedule,
     pub claimant: String,
@@ -72,7 +95,7 @@ impl Scheduler {
 
     async fn on_tick(&self, tick_secs: u64) {
         let labels = |outcome: &'static str| ScheduleLabels {
-            schedule: "rate_refresh",
+            schedule: self.name,
             outcome,
         };
         let tick_secs = i64::try_from(tick_secs).unwrap_or(i64::MAX);
@@ -88,26 +111,26 @@ impl Scheduler {
                 .inc();
             return;
         }
-        let job = RefreshRates { tick };
+        let job = (self.make)(tick);
         let id = Uuid::now_v7();
         let ready = ReadyJob {
-            task_id: format!("rate_refresh:{tick_secs}"),
+            task_id: format!("{}:{tick_secs}", self.name),
             envelope: JobEnvelope {
                 id,
-                job: RefreshRates::NAME.to_owned(),
-                v: RefreshRates::VERSION,
-                args: serde_json::to_value(&job).unwrap_or_default(),
+                job: job.job.to_owned(),
+                v: job.version,
+                args: job.args,
                 due_at: tick,
             },
         };
         match self
             .queues
             .claim_tick(
-                "rate_refresh",
+                self.name,
                 tick_secs,
                 &self.claimant,
                 &ready,
-                RefreshRates::QUEUE,
+                job.queue,
                 self.max_attempts,
             )
             .await

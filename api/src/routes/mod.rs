@@ -3,6 +3,7 @@
 
 mod admin;
 pub mod auth;
+mod bets;
 mod docs;
 mod health;
 mod me;
@@ -39,6 +40,7 @@ use crate::{
         (name = "rates", description = "Latest prices, history, conversion quotes and a live stream"),
         (name = "wallets", description = "Wallets, deposits, withdrawals, transfers and history"),
         (name = "orders", description = "Buying and selling crypto against the house; exchange clearing"),
+        (name = "bets", description = "Bets on price moves, settled at the price in force when due"),
         (name = "admin", description = "Operator views (administrators only)"),
     ),
 )]
@@ -90,6 +92,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
             .merge(rates::router())
             .merge(wallets::router())
             .merge(orders::router())
+            .merge(bets::router())
             .merge(admin::router()),
     )
 }

@@ -201,6 +201,10 @@ pub struct OutboxConfig {
     /// them over.
     pub claim_timeout: Duration,
     pub retention: Duration,
+    /// Delayed jobs go to Redis this long before they are due; the worker
+    /// holds each until its due time, so the relay's and the queue's own
+    /// latency do not make it late.
+    pub lookahead: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -243,6 +247,18 @@ pub struct TradingConfig {
 }
 
 #[derive(Debug, Clone)]
+pub struct BetsConfig {
+    /// Stake limits in USD (inclusive).
+    pub min_stake: rust_decimal::Decimal,
+    pub max_stake: rust_decimal::Decimal,
+    /// Cluster-wide schedule of the reconciler (six fields, UTC).
+    pub reconcile_cron: String,
+    /// An open bet this long past its `settles_at` gets a new settlement
+    /// job from the reconciler (its job was lost, say with Redis's data).
+    pub reconcile_after: Duration,
+}
+
+#[derive(Debug, Clone)]
 pub struct Config {
     pub env: AppEnv,
     pub log_format: LogFormat,
@@ -256,6 +272,7 @@ pub struct Config {
     pub mail: MailConfig,
     pub rates: RatesConfig,
     pub trading: TradingConfig,
+    pub bets: BetsConfig,
 }
 
 const LOCAL_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/bourse";
@@ -466,6 +483,7 @@ impl Config {
             retention: Duration::from_secs(
                 3600 * env.range_or("OUTBOX_RETENTION_HOURS", 24, 1, 24 * 365),
             ),
+            lookahead: millis(env.range_or("OUTBOX_LOOKAHEAD_MS", 100, 0, 10_000)),
         };
 
         let transport = env.choice_or(
@@ -606,6 +624,38 @@ impl Config {
             resubmit_after: secs(env.range_or("CLEARING_RESUBMIT_SECS", 900, 1, 7 * 24 * 3600)),
         };
 
+        let min_stake = env.range_or(
+            "BET_MIN_STAKE",
+            rust_decimal::Decimal::ONE,
+            rust_decimal::Decimal::new(1, 2),
+            rust_decimal::Decimal::from(1_000_000_000),
+        );
+        let max_stake = env.range_or(
+            "BET_MAX_STAKE",
+            rust_decimal::Decimal::from(10_000),
+            rust_decimal::Decimal::new(1, 2),
+            rust_decimal::Decimal::from(1_000_000_000),
+        );
+        if max_stake < min_stake {
+            env.problem(
+                "BET_MAX_STAKE",
+                format!("{max_stake} is below BET_MIN_STAKE ({min_stake})"),
+            );
+        }
+        let reconcile_cron = env.string_or("BET_RECONCILE_CRON", "*/10 * * * * *");
+        if reconcile_cron.split_whitespace().count() != 6 {
+            env.problem(
+                "BET_RECONCILE_CRON",
+                format!("invalid value {reconcile_cron:?} (expected six fields with seconds)"),
+            );
+        }
+        let bets = BetsConfig {
+            min_stake,
+            max_stake,
+            reconcile_cron,
+            reconcile_after: secs(env.range_or("BET_RECONCILE_AFTER_SECS", 30, 1, 7 * 24 * 3600)),
+        };
+
         env.finish()?;
         Ok(Self {
             env: app_env,
@@ -620,6 +670,7 @@ impl Config {
             mail,
             rates,
             trading,
+            bets,
         })
     }
 }

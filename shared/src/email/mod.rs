@@ -11,7 +11,9 @@ use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 pub use mailer::{Mailer, SendError};
-pub use render::{EmailTemplate, PasswordChanged, PasswordReset, Rendered, VerifyEmail};
+pub use render::{
+    BetSettled, EmailTemplate, PasswordChanged, PasswordReset, Rendered, VerifyEmail,
+};
 use uuid::Uuid;
 
 use crate::{db::DbPool, jobs::SendEmail, outbox, schema::emails};

@@ -50,6 +50,30 @@ impl EmailTemplate for PasswordChanged {
     const NAME: &'static str = "password_changed";
 }
 
+/// A bet settled (or was void): the outcome and the money.
+#[derive(Debug, Clone, Serialize)]
+pub struct BetSettled {
+    pub username: String,
+    pub symbol: String,
+    pub direction: String,
+    /// `settled` or `void`.
+    pub status: String,
+    /// `W`, `L` or `D`; empty when void.
+    pub result: String,
+    pub stake: String,
+    pub leverage: i32,
+    pub start_price: String,
+    pub end_price: String,
+    pub payout: String,
+    pub profit: String,
+    /// As shown to the user (UTC).
+    pub settles_at: String,
+}
+
+impl EmailTemplate for BetSettled {
+    const NAME: &'static str = "bet_settled";
+}
+
 macro_rules! template_files {
     ($name:literal) => {
         (
@@ -67,6 +91,7 @@ const TEMPLATES: &[(&str, &str, &str, &str)] = &[
     template_files!("verify_email"),
     template_files!("password_reset"),
     template_files!("password_changed"),
+    template_files!("bet_settled"),
 ];
 
 static ENVIRONMENT: LazyLock<Result<Environment<'static>, minijinja::Error>> =
@@ -154,6 +179,20 @@ pub fn self_check() -> Result<(), RenderError> {
             username: "sample".into(),
             code: "123456".into(),
             expires_minutes: 15,
+        })?,
+        sample(&BetSettled {
+            username: "sample".into(),
+            symbol: "BTC".into(),
+            direction: "up".into(),
+            status: "settled".into(),
+            result: "W".into(),
+            stake: "10.00".into(),
+            leverage: 5,
+            start_price: "43000".into(),
+            end_price: "43100".into(),
+            payout: "10.11".into(),
+            profit: "0.11".into(),
+            settles_at: "2026-01-01 12:00:00 UTC".into(),
         })?,
         sample(&PasswordChanged {
             username: "sample".into(),

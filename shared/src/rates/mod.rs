@@ -7,5 +7,6 @@ mod store;
 
 pub use refresh::{Providers, RefreshError, RefreshOutcome, refresh};
 pub use store::{
-    Conversion, HistoryPage, Price, RateError, convert, fresh_price, history, latest, price_at,
+    Conversion, HistoryPage, Price, RateError, convert, fresh_price, history, latest, lock_prices,
+    lock_prices_for_writing, max_age, price_at,
 };

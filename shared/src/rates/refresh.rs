@@ -182,7 +182,7 @@ pub async fn refresh(
     let received_at = Utc::now();
 
     let mut conn = pool.get().await.map_err(pool_error)?;
-    let stored: Vec<Price> = quotes
+    let mut stored: Vec<Price> = quotes
         .into_iter()
         .map(|(q, source)| Price {
             symbol: q.symbol,
@@ -192,8 +192,8 @@ pub async fn refresh(
         })
         .collect();
     let error_text = (!errors.is_empty()).then(|| errors.join("; "));
-    let inserted = conn
-        .transaction::<bool, diesel::result::Error, _>(async |conn| {
+    let recorded = conn
+        .transaction::<Option<DateTime<Utc>>, diesel::result::Error, _>(async |conn| {
             let claimed = diesel::insert_into(rate_refreshes::table)
                 .values((
                     rate_refreshes::tick.eq(tick),
@@ -206,8 +206,14 @@ pub async fn refresh(
                 .execute(conn)
                 .await?;
             if claimed == 0 {
-                return Ok(false);
+                return Ok(None);
             }
+            // Stamped under the price lock, by the database's clock: once
+            // a reader holding the lock in shared mode sees the time past
+            // T, no observation stamped at or before T can still appear
+            // (see `store::lock_prices`). The stamp is the receipt time
+            // plus this insert's own few milliseconds.
+            let stamp = super::store::lock_prices_for_writing(conn).await?;
             let rows: Vec<_> = stored
                 .iter()
                 .map(|p| {
@@ -215,7 +221,7 @@ pub async fn refresh(
                         price_history::symbol.eq(&p.symbol),
                         price_history::price_usd.eq(p.price_usd),
                         price_history::source.eq(&p.source),
-                        price_history::observed_at.eq(p.observed_at),
+                        price_history::observed_at.eq(stamp),
                         price_history::tick.eq(Some(tick)),
                     )
                 })
@@ -229,20 +235,23 @@ pub async fn refresh(
             outbox::push(
                 conn,
                 &PricesObserved {
-                    observed_at: received_at,
+                    observed_at: stamp,
                     symbols: stored.iter().map(|p| p.symbol.clone()).collect(),
                 },
                 None,
             )
             .await?;
-            Ok(true)
+            Ok(Some(stamp))
         })
         .await?;
-    if !inserted {
+    let Some(stamp) = recorded else {
         return Ok(RefreshOutcome {
             already_done: true,
             ..RefreshOutcome::default()
         });
+    };
+    for price in &mut stored {
+        price.observed_at = stamp;
     }
     Ok(RefreshOutcome {
         stored,

@@ -38,6 +38,45 @@ pub enum RateError {
     Database(#[from] diesel::result::Error),
 }
 
+/// The advisory lock that orders price writes against "the price in force
+/// at T" reads (any fixed number; this one spells "prices").
+const PRICE_LOCK: i64 = 0x7072_6963_6573;
+
+#[derive(QueryableByName)]
+struct Now {
+    #[diesel(sql_type = sql_types::Timestamptz)]
+    now: DateTime<Utc>,
+}
+
+/// Takes the price lock exclusively for the rest of the transaction and
+/// returns the database's clock: the time to stamp the observations this
+/// transaction inserts.
+pub async fn lock_prices_for_writing(conn: &mut AsyncPgConnection) -> QueryResult<DateTime<Utc>> {
+    diesel::sql_query(
+        "SELECT clock_timestamp() AS now FROM (SELECT pg_advisory_xact_lock($1)) AS locked",
+    )
+    .bind::<sql_types::BigInt, _>(PRICE_LOCK)
+    .get_result::<Now>(conn)
+    .await
+    .map(|n| n.now)
+}
+
+/// Takes the price lock in shared mode for the rest of the transaction and
+/// returns the database's clock after it. Every observation stamped at or
+/// before that time is committed and visible from here on (writers stamp
+/// under the exclusive lock), so "the price in force at T" for any T up to
+/// that time is final: a settlement reading it cannot miss an observation
+/// that commits a moment late.
+pub async fn lock_prices(conn: &mut AsyncPgConnection) -> QueryResult<DateTime<Utc>> {
+    diesel::sql_query(
+        "SELECT clock_timestamp() AS now FROM (SELECT pg_advisory_xact_lock_shared($1)) AS locked",
+    )
+    .bind::<sql_types::BigInt, _>(PRICE_LOCK)
+    .get_result::<Now>(conn)
+    .await
+    .map(|n| n.now)
+}
+
 /// The latest observation of each of `symbols` (those that have one).
 /// One index probe per symbol.
 pub async fn latest(conn: &mut AsyncPgConnection, symbols: &[String]) -> QueryResult<Vec<Price>> {
@@ -76,7 +115,7 @@ pub async fn price_at(
 }
 
 /// How old a price of this kind may be and still move money.
-fn max_age(config: &RatesConfig, kind: Kind) -> chrono::Duration {
+pub fn max_age(config: &RatesConfig, kind: Kind) -> chrono::Duration {
     let age = match kind {
         Kind::Crypto => config.max_age,
         Kind::Fiat => config.fiat_max_age,

@@ -1,6 +1,7 @@
 //! Job handlers: thin adapters that decode a payload, call `shared` and say
 //! whether a failure is worth retrying.
 
+mod bets;
 mod clearing;
 mod prices_observed;
 mod probe;
@@ -16,8 +17,8 @@ use shared::{
     db::DbPool,
     email::Mailer,
     jobs::{
-        ClearOrders, JobEnvelope, JobSpec, PayloadError, PricesObserved, Probe, RefreshRates,
-        SendEmail, SubmitClearingBatch,
+        ClearOrders, JobEnvelope, JobSpec, PayloadError, PricesObserved, Probe, ReconcileBets,
+        RefreshRates, SendEmail, SettleBet, SubmitClearingBatch,
     },
     rates::Providers,
     trading::exchange::Exchange,
@@ -85,6 +86,8 @@ pub fn handler_for(job: &str) -> Option<Handler> {
         PricesObserved::NAME => {
             Some(|ctx, envelope, _| Box::pin(prices_observed::run(ctx, envelope)))
         }
+        SettleBet::NAME => Some(|ctx, envelope, _| Box::pin(bets::settle(ctx, envelope))),
+        ReconcileBets::NAME => Some(|ctx, envelope, _| Box::pin(bets::reconcile(ctx, envelope))),
         ClearOrders::NAME => Some(|ctx, envelope, _| Box::pin(clearing::form(ctx, envelope))),
         SubmitClearingBatch::NAME => {
             Some(|ctx, envelope, _| Box::pin(clearing::submit(ctx, envelope)))

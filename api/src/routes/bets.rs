@@ -1,0 +1,412 @@
+//! `/bets`: bets on price moves (PRODUCT.md §7). Placing a bet escrows the
+//! stake and queues its settlement for `settles_at`; the worker settles it
+//! at the price in force then.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::Response,
+};
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use shared::{
+    bets::{self, Bet, BetError, Direction, PlaceBet},
+    currencies::{self, Kind},
+    rates::RateError,
+};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::wallets::money;
+use crate::{
+    auth::{CurrentUser, VerifiedUser},
+    error::{ApiError, Problem},
+    extract::ApiJson,
+    idempotency::{self, IdempotencyKey, Operation},
+    state::AppState,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(place_bet, list_bets))
+        .routes(routes!(get_bet))
+}
+
+impl From<BetError> for ApiError {
+    fn from(error: BetError) -> Self {
+        let detail = error.to_string();
+        match error {
+            BetError::NoWallet => ApiError::NotFound(
+                "you have no USD wallet: open one with POST /api/v1/wallets".into(),
+            ),
+            BetError::Limit(detail) => ApiError::Refused {
+                code: "limit_exceeded",
+                detail,
+            },
+            BetError::InsufficientFunds => ApiError::Refused {
+                code: "insufficient_funds",
+                detail,
+            },
+            BetError::Blocked => ApiError::Refused {
+                code: "wallet_blocked",
+                detail,
+            },
+            BetError::Rate(RateError::Unavailable { symbol, reason }) => ApiError::Refused {
+                code: "rate_unavailable",
+                detail: format!("no fresh price for {symbol} ({reason}); try again shortly"),
+            },
+            BetError::Rate(RateError::UnknownSymbol(symbol)) => {
+                ApiError::field("symbol", format!("unknown symbol {symbol:?}"))
+            }
+            BetError::Rate(RateError::Database(e)) | BetError::Database(e) => e.into(),
+            BetError::UnknownBet(_) => ApiError::NotFound("no such bet".into()),
+            BetError::Ledger(reason) => ApiError::internal(reason),
+        }
+    }
+}
+
+/// A bet as its owner sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BetResponse {
+    pub id: Uuid,
+    #[schema(example = "BTC")]
+    pub symbol: String,
+    /// `up` or `down`.
+    pub direction: String,
+    /// USD.
+    #[schema(example = "10.00")]
+    pub stake: String,
+    pub leverage: i32,
+    pub duration_seconds: i32,
+    /// `open`, `settled` or `void` (no fresh price at `settles_at`: the
+    /// stake was returned).
+    pub status: String,
+    /// `W`, `L` or `D` once settled.
+    pub result: Option<String>,
+    /// USD per unit: the price in force when the bet was placed.
+    pub start_price: String,
+    /// USD per unit: the price in force at `settles_at`.
+    pub end_price: Option<String>,
+    /// Payout − stake, USD (negative for a loss).
+    pub profit: Option<String>,
+    /// What the wallet received, USD.
+    pub payout: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub settles_at: DateTime<Utc>,
+    pub settled_at: Option<DateTime<Utc>>,
+}
+
+impl From<Bet> for BetResponse {
+    fn from(b: Bet) -> Self {
+        Self {
+            id: b.id,
+            symbol: b.symbol,
+            direction: b.direction,
+            stake: money(b.stake, 2),
+            leverage: b.leverage,
+            duration_seconds: b.duration_seconds,
+            status: b.status,
+            result: b.result,
+            start_price: b.start_price.normalize().to_string(),
+            end_price: b.end_price.map(|p| p.normalize().to_string()),
+            profit: b.profit.map(|p| money(p, 2)),
+            payout: b.payout.map(|p| money(p, 2)),
+            created_at: b.created_at,
+            settles_at: b.settles_at,
+            settled_at: b.settled_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BetRequest {
+    /// A crypto currency, e.g. `BTC`.
+    #[schema(example = "BTC")]
+    symbol: Option<String>,
+    /// `up` or `down`.
+    #[schema(example = "up")]
+    direction: Option<String>,
+    /// USD from your USD wallet, within the configured limits.
+    #[schema(value_type = String, example = "10.00")]
+    stake: Option<Value>,
+    /// 1 to 100.
+    #[schema(value_type = i32, example = 5)]
+    leverage: Option<Value>,
+    /// 10 to 86,400.
+    #[schema(value_type = i32, example = 60)]
+    duration_seconds: Option<Value>,
+    /// Refused: the server sets the price.
+    #[schema(ignore)]
+    start_price: Option<Value>,
+    /// Refused: the server sets the price.
+    #[schema(ignore)]
+    price: Option<Value>,
+    /// Refused: the server sets the price.
+    #[schema(ignore)]
+    end_price: Option<Value>,
+}
+
+/// A whole number in `range`, from a JSON number (or a string of digits).
+fn whole(raw: Option<&Value>, range: std::ops::RangeInclusive<u32>) -> Result<u32, String> {
+    let message = || {
+        format!(
+            "must be a whole number from {} to {}",
+            range.start(),
+            range.end()
+        )
+    };
+    let value = match raw {
+        None => return Err("is required".into()),
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
+        Some(_) => None,
+    };
+    value
+        .and_then(|v| u32::try_from(v).ok())
+        .filter(|v| range.contains(v))
+        .ok_or_else(message)
+}
+
+/// Bet on a price move.
+///
+/// The server sets the start price (the price in force now, which must be
+/// fresh) and `settles_at` = now + `duration_seconds`; a client-supplied
+/// price is a 400. The stake moves from your USD wallet to escrow at once;
+/// at `settles_at` the bet is settled at the price in force then: P&L =
+/// stake × leverage × (end − start) / start (sign by direction, at worst
+/// −stake), paid out rounded down to the cent. No fresh price at
+/// `settles_at`: `void`, stake returned. You are emailed the outcome.
+/// Refusals: 422 `limit_exceeded` (stake outside the limits),
+/// `insufficient_funds`, `wallet_blocked`, `rate_unavailable`,
+/// `currency_not_supported`. Accepts `Idempotency-Key`.
+#[utoipa::path(
+    post,
+    path = "/bets",
+    tag = "bets",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for 24 hours")),
+    request_body = BetRequest,
+    responses(
+        (status = 201, description = "The open bet", body = BetResponse),
+        (status = 400, description = "Bad or missing field, or a client-supplied price", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Email not verified (`email_not_verified`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "You have no USD wallet", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Idempotency-Key reused with another request", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`limit_exceeded`, `insufficient_funds`, `wallet_blocked`, `rate_unavailable` or `currency_not_supported`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn place_bet(
+    State(state): State<AppState>,
+    VerifiedUser(user): VerifiedUser,
+    IdempotencyKey(key): IdempotencyKey,
+    ApiJson(body): ApiJson<BetRequest>,
+) -> Result<Response, ApiError> {
+    let mut errors = BTreeMap::new();
+    for (field, given) in [
+        ("start_price", &body.start_price),
+        ("price", &body.price),
+        ("end_price", &body.end_price),
+    ] {
+        if given.is_some() {
+            errors.insert(
+                field.to_owned(),
+                "is set by the server, not the client".to_owned(),
+            );
+        }
+    }
+    let symbol = body
+        .symbol
+        .as_deref()
+        .map(|s| s.trim().to_ascii_uppercase());
+    let currency = match &symbol {
+        None => {
+            errors.insert("symbol".into(), "is required".into());
+            None
+        }
+        Some(code) => {
+            let mut conn = state.conn().await?;
+            let found = currencies::find(&mut conn, code).await?;
+            if found.is_none() {
+                errors.insert("symbol".into(), format!("unknown symbol {code:?}"));
+            }
+            found
+        }
+    };
+    let direction = match body.direction.as_deref().map(str::trim) {
+        None => {
+            errors.insert("direction".into(), "is required".into());
+            None
+        }
+        Some(raw) => Direction::parse(raw).or_else(|| {
+            errors.insert("direction".into(), "must be up or down".into());
+            None
+        }),
+    };
+    let stake = match &body.stake {
+        None => {
+            errors.insert("stake".into(), "is required".into());
+            None
+        }
+        Some(raw) => shared::money::parse_json_amount(raw, 2)
+            .map_err(|m| errors.insert("stake".into(), m))
+            .ok(),
+    };
+    let leverage = whole(body.leverage.as_ref(), 1..=100)
+        .map_err(|m| errors.insert("leverage".into(), m))
+        .ok();
+    let duration = whole(body.duration_seconds.as_ref(), 10..=86_400)
+        .map_err(|m| errors.insert("duration_seconds".into(), m))
+        .ok();
+    if !errors.is_empty() {
+        return Err(ApiError::validation(
+            "the request has invalid fields",
+            errors,
+        ));
+    }
+    let (Some(currency), Some(direction), Some(stake), Some(leverage), Some(duration)) =
+        (currency, direction, stake, leverage, duration)
+    else {
+        return Err(ApiError::internal("bet validation lost a field"));
+    };
+    if currency.kind != Kind::Crypto {
+        return Err(ApiError::Refused {
+            code: "currency_not_supported",
+            detail: format!("bets are on crypto prices; {} is fiat", currency.code),
+        });
+    }
+    let hash = idempotency::fingerprint(
+        "POST",
+        "/bets",
+        &serde_json::json!({
+            "symbol": currency.code,
+            "direction": direction.as_str(),
+            "stake": stake,
+            "leverage": leverage,
+            "duration_seconds": duration,
+        }),
+    );
+    let bet = PlaceBet {
+        user_id: user.id,
+        symbol: currency.code,
+        direction,
+        stake,
+        leverage,
+        duration_seconds: duration,
+    };
+    let rates = state.config.rates.clone();
+    let limits = state.config.bets.clone();
+    let operation: Operation = Box::new(move |conn| {
+        Box::pin(async move {
+            let placed = bets::place(conn, &rates, &limits, bet).await?;
+            Ok((
+                StatusCode::CREATED,
+                serde_json::to_value(BetResponse::from(placed)).unwrap_or_default(),
+            ))
+        })
+    });
+    idempotency::run(&state, user.id, key, hash, operation).await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BetParams {
+    /// `open`, `settled` or `void`.
+    status: Option<String>,
+    /// 1–100, default 20.
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BetPage {
+    pub items: Vec<BetResponse>,
+    pub next_cursor: Option<String>,
+}
+
+/// Your bets, newest first.
+#[utoipa::path(
+    get,
+    path = "/bets",
+    tag = "bets",
+    security(("bearer" = []), ("cookie" = [])),
+    params(BetParams),
+    responses(
+        (status = 200, description = "One page", body = BetPage),
+        (status = 400, description = "Bad status, limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_bets(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Query(params): Query<BetParams>,
+) -> Result<axum::Json<BetPage>, ApiError> {
+    let status = match params.status.as_deref() {
+        None => None,
+        Some(s @ ("open" | "settled" | "void")) => Some(s),
+        Some(_) => return Err(ApiError::field("status", "must be open, settled or void")),
+    };
+    let limit = params.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::field("limit", "must be from 1 to 100"));
+    }
+    let before = match params.cursor.as_deref() {
+        None => None,
+        Some(raw) => Some(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(raw.trim())
+                .ok()
+                .and_then(|b| Uuid::from_slice(&b).ok())
+                .ok_or_else(|| ApiError::field("cursor", "is not a cursor from this endpoint"))?,
+        ),
+    };
+    let mut conn = state.conn().await?;
+    let mut rows = bets::list(&mut conn, user.id, status, before, limit + 1).await?;
+    let page = usize::try_from(limit).unwrap_or(0);
+    let more = rows.len() > page;
+    rows.truncate(page);
+    let next_cursor = more
+        .then(|| {
+            rows.last()
+                .map(|b| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b.id.as_bytes()))
+        })
+        .flatten();
+    Ok(axum::Json(BetPage {
+        items: rows.into_iter().map(Into::into).collect(),
+        next_cursor,
+    }))
+}
+
+/// One of your bets.
+#[utoipa::path(
+    get,
+    path = "/bets/{id}",
+    tag = "bets",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path, description = "Bet id")),
+    responses(
+        (status = 200, description = "The bet", body = BetResponse),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such bet of yours", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_bet(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> Result<axum::Json<BetResponse>, ApiError> {
+    let not_found = || ApiError::NotFound("no such bet".into());
+    let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
+    let mut conn = state.conn().await?;
+    let bet = bets::get(&mut conn, user.id, id)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(axum::Json(bet.into()))
+}
