@@ -5,9 +5,16 @@
 //! worker relay delivers the job to Redis at least once (see the worker's
 //! `relay` module). A `pg_notify` in the same transaction wakes relays at
 //! commit time, so dispatch does not wait for the next poll.
+//!
+//! Not every push notifies: PostgreSQL serialises the commits of all
+//! transactions that sent a notification (a database-wide lock held
+//! through the commit's WAL flush), which caps a hot path at one commit per
+//! flush. Delayed rows never notify (the relays' timers find them), and
+//! hot background paths use [`push_quiet`]: their jobs go out on the
+//! relays' next poll (`OUTBOX_POLL_MS`).
 
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
+use diesel::{prelude::*, sql_types};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -15,17 +22,6 @@ use crate::{jobs::JobSpec, schema::outbox};
 
 /// The channel relays LISTEN on; the payload is the queue name.
 pub const NOTIFY_CHANNEL: &str = "bourse_outbox";
-
-#[derive(Insertable)]
-#[diesel(table_name = outbox)]
-struct NewOutboxRow<'a> {
-    id: Uuid,
-    queue: &'a str,
-    job: &'a str,
-    version: i16,
-    payload: serde_json::Value,
-    run_at: DateTime<Utc>,
-}
 
 /// Records `job` to run at `run_at` (now when `None`). Call it inside the
 /// transaction that makes the change the job follows. Returns the job id
@@ -35,26 +31,79 @@ pub async fn push<J: JobSpec>(
     job: &J,
     run_at: Option<DateTime<Utc>>,
 ) -> QueryResult<Uuid> {
+    push_on(conn, job, run_at).await
+}
+
+/// [`push`] of a job due now, without waking the relays: for hot
+/// background paths where a poll interval's delay does not matter.
+pub async fn push_quiet<J: JobSpec>(conn: &AsyncPgConnection, job: &J) -> QueryResult<Uuid> {
+    insert(conn, job, None, false).await
+}
+
+/// [`push`] on a shared connection, so it can be pipelined with other
+/// statements of the same transaction (`futures::try_join!`).
+pub async fn push_on<J: JobSpec>(
+    conn: &AsyncPgConnection,
+    job: &J,
+    run_at: Option<DateTime<Utc>>,
+) -> QueryResult<Uuid> {
+    insert(conn, job, run_at, run_at.is_none()).await
+}
+
+/// Many jobs due now in one statement, without waking the relays (see
+/// [`push_quiet`]). Returns their ids in order.
+pub async fn push_many_quiet<J: JobSpec>(
+    conn: &AsyncPgConnection,
+    jobs: &[J],
+) -> QueryResult<Vec<Uuid>> {
+    let ids: Vec<Uuid> = jobs.iter().map(|_| Uuid::now_v7()).collect();
+    let payloads = jobs
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| diesel::result::Error::SerializationError(e.into()))?;
+    diesel::sql_query(
+        "INSERT INTO outbox (id, queue, job, version, payload, run_at)
+         SELECT id, $3, $4, $5, payload, now()
+         FROM unnest($1::uuid[], $2::jsonb[]) AS j(id, payload)",
+    )
+    .bind::<sql_types::Array<sql_types::Uuid>, _>(&ids)
+    .bind::<sql_types::Array<sql_types::Jsonb>, _>(&payloads)
+    .bind::<sql_types::Text, _>(J::QUEUE.as_str())
+    .bind::<sql_types::Text, _>(J::NAME)
+    .bind::<sql_types::SmallInt, _>(i16::try_from(J::VERSION).unwrap_or(i16::MAX))
+    .execute(&mut &*conn)
+    .await?;
+    Ok(ids)
+}
+
+async fn insert<J: JobSpec>(
+    conn: &AsyncPgConnection,
+    job: &J,
+    run_at: Option<DateTime<Utc>>,
+    wake: bool,
+) -> QueryResult<Uuid> {
     let payload = serde_json::to_value(job)
         .map_err(|e| diesel::result::Error::SerializationError(e.into()))?;
     // v7: time-ordered ids keep the primary key index append-only.
     let id = Uuid::now_v7();
-    diesel::insert_into(outbox::table)
-        .values(NewOutboxRow {
-            id,
-            queue: J::QUEUE.as_str(),
-            job: J::NAME,
-            version: i16::try_from(J::VERSION).unwrap_or(i16::MAX),
-            payload,
-            run_at: run_at.unwrap_or_else(Utc::now),
-        })
-        .execute(conn)
-        .await?;
-    diesel::sql_query("SELECT pg_notify($1, $2)")
-        .bind::<diesel::sql_types::Text, _>(NOTIFY_CHANNEL)
-        .bind::<diesel::sql_types::Text, _>(J::QUEUE.as_str())
-        .execute(conn)
-        .await?;
+    // The row and the wake-up in one round trip.
+    diesel::sql_query(
+        "WITH row AS (
+             INSERT INTO outbox (id, queue, job, version, payload, run_at)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING queue)
+         SELECT pg_notify($7, queue) FROM row WHERE $8",
+    )
+    .bind::<sql_types::Uuid, _>(id)
+    .bind::<sql_types::Text, _>(J::QUEUE.as_str())
+    .bind::<sql_types::Text, _>(J::NAME)
+    .bind::<sql_types::SmallInt, _>(i16::try_from(J::VERSION).unwrap_or(i16::MAX))
+    .bind::<sql_types::Jsonb, _>(payload)
+    .bind::<sql_types::Timestamptz, _>(run_at.unwrap_or_else(Utc::now))
+    .bind::<sql_types::Text, _>(NOTIFY_CHANNEL)
+    .bind::<sql_types::Bool, _>(wake)
+    .execute(&mut &*conn)
+    .await?;
     Ok(id)
 }
 

@@ -446,6 +446,7 @@ async fn an_observation_committed_late_is_used_and_a_duplicate_job_pays_nothing(
     .await;
     assert_eq!(payouts(&app, &id).await, 1);
     assert_eq!(usd(&app, &ada).await, "1002.00");
+    bet_mail(&app).await;
     assert_eq!(
         app.smtp
             .mails_to("ada@example.com")

@@ -193,6 +193,7 @@ pub async fn run_on(
         redis: conn,
         metrics: metrics.clone(),
         exchange,
+        settler: jobs::bets::Settler::start(db.clone(), config.rates.clone()),
     });
     let policy = RetryPolicy::from_config(&config.jobs);
     let mut outcomes = HashMap::new();

@@ -12,7 +12,7 @@ use diesel::{prelude::*, sql_types};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 pub use pnl::{Direction, Outcome, Settlement};
 use rust_decimal::Decimal;
-pub use settle::{Settled, settle};
+pub use settle::{Settled, settle, settle_many};
 use uuid::Uuid;
 
 use crate::{

@@ -1,9 +1,14 @@
-//! Settling a bet, exactly once: the bet row is locked and must still be
-//! open; the payout, the escrow release, the bet's result and the email
-//! commit together or not at all. A duplicate job, a retry or a job that
-//! runs after a crash finds the bet settled and does nothing.
+//! Settling bets, each exactly once: a bet row is locked and must still be
+//! open; the payouts, the escrow releases, the bets' results and their
+//! emails commit together or not at all. A duplicate job, a retry or a job
+//! that runs after a crash finds its bet settled and does nothing.
+//!
+//! [`settle_many`] settles a group of bets in one transaction (the worker
+//! gathers the jobs that fall due together, see its `jobs::bets`): the
+//! round trips are per group, not per bet. Wallet rows are locked in
+//! ascending order (bets sorted by wallet), so groups never deadlock.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, Utc};
 use diesel::{prelude::*, sql_types};
@@ -11,17 +16,16 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use super::{BetError, Direction, STAKE_CURRENCY, in_force, pnl};
+use super::{BetError, Direction, STAKE_CURRENCY, pnl};
 use crate::{
     config::RatesConfig,
-    currencies::{self, Kind},
+    currencies::Kind,
     email::{self, BetSettled},
     ledger::{self, Movement, SystemAccount, TxKind},
     rates,
-    schema::{bets, users},
 };
 
-/// What [`settle`] did.
+/// What settling one bet did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Settled {
     /// Paid now: `W`, `L` or `D` with the payout.
@@ -30,184 +34,321 @@ pub enum Settled {
     Void,
     /// An earlier run settled it.
     AlreadySettled,
+    /// Not due yet by the database's clock (this machine's clock is ahead):
+    /// try again after this long.
+    Early(Duration),
+    /// Another transaction holds the bet right now (a duplicate job): try
+    /// again later.
+    Busy,
+    /// No such bet.
+    Unknown,
 }
 
-#[derive(Debug, Clone, Queryable)]
+/// The bet row, locked, with what settling it needs from elsewhere.
+#[derive(Debug, Clone, QueryableByName)]
 struct OpenBet {
+    #[diesel(sql_type = sql_types::Uuid)]
+    id: Uuid,
+    #[diesel(sql_type = sql_types::Uuid)]
     user_id: Uuid,
+    #[diesel(sql_type = sql_types::Uuid)]
     wallet_id: Uuid,
+    #[diesel(sql_type = sql_types::Text)]
     symbol: String,
+    #[diesel(sql_type = sql_types::Text)]
     direction: String,
+    #[diesel(sql_type = sql_types::Numeric)]
     stake: Decimal,
+    #[diesel(sql_type = sql_types::Integer)]
     leverage: i32,
+    #[diesel(sql_type = sql_types::Numeric)]
     start_price: Decimal,
+    #[diesel(sql_type = sql_types::Text)]
     status: String,
+    #[diesel(sql_type = sql_types::Timestamptz)]
     settles_at: DateTime<Utc>,
+    #[diesel(sql_type = sql_types::Text)]
+    kind: String,
+    #[diesel(sql_type = sql_types::Text)]
+    username: String,
+    #[diesel(sql_type = sql_types::Text)]
+    email: String,
+    /// Seconds until `settles_at` by the database's clock (≤ 0 when due).
+    #[diesel(sql_type = sql_types::Double)]
+    early: f64,
+}
+
+/// The price in force at a bet's `settles_at`, if any.
+#[derive(Debug, Clone, QueryableByName)]
+struct EndPrice {
+    #[diesel(sql_type = sql_types::Uuid)]
+    id: Uuid,
+    #[diesel(sql_type = sql_types::Nullable<sql_types::Numeric>)]
+    price_usd: Option<Decimal>,
+    #[diesel(sql_type = sql_types::Nullable<sql_types::Timestamptz>)]
+    observed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(QueryableByName)]
-struct Wait {
-    #[diesel(sql_type = sql_types::Nullable<sql_types::Double>)]
-    secs: Option<f64>,
+struct Found {
+    #[diesel(sql_type = sql_types::Uuid)]
+    id: Uuid,
 }
 
-/// How long a run that arrives early (this machine's clock ahead of the
-/// database's) waits in place rather than failing and backing off.
+/// The escrow and house accounts of the stake currency, on a shared
+/// connection (pipelined with the bet rows).
+async fn system_accounts_on(conn: &AsyncPgConnection) -> QueryResult<[Uuid; 2]> {
+    ledger::system_accounts(
+        conn,
+        [SystemAccount::Escrow, SystemAccount::House],
+        STAKE_CURRENCY,
+    )
+    .await
+}
+
+/// How long a run that arrives early waits in place rather than failing
+/// and backing off.
 const MAX_EARLY_WAIT: Duration = Duration::from_secs(5);
 
-/// Settles bet `id` at the price in force at its `settles_at`.
+/// Settles bet `id` at the price in force at its `settles_at` (waiting a
+/// moment if it arrives early by the database's clock).
 pub async fn settle(
     conn: &mut AsyncPgConnection,
     rates_config: &RatesConfig,
     id: Uuid,
 ) -> Result<Settled, BetError> {
-    // Never before settles_at by the database's clock, which stamps prices.
-    let wait: Option<Wait> = diesel::sql_query(
-        "SELECT extract(epoch FROM settles_at - clock_timestamp())::float8 AS secs
-         FROM bets WHERE id = $1",
-    )
-    .bind::<sql_types::Uuid, _>(id)
-    .get_result(conn)
-    .await
-    .optional()?;
-    let early = wait
-        .ok_or(BetError::UnknownBet(id))?
-        .secs
-        .filter(|s| *s > 0.0)
-        .map(|s| Duration::from_secs_f64(s.min(86_400.0)));
-    if let Some(early) = early {
-        if early > MAX_EARLY_WAIT {
-            return Err(BetError::Ledger(format!(
-                "bet {id} is not due for {}s",
-                early.as_secs()
-            )));
+    for _ in 0..3 {
+        let mut results = settle_many(conn, rates_config, &[id]).await?;
+        match results.remove(&id).unwrap_or(Settled::Unknown) {
+            Settled::Early(wait) if wait <= MAX_EARLY_WAIT => tokio::time::sleep(wait).await,
+            other => return Ok(other),
         }
-        tokio::time::sleep(early).await;
     }
-    conn.transaction(async |conn| settle_in(conn, rates_config, id).await)
+    Ok(Settled::Early(MAX_EARLY_WAIT))
+}
+
+/// Settles the bets `ids` that are open and due, in one transaction; says
+/// for every id what happened.
+pub async fn settle_many(
+    conn: &mut AsyncPgConnection,
+    rates_config: &RatesConfig,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Settled>, BetError> {
+    // First the prices, outside the payout transaction: the price lock is
+    // taken and released as a barrier (see `end_prices`), so the writer of
+    // new prices never waits for the payouts below.
+    let prices = end_prices(conn, ids).await?;
+    conn.transaction(async |conn| settle_in(conn, rates_config, ids, &prices).await)
         .await
+}
+
+/// The price in force at `settles_at` for each open, due bet of `ids`.
+/// Prices stamped at or before a time already passed never change, so they
+/// stay right for the transaction that pays out.
+async fn end_prices(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, EndPrice>, BetError> {
+    // A barrier: the shared price lock, taken and released in a statement
+    // of its own, cannot be granted while a writer holds the lock, and a
+    // writer that takes it later stamps a later time. So once it is granted
+    // at `now`, every observation stamped at or before `now` is committed,
+    // and the next statement (a new snapshot) sees all of them.
+    let now = rates::lock_prices(conn).await?;
+    let prices: Vec<EndPrice> = diesel::sql_query(
+        "SELECT b.id, p.price_usd, p.observed_at
+         FROM bets b
+         LEFT JOIN LATERAL (
+             SELECT price_usd, observed_at FROM price_history h
+             WHERE h.symbol = b.symbol AND h.observed_at <= b.settles_at
+             ORDER BY h.observed_at DESC LIMIT 1) p ON true
+         WHERE b.id = ANY($1) AND b.status = 'open' AND b.settles_at <= $2",
+    )
+    .bind::<sql_types::Array<sql_types::Uuid>, _>(ids)
+    .bind::<sql_types::Timestamptz, _>(now)
+    .load(conn)
+    .await?;
+    Ok(prices.into_iter().map(|p| (p.id, p)).collect())
 }
 
 async fn settle_in(
     conn: &mut AsyncPgConnection,
     rates_config: &RatesConfig,
-    id: Uuid,
-) -> Result<Settled, BetError> {
-    // Only the bet row is locked: settlements of one user's bets do not
-    // wait for each other.
-    let bet: OpenBet = bets::table
-        .filter(bets::id.eq(id))
-        .select((
-            bets::user_id,
-            bets::wallet_id,
-            bets::symbol,
-            bets::direction,
-            bets::stake,
-            bets::leverage,
-            bets::start_price,
-            bets::status,
-            bets::settles_at,
-        ))
-        .for_update()
-        .first(conn)
-        .await
-        .optional()?
-        .ok_or(BetError::UnknownBet(id))?;
-    if bet.status != "open" {
-        return Ok(Settled::AlreadySettled);
-    }
-    // Every observation stamped at or before settles_at is committed once
-    // we hold the price lock past it.
-    let now = rates::lock_prices(conn).await?;
-    if now < bet.settles_at {
-        return Err(BetError::Ledger(format!("bet {id} is not due yet")));
-    }
-    let kind = currencies::find(conn, &bet.symbol)
-        .await?
-        .map_or(Kind::Crypto, |c| c.kind);
-    let end = in_force(conn, rates_config, &bet.symbol, kind, bet.settles_at).await?;
-    let direction = Direction::parse(&bet.direction).unwrap_or(Direction::Up);
-    let outcome = end.as_ref().map(|end| {
-        pnl::settle(
-            direction,
-            bet.stake,
-            u32::try_from(bet.leverage).unwrap_or(1),
-            bet.start_price,
-            end.price_usd,
-        )
-    });
-    let payout = outcome.map_or(bet.stake, |o| o.payout);
-
-    // Escrow releases the stake; the wallet gets the payout; the house
-    // takes what the user lost or pays what they won.
-    let escrow = ledger::system_account(conn, SystemAccount::Escrow, STAKE_CURRENCY).await?;
-    let house = ledger::system_account(conn, SystemAccount::House, STAKE_CURRENCY).await?;
-    let mut movement = Movement::new(TxKind::BetPayout).posting(escrow, STAKE_CURRENCY, -bet.stake);
-    if !payout.is_zero() {
-        movement = movement.posting(bet.wallet_id, STAKE_CURRENCY, payout);
-        movement.to_wallet = Some(bet.wallet_id);
-        movement.to_amount = Some(payout);
-        movement.to_currency = Some(STAKE_CURRENCY.into());
-    }
-    let house_change = bet.stake - payout;
-    if !house_change.is_zero() {
-        movement = movement.posting(house, STAKE_CURRENCY, house_change);
-    }
-    movement.created_by = Some(bet.user_id);
-    let posted = ledger::post(conn, movement).await?;
-
-    let status = if outcome.is_some() { "settled" } else { "void" };
-    let result = outcome.map(|o| o.outcome.as_str().to_owned());
-    diesel::update(bets::table.find(id))
-        .set((
-            bets::status.eq(status),
-            bets::result.eq(&result),
-            bets::end_price.eq(end.as_ref().map(|p| p.price_usd)),
-            bets::end_observed_at.eq(end.as_ref().map(|p| p.observed_at)),
-            bets::payout.eq(payout),
-            bets::profit.eq(payout - bet.stake),
-            bets::payout_transaction_id.eq(posted.id),
-            bets::settled_at.eq(diesel::dsl::sql::<
-                sql_types::Nullable<sql_types::Timestamptz>,
-            >("clock_timestamp()")),
-        ))
-        .execute(conn)
-        .await?;
-
-    let (username, address): (String, String) = users::table
-        .find(bet.user_id)
-        .select((users::username, users::email))
-        .first(conn)
-        .await?;
-    let money = |d: Decimal| format!("{:.2}", d);
-    email::enqueue(
-        conn,
-        Some(bet.user_id),
-        &address,
-        &BetSettled {
-            username,
-            symbol: bet.symbol.clone(),
-            direction: bet.direction.clone(),
-            status: status.to_owned(),
-            result: result.clone().unwrap_or_default(),
-            stake: money(bet.stake),
-            leverage: bet.leverage,
-            start_price: bet.start_price.normalize().to_string(),
-            end_price: end
-                .as_ref()
-                .map(|p| p.price_usd.normalize().to_string())
-                .unwrap_or_default(),
-            payout: money(payout),
-            profit: money(payout - bet.stake),
-            settles_at: bet
-                .settles_at
-                .format("%Y-%m-%d %H:%M:%S%.3f UTC")
-                .to_string(),
-        },
+    ids: &[Uuid],
+    prices: &HashMap<Uuid, EndPrice>,
+) -> Result<HashMap<Uuid, Settled>, BetError> {
+    let mut results: HashMap<Uuid, Settled> = HashMap::with_capacity(ids.len());
+    // Only bet rows are locked (a duplicate job's transaction holding one
+    // is skipped, not waited for), in wallet order.
+    let shared: &AsyncPgConnection = conn;
+    let accounts = system_accounts_on(shared);
+    let rows = diesel::sql_query(
+        "SELECT b.id, b.user_id, b.wallet_id, b.symbol, b.direction, b.stake, b.leverage,
+                b.start_price, b.status, b.settles_at, c.kind, u.username, u.email,
+                extract(epoch FROM b.settles_at - clock_timestamp())::float8 AS early
+         FROM bets b
+         JOIN currencies c ON c.code = b.symbol
+         JOIN users u ON u.id = b.user_id
+         WHERE b.id = ANY($1)
+         ORDER BY b.wallet_id, b.id
+         FOR UPDATE OF b SKIP LOCKED",
     )
-    .await?;
-    Ok(match result {
-        Some(result) => Settled::Settled { result, payout },
-        None => Settled::Void,
-    })
+    .bind::<sql_types::Array<sql_types::Uuid>, _>(ids)
+    .load::<OpenBet>(&mut &*shared);
+    let (rows, [escrow, house]) = futures::try_join!(rows, accounts)?;
+    if rows.len() < ids.len() {
+        let exist: Vec<Found> = diesel::sql_query("SELECT id FROM bets WHERE id = ANY($1)")
+            .bind::<sql_types::Array<sql_types::Uuid>, _>(ids)
+            .load(conn)
+            .await?;
+        for id in ids {
+            let state = if exist.iter().any(|f| f.id == *id) {
+                Settled::Busy
+            } else {
+                Settled::Unknown
+            };
+            results.insert(*id, state);
+        }
+    }
+    let mut due = Vec::with_capacity(rows.len());
+    for bet in rows {
+        if bet.status != "open" {
+            results.insert(bet.id, Settled::AlreadySettled);
+        } else if bet.early > 0.0 || !prices.contains_key(&bet.id) {
+            // Not due by the database's clock (when the prices were read).
+            results.insert(
+                bet.id,
+                Settled::Early(Duration::from_secs_f64(bet.early.clamp(0.001, 86_400.0))),
+            );
+        } else {
+            due.push(bet);
+        }
+    }
+    if due.is_empty() {
+        return Ok(results);
+    }
+
+    let bet_ids: Vec<Uuid> = due.iter().map(|b| b.id).collect();
+    let mut movements = Vec::with_capacity(due.len());
+    let mut outcomes = Vec::with_capacity(due.len());
+    for bet in &due {
+        let kind = if bet.kind == "fiat" {
+            Kind::Fiat
+        } else {
+            Kind::Crypto
+        };
+        // The price in force at settles_at, if it was fresh then.
+        let end = prices
+            .get(&bet.id)
+            .and_then(|p| p.price_usd.zip(p.observed_at))
+            .filter(|(_, at)| bet.settles_at - *at <= rates::max_age(rates_config, kind));
+        let outcome = end.map(|(price, _)| {
+            pnl::settle(
+                Direction::parse(&bet.direction).unwrap_or(Direction::Up),
+                bet.stake,
+                u32::try_from(bet.leverage).unwrap_or(1),
+                bet.start_price,
+                price,
+            )
+        });
+        let payout = outcome.map_or(bet.stake, |o| o.payout);
+        // Escrow releases the stake; the wallet gets the payout; the house
+        // takes what the user lost or pays what they won.
+        let mut movement =
+            Movement::new(TxKind::BetPayout).posting(escrow, STAKE_CURRENCY, -bet.stake);
+        if !payout.is_zero() {
+            movement = movement.posting(bet.wallet_id, STAKE_CURRENCY, payout);
+            movement.to_wallet = Some(bet.wallet_id);
+            movement.to_amount = Some(payout);
+            movement.to_currency = Some(STAKE_CURRENCY.into());
+        }
+        let house_change = bet.stake - payout;
+        if !house_change.is_zero() {
+            movement = movement.posting(house, STAKE_CURRENCY, house_change);
+        }
+        movement.created_by = Some(bet.user_id);
+        movements.push(movement);
+        outcomes.push((outcome, payout, end));
+    }
+    // Pipelined, in wallet order.
+    let shared: &AsyncPgConnection = conn;
+    let posted =
+        futures::future::try_join_all(movements.into_iter().map(|m| ledger::post_on(shared, m)))
+            .await?;
+
+    let money = |d: Decimal| format!("{:.2}", d);
+    let mut statuses = Vec::with_capacity(due.len());
+    let mut result_codes: Vec<Option<String>> = Vec::with_capacity(due.len());
+    let mut end_prices: Vec<Option<Decimal>> = Vec::with_capacity(due.len());
+    let mut end_times: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(due.len());
+    let mut payouts = Vec::with_capacity(due.len());
+    let mut profits = Vec::with_capacity(due.len());
+    let mut transactions = Vec::with_capacity(due.len());
+    let mut mails = Vec::with_capacity(due.len());
+    for ((bet, (outcome, payout, end)), posting) in due.iter().zip(&outcomes).zip(&posted) {
+        let status = if outcome.is_some() { "settled" } else { "void" };
+        let result = outcome.map(|o| o.outcome.as_str().to_owned());
+        statuses.push(status);
+        result_codes.push(result.clone());
+        end_prices.push(end.map(|(p, _)| p));
+        end_times.push(end.map(|(_, at)| at));
+        payouts.push(*payout);
+        profits.push(*payout - bet.stake);
+        transactions.push(posting.id);
+        mails.push((
+            Some(bet.user_id),
+            bet.email.clone(),
+            BetSettled {
+                username: bet.username.clone(),
+                symbol: bet.symbol.clone(),
+                direction: bet.direction.clone(),
+                status: status.to_owned(),
+                result: result.clone().unwrap_or_default(),
+                stake: money(bet.stake),
+                leverage: bet.leverage,
+                start_price: bet.start_price.normalize().to_string(),
+                end_price: end
+                    .map(|(p, _)| p.normalize().to_string())
+                    .unwrap_or_default(),
+                payout: money(*payout),
+                profit: money(*payout - bet.stake),
+                settles_at: bet
+                    .settles_at
+                    .format("%Y-%m-%d %H:%M:%S%.3f UTC")
+                    .to_string(),
+            },
+        ));
+        results.insert(
+            bet.id,
+            match result {
+                Some(result) => Settled::Settled {
+                    result,
+                    payout: *payout,
+                },
+                None => Settled::Void,
+            },
+        );
+    }
+    // The results and the emails, pipelined.
+    let update = diesel::sql_query(
+        "UPDATE bets b SET status = v.status, result = v.result, end_price = v.end_price,
+                end_observed_at = v.end_at, payout = v.payout, profit = v.profit,
+                payout_transaction_id = v.tx, settled_at = clock_timestamp()
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::numeric[], $5::timestamptz[],
+                     $6::numeric[], $7::numeric[], $8::uuid[])
+              AS v(id, status, result, end_price, end_at, payout, profit, tx)
+         WHERE b.id = v.id",
+    )
+    .bind::<sql_types::Array<sql_types::Uuid>, _>(&bet_ids)
+    .bind::<sql_types::Array<sql_types::Text>, _>(&statuses)
+    .bind::<sql_types::Array<sql_types::Nullable<sql_types::Text>>, _>(&result_codes)
+    .bind::<sql_types::Array<sql_types::Nullable<sql_types::Numeric>>, _>(&end_prices)
+    .bind::<sql_types::Array<sql_types::Nullable<sql_types::Timestamptz>>, _>(&end_times)
+    .bind::<sql_types::Array<sql_types::Numeric>, _>(&payouts)
+    .bind::<sql_types::Array<sql_types::Numeric>, _>(&profits)
+    .bind::<sql_types::Array<sql_types::Uuid>, _>(&transactions)
+    .execute(&mut &*shared);
+    let emails = email::enqueue_many_quiet_on(shared, &mails);
+    futures::try_join!(update, emails)?;
+    Ok(results)
 }

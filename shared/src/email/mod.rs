@@ -37,10 +37,79 @@ pub async fn enqueue<T: EmailTemplate>(
     to: &str,
     mail: &T,
 ) -> QueryResult<Uuid> {
+    enqueue_on(conn, user_id, to, mail).await
+}
+
+/// [`enqueue`] on a shared connection: the row and its job are written in
+/// one pipelined round trip, and can be pipelined with the caller's own
+/// statements.
+pub async fn enqueue_on<T: EmailTemplate>(
+    conn: &AsyncPgConnection,
+    user_id: Option<Uuid>,
+    to: &str,
+    mail: &T,
+) -> QueryResult<Uuid> {
+    insert(conn, user_id, to, mail, true).await
+}
+
+/// [`enqueue_on`] without waking the relays (see
+/// [`outbox::push_quiet`]): for emails from hot background paths, such as
+/// bet settlements, that may go out a poll interval later.
+pub async fn enqueue_quiet_on<T: EmailTemplate>(
+    conn: &AsyncPgConnection,
+    user_id: Option<Uuid>,
+    to: &str,
+    mail: &T,
+) -> QueryResult<Uuid> {
+    insert(conn, user_id, to, mail, false).await
+}
+
+/// Queues many emails of one template in two statements (rows, then
+/// their jobs, pipelined), without waking the relays (see
+/// [`outbox::push_quiet`]). Each item: user, address, variables.
+pub async fn enqueue_many_quiet_on<T: EmailTemplate>(
+    conn: &AsyncPgConnection,
+    mails: &[(Option<Uuid>, String, T)],
+) -> QueryResult<Vec<Uuid>> {
+    let ids: Vec<Uuid> = mails.iter().map(|_| Uuid::now_v7()).collect();
+    let users: Vec<Option<Uuid>> = mails.iter().map(|(user, ..)| *user).collect();
+    let addresses: Vec<&str> = mails.iter().map(|(_, to, _)| to.as_str()).collect();
+    let contexts = mails
+        .iter()
+        .map(|(.., mail)| serde_json::to_value(mail))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| diesel::result::Error::SerializationError(e.into()))?;
+    let rows = diesel::sql_query(
+        "INSERT INTO emails (id, user_id, to_address, template, context)
+         SELECT id, user_id, to_address, $5, context
+         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[])
+              AS m(id, user_id, to_address, context)",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&ids)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Nullable<diesel::sql_types::Uuid>>, _>(
+        &users,
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(&addresses)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Jsonb>, _>(&contexts)
+    .bind::<diesel::sql_types::Text, _>(T::NAME)
+    .execute(&mut &*conn);
+    let jobs: Vec<SendEmail> = ids.iter().map(|&email_id| SendEmail { email_id }).collect();
+    let jobs = outbox::push_many_quiet(conn, &jobs);
+    futures::try_join!(rows, jobs)?;
+    Ok(ids)
+}
+
+async fn insert<T: EmailTemplate>(
+    conn: &AsyncPgConnection,
+    user_id: Option<Uuid>,
+    to: &str,
+    mail: &T,
+    wake: bool,
+) -> QueryResult<Uuid> {
     let context = serde_json::to_value(mail)
         .map_err(|e| diesel::result::Error::SerializationError(e.into()))?;
     let id = Uuid::now_v7();
-    diesel::insert_into(emails::table)
+    let row = diesel::insert_into(emails::table)
         .values(NewEmail {
             id,
             user_id,
@@ -48,9 +117,16 @@ pub async fn enqueue<T: EmailTemplate>(
             template: T::NAME,
             context,
         })
-        .execute(conn)
-        .await?;
-    outbox::push(conn, &SendEmail { email_id: id }, None).await?;
+        .execute(&mut &*conn);
+    let job = SendEmail { email_id: id };
+    let job = async {
+        if wake {
+            outbox::push_on(conn, &job, None).await
+        } else {
+            outbox::push_quiet(conn, &job).await
+        }
+    };
+    futures::try_join!(row, job)?;
     Ok(id)
 }
 

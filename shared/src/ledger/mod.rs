@@ -108,6 +108,31 @@ pub async fn system_account(
         .await
 }
 
+/// The ids of several system accounts of one currency, in the order of
+/// `kinds`: one round trip.
+pub async fn system_accounts<const N: usize>(
+    conn: &AsyncPgConnection,
+    kinds: [SystemAccount; N],
+    currency: &str,
+) -> QueryResult<[Uuid; N]> {
+    let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+    let found: Vec<(String, Uuid)> = ledger_accounts::table
+        .filter(ledger_accounts::kind.eq_any(&names))
+        .filter(ledger_accounts::currency.eq(currency))
+        .select((ledger_accounts::kind, ledger_accounts::id))
+        .load(&mut &*conn)
+        .await?;
+    let mut ids = [Uuid::nil(); N];
+    for (slot, kind) in ids.iter_mut().zip(kinds) {
+        *slot = found
+            .iter()
+            .find(|(k, _)| k == kind.as_str())
+            .map(|(_, id)| *id)
+            .ok_or(diesel::result::Error::NotFound)?;
+    }
+    Ok(ids)
+}
+
 /// One side of a movement: `amount` into (positive) or out of (negative)
 /// `account`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,6 +273,13 @@ pub struct Posted {
 /// whatever else must commit with the movement (an order, a bet, an
 /// idempotency record) goes in a transaction around it.
 pub async fn post(conn: &mut AsyncPgConnection, movement: Movement) -> Result<Posted, LedgerError> {
+    post_on(conn, movement).await
+}
+
+/// [`post`] on a shared connection, so several postings of one
+/// transaction can be pipelined (`futures::future::try_join_all`); they run
+/// in the order they are first polled.
+pub async fn post_on(conn: &AsyncPgConnection, movement: Movement) -> Result<Posted, LedgerError> {
     validate(&movement)?;
     let id = Uuid::now_v7();
     let accounts: Vec<Uuid> = movement.postings.iter().map(|p| p.account).collect();
@@ -281,7 +313,7 @@ pub async fn post(conn: &mut AsyncPgConnection, movement: Movement) -> Result<Po
         net_accounts,
         net_changes,
     ))
-    .get_result::<PostResult>(conn)
+    .get_result::<PostResult>(&mut &*conn)
     .await?;
     match posted {
         (None, _, Some(created_at), wallets, balances) => Ok(Posted {

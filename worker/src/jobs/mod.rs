@@ -1,7 +1,7 @@
 //! Job handlers: thin adapters that decode a payload, call `shared` and say
 //! whether a failure is worth retrying.
 
-mod bets;
+pub mod bets;
 mod clearing;
 mod prices_observed;
 mod probe;
@@ -39,6 +39,8 @@ pub struct JobContext {
     pub metrics: Arc<Metrics>,
     /// Where clearing batches are placed.
     pub exchange: Arc<dyn Exchange>,
+    /// Groups bet settlements into shared transactions.
+    pub settler: bets::Settler,
 }
 
 impl JobContext {

@@ -5,19 +5,26 @@
 //! - `rates`: `GET /api/v1/rates` under load against a `bourse-api` it starts.
 //! - `transfers`: authenticated transfers over HTTP among many wallets, then
 //!   the ledger check.
+//! - `delayed`: no-op jobs due uniformly over a window: lateness, duplicates.
+//! - `settlement`: real bets falling due uniformly: settlement lateness,
+//!   exactly-once payouts, the ledger check.
 //!
 //! ```text
 //! cargo build --release -p bourse-worker -p bourse-api
 //! target/release/bourse-bench jobs --count 20000 --processes 1,2
 //! target/release/bourse-bench rates
 //! target/release/bourse-bench transfers
+//! target/release/bourse-bench delayed
+//! target/release/bourse-bench settlement
 //! ```
 //!
 //! Each scenario uses its own Redis prefix (and `transfers` its own
 //! database) and cleans up after itself.
 
+mod delayed;
 mod jobs;
 mod rates;
+mod settlement;
 mod support;
 mod transfers;
 
@@ -80,6 +87,50 @@ enum Scenario {
         #[arg(long)]
         hot_spot: bool,
     },
+    /// No-op delayed jobs due uniformly over a window: lateness.
+    Delayed {
+        #[arg(long, default_value_t = 2_000)]
+        count: usize,
+        /// Worker processes.
+        #[arg(long, default_value_t = 2)]
+        processes: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Seconds before the window opens.
+        #[arg(long, default_value_t = 2.0)]
+        lead: f64,
+        /// Seconds the due times are spread over.
+        #[arg(long, default_value_t = 10.0)]
+        spread: f64,
+        /// WORKER_LEASE_SECS of the workers.
+        #[arg(long, default_value_t = 5)]
+        lease_secs: u64,
+        /// Extra jobs waiting an hour (never run here).
+        #[arg(long, default_value_t = 0)]
+        waiting: usize,
+    },
+    /// Real bets falling due uniformly over a window: settlement lateness.
+    Settlement {
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+        #[arg(long, default_value_t = 2)]
+        processes: usize,
+        #[arg(long, default_value_t = 128)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 5.0)]
+        lead: f64,
+        #[arg(long, default_value_t = 10.0)]
+        spread: f64,
+        /// Queues the workers serve.
+        #[arg(long, default_value = "all")]
+        queues: String,
+        /// Extra processes serving only `email`.
+        #[arg(long, default_value_t = 0)]
+        email_workers: usize,
+        /// `--concurrency` of those.
+        #[arg(long, default_value_t = 4)]
+        email_concurrency: usize,
+    },
 }
 
 #[tokio::main]
@@ -128,6 +179,52 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             hot_spot,
         } => transfers::run(&config, wallets, clients, seconds, hot_spot).await?,
+        Scenario::Delayed {
+            count,
+            processes,
+            concurrency,
+            lead,
+            spread,
+            lease_secs,
+            waiting,
+        } => {
+            delayed::DelayedRun {
+                config: &config,
+                count,
+                processes,
+                concurrency,
+                lead,
+                spread,
+                lease_secs,
+                waiting,
+            }
+            .measure()
+            .await?;
+        }
+        Scenario::Settlement {
+            count,
+            processes,
+            concurrency,
+            lead,
+            spread,
+            queues,
+            email_workers,
+            email_concurrency,
+        } => {
+            settlement::SettlementRun {
+                config: &config,
+                count,
+                processes,
+                concurrency,
+                lead,
+                spread,
+                queues,
+                email_workers,
+                email_concurrency,
+            }
+            .measure()
+            .await?;
+        }
     }
     Ok(())
 }

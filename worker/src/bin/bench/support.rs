@@ -9,6 +9,9 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use secrecy::ExposeSecret as _;
+use shared::config::Config;
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     process::{Child, Command},
@@ -207,4 +210,49 @@ impl Load {
             .last()
             .map_or(f64::NAN, |us| f64::from(*us) / 1000.0)
     }
+}
+
+/// Replaces the database name in a PostgreSQL URL.
+fn with_database(url: &str, name: &str) -> String {
+    let base = url.rsplit_once('/').map_or(url, |(base, _)| base);
+    format!("{base}/{name}")
+}
+
+/// A fresh, migrated database `name` on the configured server (dropped
+/// first if it exists).
+pub async fn scratch_database(config: &Config, name: &str) -> anyhow::Result<String> {
+    let url = config.database.url.expose_secret();
+    let mut admin = AsyncPgConnection::establish(&with_database(url, "postgres")).await?;
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await?;
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await?;
+    let scratch = with_database(url, name);
+    shared::db::run_migrations(&scratch).await?;
+    Ok(scratch)
+}
+
+/// Starts a `bourse-worker` from the same folder as this binary with
+/// `args`, `env` (on top of this process's environment) and no HTTP port
+/// of its own.
+pub fn spawn_worker(args: &[&str], env: &[(&str, String)]) -> anyhow::Result<Child> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().map(PathBuf::from).unwrap_or_default();
+    let worker = dir.join("bourse-worker");
+    let mut command = Command::new(&worker);
+    command
+        .args(args)
+        .env("WORKER_HTTP_ADDR", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command
+        .spawn()
+        .with_context(|| format!("cannot start {}", worker.display()))
 }

@@ -5,37 +5,17 @@
 use std::{collections::HashMap, sync::Arc};
 
 use diesel::{prelude::*, sql_types};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use rust_decimal::Decimal;
-use secrecy::ExposeSecret as _;
 use shared::{config::Config, sessions::tokens, wallets};
 use uuid::Uuid;
 
-use crate::support::{cleanup, free_port, load, peak_rss_kb, request_once, spawn_api, stop};
+use crate::support::{
+    cleanup, free_port, load, peak_rss_kb, request_once, scratch_database, spawn_api, stop,
+};
 
 const DATABASE: &str = "bourse_bench";
 const HOT: usize = 10;
-
-/// Replaces the database name in a PostgreSQL URL.
-fn with_database(url: &str, name: &str) -> String {
-    let base = url.rsplit_once('/').map_or(url, |(base, _)| base);
-    format!("{base}/{name}")
-}
-
-/// A fresh, migrated `bourse_bench` database on the configured server.
-async fn scratch_database(config: &Config) -> anyhow::Result<String> {
-    let url = config.database.url.expose_secret();
-    let mut admin = AsyncPgConnection::establish(&with_database(url, "postgres")).await?;
-    diesel::sql_query(format!("DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await?;
-    diesel::sql_query(format!("CREATE DATABASE {DATABASE}"))
-        .execute(&mut admin)
-        .await?;
-    let scratch = with_database(url, DATABASE);
-    shared::db::run_migrations(&scratch).await?;
-    Ok(scratch)
-}
 
 #[derive(QueryableByName)]
 struct Id {
@@ -57,7 +37,7 @@ pub async fn run(
     hot_spot: bool,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(count > HOT, "--wallets must be more than {HOT}");
-    let database = scratch_database(config).await?;
+    let database = scratch_database(config, DATABASE).await?;
     let secret = format!(
         "{:032x}{:032x}",
         rand::random::<u128>(),
