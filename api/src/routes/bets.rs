@@ -9,7 +9,6 @@ use axum::{
     http::StatusCode,
     response::Response,
 };
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -22,7 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::wallets::money;
+use super::{pagination, wallets::money};
 use crate::{
     auth::{CurrentUser, VerifiedUser},
     error::{ApiError, Problem},
@@ -353,31 +352,11 @@ pub async fn list_bets(
         Some(s @ ("open" | "settled" | "void")) => Some(s),
         Some(_) => return Err(ApiError::field("status", "must be open, settled or void")),
     };
-    let limit = params.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::field("limit", "must be from 1 to 100"));
-    }
-    let before = match params.cursor.as_deref() {
-        None => None,
-        Some(raw) => Some(
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(raw.trim())
-                .ok()
-                .and_then(|b| Uuid::from_slice(&b).ok())
-                .ok_or_else(|| ApiError::field("cursor", "is not a cursor from this endpoint"))?,
-        ),
-    };
+    let limit = pagination::limit(params.limit)?;
+    let before = pagination::uuid_cursor(params.cursor.as_deref())?;
     let mut conn = state.conn().await?;
-    let mut rows = bets::list(&mut conn, user.id, status, before, limit + 1).await?;
-    let page = usize::try_from(limit).unwrap_or(0);
-    let more = rows.len() > page;
-    rows.truncate(page);
-    let next_cursor = more
-        .then(|| {
-            rows.last()
-                .map(|b| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b.id.as_bytes()))
-        })
-        .flatten();
+    let rows = bets::list(&mut conn, user.id, status, before, limit + 1).await?;
+    let (rows, next_cursor) = pagination::uuid_page(rows, limit, |row| row.id);
     Ok(axum::Json(BetPage {
         items: rows.into_iter().map(Into::into).collect(),
         next_cursor,

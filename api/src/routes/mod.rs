@@ -8,6 +8,7 @@ mod docs;
 mod health;
 mod me;
 mod orders;
+mod pagination;
 mod rates;
 mod wallets;
 

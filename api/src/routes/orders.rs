@@ -7,7 +7,6 @@ use axum::{
     http::StatusCode,
     response::Response,
 };
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -20,7 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::wallets::money;
+use super::{pagination, wallets::money};
 use crate::{
     auth::{CurrentUser, VerifiedUser},
     error::{ApiError, Problem},
@@ -369,31 +368,11 @@ pub async fn list_orders(
         Some(s @ ("pending" | "cleared")) => Some(s),
         Some(_) => return Err(ApiError::field("status", "must be pending or cleared")),
     };
-    let limit = params.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::field("limit", "must be from 1 to 100"));
-    }
-    let before = match params.cursor.as_deref() {
-        None => None,
-        Some(raw) => Some(
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(raw.trim())
-                .ok()
-                .and_then(|b| Uuid::from_slice(&b).ok())
-                .ok_or_else(|| ApiError::field("cursor", "is not a cursor from this endpoint"))?,
-        ),
-    };
+    let limit = pagination::limit(params.limit)?;
+    let before = pagination::uuid_cursor(params.cursor.as_deref())?;
     let mut conn = state.conn().await?;
-    let mut rows = trading::list(&mut conn, user.id, status, before, limit + 1).await?;
-    let page = usize::try_from(limit).unwrap_or(0);
-    let more = rows.len() > page;
-    rows.truncate(page);
-    let next_cursor = more
-        .then(|| {
-            rows.last()
-                .map(|o| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(o.id.as_bytes()))
-        })
-        .flatten();
+    let rows = trading::list(&mut conn, user.id, status, before, limit + 1).await?;
+    let (rows, next_cursor) = pagination::uuid_page(rows, limit, |row| row.id);
     Ok(axum::Json(OrderPage {
         items: rows.into_iter().map(Into::into).collect(),
         next_cursor,

@@ -630,10 +630,7 @@ async fn history_page(
                 .as_str(),
         ),
     };
-    let limit = params.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::field("limit", "must be from 1 to 100"));
-    }
+    let limit = super::pagination::limit(params.limit)?;
     let before = match params.cursor.as_deref() {
         None => None,
         Some(raw) => Some(
