@@ -83,6 +83,14 @@ impl ApiError {
         Self::validation("the request has invalid fields", errors)
     }
 
+    /// 422 `rate_unavailable`: no fresh price of `symbol` to move money at.
+    pub fn rate_unavailable(symbol: &str, reason: &str) -> Self {
+        Self::Refused {
+            code: "rate_unavailable",
+            detail: format!("no fresh price for {symbol} ({reason}); try again shortly"),
+        }
+    }
+
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         Self::Internal(cause.to_string())
     }

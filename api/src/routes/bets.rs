@@ -55,10 +55,9 @@ impl From<BetError> for ApiError {
                 code: "wallet_blocked",
                 detail,
             },
-            BetError::Rate(RateError::Unavailable { symbol, reason }) => ApiError::Refused {
-                code: "rate_unavailable",
-                detail: format!("no fresh price for {symbol} ({reason}); try again shortly"),
-            },
+            BetError::Rate(RateError::Unavailable { symbol, reason }) => {
+                ApiError::rate_unavailable(&symbol, &reason)
+            }
             BetError::Rate(RateError::UnknownSymbol(symbol)) => {
                 ApiError::field("symbol", format!("unknown symbol {symbol:?}"))
             }

@@ -52,10 +52,9 @@ impl From<OrderError> for ApiError {
                 code: "wallet_blocked",
                 detail,
             },
-            OrderError::Rate(RateError::Unavailable { symbol, reason }) => ApiError::Refused {
-                code: "rate_unavailable",
-                detail: format!("no fresh price for {symbol} ({reason}); try again shortly"),
-            },
+            OrderError::Rate(RateError::Unavailable { symbol, reason }) => {
+                ApiError::rate_unavailable(&symbol, &reason)
+            }
             OrderError::Rate(RateError::UnknownSymbol(symbol)) => {
                 ApiError::field("currency", format!("unknown currency {symbol:?}"))
             }

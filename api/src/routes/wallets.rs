@@ -58,10 +58,7 @@ impl From<WalletError> for ApiError {
             WalletError::Blocked => refused("wallet_blocked", &error),
             WalletError::InvalidAmount(message) => ApiError::field("amount", message),
             WalletError::Rate(shared::rates::RateError::Unavailable { symbol, reason }) => {
-                ApiError::Refused {
-                    code: "rate_unavailable",
-                    detail: format!("no fresh price for {symbol} ({reason}); try again shortly"),
-                }
+                ApiError::rate_unavailable(&symbol, &reason)
             }
             WalletError::Rate(shared::rates::RateError::UnknownSymbol(symbol)) => {
                 ApiError::internal(format!("wallet in unknown currency {symbol}"))

@@ -226,7 +226,18 @@ pub async fn in_force(
     at: DateTime<Utc>,
 ) -> QueryResult<Option<rates::Price>> {
     let price = rates::price_at(conn, symbol, at).await?;
-    Ok(price.filter(|p| at - p.observed_at <= rates::max_age(rates_config, kind)))
+    Ok(price.filter(|p| fresh_at(rates_config, kind, p.observed_at, at)))
+}
+
+/// Whether an observation made at `observed_at` may still move money at
+/// `at` (not older than the staleness limit of its kind).
+pub(crate) fn fresh_at(
+    rates_config: &RatesConfig,
+    kind: Kind,
+    observed_at: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> bool {
+    at - observed_at <= rates::max_age(rates_config, kind)
 }
 
 /// Queues settlement again for open bets more than `after` past due (at

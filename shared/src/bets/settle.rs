@@ -241,7 +241,7 @@ async fn settle_in(
         let end = prices
             .get(&bet.id)
             .and_then(|p| p.price_usd.zip(p.observed_at))
-            .filter(|(_, at)| bet.settles_at - *at <= rates::max_age(rates_config, kind));
+            .filter(|(_, at)| super::fresh_at(rates_config, kind, *at, bet.settles_at));
         let outcome = end.map(|(price, _)| {
             pnl::settle(
                 Direction::parse(&bet.direction).unwrap_or(Direction::Up),
