@@ -12,6 +12,7 @@ pub mod rate_limit;
 pub mod rates_feed;
 pub mod routes;
 pub mod state;
+pub mod user_cache;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Instant};
 

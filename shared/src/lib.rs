@@ -7,6 +7,7 @@
 //! `AsyncPgConnection`.
 
 pub mod accounts;
+pub mod alerts;
 pub mod bets;
 pub mod cli;
 pub mod config;

@@ -251,6 +251,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    alerts (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        symbol -> Text,
+        target_price -> Numeric,
+        direction -> Text,
+        status -> Text,
+        created_at -> Timestamptz,
+        triggered_price -> Nullable<Numeric>,
+        observed_at -> Nullable<Timestamptz>,
+        triggered_at -> Nullable<Timestamptz>,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::joinable!(one_time_codes -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(price_history -> currencies (symbol));
@@ -280,4 +296,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     clearing_batches,
     orders,
     bets,
+    alerts,
 );

@@ -218,6 +218,20 @@ impl TestApp {
         url
     }
 
+    /// Starts a second API process sharing this app's database but with
+    /// `overrides` applied to its configuration (say, a Redis that is
+    /// down); returns its base URL.
+    pub async fn spawn_api_with(&mut self, overrides: &[(&str, &str)]) -> String {
+        let mut settings = self.settings.clone();
+        for (name, value) in overrides {
+            settings.insert((*name).to_owned(), (*value).to_owned());
+        }
+        let config = Config::from_map(settings).expect("API configuration is valid");
+        let (url, stop, task) = spawn_api(&config).await;
+        self.extra_apis.push((stop, task));
+        url
+    }
+
     /// The configuration a worker should use: Redis through the proxy when
     /// the test has one.
     pub fn worker_config(&self) -> Config {

@@ -2,6 +2,7 @@
 //! OpenAPI document), health and metrics endpoints, and the API docs page.
 
 mod admin;
+mod alerts;
 pub mod auth;
 mod bets;
 mod docs;
@@ -42,6 +43,7 @@ use crate::{
         (name = "wallets", description = "Wallets, deposits, withdrawals, transfers and history"),
         (name = "orders", description = "Buying and selling crypto against the house; exchange clearing"),
         (name = "bets", description = "Bets on price moves, settled at the price in force when due"),
+        (name = "alerts", description = "Price alerts: an email when a price crosses your target"),
         (name = "admin", description = "Operator views (administrators only)"),
     ),
 )]
@@ -94,6 +96,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
             .merge(wallets::router())
             .merge(orders::router())
             .merge(bets::router())
+            .merge(alerts::router())
             .merge(admin::router()),
     )
 }

@@ -259,6 +259,16 @@ pub struct BetsConfig {
 }
 
 #[derive(Debug, Clone)]
+pub struct AlertsConfig {
+    /// Most active (`created`) alerts one user may hold.
+    pub max_active_per_user: i64,
+    /// How long a cached alerts answer may live in Redis. Changes
+    /// invalidate it at once; this only bounds staleness should an
+    /// invalidation be lost (Redis unreachable just then).
+    pub cache_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
 pub struct Config {
     pub env: AppEnv,
     pub log_format: LogFormat,
@@ -273,6 +283,7 @@ pub struct Config {
     pub rates: RatesConfig,
     pub trading: TradingConfig,
     pub bets: BetsConfig,
+    pub alerts: AlertsConfig,
 }
 
 const LOCAL_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/bourse";
@@ -655,6 +666,10 @@ impl Config {
             reconcile_cron,
             reconcile_after: secs(env.range_or("BET_RECONCILE_AFTER_SECS", 30, 1, 7 * 24 * 3600)),
         };
+        let alerts = AlertsConfig {
+            max_active_per_user: env.range_or("ALERT_MAX_ACTIVE", 1000, 1, 10_000_000),
+            cache_ttl: secs(env.range_or("ALERT_CACHE_TTL_SECS", 60, 1, 24 * 3600)),
+        };
 
         env.finish()?;
         Ok(Self {
@@ -671,6 +686,7 @@ impl Config {
             rates,
             trading,
             bets,
+            alerts,
         })
     }
 }

@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 pub use mailer::{Mailer, SendError};
 pub use render::{
-    BetSettled, EmailTemplate, PasswordChanged, PasswordReset, Rendered, VerifyEmail,
+    BetSettled, EmailTemplate, PasswordChanged, PasswordReset, PriceAlert, Rendered, VerifyEmail,
 };
 use uuid::Uuid;
 

@@ -74,6 +74,24 @@ impl EmailTemplate for BetSettled {
     const NAME: &'static str = "bet_settled";
 }
 
+/// A price alert triggered: what was watched and the price that crossed it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PriceAlert {
+    pub username: String,
+    pub symbol: String,
+    /// `above` or `below`.
+    pub direction: String,
+    pub target_price: String,
+    /// The observed price that crossed the target.
+    pub price: String,
+    /// When we received that price, as shown to the user (UTC).
+    pub observed_at: String,
+}
+
+impl EmailTemplate for PriceAlert {
+    const NAME: &'static str = "price_alert";
+}
+
 macro_rules! template_files {
     ($name:literal) => {
         (
@@ -92,6 +110,7 @@ const TEMPLATES: &[(&str, &str, &str, &str)] = &[
     template_files!("password_reset"),
     template_files!("password_changed"),
     template_files!("bet_settled"),
+    template_files!("price_alert"),
 ];
 
 static ENVIRONMENT: LazyLock<Result<Environment<'static>, minijinja::Error>> =
@@ -198,6 +217,14 @@ pub fn self_check() -> Result<(), RenderError> {
             username: "sample".into(),
             changed_at: "2026-01-01 12:00 UTC".into(),
         })?,
+        sample(&PriceAlert {
+            username: "sample".into(),
+            symbol: "BTC".into(),
+            direction: "above".into(),
+            target_price: "50000".into(),
+            price: "50012.5".into(),
+            observed_at: "2026-01-01 12:00:00 UTC".into(),
+        })?,
     ];
     if samples.len() != TEMPLATES.len() {
         return Err(RenderError::Template("a template has no sample".into()));
@@ -232,6 +259,27 @@ mod tests {
         assert!(mail.text.contains("http://bourse.test"));
         assert!(mail.html.contains(">042424</p>"));
         assert!(mail.html.starts_with("<!doctype html>"));
+    }
+
+    #[test]
+    fn price_alert_email_says_symbol_target_direction_and_price() {
+        let context = serde_json::to_value(PriceAlert {
+            username: "ada".into(),
+            symbol: "ETH".into(),
+            direction: "below".into(),
+            target_price: "2000".into(),
+            price: "1999.5".into(),
+            observed_at: "2026-01-01 12:00:00 UTC".into(),
+        })
+        .unwrap();
+        let mail = render("price_alert", &context, "http://x").unwrap();
+        assert_eq!(mail.subject, "ETH is at or below 2000 USD: now 1999.5 USD");
+        assert!(mail.text.contains("Target:         below 2000 USD"));
+        assert!(
+            mail.text
+                .contains("Observed price: 1999.5 USD (at 2026-01-01 12:00:00 UTC)")
+        );
+        assert!(mail.html.contains("<strong>1999.5 USD</strong>"));
     }
 
     #[test]

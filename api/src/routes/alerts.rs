@@ -1,0 +1,376 @@
+//! `/alerts`: price alerts (PRODUCT.md §8). Creating one only writes a row;
+//! the worker checks every new observation against all active alerts with
+//! one indexed query and emails the owners of those it triggers. Answers
+//! to GETs are cached in Redis per user (see [`crate::user_cache`]).
+
+use std::collections::BTreeMap;
+
+use axum::{
+    extract::{Path, Query, State},
+    http::{HeaderName, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use shared::{
+    alerts::{self, Alert, AlertDirection, AlertError, NewAlert},
+    currencies,
+    rates::RateError,
+};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::pagination;
+use crate::{
+    auth::CurrentUser,
+    error::{ApiError, Problem},
+    extract::ApiJson,
+    state::AppState,
+    user_cache::{self, Lookup},
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_alert, list_alerts))
+        .routes(routes!(get_alert, delete_alert))
+}
+
+/// The symbol an alert watches when the request names none.
+const DEFAULT_SYMBOL: &str = "BTC";
+/// Target prices are stored with at most this many decimal places.
+const PRICE_DECIMALS: u32 = 18;
+
+impl From<AlertError> for ApiError {
+    fn from(error: AlertError) -> Self {
+        match error {
+            AlertError::Limit(detail) => ApiError::Refused {
+                code: "limit_exceeded",
+                detail,
+            },
+            AlertError::Rate(RateError::Unavailable { symbol, reason }) => {
+                ApiError::rate_unavailable(&symbol, &reason)
+            }
+            AlertError::Rate(RateError::UnknownSymbol(symbol)) => {
+                ApiError::field("symbol", format!("unknown symbol {symbol:?}"))
+            }
+            AlertError::Rate(RateError::Database(e)) | AlertError::Database(e) => e.into(),
+        }
+    }
+}
+
+/// A price alert as its owner sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertResponse {
+    pub id: Uuid,
+    #[schema(example = "BTC")]
+    pub symbol: String,
+    /// USD per unit.
+    #[schema(example = "50000")]
+    pub target_price: String,
+    /// `above` (triggers when the price is at or above the target) or
+    /// `below` (at or below).
+    pub direction: String,
+    /// `created` (active), `triggered` or `deleted`.
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    /// The observed price that triggered it, USD per unit.
+    pub triggered_price: Option<String>,
+    /// When we received that price.
+    pub observed_at: Option<DateTime<Utc>>,
+    pub triggered_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+impl From<Alert> for AlertResponse {
+    fn from(a: Alert) -> Self {
+        Self {
+            id: a.id,
+            symbol: a.symbol,
+            target_price: a.target_price.normalize().to_string(),
+            direction: a.direction,
+            status: a.status,
+            created_at: a.created_at,
+            triggered_price: a.triggered_price.map(|p| p.normalize().to_string()),
+            observed_at: a.observed_at,
+            triggered_at: a.triggered_at,
+            deleted_at: a.deleted_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRequest {
+    /// A priced currency (crypto or fiat, not USD). Default `BTC`.
+    #[schema(example = "BTC")]
+    symbol: Option<String>,
+    /// USD per unit, greater than zero.
+    #[schema(value_type = String, example = "50000")]
+    target_price: Option<Value>,
+    /// `above` or `below`. Default: `above` when the target is above the
+    /// current price, else `below`.
+    #[schema(example = "above")]
+    direction: Option<String>,
+}
+
+/// Set a price alert.
+///
+/// You are emailed once, when an observed price reaches the target: at or
+/// above it for `above`, at or below it for `below`. Without a direction,
+/// the current price (which must then be fresh) picks it: `above` when the
+/// target is above the current price, else `below`. Refusals: 422
+/// `limit_exceeded` (too many active alerts), `rate_unavailable` (no
+/// direction given and no fresh price).
+#[utoipa::path(
+    post,
+    path = "/alerts",
+    tag = "alerts",
+    security(("bearer" = []), ("cookie" = [])),
+    request_body = AlertRequest,
+    responses(
+        (status = 201, description = "The active alert", body = AlertResponse),
+        (status = 400, description = "Bad or missing field, unknown symbol", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`limit_exceeded` or `rate_unavailable`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_alert(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ApiJson(body): ApiJson<AlertRequest>,
+) -> Result<Response, ApiError> {
+    let mut errors = BTreeMap::new();
+    let symbol = body
+        .symbol
+        .as_deref()
+        .map_or(DEFAULT_SYMBOL.to_owned(), |s| s.trim().to_ascii_uppercase());
+    let mut conn = state.conn().await?;
+    match currencies::find(&mut conn, &symbol).await? {
+        None => {
+            errors.insert("symbol".into(), format!("unknown symbol {symbol:?}"));
+        }
+        Some(c) if c.code == "USD" => {
+            errors.insert(
+                "symbol".into(),
+                "prices are in USD: USD itself is always 1".into(),
+            );
+        }
+        Some(_) => {}
+    }
+    let target = match &body.target_price {
+        None => {
+            errors.insert("target_price".into(), "is required".into());
+            None
+        }
+        Some(raw) => shared::money::parse_json_amount(raw, PRICE_DECIMALS)
+            .map_err(|m| errors.insert("target_price".into(), m))
+            .ok(),
+    };
+    let direction = match body.direction.as_deref().map(str::trim) {
+        None => None,
+        Some(raw) => match AlertDirection::parse(raw) {
+            Some(direction) => Some(direction),
+            None => {
+                errors.insert("direction".into(), "must be above or below".into());
+                None
+            }
+        },
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::validation(
+            "the request has invalid fields",
+            errors,
+        ));
+    }
+    let Some(target_price) = target else {
+        return Err(ApiError::internal("alert validation lost a field"));
+    };
+    let alert = alerts::create(
+        &mut conn,
+        &state.config.rates,
+        &state.config.alerts,
+        NewAlert {
+            user_id: user.id,
+            symbol,
+            target_price,
+            direction,
+        },
+    )
+    .await?;
+    drop(conn);
+    user_cache::invalidate(&state, &generation_key(&state, user.id)).await;
+    Ok((StatusCode::CREATED, axum::Json(AlertResponse::from(alert))).into_response())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AlertParams {
+    /// `created`, `triggered` or `deleted`.
+    status: Option<String>,
+    /// 1–100, default 20.
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertPage {
+    pub items: Vec<AlertResponse>,
+    pub next_cursor: Option<String>,
+}
+
+/// Your alerts, newest first.
+///
+/// Answers are cached per user and invalidated by every change (create,
+/// delete, trigger); `X-Cache: hit|miss` says which this was.
+#[utoipa::path(
+    get,
+    path = "/alerts",
+    tag = "alerts",
+    security(("bearer" = []), ("cookie" = [])),
+    params(AlertParams),
+    responses(
+        (status = 200, description = "One page", body = AlertPage),
+        (status = 400, description = "Bad status, limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_alerts(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Query(params): Query<AlertParams>,
+) -> Result<Response, ApiError> {
+    let status = match params.status.as_deref() {
+        None => None,
+        Some(s) if alerts::STATUSES.contains(&s) => Some(s.to_owned()),
+        Some(_) => {
+            return Err(ApiError::field(
+                "status",
+                "must be created, triggered or deleted",
+            ));
+        }
+    };
+    let limit = pagination::limit(params.limit)?;
+    let before = pagination::uuid_cursor(params.cursor.as_deref())?;
+    let query = format!(
+        "list:{}:{limit}:{}",
+        status.as_deref().unwrap_or(""),
+        before.map(|id| id.to_string()).unwrap_or_default()
+    );
+    let ttl = state.config.alerts.cache_ttl;
+    let (body, lookup) = user_cache::json(
+        &state,
+        &generation_key(&state, user.id),
+        &query,
+        ttl,
+        async || {
+            let mut conn = state.conn().await?;
+            let rows =
+                alerts::list(&mut conn, user.id, status.as_deref(), before, limit + 1).await?;
+            let (rows, next_cursor) = pagination::uuid_page(rows, limit, |row| row.id);
+            to_json(&AlertPage {
+                items: rows.into_iter().map(Into::into).collect(),
+                next_cursor,
+            })
+        },
+    )
+    .await?;
+    Ok(json_response(body, lookup))
+}
+
+/// One of your alerts (cached like the list).
+#[utoipa::path(
+    get,
+    path = "/alerts/{id}",
+    tag = "alerts",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path, description = "Alert id")),
+    responses(
+        (status = 200, description = "The alert", body = AlertResponse),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such alert of yours", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_alert(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let ttl = state.config.alerts.cache_ttl;
+    let (body, lookup) = user_cache::json(
+        &state,
+        &generation_key(&state, user.id),
+        &format!("one:{id}"),
+        ttl,
+        async || {
+            let mut conn = state.conn().await?;
+            let alert = alerts::get(&mut conn, user.id, id)
+                .await?
+                .ok_or_else(not_found)?;
+            to_json(&AlertResponse::from(alert))
+        },
+    )
+    .await?;
+    Ok(json_response(body, lookup))
+}
+
+/// Delete one of your alerts.
+///
+/// Its status becomes `deleted` and it never triggers. Deleting it again
+/// answers the same.
+#[utoipa::path(
+    delete,
+    path = "/alerts/{id}",
+    tag = "alerts",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path, description = "Alert id")),
+    responses(
+        (status = 200, description = "The deleted alert", body = AlertResponse),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such alert of yours", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn delete_alert(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> Result<axum::Json<AlertResponse>, ApiError> {
+    let id = parse_id(&id)?;
+    let mut conn = state.conn().await?;
+    let alert = alerts::delete(&mut conn, user.id, id)
+        .await?
+        .ok_or_else(not_found)?;
+    drop(conn);
+    user_cache::invalidate(&state, &generation_key(&state, user.id)).await;
+    Ok(axum::Json(alert.into()))
+}
+
+fn not_found() -> ApiError {
+    ApiError::NotFound("no such alert".into())
+}
+
+/// An id in a path: anything that is not a UUID names no alert of yours.
+fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| not_found())
+}
+
+fn generation_key(state: &AppState, user: Uuid) -> String {
+    alerts::cache_generation_key(&state.config.redis.prefix, user)
+}
+
+fn to_json(value: &impl Serialize) -> Result<String, ApiError> {
+    serde_json::to_string(value).map_err(ApiError::internal)
+}
+
+fn json_response(body: String, lookup: Lookup) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (HeaderName::from_static("x-cache"), lookup.header_value()),
+        ],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,107 @@
+//! Alert evaluation: what one observation triggers.
+
+use chrono::{DateTime, Utc};
+use diesel::{prelude::*, sql_types};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use crate::email::{self, PriceAlert};
+
+/// An alert that an observation triggered (and whose email is queued).
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Triggered {
+    #[diesel(sql_type = sql_types::Uuid)]
+    pub id: Uuid,
+    #[diesel(sql_type = sql_types::Uuid)]
+    pub user_id: Uuid,
+    #[diesel(sql_type = sql_types::Text)]
+    pub symbol: String,
+    #[diesel(sql_type = sql_types::Text)]
+    pub direction: String,
+    #[diesel(sql_type = sql_types::Numeric)]
+    pub target_price: Decimal,
+    /// The observed price that crossed the target.
+    #[diesel(sql_type = sql_types::Numeric)]
+    pub price: Decimal,
+    #[diesel(sql_type = sql_types::Text)]
+    username: String,
+    #[diesel(sql_type = sql_types::Text)]
+    email: String,
+}
+
+/// Triggers every active alert that the observations stored at
+/// `observed_at` for `symbols` cross (price ≥ target for `above`, ≤ for
+/// `below`), and queues one email for each, in one transaction.
+///
+/// One statement does the work, proportional to the alerts crossed: per
+/// symbol and direction a range scan of a partial index over active alerts
+/// only. Each alert triggers exactly once however many evaluations run:
+/// the rows are locked as they are found, rows another evaluation holds
+/// are skipped (that one triggers them; should it roll back, its job is
+/// retried), and the update re-checks that the alert is still active. An
+/// alert reacts only to observations made after it was created. Running
+/// the same observation again triggers nothing new.
+pub async fn evaluate(
+    conn: &mut AsyncPgConnection,
+    observed_at: DateTime<Utc>,
+    symbols: &[String],
+) -> QueryResult<Vec<Triggered>> {
+    conn.transaction(async |conn| {
+        let triggered: Vec<Triggered> = diesel::sql_query(
+            "WITH obs AS (
+                 SELECT DISTINCT ON (symbol) symbol, price_usd
+                 FROM price_history
+                 WHERE observed_at = $1 AND symbol = ANY($2)
+                 ORDER BY symbol, id DESC),
+             above AS (
+                 SELECT a.id, obs.price_usd FROM obs JOIN alerts a ON a.symbol = obs.symbol
+                 WHERE a.status = 'created' AND a.direction = 'above'
+                   AND a.target_price <= obs.price_usd AND a.created_at <= $1
+                 FOR UPDATE OF a SKIP LOCKED),
+             below AS (
+                 SELECT a.id, obs.price_usd FROM obs JOIN alerts a ON a.symbol = obs.symbol
+                 WHERE a.status = 'created' AND a.direction = 'below'
+                   AND a.target_price >= obs.price_usd AND a.created_at <= $1
+                 FOR UPDATE OF a SKIP LOCKED),
+             hit AS (SELECT * FROM above UNION ALL SELECT * FROM below)
+             UPDATE alerts a
+             SET status = 'triggered', triggered_price = hit.price_usd,
+                 observed_at = $1, triggered_at = clock_timestamp()
+             FROM hit, users u
+             WHERE a.id = hit.id AND a.status = 'created' AND u.id = a.user_id
+             RETURNING a.id, a.user_id, a.symbol, a.direction, a.target_price,
+                       hit.price_usd AS price, u.username, u.email",
+        )
+        .bind::<sql_types::Timestamptz, _>(observed_at)
+        .bind::<sql_types::Array<sql_types::Text>, _>(symbols)
+        .load(conn)
+        .await?;
+        if triggered.is_empty() {
+            return Ok(triggered);
+        }
+        let shown_at = observed_at.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+        let mails: Vec<_> = triggered
+            .iter()
+            .map(|t| {
+                (
+                    Some(t.user_id),
+                    t.email.clone(),
+                    PriceAlert {
+                        username: t.username.clone(),
+                        symbol: t.symbol.clone(),
+                        direction: t.direction.clone(),
+                        target_price: t.target_price.normalize().to_string(),
+                        price: t.price.normalize().to_string(),
+                        observed_at: shown_at.clone(),
+                    },
+                )
+            })
+            .collect();
+        // Quiet: a burst of thousands of emails should not wake every
+        // relay once per row; the relays' poll picks them up.
+        email::enqueue_many_quiet_on(conn, &mails).await?;
+        Ok(triggered)
+    })
+    .await
+}
