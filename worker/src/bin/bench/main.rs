@@ -8,6 +8,8 @@
 //! - `delayed`: no-op jobs due uniformly over a window: lateness, duplicates.
 //! - `settlement`: real bets falling due uniformly: settlement lateness,
 //!   exactly-once payouts, the ledger check.
+//! - `alerts`: a million active alerts; evaluation of an observation that
+//!   crosses none, and of one that crosses ten thousand (triggers, emails).
 //!
 //! ```text
 //! cargo build --release -p bourse-worker -p bourse-api
@@ -16,11 +18,13 @@
 //! target/release/bourse-bench transfers
 //! target/release/bourse-bench delayed
 //! target/release/bourse-bench settlement
+//! target/release/bourse-bench alerts
 //! ```
 //!
 //! Each scenario uses its own Redis prefix (and `transfers` its own
 //! database) and cleans up after itself.
 
+mod alerts;
 mod delayed;
 mod jobs;
 mod rates;
@@ -131,6 +135,19 @@ enum Scenario {
         #[arg(long, default_value_t = 4)]
         email_concurrency: usize,
     },
+    /// A million active alerts: quiet and crossing observations.
+    Alerts {
+        /// Active alerts.
+        #[arg(long, default_value_t = 1_000_000)]
+        count: i64,
+        /// How many of them the crossing observation crosses.
+        #[arg(long, default_value_t = 10_000)]
+        crossed: i64,
+        #[arg(long, default_value_t = 2)]
+        processes: usize,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
 }
 
 #[tokio::main]
@@ -221,6 +238,22 @@ async fn main() -> anyhow::Result<()> {
                 queues,
                 email_workers,
                 email_concurrency,
+            }
+            .measure()
+            .await?;
+        }
+        Scenario::Alerts {
+            count,
+            crossed,
+            processes,
+            concurrency,
+        } => {
+            alerts::AlertsRun {
+                config: &config,
+                count,
+                crossed,
+                processes,
+                concurrency,
             }
             .measure()
             .await?;
