@@ -240,6 +240,23 @@ impl JobSpec for ReconcileBets {
     const QUEUE: Queue = Queue::BetSettlement;
 }
 
+/// Charge the monthly fee of every wallet due (see [`crate::fees`]). The
+/// scheduled tick has `fan_out` 0: it queues `MONTHLY_FEE_PARALLELISM` − 1
+/// copies with `fan_out` 1, so several workers charge batches at once; each
+/// copy works until no due wallet is left. Copies and duplicates are
+/// harmless: a wallet's period is charged at most once.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ChargeFees {
+    pub at: DateTime<Utc>,
+    pub fan_out: u32,
+}
+
+impl JobSpec for ChargeFees {
+    const NAME: &'static str = "charge_fees";
+    const QUEUE: Queue = Queue::MonthlyFee;
+}
+
 /// A diagnostic job: optionally sleeps, fails its first attempts, and records
 /// each run in `probe_runs`. Operators use it to check the pipeline end to
 /// end; the benchmark uses it as the no-op job.

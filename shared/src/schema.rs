@@ -130,6 +130,25 @@ diesel::table! {
         status -> Text,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        next_fee_at -> Nullable<Timestamptz>,
+        fee_period -> Int4,
+    }
+}
+
+diesel::table! {
+    wallet_fees (wallet_id, period) {
+        wallet_id -> Uuid,
+        period -> Int4,
+        due_at -> Timestamptz,
+        amount -> Numeric,
+        currency -> Text,
+        fee_amount -> Numeric,
+        fee_currency -> Text,
+        rate -> Numeric,
+        status -> Text,
+        transaction_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        charged_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -297,4 +316,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     orders,
     bets,
     alerts,
+    wallet_fees,
 );

@@ -29,7 +29,7 @@ use secrecy::ExposeSecret as _;
 use shared::{
     config::{Config, RedisConfig},
     email::Mailer,
-    jobs::{Queue, ReconcileBets, RefreshRates},
+    jobs::{ChargeFees, Queue, ReconcileBets, RefreshRates},
 };
 use tokio::sync::watch;
 
@@ -56,6 +56,8 @@ pub struct Options {
     /// Run the outbox relay in this process (on by default; any number of
     /// relays may run).
     pub relay: bool,
+    /// "Now" for time-driven rules (the monthly fee); tests move it.
+    pub clock: Arc<dyn shared::clock::Clock>,
 }
 
 impl Options {
@@ -66,6 +68,7 @@ impl Options {
             concurrency: config.worker.concurrency,
             name: config.worker.name.clone().unwrap_or_else(unique_name),
             relay: true,
+            clock: Arc::new(shared::clock::SystemClock),
         }
     }
 }
@@ -149,6 +152,17 @@ pub async fn run_on(
                 .map_err(|e| anyhow::anyhow!("BET_RECONCILE_CRON: {e}"))?,
             |tick| TickJob::of(&ReconcileBets { tick }),
         ),
+        (
+            "monthly_fee",
+            scheduler::parse(&config.fees.cron)
+                .map_err(|e| anyhow::anyhow!("MONTHLY_FEE_CRON: {e}"))?,
+            |tick| {
+                TickJob::of(&ChargeFees {
+                    at: tick,
+                    fan_out: 0,
+                })
+            },
+        ),
     ];
     let providers = shared::rates::Providers::from_config(&config.rates)
         .map_err(|e| anyhow::anyhow!("price providers: {e}"))?;
@@ -194,6 +208,7 @@ pub async fn run_on(
         metrics: metrics.clone(),
         exchange,
         settler: jobs::bets::Settler::start(db.clone(), config.rates.clone()),
+        clock: options.clock.clone(),
     });
     let policy = RetryPolicy::from_config(&config.jobs);
     let mut outcomes = HashMap::new();

@@ -259,6 +259,21 @@ pub struct BetsConfig {
 }
 
 #[derive(Debug, Clone)]
+pub struct FeesConfig {
+    /// The monthly fee of a fiat wallet, in `currency` (converted to each
+    /// wallet's currency at the fresh rate).
+    pub amount: rust_decimal::Decimal,
+    pub currency: String,
+    /// Cluster-wide schedule of the fee run (six fields, UTC).
+    pub cron: String,
+    /// Wallets charged per transaction.
+    pub batch_size: i64,
+    /// Fee jobs a run splits into, so several workers charge batches at
+    /// once.
+    pub parallelism: u32,
+}
+
+#[derive(Debug, Clone)]
 pub struct AlertsConfig {
     /// Most active (`created`) alerts one user may hold.
     pub max_active_per_user: i64,
@@ -284,6 +299,7 @@ pub struct Config {
     pub trading: TradingConfig,
     pub bets: BetsConfig,
     pub alerts: AlertsConfig,
+    pub fees: FeesConfig,
 }
 
 const LOCAL_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/bourse";
@@ -670,6 +686,28 @@ impl Config {
             max_active_per_user: env.range_or("ALERT_MAX_ACTIVE", 1000, 1, 10_000_000),
             cache_ttl: secs(env.range_or("ALERT_CACHE_TTL_SECS", 60, 1, 24 * 3600)),
         };
+        let fee_cron = env.string_or("MONTHLY_FEE_CRON", "0 0 * * * *");
+        if fee_cron.split_whitespace().count() != 6 {
+            env.problem(
+                "MONTHLY_FEE_CRON",
+                format!("invalid value {fee_cron:?} (expected six fields with seconds)"),
+            );
+        }
+        let fees = FeesConfig {
+            amount: env.range_or(
+                "MONTHLY_FEE_AMOUNT",
+                rust_decimal::Decimal::from(200),
+                rust_decimal::Decimal::new(1, 2),
+                rust_decimal::Decimal::from(1_000_000_000),
+            ),
+            currency: env
+                .string_or("MONTHLY_FEE_CURRENCY", "KZT")
+                .trim()
+                .to_ascii_uppercase(),
+            cron: fee_cron,
+            batch_size: env.range_or("MONTHLY_FEE_BATCH", 2000, 1, 100_000),
+            parallelism: env.range_or("MONTHLY_FEE_PARALLELISM", 4, 1, 64),
+        };
 
         env.finish()?;
         Ok(Self {
@@ -687,6 +725,7 @@ impl Config {
             trading,
             bets,
             alerts,
+            fees,
         })
     }
 }

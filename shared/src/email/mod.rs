@@ -13,6 +13,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 pub use mailer::{Mailer, SendError};
 pub use render::{
     BetSettled, EmailTemplate, PasswordChanged, PasswordReset, PriceAlert, Rendered, VerifyEmail,
+    WalletBlocked,
 };
 use uuid::Uuid;
 

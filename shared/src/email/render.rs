@@ -92,6 +92,25 @@ impl EmailTemplate for PriceAlert {
     const NAME: &'static str = "price_alert";
 }
 
+/// A wallet could not pay its monthly fee and is blocked until a credit
+/// covers it.
+#[derive(Debug, Clone, Serialize)]
+pub struct WalletBlocked {
+    pub username: String,
+    pub currency: String,
+    pub wallet_number: String,
+    /// The fee in the wallet's currency.
+    pub fee: String,
+    pub balance: String,
+    /// The fee as configured.
+    pub fee_amount: String,
+    pub fee_currency: String,
+}
+
+impl EmailTemplate for WalletBlocked {
+    const NAME: &'static str = "wallet_blocked";
+}
+
 macro_rules! template_files {
     ($name:literal) => {
         (
@@ -111,6 +130,7 @@ const TEMPLATES: &[(&str, &str, &str, &str)] = &[
     template_files!("password_changed"),
     template_files!("bet_settled"),
     template_files!("price_alert"),
+    template_files!("wallet_blocked"),
 ];
 
 static ENVIRONMENT: LazyLock<Result<Environment<'static>, minijinja::Error>> =
@@ -224,6 +244,15 @@ pub fn self_check() -> Result<(), RenderError> {
             target_price: "50000".into(),
             price: "50012.5".into(),
             observed_at: "2026-01-01 12:00:00 UTC".into(),
+        })?,
+        sample(&WalletBlocked {
+            username: "sample".into(),
+            currency: "USD".into(),
+            wallet_number: "1234567890".into(),
+            fee: "0.42".into(),
+            balance: "0.10".into(),
+            fee_amount: "200".into(),
+            fee_currency: "KZT".into(),
         })?,
     ];
     if samples.len() != TEMPLATES.len() {

@@ -3,6 +3,7 @@
 
 pub mod bets;
 mod clearing;
+mod fees;
 mod prices_observed;
 mod probe;
 mod refresh_rates;
@@ -17,8 +18,8 @@ use shared::{
     db::DbPool,
     email::Mailer,
     jobs::{
-        ClearOrders, JobEnvelope, JobSpec, PayloadError, PricesObserved, Probe, ReconcileBets,
-        RefreshRates, SendEmail, SettleBet, SubmitClearingBatch,
+        ChargeFees, ClearOrders, JobEnvelope, JobSpec, PayloadError, PricesObserved, Probe,
+        ReconcileBets, RefreshRates, SendEmail, SettleBet, SubmitClearingBatch,
     },
     rates::Providers,
     trading::exchange::Exchange,
@@ -41,6 +42,8 @@ pub struct JobContext {
     pub exchange: Arc<dyn Exchange>,
     /// Groups bet settlements into shared transactions.
     pub settler: bets::Settler,
+    /// "Now" for the monthly fee.
+    pub clock: Arc<dyn shared::clock::Clock>,
 }
 
 impl JobContext {
@@ -90,6 +93,7 @@ pub fn handler_for(job: &str) -> Option<Handler> {
         }
         SettleBet::NAME => Some(|ctx, envelope, _| Box::pin(bets::settle(ctx, envelope))),
         ReconcileBets::NAME => Some(|ctx, envelope, _| Box::pin(bets::reconcile(ctx, envelope))),
+        ChargeFees::NAME => Some(|ctx, envelope, _| Box::pin(fees::charge(ctx, envelope))),
         ClearOrders::NAME => Some(|ctx, envelope, _| Box::pin(clearing::form(ctx, envelope))),
         SubmitClearingBatch::NAME => {
             Some(|ctx, envelope, _| Box::pin(clearing::submit(ctx, envelope)))

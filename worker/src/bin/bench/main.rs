@@ -10,6 +10,8 @@
 //!   exactly-once payouts, the ledger check.
 //! - `alerts`: a million active alerts; evaluation of an observation that
 //!   crosses none, and of one that crosses ten thousand (triggers, emails).
+//! - `fees`: a million fiat wallets due at once (10% short): time until all
+//!   are charged or blocked, a rerun, transfers meanwhile, the ledger check.
 //!
 //! ```text
 //! cargo build --release -p bourse-worker -p bourse-api
@@ -19,6 +21,7 @@
 //! target/release/bourse-bench delayed
 //! target/release/bourse-bench settlement
 //! target/release/bourse-bench alerts
+//! target/release/bourse-bench fees
 //! ```
 //!
 //! Each scenario uses its own Redis prefix (and `transfers` its own
@@ -26,6 +29,7 @@
 
 mod alerts;
 mod delayed;
+mod fees;
 mod jobs;
 mod rates;
 mod settlement;
@@ -135,6 +139,17 @@ enum Scenario {
         #[arg(long, default_value_t = 4)]
         email_concurrency: usize,
     },
+    /// A million due fiat wallets: the monthly fee run.
+    Fees {
+        /// Due wallets (one USD, EUR and KZT wallet per user).
+        #[arg(long, default_value_t = 1_000_000)]
+        count: i64,
+        #[arg(long, default_value_t = 2)]
+        processes: usize,
+        /// Concurrent transfer loops while the fees are charged.
+        #[arg(long, default_value_t = 2)]
+        transfer_clients: usize,
+    },
     /// A million active alerts: quiet and crossing observations.
     Alerts {
         /// Active alerts.
@@ -238,6 +253,20 @@ async fn main() -> anyhow::Result<()> {
                 queues,
                 email_workers,
                 email_concurrency,
+            }
+            .measure()
+            .await?;
+        }
+        Scenario::Fees {
+            count,
+            processes,
+            transfer_clients,
+        } => {
+            fees::FeesRun {
+                config: &config,
+                count,
+                processes,
+                transfer_clients,
             }
             .measure()
             .await?;

@@ -1,0 +1,49 @@
+//! The monthly fee run (see `shared::fees`).
+
+use std::sync::Arc;
+
+use shared::{
+    fees,
+    jobs::{ChargeFees, JobEnvelope},
+    outbox,
+};
+
+use super::{JobContext, JobError};
+
+/// Charges every due wallet, batch after batch. The scheduled tick first
+/// queues copies of itself so other workers share the batches.
+pub async fn charge(ctx: Arc<JobContext>, envelope: JobEnvelope) -> Result<(), JobError> {
+    let job: ChargeFees = envelope.decode()?;
+    let mut conn = ctx.db.get().await.map_err(JobError::retry)?;
+    if job.fan_out == 0 {
+        for _ in 1..ctx.config.fees.parallelism {
+            let copy = ChargeFees {
+                at: job.at,
+                fan_out: 1,
+            };
+            outbox::push(&mut conn, &copy, None)
+                .await
+                .map_err(JobError::retry)?;
+        }
+    }
+    let now = ctx.clock.now();
+    let run = fees::charge_due(&mut conn, &ctx.config.fees, &ctx.config.rates, now)
+        .await
+        .map_err(JobError::retry)?;
+    if run.waiting_for_price {
+        tracing::warn!(
+            currency = %ctx.config.fees.currency,
+            "no fresh price of the fee's currency: monthly fees wait for the next tick"
+        );
+    } else if run.batches > 0 || !run.unpriced.is_empty() {
+        tracing::info!(
+            charged = run.charged,
+            blocked = run.blocked,
+            outstanding = run.outstanding,
+            batches = run.batches,
+            unpriced = ?run.unpriced,
+            "monthly fees charged"
+        );
+    }
+    Ok(())
+}
