@@ -32,8 +32,13 @@ CREATE TRIGGER wallets_schedule_fee BEFORE INSERT ON wallets
 -- outstanding (the wallet was short and is blocked until a credit covers
 -- it). Amounts are in the wallet's currency, converted from the configured
 -- fee at the rate stored here.
+--
+-- No foreign keys: a run writes a million rows, and each key would add a
+-- lookup (and a KEY SHARE lock) per row. The wallet is locked by the run
+-- that writes its row, and the transaction is inserted by the same
+-- statement; the ledger check covers the transactions themselves.
 CREATE TABLE wallet_fees (
-    wallet_id      UUID NOT NULL REFERENCES wallets (id),
+    wallet_id      UUID NOT NULL,
     period         INTEGER NOT NULL CHECK (period >= 1),
     due_at         TIMESTAMPTZ NOT NULL,
     amount         NUMERIC(38, 18) NOT NULL CHECK (amount > 0),
@@ -43,7 +48,7 @@ CREATE TABLE wallet_fees (
     -- Units of the wallet's currency per unit of the fee's.
     rate           NUMERIC(38, 18) NOT NULL,
     status         TEXT NOT NULL CHECK (status IN ('charged', 'outstanding')),
-    transaction_id UUID REFERENCES ledger_transactions (id),
+    transaction_id UUID,
     created_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
     charged_at     TIMESTAMPTZ,
     PRIMARY KEY (wallet_id, period),
@@ -111,7 +116,6 @@ DECLARE
     v_blocked     UUID[] := ARRAY[]::UUID[];
     v_outstanding NUMERIC;
     v_fees        UUID;
-    v_user        UUID;
     v_fee         RECORD;
     v_tx          UUID;
 BEGIN
@@ -163,7 +167,7 @@ BEGIN
             CONTINUE;
         END IF;
         CONTINUE WHEN v_balance < v_outstanding;
-        SELECT w.user_id, f.id INTO v_user, v_fees
+        SELECT f.id INTO v_fees
         FROM wallets w JOIN ledger_accounts f ON f.kind = 'fees' AND f.currency = w.currency
         WHERE w.id = v_blocked[i];
         FOR v_fee IN SELECT period, amount, currency, fee_amount, fee_currency, rate
@@ -175,7 +179,7 @@ BEGIN
                 from_currency, to_amount, to_currency, rate, created_by)
             VALUES (v_tx, 'fee', v_blocked[i], v_fee.amount, v_fee.currency,
                 v_fee.fee_amount, v_fee.fee_currency,
-                CASE WHEN v_fee.rate > 0 THEN 1 / v_fee.rate END, v_user);
+                CASE WHEN v_fee.rate > 0 THEN round(1 / v_fee.rate, 18) END, NULL);
             INSERT INTO ledger_entries (transaction_id, account_id, currency, amount)
             VALUES (v_tx, v_blocked[i], v_fee.currency, -v_fee.amount),
                    (v_tx, v_fees, v_fee.currency, v_fee.amount);

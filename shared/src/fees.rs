@@ -53,6 +53,23 @@ pub struct FeeRun {
     pub waiting_for_price: bool,
     /// Currencies whose wallets wait for a fresh price.
     pub unpriced: Vec<String>,
+    /// Stopped at its batch or time limit, perhaps with wallets still due.
+    pub unfinished: bool,
+}
+
+/// When [`charge_batches`] stops although wallets may still be due.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub max_batches: usize,
+    /// No batch starts after this.
+    pub deadline: Option<std::time::Instant>,
+}
+
+impl Limit {
+    pub const NONE: Limit = Limit {
+        max_batches: usize::MAX,
+        deadline: None,
+    };
 }
 
 /// The fee in one wallet currency, at the prices of this run.
@@ -96,17 +113,17 @@ pub async fn charge_due(
     rates_config: &RatesConfig,
     now: DateTime<Utc>,
 ) -> QueryResult<FeeRun> {
-    charge_batches(conn, fees, rates_config, now, usize::MAX).await
+    charge_batches(conn, fees, rates_config, now, Limit::NONE).await
 }
 
-/// [`charge_due`], stopping after `max_batches` batches (a run that dies
-/// between batches, in tests).
+/// [`charge_due`] within `limit`: a job stops before its attempt times out
+/// (and queues its continuation); tests stop a run between batches.
 pub async fn charge_batches(
     conn: &mut AsyncPgConnection,
     fees: &FeesConfig,
     rates_config: &RatesConfig,
     now: DateTime<Utc>,
-    max_batches: usize,
+    limit: Limit,
 ) -> QueryResult<FeeRun> {
     let mut run = FeeRun::default();
     let Some((prices, unpriced)) = prices(conn, fees, rates_config, now).await? else {
@@ -116,7 +133,15 @@ pub async fn charge_batches(
     run.unpriced = unpriced;
     let currencies: Vec<String> = prices.keys().cloned().collect();
     let mut idle = 0;
-    while run.batches < max_batches {
+    loop {
+        if run.batches >= limit.max_batches
+            || limit
+                .deadline
+                .is_some_and(|d| std::time::Instant::now() >= d)
+        {
+            run.unfinished = true;
+            break;
+        }
         let batch = charge_batch(conn, fees, &prices, &currencies, now).await?;
         if batch.locked == 0 {
             // Nothing lockable: done, unless due wallets are held by
@@ -330,7 +355,8 @@ struct FeeRows {
     amounts: Vec<Decimal>,
     currencies: Vec<String>,
     rates: Vec<Decimal>,
-    /// The ledger transaction of a charge; `None` for an outstanding fee.
+    /// The ledger transaction of a charge (created by the system: no
+    /// `created_by`); `None` for an outstanding fee.
     transactions: Vec<Option<Uuid>>,
     /// Whether the wallet was active (so an unpaid fee blocks it now).
     newly_blocked: Vec<bool>,
@@ -395,9 +421,8 @@ impl FeeRows {
                  WHERE w.transaction_id IS NOT NULL),
              transactions AS (
                  INSERT INTO ledger_transactions (id, kind, from_wallet, from_amount,
-                     from_currency, to_amount, to_currency, rate, created_by)
-                 SELECT tx, 'fee', wallet_id, amount, currency, $9, $10,
-                        round(1 / rate, 18), user_id
+                     from_currency, to_amount, to_currency, rate)
+                 SELECT tx, 'fee', wallet_id, amount, currency, $9, $10, round(1 / rate, 18)
                  FROM charged)
              INSERT INTO ledger_entries (transaction_id, account_id, currency, amount)
              SELECT c.tx, e.account, c.currency, e.amount

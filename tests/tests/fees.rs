@@ -447,9 +447,14 @@ async fn racing_runs_and_a_run_dying_between_batches_charge_each_wallet_once() {
     let now = Utc::now();
 
     // A run that dies after two batches (32 wallets)...
-    let partial = fees::charge_batches(&mut conn, &app.config.fees, &app.config.rates, now, 2)
+    let limit = fees::Limit {
+        max_batches: 2,
+        deadline: None,
+    };
+    let partial = fees::charge_batches(&mut conn, &app.config.fees, &app.config.rates, now, limit)
         .await
         .unwrap();
+    assert!(partial.unfinished);
     assert_eq!(partial.charged + partial.blocked, 32, "{partial:?}");
     // ...then two runs at once finish the rest.
     let (a, b) = tokio::join!(charge(&app, now), charge(&app, now));

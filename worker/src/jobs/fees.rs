@@ -27,9 +27,25 @@ pub async fn charge(ctx: Arc<JobContext>, envelope: JobEnvelope) -> Result<(), J
         }
     }
     let now = ctx.clock.now();
-    let run = fees::charge_due(&mut conn, &ctx.config.fees, &ctx.config.rates, now)
+    // Stop well inside the attempt's time limit and hand the rest to a
+    // continuation: an attempt cut off by the timeout would lose its
+    // current batch's work (rolled back) and be retried from scratch.
+    let limit = fees::Limit {
+        max_batches: usize::MAX,
+        deadline: Some(std::time::Instant::now() + ctx.config.jobs.timeout / 2),
+    };
+    let run = fees::charge_batches(&mut conn, &ctx.config.fees, &ctx.config.rates, now, limit)
         .await
         .map_err(JobError::retry)?;
+    if run.unfinished {
+        let next = ChargeFees {
+            at: job.at,
+            fan_out: 1,
+        };
+        outbox::push(&mut conn, &next, None)
+            .await
+            .map_err(JobError::retry)?;
+    }
     if run.waiting_for_price {
         tracing::warn!(
             currency = %ctx.config.fees.currency,
