@@ -84,3 +84,5 @@ END;
 $$ LANGUAGE plpgsql;
 CREATE TRIGGER ledger_entries_apply AFTER INSERT ON ledger_entries
     FOR EACH ROW EXECUTE FUNCTION ledger_apply_entry();
+ALTER TABLE ledger_entries ADD CONSTRAINT ledger_entries_transaction_id_fkey
+    FOREIGN KEY (transaction_id) REFERENCES ledger_transactions (id);

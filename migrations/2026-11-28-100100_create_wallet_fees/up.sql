@@ -59,27 +59,42 @@ CREATE INDEX wallet_fees_outstanding_idx ON wallet_fees (wallet_id) WHERE status
 
 -- Balances from entries, once per statement: a fee batch inserts thousands
 -- of entries in one statement, and a row trigger would run once per entry
--- (system-account entries included). Each account's net change is applied
--- with a primary-key update, in ascending id order (the lock order of
--- ledger_post), so the plan cannot turn into a scan and no new deadlock
--- is possible.
+-- (system-account entries included). A posting's few accounts get one
+-- primary-key update each, in ascending id order (the lock order of
+-- ledger_post): a cached plan that cannot turn into a scan. A bulk insert's
+-- thousands get one set-based update, planned for its actual size.
 DROP TRIGGER ledger_entries_apply ON ledger_entries;
 DROP FUNCTION ledger_apply_entry();
 CREATE FUNCTION ledger_apply_entries() RETURNS trigger AS $$
 DECLARE
     r RECORD;
 BEGIN
-    FOR r IN SELECT account_id, sum(amount) AS change
-             FROM new_entries GROUP BY account_id ORDER BY account_id LOOP
-        UPDATE ledger_accounts SET balance = balance + r.change
-        WHERE id = r.account_id AND kind = 'wallet';
-    END LOOP;
+    IF (SELECT count(*) FROM new_entries) <= 32 THEN
+        FOR r IN SELECT account_id, sum(amount) AS change
+                 FROM new_entries GROUP BY account_id ORDER BY account_id LOOP
+            UPDATE ledger_accounts SET balance = balance + r.change
+            WHERE id = r.account_id AND kind = 'wallet';
+        END LOOP;
+    ELSE
+        EXECUTE 'UPDATE ledger_accounts a SET balance = a.balance + n.change
+                 FROM (SELECT account_id, sum(amount) AS change
+                       FROM new_entries GROUP BY account_id) n
+                 WHERE a.id = n.account_id AND a.kind = ''wallet''';
+    END IF;
     RETURN NULL;
 END;
 $$ LANGUAGE plpgsql;
 CREATE TRIGGER ledger_entries_apply AFTER INSERT ON ledger_entries
     REFERENCING NEW TABLE AS new_entries
     FOR EACH STATEMENT EXECUTE FUNCTION ledger_apply_entries();
+
+-- Entries lose their foreign key to their transaction, like their account
+-- and currency before them: the key costs a lookup and a KEY SHARE lock of
+-- the transaction row per entry, which dominated bulk posting. Entries are
+-- written only with their transaction, in the same statement (ledger_post,
+-- the fee run), and the ledger check reports entries whose transaction or
+-- account does not exist.
+ALTER TABLE ledger_entries DROP CONSTRAINT ledger_entries_transaction_id_fkey;
 
 -- ledger_post as before, plus: a credit to a blocked wallet that now covers
 -- all its outstanding fees charges them (one `fee` transaction each, to the

@@ -99,10 +99,6 @@ struct Due {
     status: String,
     #[diesel(sql_type = sql_types::Numeric)]
     balance: Decimal,
-    #[diesel(sql_type = sql_types::Text)]
-    username: String,
-    #[diesel(sql_type = sql_types::Text)]
-    email: String,
 }
 
 /// Charges every wallet whose fee is due at `now` (the injectable clock's
@@ -264,10 +260,9 @@ async fn charge_batch(
     conn.transaction(async |conn| {
         let due: Vec<Due> = diesel::sql_query(
             "SELECT w.id, w.user_id, w.currency, w.wallet_number, w.fee_period, w.next_fee_at,
-                    w.status, a.balance, u.username, u.email
+                    w.status, a.balance
              FROM wallets w
              JOIN ledger_accounts a ON a.id = w.id
-             JOIN users u ON u.id = w.user_id
              WHERE w.next_fee_at IS NOT NULL AND w.next_fee_at <= $1
                AND w.currency = ANY($2)
              ORDER BY w.next_fee_at
@@ -287,7 +282,7 @@ async fn charge_batch(
             return Ok(batch);
         }
         let mut rows = FeeRows::default();
-        let mut mails = Vec::new();
+        let mut newly_blocked = Vec::new();
         for wallet in &due {
             let Some(price) = prices.get(&wallet.currency) else {
                 continue;
@@ -302,19 +297,7 @@ async fn charge_batch(
                 batch.charged += 1;
             } else if wallet.status == "active" {
                 batch.blocked += 1;
-                mails.push((
-                    Some(wallet.user_id),
-                    wallet.email.clone(),
-                    WalletBlocked {
-                        username: wallet.username.clone(),
-                        currency: wallet.currency.clone(),
-                        wallet_number: wallet.wallet_number.clone(),
-                        fee: price.amount.to_string(),
-                        balance: wallet.balance.normalize().to_string(),
-                        fee_amount: fees.amount.normalize().to_string(),
-                        fee_currency: fees.currency.clone(),
-                    },
-                ));
+                newly_blocked.push((wallet, price));
             } else {
                 batch.outstanding += 1;
             }
@@ -337,12 +320,51 @@ async fn charge_batch(
         .bind::<sql_types::Integer, _>(i32::try_from(PERIOD_DAYS).unwrap_or(30))
         .execute(conn)
         .await?;
-        if !mails.is_empty() {
-            email::enqueue_many_quiet_on(conn, &mails).await?;
+        if !newly_blocked.is_empty() {
+            notify_blocked(conn, fees, &newly_blocked).await?;
         }
         Ok(batch)
     })
     .await
+}
+
+/// Queues one email to the owner of each newly blocked wallet.
+async fn notify_blocked(
+    conn: &mut AsyncPgConnection,
+    fees: &FeesConfig,
+    blocked: &[(&Due, &Priced)],
+) -> QueryResult<()> {
+    use crate::schema::users;
+    let ids: Vec<Uuid> = blocked.iter().map(|(w, _)| w.user_id).collect();
+    let owners: HashMap<Uuid, (String, String)> = users::table
+        .filter(users::id.eq_any(&ids))
+        .select((users::id, users::username, users::email))
+        .load::<(Uuid, String, String)>(conn)
+        .await?
+        .into_iter()
+        .map(|(id, name, email)| (id, (name, email)))
+        .collect();
+    let mails: Vec<_> = blocked
+        .iter()
+        .filter_map(|(wallet, price)| {
+            let (username, address) = owners.get(&wallet.user_id)?;
+            Some((
+                Some(wallet.user_id),
+                address.clone(),
+                WalletBlocked {
+                    username: username.clone(),
+                    currency: wallet.currency.clone(),
+                    wallet_number: wallet.wallet_number.clone(),
+                    fee: price.amount.to_string(),
+                    balance: wallet.balance.normalize().to_string(),
+                    fee_amount: fees.amount.normalize().to_string(),
+                    fee_currency: fees.currency.clone(),
+                },
+            ))
+        })
+        .collect();
+    email::enqueue_many_quiet_on(conn, &mails).await?;
+    Ok(())
 }
 
 /// The fee rows of one batch, as columns for `unnest`.

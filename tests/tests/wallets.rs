@@ -648,6 +648,26 @@ async fn the_ledger_check_is_for_admins_and_reports_tampering() {
         report.body["mismatched_wallets"][0]["wallet_id"],
         a[0]["id"]
     );
+    // Entries of a transaction that does not exist: reported too.
+    diesel::sql_query(format!(
+        "UPDATE ledger_accounts SET balance = 42 WHERE id = '{}'",
+        id(&a[0])
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    diesel::sql_query(
+        "INSERT INTO ledger_entries (transaction_id, account_id, currency, amount)
+         SELECT gen_random_uuid(), id, 'USD', x FROM ledger_accounts, (VALUES (1), (-1)) v(x)
+         WHERE kind = 'outside' AND currency = 'USD'",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let report = app.get_as("/api/v1/admin/ledger/check", &ada.access).await;
+    assert_eq!(report.body["ok"], false, "{}", report.body);
+    assert_eq!(report.body["orphan_entries"], 2, "{}", report.body);
+    assert_eq!(report.body["mismatched_wallets"], json!([]));
     // And the database itself refuses a negative wallet balance.
     let negative = diesel::sql_query(format!(
         "UPDATE ledger_accounts SET balance = -1 WHERE id = '{}'",

@@ -42,6 +42,9 @@ pub struct LedgerReport {
     pub currencies: Vec<CurrencyTotal>,
     /// Transactions whose entries do not sum to zero in some currency.
     pub unbalanced_transactions: i64,
+    /// Entries whose transaction or account does not exist (neither is a
+    /// foreign key, for speed: see the ledger migrations).
+    pub orphan_entries: i64,
     pub mismatched_wallets: Vec<Mismatch>,
     pub wallets_checked: i64,
 }
@@ -75,14 +78,22 @@ pub async fn check(conn: &mut AsyncPgConnection) -> QueryResult<LedgerReport> {
             )
             .load(conn)
             .await?;
+            let orphans: Count = diesel::sql_query(
+                "SELECT count(*) AS n FROM ledger_entries e
+                 WHERE NOT EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.id = e.transaction_id)
+                    OR NOT EXISTS (SELECT 1 FROM ledger_accounts a WHERE a.id = e.account_id)",
+            )
+            .get_result(conn)
+            .await?;
             let wallets: Count = diesel::sql_query("SELECT count(*) AS n FROM ledger_accounts WHERE kind = 'wallet'")
                 .get_result(conn)
                 .await?;
-            let ok = currencies.iter().all(|c| c.total.is_zero()) && unbalanced.n == 0 && mismatched.is_empty();
+            let ok = currencies.iter().all(|c| c.total.is_zero()) && unbalanced.n == 0 && orphans.n == 0 && mismatched.is_empty();
             Ok(LedgerReport {
                 ok,
                 currencies,
                 unbalanced_transactions: unbalanced.n,
+                orphan_entries: orphans.n,
                 mismatched_wallets: mismatched,
                 wallets_checked: wallets.n,
             })
