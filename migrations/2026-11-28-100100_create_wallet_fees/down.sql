@@ -71,8 +71,7 @@ $$ LANGUAGE plpgsql;
 DROP TABLE wallet_fees;
 DROP TRIGGER wallets_schedule_fee ON wallets;
 DROP FUNCTION wallets_schedule_fee();
-DROP INDEX wallets_fee_due_idx;
-ALTER TABLE wallets DROP COLUMN next_fee_at, DROP COLUMN fee_period;
+DROP TABLE wallet_fee_schedule;
 DROP TRIGGER ledger_entries_apply ON ledger_entries;
 DROP FUNCTION ledger_apply_entries();
 CREATE FUNCTION ledger_apply_entry() RETURNS trigger AS $$

@@ -1,31 +1,36 @@
 -- The monthly wallet fee (PRODUCT.md §9).
---
 -- Every fiat wallet has its next fee time: creation + 30 days, then every
--- 30 days (`next_fee_at`; NULL for crypto wallets, which pay none), and the
--- number of periods already dealt with (`fee_period`). The fee run charges
--- due wallets in batches; each (wallet, period) has at most one row in
--- wallet_fees, enforced by its primary key, whatever the retries, crashes
--- or number of workers.
-ALTER TABLE wallets
-    ADD COLUMN next_fee_at TIMESTAMPTZ,
-    ADD COLUMN fee_period  INTEGER NOT NULL DEFAULT 0 CHECK (fee_period >= 0);
-UPDATE wallets w SET next_fee_at = w.created_at + interval '30 days'
-FROM currencies c WHERE c.code = w.currency AND c.kind = 'fiat';
+-- 30 days, and the number of periods already dealt with. Crypto wallets
+-- pay none and have no row. A table of its own, narrow and without
+-- triggers: a run moves a million rows to their next period, and on
+-- `wallets` each move would rewrite a wide row and four indexes and run
+-- the updated_at trigger. The fee run charges due wallets in batches; each
+-- (wallet, period) has at most one row in wallet_fees, enforced by its
+-- primary key, whatever the retries, crashes or number of workers.
+CREATE TABLE wallet_fee_schedule (
+    wallet_id   UUID PRIMARY KEY REFERENCES wallets (id),
+    currency    TEXT NOT NULL,
+    next_fee_at TIMESTAMPTZ NOT NULL,
+    period      INTEGER NOT NULL DEFAULT 0 CHECK (period >= 0)
+);
 -- The fee run's search: due wallets by due time.
-CREATE INDEX wallets_fee_due_idx ON wallets (next_fee_at) WHERE next_fee_at IS NOT NULL;
+CREATE INDEX wallet_fee_schedule_due_idx ON wallet_fee_schedule (next_fee_at);
+INSERT INTO wallet_fee_schedule (wallet_id, currency, next_fee_at)
+SELECT w.id, w.currency, w.created_at + interval '30 days'
+FROM wallets w JOIN currencies c ON c.code = w.currency
+WHERE c.kind = 'fiat';
 
 -- New fiat wallets get their first fee time from their creation time,
 -- whoever inserts them.
 CREATE FUNCTION wallets_schedule_fee() RETURNS trigger AS $$
 BEGIN
-    IF NEW.next_fee_at IS NULL AND NEW.fee_period = 0
-       AND (SELECT kind FROM currencies WHERE code = NEW.currency) = 'fiat' THEN
-        NEW.next_fee_at := NEW.created_at + interval '30 days';
-    END IF;
-    RETURN NEW;
+    INSERT INTO wallet_fee_schedule (wallet_id, currency, next_fee_at)
+    SELECT NEW.id, NEW.currency, NEW.created_at + interval '30 days'
+    FROM currencies WHERE code = NEW.currency AND kind = 'fiat';
+    RETURN NULL;
 END;
 $$ LANGUAGE plpgsql;
-CREATE TRIGGER wallets_schedule_fee BEFORE INSERT ON wallets
+CREATE TRIGGER wallets_schedule_fee AFTER INSERT ON wallets
     FOR EACH ROW EXECUTE FUNCTION wallets_schedule_fee();
 
 -- One row per wallet and period: charged (with its ledger transaction), or

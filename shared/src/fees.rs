@@ -2,7 +2,7 @@
 //!
 //! Every fiat wallet owes the fee (`MONTHLY_FEE_AMOUNT` `MONTHLY_FEE_CURRENCY`,
 //! converted to its currency at the fresh rate, rounded down) 30 days after
-//! creation and every 30 days after (`wallets.next_fee_at`, set by a
+//! creation and every 30 days after (`wallet_fee_schedule`, filled by a
 //! database trigger). [`charge_due`] charges every wallet due at a given
 //! time, in batches of `MONTHLY_FEE_BATCH` wallets, one transaction each:
 //!
@@ -177,9 +177,8 @@ async fn any_due(
         due: bool,
     }
     let any: Any = diesel::sql_query(
-        "SELECT EXISTS (SELECT 1 FROM wallets
-                        WHERE next_fee_at IS NOT NULL AND next_fee_at <= $1
-                          AND currency = ANY($2)) AS due",
+        "SELECT EXISTS (SELECT 1 FROM wallet_fee_schedule
+                        WHERE next_fee_at <= $1 AND currency = ANY($2)) AS due",
     )
     .bind::<sql_types::Timestamptz, _>(now)
     .bind::<sql_types::Array<sql_types::Text>, _>(currencies)
@@ -259,15 +258,18 @@ async fn charge_batch(
 ) -> QueryResult<Batch> {
     conn.transaction(async |conn| {
         let due: Vec<Due> = diesel::sql_query(
-            "SELECT w.id, w.user_id, w.currency, w.wallet_number, w.fee_period, w.next_fee_at,
-                    w.status, a.balance
-             FROM wallets w
-             JOIN ledger_accounts a ON a.id = w.id
-             WHERE w.next_fee_at IS NOT NULL AND w.next_fee_at <= $1
-               AND w.currency = ANY($2)
-             ORDER BY w.next_fee_at
+            // The wallet's ledger account is locked with its schedule row:
+            // every posting locks that account first, so its balance and
+            // status hold still until this batch commits.
+            "SELECT s.wallet_id AS id, w.user_id, s.currency, w.wallet_number,
+                    s.period AS fee_period, s.next_fee_at, w.status, a.balance
+             FROM wallet_fee_schedule s
+             JOIN ledger_accounts a ON a.id = s.wallet_id
+             JOIN wallets w ON w.id = s.wallet_id
+             WHERE s.next_fee_at <= $1 AND s.currency = ANY($2)
+             ORDER BY s.next_fee_at
              LIMIT $3
-             FOR UPDATE OF w, a SKIP LOCKED",
+             FOR UPDATE OF s, a SKIP LOCKED",
         )
         .bind::<sql_types::Timestamptz, _>(now)
         .bind::<sql_types::Array<sql_types::Text>, _>(currencies)
@@ -310,16 +312,20 @@ async fn charge_batch(
         // batch of the same run); those that could not pay are blocked.
         let blocked: Vec<Uuid> = rows.blocked_wallets();
         diesel::sql_query(
-            "UPDATE wallets SET next_fee_at = next_fee_at + make_interval(days => $3),
-                    fee_period = fee_period + 1,
-                    status = CASE WHEN id = ANY($2) THEN 'blocked' ELSE status END
-             WHERE id = ANY($1)",
+            "UPDATE wallet_fee_schedule
+             SET next_fee_at = next_fee_at + make_interval(days => $2), period = period + 1
+             WHERE wallet_id = ANY($1)",
         )
         .bind::<sql_types::Array<sql_types::Uuid>, _>(&ids)
-        .bind::<sql_types::Array<sql_types::Uuid>, _>(&blocked)
         .bind::<sql_types::Integer, _>(i32::try_from(PERIOD_DAYS).unwrap_or(30))
         .execute(conn)
         .await?;
+        if !blocked.is_empty() {
+            diesel::sql_query("UPDATE wallets SET status = 'blocked' WHERE id = ANY($1)")
+                .bind::<sql_types::Array<sql_types::Uuid>, _>(&blocked)
+                .execute(conn)
+                .await?;
+        }
         if !newly_blocked.is_empty() {
             notify_blocked(conn, fees, &newly_blocked).await?;
         }

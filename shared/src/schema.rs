@@ -130,8 +130,15 @@ diesel::table! {
         status -> Text,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
-        next_fee_at -> Nullable<Timestamptz>,
-        fee_period -> Int4,
+    }
+}
+
+diesel::table! {
+    wallet_fee_schedule (wallet_id) {
+        wallet_id -> Uuid,
+        currency -> Text,
+        next_fee_at -> Timestamptz,
+        period -> Int4,
     }
 }
 
@@ -317,4 +324,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     bets,
     alerts,
     wallet_fees,
+    wallet_fee_schedule,
 );

@@ -97,20 +97,21 @@ struct At {
 
 async fn next_fee_at(app: &TestApp, wallet: Uuid) -> Option<DateTime<Utc>> {
     let mut conn = app.conn().await;
-    diesel::sql_query("SELECT next_fee_at AS at FROM wallets WHERE id = $1")
+    diesel::sql_query("SELECT next_fee_at AS at FROM wallet_fee_schedule WHERE wallet_id = $1")
         .bind::<sql_types::Uuid, _>(wallet)
         .get_result::<At>(&mut conn)
         .await
+        .optional()
         .unwrap()
-        .at
+        .and_then(|row| row.at)
 }
 
 /// Makes the wallets' fee due now (as if created 30 days ago).
 async fn make_due(app: &TestApp, wallets: &[Uuid]) {
     let mut conn = app.conn().await;
     diesel::sql_query(
-        "UPDATE wallets SET next_fee_at = clock_timestamp() - interval '1 second'
-         WHERE id = ANY($1)",
+        "UPDATE wallet_fee_schedule SET next_fee_at = clock_timestamp() - interval '1 second'
+         WHERE wallet_id = ANY($1)",
     )
     .bind::<sql_types::Array<sql_types::Uuid>, _>(wallets)
     .execute(&mut conn)

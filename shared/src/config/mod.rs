@@ -705,8 +705,8 @@ impl Config {
                 .trim()
                 .to_ascii_uppercase(),
             cron: fee_cron,
-            batch_size: env.range_or("MONTHLY_FEE_BATCH", 2000, 1, 100_000),
-            parallelism: env.range_or("MONTHLY_FEE_PARALLELISM", 4, 1, 64),
+            batch_size: env.range_or("MONTHLY_FEE_BATCH", 5000, 1, 100_000),
+            parallelism: env.range_or("MONTHLY_FEE_PARALLELISM", 2, 1, 64),
         };
 
         env.finish()?;

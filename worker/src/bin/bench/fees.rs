@@ -22,6 +22,8 @@ pub struct FeesRun<'a> {
     pub count: i64,
     pub processes: usize,
     pub transfer_clients: usize,
+    /// Transfers per second, all clients together.
+    pub transfer_rate: u64,
 }
 
 #[derive(QueryableByName)]
@@ -58,7 +60,7 @@ impl FeesRun<'_> {
         .execute(&mut conn)
         .await?;
         for (k, currency) in CURRENCIES.iter().enumerate() {
-            // Accounts and wallets, due a second ago; then one funding
+            // Accounts and wallets (made due below); then one funding
             // deposit per currency (one ledger transaction, balanced
             // against the outside account): 1,000 each, 0.01 for every
             // tenth wallet.
@@ -68,9 +70,9 @@ impl FeesRun<'_> {
                             SELECT gen_random_uuid(), 'wallet', $1 FROM u
                             RETURNING id),
                       numbered AS (SELECT id, row_number() OVER (ORDER BY id) AS n FROM a)
-                 INSERT INTO wallets (id, user_id, currency, wallet_number, name, next_fee_at)
+                 INSERT INTO wallets (id, user_id, currency, wallet_number, name)
                  SELECT numbered.id, u.id, $1, (1000000000 + $2 * 1000000 + u.n)::text,
-                        $1 || ' wallet', now() - interval '1 second'
+                        $1 || ' wallet'
                  FROM numbered JOIN u ON u.n = numbered.n",
             )
             .bind::<sql_types::Text, _>(currency)
@@ -103,10 +105,11 @@ impl FeesRun<'_> {
         diesel::sql_query("VACUUM ANALYZE")
             .execute(&mut conn)
             .await?;
-        let due: Count =
-            diesel::sql_query("SELECT count(*) AS n FROM wallets WHERE next_fee_at <= now()")
-                .get_result(&mut conn)
-                .await?;
+        let due: Count = diesel::sql_query(
+            "SELECT count(*) AS n FROM wallet_fee_schedule WHERE next_fee_at <= now()",
+        )
+        .get_result(&mut conn)
+        .await?;
         eprintln!(
             "[bench] {} due wallets set up in {:.1} s",
             due.n,
@@ -170,14 +173,19 @@ impl FeesRun<'_> {
                 .step_by(self.transfer_clients)
                 .map(|p| (p.user_id, p.id))
                 .collect();
+            let period = Duration::from_secs_f64(
+                self.transfer_clients as f64 / self.transfer_rate.max(1) as f64,
+            );
             clients.push(tokio::spawn(async move {
                 let mut conn = pool.get().await?;
+                let mut ticks = tokio::time::interval(period);
                 let (mut ok, mut refused) = (0u64, 0u64);
                 let mut i = 0usize;
                 while !std::sync::atomic::AtomicBool::load(
                     &stop_flag,
                     std::sync::atomic::Ordering::Relaxed,
                 ) {
+                    ticks.tick().await;
                     let (user, from) = mine[i % mine.len()];
                     let (to_user, to) = mine[(i * 7 + 3) % mine.len()];
                     i += 1;
@@ -220,7 +228,7 @@ impl FeesRun<'_> {
         let deadline = started + Duration::from_secs(600);
         loop {
             let left: Count = diesel::sql_query(
-                "SELECT count(*) AS n FROM wallets WHERE next_fee_at IS NOT NULL AND next_fee_at <= $1",
+                "SELECT count(*) AS n FROM wallet_fee_schedule WHERE next_fee_at <= $1",
             )
             .bind::<sql_types::Timestamptz, _>(now)
             .get_result(&mut conn)
@@ -270,9 +278,10 @@ impl FeesRun<'_> {
             .await?;
         let report = shared::ledger::check(&mut conn).await?;
         println!(
-            "scenario=fees wallets={} processes={} charged={} blocked={} fee_rows={} all_done_s={:.1} rerun_charged={} rerun_s={:.2} transfers_during={} transfers_refused={} ledger_ok={} rss_peak_mb={:.1}",
+            "scenario=fees wallets={} processes={} transfer_rate={} charged={} blocked={} fee_rows={} all_done_s={:.1} rerun_charged={} rerun_s={:.2} transfers_during={} transfers_refused={} ledger_ok={} rss_peak_mb={:.1}",
             due.n,
             self.processes,
+            self.transfer_rate,
             charged.n,
             blocked.n,
             rows.n,

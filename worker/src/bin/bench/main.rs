@@ -149,6 +149,9 @@ enum Scenario {
         /// Concurrent transfer loops while the fees are charged.
         #[arg(long, default_value_t = 2)]
         transfer_clients: usize,
+        /// Transfers per second, all loops together.
+        #[arg(long, default_value_t = 200)]
+        transfer_rate: u64,
     },
     /// A million active alerts: quiet and crossing observations.
     Alerts {
@@ -261,12 +264,14 @@ async fn main() -> anyhow::Result<()> {
             count,
             processes,
             transfer_clients,
+            transfer_rate,
         } => {
             fees::FeesRun {
                 config: &config,
                 count,
                 processes,
                 transfer_clients,
+                transfer_rate,
             }
             .measure()
             .await?;
