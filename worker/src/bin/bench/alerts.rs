@@ -19,7 +19,7 @@ use diesel::{prelude::*, sql_types};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use shared::{alerts, config::Config, jobs::PricesObserved, outbox};
 
-use crate::support::{cleanup, peak_rss_kb, percentile, scratch_database, spawn_worker, stop};
+use crate::support::{cleanup, peak_rss_kb, percentile, scratch_database, spawn_workers, stop};
 
 const DATABASE: &str = "bourse_bench_alerts";
 const USERS: i64 = 10_000;
@@ -148,24 +148,15 @@ impl AlertsRun<'_> {
             // Hourly: the workers' own refreshes do not add observations.
             ("RATE_REFRESH_CRON", "0 0 * * * *".to_owned()),
         ];
-        let mut children = Vec::new();
-        for i in 0..self.processes {
-            let name = format!("{prefix}-w{i}");
-            let concurrency = self.concurrency.to_string();
-            // Not serving `email`: the emails stay queued, so what is
-            // measured is triggering and queueing them.
-            children.push(spawn_worker(
-                &[
-                    "--concurrency",
-                    &concurrency,
-                    "--name",
-                    &name,
-                    "--queues",
-                    "price_alert",
-                ],
-                &env,
-            )?);
-        }
+        // Not serving `email`: the emails stay queued, so what is measured
+        // is triggering and queueing them.
+        let children = spawn_workers(
+            &prefix,
+            self.processes,
+            self.concurrency,
+            "price_alert",
+            &env,
+        )?;
         // Let the workers connect and go idle.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let crossing = (BTC + self.crossed / 100).to_string();

@@ -16,7 +16,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use shared::{config::Config, schema::probe_runs};
 use uuid::Uuid;
 
-use crate::support::{cleanup, peak_rss_kb, percentile, scratch_database, spawn_worker, stop};
+use crate::support::{cleanup, peak_rss_kb, percentile, scratch_database, spawn_workers, stop};
 
 const DATABASE: &str = "bourse_bench_delayed";
 
@@ -69,22 +69,7 @@ impl DelayedRun<'_> {
             ("RATE_REFRESH_CRON", "0 0 0 1 1 *".to_owned()),
             ("BET_RECONCILE_CRON", "0 0 0 1 1 *".to_owned()),
         ];
-        let mut children = Vec::new();
-        for i in 0..self.processes {
-            let name = format!("{prefix}-w{i}");
-            let concurrency = self.concurrency.to_string();
-            children.push(spawn_worker(
-                &[
-                    "--queues",
-                    "probe",
-                    "--concurrency",
-                    &concurrency,
-                    "--name",
-                    &name,
-                ],
-                &env,
-            )?);
-        }
+        let children = spawn_workers(&prefix, self.processes, self.concurrency, "probe", &env)?;
         let ready_tag = format!("ready-{}", Uuid::new_v4());
         diesel::sql_query(
             "INSERT INTO outbox (id, queue, job, version, payload, run_at)

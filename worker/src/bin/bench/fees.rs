@@ -11,7 +11,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
 use shared::{config::Config, fees, jobs::ChargeFees, outbox, wallets};
 
-use crate::support::{cleanup, peak_rss_kb, scratch_database, spawn_worker, stop};
+use crate::support::{cleanup, peak_rss_kb, scratch_database, spawn_workers, stop};
 
 const DATABASE: &str = "bourse_bench_fees";
 /// Each user holds one wallet in each of these.
@@ -151,18 +151,8 @@ impl FeesRun<'_> {
                     .to_string(),
             ),
         ];
-        let mut children = Vec::new();
-        for i in 0..self.processes {
-            children.push(spawn_worker(
-                &[
-                    "--name",
-                    &format!("{prefix}-w{i}"),
-                    "--queues",
-                    "monthly_fee",
-                ],
-                &env,
-            )?);
-        }
+        // Two fee jobs run at a time at most (MONTHLY_FEE_PARALLELISM).
+        let children = spawn_workers(&prefix, self.processes, 8, "monthly_fee", &env)?;
         tokio::time::sleep(Duration::from_secs(2)).await;
 
         // Transfers among funded USD wallets while the fees are charged.

@@ -18,7 +18,9 @@ use shared::{
     wallets,
 };
 
-use crate::support::{cleanup, peak_rss_kb, percentile, scratch_database, spawn_worker, stop};
+use crate::support::{
+    cleanup, peak_rss_kb, percentile, scratch_database, spawn_worker, spawn_workers, stop,
+};
 
 const DATABASE: &str = "bourse_bench_settlement";
 const USERS: usize = 1_000;
@@ -173,22 +175,13 @@ impl SettlementRun<'_> {
             ("MAIL_TRANSPORT", "file".to_owned()),
             ("MAIL_OUTBOX_DIR", mail_dir.display().to_string()),
         ];
-        let mut children = Vec::new();
-        for i in 0..self.processes {
-            let name = format!("{prefix}-w{i}");
-            let concurrency = self.concurrency.to_string();
-            children.push(spawn_worker(
-                &[
-                    "--concurrency",
-                    &concurrency,
-                    "--name",
-                    &name,
-                    "--queues",
-                    &self.queues,
-                ],
-                &env,
-            )?);
-        }
+        let mut children = spawn_workers(
+            &prefix,
+            self.processes,
+            self.concurrency,
+            &self.queues,
+            &env,
+        )?;
         for i in 0..self.email_workers {
             let name = format!("{prefix}-mail{i}");
             let concurrency = self.email_concurrency.to_string();

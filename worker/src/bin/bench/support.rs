@@ -234,6 +234,34 @@ pub async fn scratch_database(config: &Config, name: &str) -> anyhow::Result<Str
     Ok(scratch)
 }
 
+/// Starts `count` `bourse-worker` processes named `{prefix}-w{i}`, each
+/// serving `queues` with `concurrency` (see [`spawn_worker`]).
+pub fn spawn_workers(
+    prefix: &str,
+    count: usize,
+    concurrency: usize,
+    queues: &str,
+    env: &[(&str, String)],
+) -> anyhow::Result<Vec<Child>> {
+    let concurrency = concurrency.to_string();
+    (0..count)
+        .map(|i| {
+            let name = format!("{prefix}-w{i}");
+            spawn_worker(
+                &[
+                    "--concurrency",
+                    &concurrency,
+                    "--name",
+                    &name,
+                    "--queues",
+                    queues,
+                ],
+                env,
+            )
+        })
+        .collect()
+}
+
 /// Starts a `bourse-worker` from the same folder as this binary with
 /// `args`, `env` (on top of this process's environment) and no HTTP port
 /// of its own.
