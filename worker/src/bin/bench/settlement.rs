@@ -72,8 +72,9 @@ impl SettlementRun<'_> {
         let bench = Config::from_map(settings).map_err(|e| anyhow::anyhow!("{e}"))?;
         let pool = shared::db::pool(&bench.database, "bourse-bench").map_err(anyhow::Error::msg)?;
 
+        let user_count = USERS.min(self.count.max(1));
         eprintln!(
-            "[bench] {USERS} users with funded USD wallets, {} bets",
+            "[bench] {user_count} users with funded USD wallets, {} bets",
             self.count
         );
         let users: Vec<Id> = {
@@ -89,27 +90,27 @@ impl SettlementRun<'_> {
                  SELECT gen_random_uuid(), 'bettor_' || i, 'bettor_' || i || '@example.com', 'x', now()
                  FROM generate_series(1, $1) AS i RETURNING id",
             )
-            .bind::<sql_types::Integer, _>(i32::try_from(USERS)?)
+            .bind::<sql_types::Integer, _>(i32::try_from(user_count)?)
             .load(&mut conn)
             .await?
         };
-        let per_user = self.count.div_ceil(USERS);
+        // User g places count / users bets, one more if g < count % users:
+        // exactly `count` in all.
+        let (base, extra) = (self.count / user_count, self.count % user_count);
+        let chunk_len = user_count.div_ceil(8);
         let mut tasks = Vec::new();
-        for chunk in users.chunks(USERS.div_ceil(8)) {
+        for (c, chunk) in users.chunks(chunk_len).enumerate() {
             let ids: Vec<uuid::Uuid> = chunk.iter().map(|u| u.id).collect();
             let pool = pool.clone();
             let bench = bench.clone();
-            let total = self.count;
             tasks.push(tokio::spawn(async move {
                 let mut conn = pool.get().await?;
                 let mut placed = 0usize;
                 for (n, user) in ids.into_iter().enumerate() {
                     let wallet = wallets::create(&mut conn, user, "USD", None).await?;
                     wallets::deposit(&mut conn, user, wallet, Decimal::from(1_000_000)).await?;
-                    for k in 0..per_user {
-                        if placed >= total {
-                            break;
-                        }
+                    let g = c * chunk_len + n;
+                    for k in 0..base + usize::from(g < extra) {
                         bets::place(
                             &mut conn,
                             &bench.rates,
