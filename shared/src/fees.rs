@@ -377,7 +377,6 @@ async fn notify_blocked(
 #[derive(Default)]
 struct FeeRows {
     wallets: Vec<Uuid>,
-    users: Vec<Uuid>,
     periods: Vec<i32>,
     due: Vec<DateTime<Utc>>,
     amounts: Vec<Decimal>,
@@ -393,7 +392,6 @@ struct FeeRows {
 impl FeeRows {
     fn push(&mut self, wallet: &Due, price: &Priced, pays: bool) {
         self.wallets.push(wallet.id);
-        self.users.push(wallet.user_id);
         self.periods.push(wallet.fee_period + 1);
         self.due.push(wallet.next_fee_at);
         self.amounts.push(price.amount);
@@ -428,16 +426,16 @@ impl FeeRows {
         }
         diesel::sql_query(
             "WITH input AS (
-                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::timestamptz[],
-                                      $5::numeric[], $6::text[], $7::numeric[], $8::uuid[])
-                      AS t(wallet_id, user_id, period, due_at, amount, currency, rate, tx)),
+                 SELECT * FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::numeric[],
+                                      $5::text[], $6::numeric[], $7::uuid[])
+                      AS t(wallet_id, period, due_at, amount, currency, rate, tx)),
              written AS (
                  INSERT INTO wallet_fees (wallet_id, period, due_at, amount, currency,
                                           fee_amount, fee_currency, rate, status,
                                           transaction_id, charged_at)
-                 SELECT wallet_id, period, due_at, amount, currency, $9, $10, rate,
+                 SELECT wallet_id, period, due_at, amount, currency, $8, $9, rate,
                         CASE WHEN tx IS NULL THEN 'outstanding' ELSE 'charged' END,
-                        tx, CASE WHEN tx IS NULL THEN NULL ELSE $11::timestamptz END
+                        tx, CASE WHEN tx IS NULL THEN NULL ELSE $10::timestamptz END
                  FROM input
                  ON CONFLICT (wallet_id, period) DO NOTHING
                  RETURNING wallet_id, period, transaction_id),
@@ -450,7 +448,7 @@ impl FeeRows {
              transactions AS (
                  INSERT INTO ledger_transactions (id, kind, from_wallet, from_amount,
                      from_currency, to_amount, to_currency, rate)
-                 SELECT tx, 'fee', wallet_id, amount, currency, $9, $10, round(1 / rate, 18)
+                 SELECT tx, 'fee', wallet_id, amount, currency, $8, $9, round(1 / rate, 18)
                  FROM charged)
              INSERT INTO ledger_entries (transaction_id, account_id, currency, amount)
              SELECT c.tx, e.account, c.currency, e.amount
@@ -459,7 +457,6 @@ impl FeeRows {
                                         (c.fees_account, c.amount)) AS e(account, amount)",
         )
         .bind::<sql_types::Array<sql_types::Uuid>, _>(&self.wallets)
-        .bind::<sql_types::Array<sql_types::Uuid>, _>(&self.users)
         .bind::<sql_types::Array<sql_types::Integer>, _>(&self.periods)
         .bind::<sql_types::Array<sql_types::Timestamptz>, _>(&self.due)
         .bind::<sql_types::Array<sql_types::Numeric>, _>(&self.amounts)
