@@ -19,7 +19,7 @@ use diesel::{prelude::*, sql_types};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use shared::{alerts, config::Config, jobs::PricesObserved, outbox};
 
-use crate::support::{cleanup, peak_rss_kb, percentile, scratch_database, spawn_workers, stop};
+use crate::support::{finish_workers, percentile, scratch_database, spawn_workers};
 
 const DATABASE: &str = "bourse_bench_alerts";
 const USERS: i64 = 10_000;
@@ -216,16 +216,7 @@ impl AlertsRun<'_> {
         .await?;
         // A duplicate evaluation, if any, would show now.
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let rss_kb: Vec<u64> = children
-            .iter()
-            .filter_map(|c| c.id())
-            .filter_map(peak_rss_kb)
-            .collect();
-        for mut child in children {
-            stop(&mut child).await;
-        }
-        let (_, redis) = worker::redis_connection(&self.config.redis)?;
-        cleanup(&redis, &prefix).await?;
+        let rss_peak_mb = finish_workers(children, self.config, &prefix).await?;
 
         let triggered: Count =
             diesel::sql_query("SELECT count(*) AS n FROM alerts WHERE status = 'triggered'")
@@ -255,7 +246,7 @@ impl AlertsRun<'_> {
             emails.n,
             last.ms.unwrap_or(f64::NAN),
             relayed_s,
-            rss_kb.iter().copied().max().unwrap_or(0) as f64 / 1024.0,
+            rss_peak_mb,
         );
         ensure!(
             triggered.n == self.crossed && emails.n == self.crossed && wrong.n == 0,

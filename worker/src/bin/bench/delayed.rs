@@ -16,7 +16,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use shared::{config::Config, schema::probe_runs};
 use uuid::Uuid;
 
-use crate::support::{cleanup, peak_rss_kb, percentile, scratch_database, spawn_workers, stop};
+use crate::support::{finish_workers, percentile, scratch_database, spawn_workers};
 
 const DATABASE: &str = "bourse_bench_delayed";
 
@@ -120,16 +120,7 @@ impl DelayedRun<'_> {
             .load(&mut conn)
             .await
             .unwrap_or(runs);
-        let rss_kb: Vec<u64> = children
-            .iter()
-            .filter_map(|c| c.id())
-            .filter_map(peak_rss_kb)
-            .collect();
-        for mut child in children {
-            stop(&mut child).await;
-        }
-        let (_, redis) = worker::redis_connection(&self.config.redis)?;
-        cleanup(&redis, &prefix).await?;
+        let rss_peak_mb = finish_workers(children, self.config, &prefix).await?;
 
         let mut first: HashMap<Uuid, f64> = HashMap::new();
         let mut executions = 0usize;
@@ -159,7 +150,7 @@ impl DelayedRun<'_> {
             percentile(&lateness, 50.0),
             percentile(&lateness, 99.0),
             lateness.last().copied().unwrap_or(f64::NAN),
-            rss_kb.iter().copied().max().unwrap_or(0) as f64 / 1024.0,
+            rss_peak_mb,
         );
         if first.len() != self.count {
             bail!("only {} of {} jobs ran", first.len(), self.count);

@@ -11,7 +11,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
 use shared::{config::Config, fees, jobs::ChargeFees, outbox, wallets};
 
-use crate::support::{cleanup, peak_rss_kb, scratch_database, spawn_workers, stop};
+use crate::support::{finish_workers, scratch_database, spawn_workers};
 
 const DATABASE: &str = "bourse_bench_fees";
 /// Each user holds one wallet in each of these.
@@ -251,22 +251,13 @@ impl FeesRun<'_> {
             transfers += ok;
             refused += no;
         }
-        let rss_kb: Vec<u64> = children
-            .iter()
-            .filter_map(|c| c.id())
-            .filter_map(peak_rss_kb)
-            .collect();
 
         // The same period again, from this process.
         let rerun_started = Instant::now();
         let rerun = fees::charge_due(&mut conn, &bench.fees, &bench.rates, now).await?;
         let rerun_s = rerun_started.elapsed().as_secs_f64();
 
-        for mut child in children {
-            stop(&mut child).await;
-        }
-        let (_, redis) = worker::redis_connection(&self.config.redis)?;
-        cleanup(&redis, &prefix).await?;
+        let rss_peak_mb = finish_workers(children, self.config, &prefix).await?;
         let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("{prefix}-mail")));
 
         let charged: Count =
@@ -295,7 +286,7 @@ impl FeesRun<'_> {
             transfers,
             refused,
             report.ok,
-            rss_kb.iter().copied().max().unwrap_or(0) as f64 / 1024.0,
+            rss_peak_mb,
         );
         ensure!(rows.n == due.n, "{} fee rows for {} wallets", rows.n, due.n);
         ensure!(report.ok, "the ledger check failed: {report:?}");

@@ -18,9 +18,7 @@ use shared::{
     wallets,
 };
 
-use crate::support::{
-    cleanup, peak_rss_kb, percentile, scratch_database, spawn_worker, spawn_workers, stop,
-};
+use crate::support::{finish_workers, percentile, scratch_database, spawn_worker, spawn_workers};
 
 const DATABASE: &str = "bourse_bench_settlement";
 const USERS: usize = 1_000;
@@ -251,16 +249,7 @@ impl SettlementRun<'_> {
         let mail_drain_s = settled_at.elapsed().as_secs_f64();
         // Let a duplicate, if any, surface before counting payouts.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let rss_kb: Vec<u64> = children
-            .iter()
-            .filter_map(|c| c.id())
-            .filter_map(peak_rss_kb)
-            .collect();
-        for mut child in children {
-            stop(&mut child).await;
-        }
-        let (_, redis) = worker::redis_connection(&self.config.redis)?;
-        cleanup(&redis, &prefix).await?;
+        let rss_peak_mb = finish_workers(children, self.config, &prefix).await?;
         let _ = std::fs::remove_dir_all(&mail_dir);
 
         let mut lateness: Vec<f64> = diesel::sql_query(
@@ -296,7 +285,7 @@ impl SettlementRun<'_> {
             percentile(&lateness, 99.0),
             lateness.last().copied().unwrap_or(f64::NAN),
             report.ok,
-            rss_kb.iter().copied().max().unwrap_or(0) as f64 / 1024.0,
+            rss_peak_mb,
         );
         anyhow::ensure!(
             payouts.n == i64::try_from(self.count)?,

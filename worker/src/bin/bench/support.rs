@@ -234,6 +234,27 @@ pub async fn scratch_database(config: &Config, name: &str) -> anyhow::Result<Str
     Ok(scratch)
 }
 
+/// Stops `children` (their peak RSS read first) and removes the run's
+/// Redis keys under `prefix`; returns the largest peak RSS in MB.
+pub async fn finish_workers(
+    children: Vec<Child>,
+    config: &Config,
+    prefix: &str,
+) -> anyhow::Result<f64> {
+    let peak_kb = children
+        .iter()
+        .filter_map(Child::id)
+        .filter_map(peak_rss_kb)
+        .max()
+        .unwrap_or(0);
+    for mut child in children {
+        stop(&mut child).await;
+    }
+    let (_, redis) = worker::redis_connection(&config.redis)?;
+    cleanup(&redis, prefix).await?;
+    Ok(peak_kb as f64 / 1024.0)
+}
+
 /// Starts `count` `bourse-worker` processes named `{prefix}-w{i}`, each
 /// serving `queues` with `concurrency` (see [`spawn_worker`]).
 pub fn spawn_workers(
