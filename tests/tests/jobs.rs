@@ -91,7 +91,14 @@ async fn a_committed_job_runs_once_and_a_rolled_back_one_never() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_jobs_through_two_relays_and_workers_each_run_once() {
-    let mut app = TestAppBuilder::new().start().await;
+    // Few jobs at a time per worker, each taking a few milliseconds: one
+    // worker alone needs well over a poll interval for all 500, so the
+    // other always gets a share however the processes are scheduled.
+    let mut app = TestAppBuilder::new()
+        .env("WORKER_CONCURRENCY", 4)
+        .env("WORKER_BATCH_SIZE", 4)
+        .start()
+        .await;
     app.start_worker().await;
     for worker in &app.workers {
         let url = worker.health_url.clone();
@@ -112,7 +119,11 @@ async fn many_jobs_through_two_relays_and_workers_each_run_once() {
             .transaction(async |conn| {
                 let mut ids = Vec::new();
                 for _ in 0..50 {
-                    ids.push(push_probe(conn, recorded("bulk")).await);
+                    let probe = Probe {
+                        sleep_ms: 5,
+                        ..recorded("bulk")
+                    };
+                    ids.push(push_probe(conn, probe).await);
                 }
                 Ok::<_, diesel::result::Error>(ids)
             })
