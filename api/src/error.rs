@@ -65,6 +65,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("the database is unavailable; nothing was changed, try again shortly")]
     Unavailable,
+    #[error("the job queues (Redis) are unreachable; try again shortly")]
+    QueuesUnavailable,
     #[error("internal error")]
     Internal(String),
 }
@@ -136,7 +138,9 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
-            Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Unavailable | Self::QueuesUnavailable => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -243,6 +247,13 @@ impl From<diesel::result::Error> for ApiError {
         } else {
             Self::internal(error)
         }
+    }
+}
+
+impl From<redis::RedisError> for ApiError {
+    fn from(error: redis::RedisError) -> Self {
+        tracing::warn!(%error, "redis unavailable");
+        Self::QueuesUnavailable
     }
 }
 

@@ -49,6 +49,19 @@ pub fn state(config: Config) -> anyhow::Result<AppState> {
     })
 }
 
+/// Logs, with backoff, while PostgreSQL or Redis cannot be reached after
+/// start, and once when both answer. Never fails the process: requests get
+/// 503 `unavailable` meanwhile, and the API recovers by itself.
+pub async fn wait_for_dependencies(state: AppState) {
+    use secrecy::ExposeSecret as _;
+    let config = &state.config;
+    let postgres =
+        shared::startup::wait_for_postgres(&state.db, config.database.url.expose_secret(), None);
+    let redis =
+        shared::startup::wait_for_redis(&state.redis, config.redis.url.expose_secret(), None);
+    let _ = tokio::join!(postgres, redis);
+}
+
 /// Serves on an already bound listener until `shutdown` completes, then
 /// finishes in-flight requests.
 pub async fn serve(

@@ -63,13 +63,18 @@ async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("HTTP_ADDR: cannot listen on {addr}"))?;
             let state = api::state(config)?;
+            // Serve at once (`/healthz` up, `/readyz` and data routes 503)
+            // while saying in the log what is still missing.
+            tokio::spawn(api::wait_for_dependencies(state.clone()));
             tracing::info!(addr = %listener.local_addr()?, "API listening");
             api::serve(listener, state, shared::cli::shutdown_signal()).await?;
             tracing::info!("API stopped");
             Ok(())
         }
         Command::Migrate => {
-            let applied = shared::db::run_migrations(config.database.url.expose_secret()).await?;
+            let url = config.database.url.expose_secret();
+            shared::startup::wait_for_connection(url, config.startup_wait).await?;
+            let applied = shared::db::run_migrations(url).await?;
             if applied.is_empty() {
                 println!("migrations: none pending");
             } else {

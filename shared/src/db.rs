@@ -120,6 +120,24 @@ pub async fn run_migrations(url: &str) -> Result<Vec<String>, MigrationError> {
     result
 }
 
+/// How many of this build's migrations the database lacks.
+pub async fn pending_migrations(url: &str) -> Result<usize, String> {
+    let conn = connect(url).await?;
+    let mut harness = AsyncMigrationHarness::new(conn);
+    harness
+        .pending_migrations(MIGRATIONS)
+        .map(|pending| pending.len())
+        .map_err(|e| e.to_string())
+}
+
+/// One plain connection, given up after 5 s (a host that drops packets).
+pub async fn connect(url: &str) -> Result<AsyncPgConnection, String> {
+    tokio::time::timeout(Duration::from_secs(5), AsyncPgConnection::establish(url))
+        .await
+        .map_err(|_| "connect timed out".to_owned())?
+        .map_err(|e| e.to_string())
+}
+
 /// Waits until PostgreSQL answers, up to `deadline`.
 pub async fn wait_until_reachable(pool: &DbPool, deadline: Duration) -> bool {
     let started = std::time::Instant::now();
@@ -159,7 +177,12 @@ pub fn pool_error_is_unavailable(error: &PoolError) -> bool {
 /// True when a query error means the connection or server went away.
 pub fn query_error_is_unavailable(error: &DieselError) -> bool {
     match error {
-        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => true,
+        // No SQLSTATE at all: the server went away mid-conversation
+        // (diesel-async reports a dropped connection this way).
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        ) => true,
         DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
             // Admin shutdown, connection failure, statement timeout.
             let message = info.message();

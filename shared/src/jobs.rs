@@ -158,6 +158,19 @@ impl JobSpec for SendEmail {
     const QUEUE: Queue = Queue::Email;
 }
 
+/// Find emails whose job was lost and queue them again: the job the
+/// email reconciler's cluster-wide schedule emits once per tick.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileEmails {
+    pub tick: DateTime<Utc>,
+}
+
+impl JobSpec for ReconcileEmails {
+    const NAME: &'static str = "reconcile_emails";
+    const QUEUE: Queue = Queue::Email;
+}
+
 /// Ask for one price refresh: the job the cluster-wide schedule emits once
 /// per tick (see the worker's scheduler).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

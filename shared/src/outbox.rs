@@ -115,3 +115,29 @@ pub async fn pending_count(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
         .get_result(conn)
         .await
 }
+
+/// Jobs committed but not yet relayed to Redis, of one queue.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Backlog {
+    #[diesel(sql_type = sql_types::Text)]
+    pub queue: String,
+    /// Due now: the relay is behind or Redis is unreachable.
+    #[diesel(sql_type = sql_types::BigInt)]
+    pub due: i64,
+    /// Delayed jobs (bet settlements) waiting for their time.
+    #[diesel(sql_type = sql_types::BigInt)]
+    pub scheduled: i64,
+}
+
+/// The outbox backlog per queue (queues with none are left out). The
+/// partial index on undispatched rows keeps this to the backlog itself.
+pub async fn backlog(conn: &mut AsyncPgConnection) -> QueryResult<Vec<Backlog>> {
+    diesel::sql_query(
+        "SELECT queue,
+                count(*) FILTER (WHERE run_at <= now()) AS due,
+                count(*) FILTER (WHERE run_at > now()) AS scheduled
+           FROM outbox WHERE dispatched_at IS NULL GROUP BY queue",
+    )
+    .load(conn)
+    .await
+}

@@ -63,6 +63,8 @@ diesel::table! {
         sent_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        requeued_at -> Nullable<Timestamptz>,
+        claimed_by -> Nullable<Text>,
     }
 }
 

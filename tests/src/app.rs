@@ -8,7 +8,7 @@ use serde_json::Value;
 use shared::config::Config;
 use tokio::sync::oneshot;
 
-use crate::{SmtpReceiver, TestDb, proxy::TcpProxy};
+use crate::{SmtpReceiver, TestDb, proxy::TcpProxy, redis_server::RedisServer};
 
 const REDIS_ADDR: &str = "127.0.0.1:6379";
 
@@ -24,6 +24,8 @@ pub struct TestAppBuilder {
     overrides: HashMap<String, String>,
     worker: bool,
     redis_proxy: bool,
+    postgres_proxy: bool,
+    private_redis: bool,
 }
 
 impl Default for TestAppBuilder {
@@ -38,6 +40,8 @@ impl TestAppBuilder {
             overrides: HashMap::new(),
             worker: true,
             redis_proxy: false,
+            postgres_proxy: false,
+            private_redis: false,
         }
     }
 
@@ -59,20 +63,53 @@ impl TestAppBuilder {
         self
     }
 
+    /// The API and the workers reach PostgreSQL through a proxy the test
+    /// can cut (`TestApp::postgres_proxy`); the test's own connections go
+    /// straight to the server.
+    pub fn postgres_through_proxy(mut self) -> Self {
+        self.postgres_proxy = true;
+        self
+    }
+
+    /// A Redis server of this test's own (`TestApp::redis_server`), which
+    /// the test may stop and start again, losing its data.
+    pub fn private_redis(mut self) -> Self {
+        self.private_redis = true;
+        self
+    }
+
     pub async fn start(self) -> TestApp {
         init_tracing();
         let db = TestDb::new().await;
         let smtp = SmtpReceiver::start().await;
         let prefix = format!("t{}", crate::random_suffix());
-        let proxy = if self.redis_proxy {
-            Some(TcpProxy::start(REDIS_ADDR).await)
+        let redis_server = if self.private_redis {
+            Some(RedisServer::start().await)
         } else {
             None
         };
+        let redis_addr = redis_server.as_ref().map_or_else(
+            || REDIS_ADDR.to_owned(),
+            |r| format!("127.0.0.1:{}", r.port),
+        );
+        let proxy = if self.redis_proxy {
+            Some(TcpProxy::start(&redis_addr).await)
+        } else {
+            None
+        };
+        let postgres_proxy = if self.postgres_proxy {
+            Some(TcpProxy::start(&crate::db::server_addr()).await)
+        } else {
+            None
+        };
+        let database_url = match &postgres_proxy {
+            Some(proxy) => crate::db::through(&db.url, proxy.port),
+            None => db.url.clone(),
+        };
         let mut settings: HashMap<String, String> = [
-            ("DATABASE_URL", db.url.clone()),
+            ("DATABASE_URL", database_url),
             ("DATABASE_POOL_SIZE", "5".into()),
-            ("REDIS_URL", format!("redis://{REDIS_ADDR}/0")),
+            ("REDIS_URL", format!("redis://{redis_addr}/0")),
             ("REDIS_PREFIX", prefix.clone()),
             ("REDIS_TIMEOUT_MS", "2000".into()),
             ("HTTP_ADDR", "127.0.0.1:0".into()),
@@ -119,6 +156,8 @@ impl TestAppBuilder {
             base_url,
             client: reqwest::Client::new(),
             proxy,
+            postgres_proxy,
+            redis_server,
             api_stop: Some(api_stop),
             api_task: Some(api_task),
             workers: Vec::new(),
@@ -182,6 +221,10 @@ pub struct TestApp {
     pub base_url: String,
     pub client: reqwest::Client,
     pub proxy: Option<TcpProxy>,
+    /// See [`TestAppBuilder::postgres_through_proxy`].
+    pub postgres_proxy: Option<TcpProxy>,
+    /// See [`TestAppBuilder::private_redis`].
+    pub redis_server: Option<RedisServer>,
     api_stop: Option<oneshot::Sender<()>>,
     api_task: Option<tokio::task::JoinHandle<()>>,
     pub workers: Vec<InProcessWorker>,

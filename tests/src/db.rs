@@ -14,6 +14,24 @@ pub fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
+/// `host:port` of the PostgreSQL server the tests use.
+pub fn server_addr() -> String {
+    let url = admin_url();
+    let after_scheme = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+    let host = after_scheme
+        .rsplit_once('@')
+        .map_or(after_scheme, |(_, host)| host);
+    host.split('/')
+        .next()
+        .unwrap_or("127.0.0.1:5432")
+        .to_owned()
+}
+
+/// `url` with its host and port replaced by 127.0.0.1:`port` (a proxy).
+pub fn through(url: &str, port: u16) -> String {
+    url.replacen(&server_addr(), &format!("127.0.0.1:{port}"), 1)
+}
+
 fn with_database(url: &str, name: &str) -> String {
     let base = url.rsplit_once('/').map_or(url, |(base, _)| base);
     format!("{base}/{name}")

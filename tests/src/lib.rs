@@ -15,6 +15,7 @@ pub mod exchange;
 pub mod poll;
 pub mod process;
 pub mod proxy;
+pub mod redis_server;
 pub mod session;
 pub mod smtp;
 

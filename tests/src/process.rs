@@ -26,6 +26,80 @@ pub struct WorkerProcess {
     pub name: String,
     pub health_url: String,
     child: Child,
+    log: Log,
+}
+
+/// What a child process wrote to stderr (its logs), collected as it goes.
+#[derive(Clone, Default)]
+pub struct Log(std::sync::Arc<std::sync::Mutex<String>>);
+
+impl Log {
+    /// Starts copying `child`'s stderr into the log.
+    fn collect(&self, child: &mut Child) {
+        use tokio::io::AsyncBufReadExt as _;
+        let Some(stderr) = child.stderr.take() else {
+            return;
+        };
+        let buffer = self.0.clone();
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                // Shown by the test runner when a test fails.
+                eprintln!("{line}");
+                if let Ok(mut text) = buffer.lock() {
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+            }
+        });
+    }
+
+    pub fn text(&self) -> String {
+        self.0.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+}
+
+/// A `bourse-api` process serving on a free port.
+pub struct ApiProcess {
+    pub base_url: String,
+    child: Child,
+    log: Log,
+}
+
+impl ApiProcess {
+    pub fn spawn(settings: &HashMap<String, String>) -> Self {
+        let port = free_port();
+        let mut command = Command::new(binary("bourse-api"));
+        command
+            .envs(settings)
+            .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .current_dir(std::env::temp_dir())
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().expect("start bourse-api");
+        let log = Log::default();
+        log.collect(&mut child);
+        Self {
+            base_url: format!("http://127.0.0.1:{port}"),
+            child,
+            log,
+        }
+    }
+
+    /// Its logs so far.
+    pub fn log(&self) -> String {
+        self.log.text()
+    }
+
+    /// `None` while it runs.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
 }
 
 fn free_port() -> u16 {
@@ -52,13 +126,27 @@ impl WorkerProcess {
             // No stray .env from the developer's checkout.
             .current_dir(std::env::temp_dir())
             .stdin(Stdio::null())
+            .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let child = command.spawn().expect("start bourse-worker");
+        let mut child = command.spawn().expect("start bourse-worker");
+        let log = Log::default();
+        log.collect(&mut child);
         Self {
             name: name.to_owned(),
             health_url: format!("http://127.0.0.1:{port}/healthz"),
             child,
+            log,
         }
+    }
+
+    /// Its logs so far.
+    pub fn log(&self) -> String {
+        self.log.text()
+    }
+
+    /// `None` while it runs.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     pub fn pid(&self) -> u32 {

@@ -173,6 +173,54 @@ impl TestApp {
         (session, wallets)
     }
 
+    /// Records one observation of `prices` (one stamp, by the database's
+    /// clock, as a refresh does) and, when `announce`, its `prices_observed`
+    /// job through the outbox in the same transaction. Returns the stamp.
+    pub async fn observe(
+        &self,
+        prices: &[(&str, &str)],
+        announce: bool,
+    ) -> chrono::DateTime<chrono::Utc> {
+        use diesel::sql_types;
+        use diesel_async::{AsyncConnection as _, RunQueryDsl};
+        #[derive(diesel::QueryableByName)]
+        struct Stamp {
+            #[diesel(sql_type = sql_types::Timestamptz)]
+            at: chrono::DateTime<chrono::Utc>,
+        }
+        let mut conn = self.conn().await;
+        let prices: Vec<(String, String)> = prices
+            .iter()
+            .map(|(s, p)| ((*s).to_owned(), (*p).to_owned()))
+            .collect();
+        conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+            let stamp: Stamp = diesel::sql_query("SELECT clock_timestamp() AS at")
+                .get_result(conn)
+                .await?;
+            for (symbol, price) in &prices {
+                diesel::sql_query(
+                    "INSERT INTO price_history (symbol, price_usd, source, observed_at)
+                     VALUES ($1, $2::numeric, 'test', $3)",
+                )
+                .bind::<sql_types::Text, _>(symbol)
+                .bind::<sql_types::Text, _>(price)
+                .bind::<sql_types::Timestamptz, _>(stamp.at)
+                .execute(conn)
+                .await?;
+            }
+            if announce {
+                let job = shared::jobs::PricesObserved {
+                    observed_at: stamp.at,
+                    symbols: prices.iter().map(|(s, _)| s.clone()).collect(),
+                };
+                shared::outbox::push(conn, &job, None).await?;
+            }
+            Ok(stamp.at)
+        })
+        .await
+        .unwrap()
+    }
+
     /// Records fresh prices (as if a refresh just ran), for tests that need
     /// exact, known rates.
     pub async fn set_prices(&self, prices: &[(&str, &str)]) {

@@ -65,6 +65,8 @@ impl ReceivedMail {
 struct Inner {
     mails: Mutex<Vec<ReceivedMail>>,
     fail_next_data: AtomicU32,
+    /// While set, every DATA command is refused with 451.
+    refusing: std::sync::atomic::AtomicBool,
     rejected: AtomicU32,
 }
 
@@ -94,6 +96,12 @@ impl SmtpReceiver {
     /// Answers the next `n` DATA commands with `451` (try again later).
     pub fn fail_next(&self, n: u32) {
         self.inner.fail_next_data.store(n, Ordering::SeqCst);
+    }
+
+    /// Refuses every message (451, try again later) until called with
+    /// `false`: a mail server that is down for a while.
+    pub fn refuse(&self, refusing: bool) {
+        self.inner.refusing.store(refusing, Ordering::SeqCst);
     }
 
     /// DATA commands refused so far.
@@ -165,7 +173,8 @@ async fn session(stream: TcpStream, inner: Arc<Inner>) {
             let fail = inner
                 .fail_next_data
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok();
+                .is_ok()
+                || inner.refusing.load(Ordering::SeqCst);
             if fail {
                 inner.rejected.fetch_add(1, Ordering::SeqCst);
                 "451 4.3.0 temporary failure, try again later".to_owned()

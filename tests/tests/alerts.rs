@@ -14,11 +14,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use diesel::{prelude::*, sql_types};
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use harness::{TestApp, TestAppBuilder, app::Reply, eventually, session::Session};
 use reqwest::Method;
 use serde_json::{Value, json};
-use shared::{jobs::PricesObserved, outbox};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -65,49 +64,6 @@ fn ids(page: &Value) -> Vec<String> {
         .iter()
         .map(|a| a["id"].as_str().unwrap().to_owned())
         .collect()
-}
-
-#[derive(QueryableByName)]
-struct Stamp {
-    #[diesel(sql_type = sql_types::Timestamptz)]
-    at: DateTime<Utc>,
-}
-
-/// Records one observation of `prices` (one stamp, by the database's
-/// clock, as a refresh does) and, when `announce`, its `prices_observed`
-/// job through the outbox in the same transaction. Returns the stamp.
-async fn observe(app: &TestApp, prices: &[(&str, &str)], announce: bool) -> DateTime<Utc> {
-    let mut conn = app.conn().await;
-    let prices: Vec<(String, String)> = prices
-        .iter()
-        .map(|(s, p)| ((*s).to_owned(), (*p).to_owned()))
-        .collect();
-    conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-        let stamp: Stamp = diesel::sql_query("SELECT clock_timestamp() AS at")
-            .get_result(conn)
-            .await?;
-        for (symbol, price) in &prices {
-            diesel::sql_query(
-                "INSERT INTO price_history (symbol, price_usd, source, observed_at)
-                 VALUES ($1, $2::numeric, 'test', $3)",
-            )
-            .bind::<sql_types::Text, _>(symbol)
-            .bind::<sql_types::Text, _>(price)
-            .bind::<sql_types::Timestamptz, _>(stamp.at)
-            .execute(conn)
-            .await?;
-        }
-        if announce {
-            let job = PricesObserved {
-                observed_at: stamp.at,
-                symbols: prices.iter().map(|(s, _)| s.clone()).collect(),
-            };
-            outbox::push(conn, &job, None).await?;
-        }
-        Ok(stamp.at)
-    })
-    .await
-    .unwrap()
 }
 
 async fn alert(app: &TestApp, session: &Session, id: &str) -> Value {
@@ -280,7 +236,7 @@ async fn crossings_trigger_once_with_one_email_each() {
     // BTC rises exactly to 52000: `above` alerts at or under it trigger,
     // the one a cent higher and the deleted one do not, `below` does not;
     // ETH was not in this observation.
-    let stamp = observe(&app, &[("BTC", "52000")], true).await;
+    let stamp = app.observe(&[("BTC", "52000")], true).await;
     for crossed in [&at_above, &under_above] {
         let got = eventually("the alert to trigger", WAIT, || async {
             let a = alert(&app, &ada, &id(crossed)).await;
@@ -314,7 +270,7 @@ async fn crossings_trigger_once_with_one_email_each() {
 
     // BTC falls exactly to 49000: the `below` alert triggers; the already
     // triggered alerts do not trigger again.
-    observe(&app, &[("BTC", "49000"), ("ETH", "999")], true).await;
+    app.observe(&[("BTC", "49000"), ("ETH", "999")], true).await;
     let got = eventually("the below alert to trigger", WAIT, || async {
         let a = alert(&app, &ada, &id(&below)).await;
         (a["status"] == "triggered").then_some(a)
@@ -397,7 +353,7 @@ async fn racing_evaluations_trigger_each_alert_once() {
 
     // Four evaluations of one observation race: together they trigger
     // every crossed alert exactly once.
-    let stamp = observe(&app, &[("BTC", "45000")], false).await;
+    let stamp = app.observe(&[("BTC", "45000")], false).await;
     let runs = (0..4).map(|_| {
         let app = &app;
         async move {
@@ -452,7 +408,7 @@ async fn cached_answers_are_fresh_after_every_change_and_survive_a_redis_outage(
     );
 
     // Trigger (by the worker): cached answers show it at once.
-    observe(&app, &[("BTC", "51000")], true).await;
+    app.observe(&[("BTC", "51000")], true).await;
     eventually("the cached alert to show the trigger", WAIT, || async {
         let one = app
             .get_as(&format!("/api/v1/alerts/{a_id}"), &ada.access)

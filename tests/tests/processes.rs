@@ -10,7 +10,11 @@
 
 use std::time::Duration;
 
-use harness::{TestApp, TestAppBuilder, eventually, process::WorkerProcess};
+use harness::{
+    TestApp, TestAppBuilder, eventually,
+    process::{ApiProcess, WorkerProcess},
+    proxy::TcpProxy,
+};
 use shared::{jobs::Probe, outbox, probe};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -158,4 +162,92 @@ async fn a_bad_setting_stops_the_binaries_with_one_line_naming_it() {
             "{binary}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_and_worker_started_before_postgres_and_redis_wait_for_them() {
+    let app = TestAppBuilder::new().without_worker().start().await;
+    // Both servers "down": proxies that refuse every connection.
+    let postgres = TcpProxy::start(&harness::db::server_addr()).await;
+    let redis = TcpProxy::start("127.0.0.1:6379").await;
+    postgres.cut();
+    redis.cut();
+    let mut settings = app.settings.clone();
+    settings.insert(
+        "DATABASE_URL".into(),
+        harness::db::through(&app.db.url, postgres.port),
+    );
+    settings.insert(
+        "REDIS_URL".into(),
+        format!("redis://127.0.0.1:{}/0", redis.port),
+    );
+    let mut api = ApiProcess::spawn(&settings);
+    let mut worker = WorkerProcess::spawn(&settings, "early-bird", &["--queues", "probe"]);
+
+    // They stay up, say what they wait for, and report not ready.
+    eventually(
+        "the worker to say it waits for PostgreSQL",
+        WAIT,
+        || async {
+            worker
+                .log()
+                .contains("waiting for PostgreSQL at postgres://127.0.0.1:")
+                .then_some(())
+        },
+    )
+    .await;
+    eventually("the API to say it waits for both", WAIT, || async {
+        let log = api.log();
+        (log.contains("waiting for PostgreSQL") && log.contains("waiting for Redis")).then_some(())
+    })
+    .await;
+    let secret = &settings["JWT_SECRET"];
+    assert!(
+        !worker.log().contains(secret.as_str()) && !api.log().contains(secret.as_str()),
+        "no secrets in the logs"
+    );
+    let ready = reqwest::get(format!("{}/readyz", api.base_url))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let health = reqwest::get(&worker.health_url).await.unwrap();
+    assert_eq!(health.status(), 503);
+    let report: serde_json::Value = health.json().await.unwrap();
+    assert!(
+        report["problems"]
+            .to_string()
+            .contains("waiting for PostgreSQL"),
+        "{report}"
+    );
+    assert!(api.exit_status().is_none() && worker.exit_status().is_none());
+
+    // PostgreSQL comes up first, then Redis: both carry on by themselves.
+    postgres.restore();
+    eventually("the worker to wait for Redis next", WAIT, || async {
+        worker.log().contains("waiting for Redis").then_some(())
+    })
+    .await;
+    redis.restore();
+    eventually("the worker healthy", WAIT, || async {
+        healthy(&worker.health_url).await.then_some(())
+    })
+    .await;
+    eventually("the API ready", WAIT, || async {
+        let ready = reqwest::get(format!("{}/readyz", api.base_url))
+            .await
+            .ok()?;
+        ready.status().is_success().then_some(())
+    })
+    .await;
+    push_probe(&app, "after-wait", 0).await;
+    let run = eventually("the worker to run a job", WAIT, || async {
+        runs(&app, "after-wait")
+            .await
+            .into_iter()
+            .find(|r| r.finished_at.is_some())
+    })
+    .await;
+    assert_eq!(run.worker, "early-bird");
+    worker.terminate().await;
+    assert_eq!(worker.wait(Duration::from_secs(20)).await.code(), Some(0));
 }

@@ -99,6 +99,11 @@ pub async fn execute(
             .observe(waited.as_secs_f64());
     }
 
+    executor
+        .metrics
+        .jobs_started
+        .get_or_create(&QueueLabels { queue })
+        .inc();
     let started = Instant::now();
     let result = match jobs::handler_for(&envelope.job) {
         None => Err(JobError::Permanent(format!(
@@ -134,7 +139,7 @@ pub async fn execute(
     let label = match &outcome {
         Ok(Settled::Succeeded) => "succeeded",
         Ok(Settled::Retrying) => "retried",
-        Ok(Settled::Dead(_)) => "dead",
+        Ok(Settled::Dead(_)) => "failed",
         Err(_) => "retried",
     };
     executor

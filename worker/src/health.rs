@@ -24,6 +24,8 @@ enum QueueState {
 struct Inner {
     queues: BTreeMap<Queue, QueueState>,
     relay_error: Option<String>,
+    /// Set while the process waits at start for its dependencies.
+    waiting: Option<String>,
 }
 
 /// Shared, cheap to clone.
@@ -78,6 +80,16 @@ impl Health {
         });
     }
 
+    /// Unhealthy, saying why, until [`Health::ready`].
+    pub fn waiting(&self, reason: impl Into<String>) {
+        let reason = reason.into();
+        self.with(|i| i.waiting = Some(reason));
+    }
+
+    pub fn ready(&self) {
+        self.with(|i| i.waiting = None);
+    }
+
     pub fn relay_ok(&self) {
         self.with(|i| i.relay_error = None);
     }
@@ -98,7 +110,7 @@ impl Health {
         started: Instant,
     ) -> HealthReport {
         self.with(|i| {
-            let mut problems = Vec::new();
+            let mut problems: Vec<String> = i.waiting.iter().cloned().collect();
             for (queue, state) in &i.queues {
                 match state {
                     QueueState::Starting if started.elapsed() > startup_grace => {

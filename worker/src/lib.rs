@@ -4,15 +4,16 @@
 //! Any number of worker processes may run on any number of machines; they
 //! coordinate only through PostgreSQL and Redis.
 
+mod announce;
 mod clearing_sweep;
-pub mod dead;
+pub use shared::queue::dead;
 mod execute;
 mod health;
 mod http;
 mod jobs;
 mod maintenance;
 mod metrics;
-pub mod queue;
+pub use shared::queue;
 mod rates_cache;
 mod relay;
 mod retry;
@@ -29,7 +30,7 @@ use secrecy::ExposeSecret as _;
 use shared::{
     config::{Config, RedisConfig},
     email::Mailer,
-    jobs::{ChargeFees, Queue, ReconcileBets, RefreshRates},
+    jobs::{ChargeFees, Queue, ReconcileBets, ReconcileEmails, RefreshRates},
 };
 use tokio::sync::watch;
 
@@ -77,13 +78,9 @@ impl Options {
 /// hostname or reuse pids. Two processes with one name would break each
 /// other's orphan recovery.
 pub fn unique_name() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "worker".to_owned());
     format!(
-        "{host}-{}-{:04x}",
+        "{}-{}-{:04x}",
+        announce::host_name(),
         std::process::id(),
         rand::random::<u16>()
     )
@@ -153,6 +150,12 @@ pub async fn run_on(
             |tick| TickJob::of(&ReconcileBets { tick }),
         ),
         (
+            "email_reconcile",
+            scheduler::parse(&config.mail.reconcile_cron)
+                .map_err(|e| anyhow::anyhow!("EMAIL_RECONCILE_CRON: {e}"))?,
+            |tick| TickJob::of(&ReconcileEmails { tick }),
+        ),
+        (
             "monthly_fee",
             scheduler::parse(&config.fees.cron)
                 .map_err(|e| anyhow::anyhow!("MONTHLY_FEE_CRON: {e}"))?,
@@ -197,6 +200,35 @@ pub async fn run_on(
             tracing::error!(%error, "worker HTTP server failed");
         }
     });
+
+    // Nothing below works without PostgreSQL (with our migrations) and
+    // Redis: wait for them, health answering 503 meanwhile, rather than
+    // crash and be restarted in a loop.
+    let mut shutdown = std::pin::pin!(shutdown);
+    let dependencies = async {
+        let url = config.database.url.expose_secret();
+        shared::startup::wait_for_postgres(&db, url, config.startup_wait).await?;
+        shared::startup::wait_for_migrations(url, config.startup_wait).await?;
+        shared::startup::wait_for_redis(
+            &conn,
+            config.redis.url.expose_secret(),
+            config.startup_wait,
+        )
+        .await
+    };
+    health.waiting("starting: waiting for PostgreSQL, the migrations and Redis");
+    tokio::select! {
+        ready = dependencies => {
+            ready?;
+            health.ready();
+        }
+        () = &mut shutdown => {
+            let _ = stop_tx.send(true);
+            let _ = http_task.await;
+            tracing::info!("stopped while waiting for PostgreSQL and Redis");
+            return Ok(());
+        }
+    }
 
     let ctx = Arc::new(JobContext {
         config: config.clone(),
@@ -243,6 +275,15 @@ pub async fn run_on(
             wakers,
             stop_rx.clone(),
         )),
+        tokio::spawn(
+            announce::Announcer::new(
+                queues.clone(),
+                &options,
+                chrono::Utc::now(),
+                config.worker.heartbeat,
+            )
+            .run(stop_rx.clone()),
+        ),
         tokio::spawn(
             Maintenance {
                 queues: queues.clone(),

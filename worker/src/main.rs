@@ -72,7 +72,9 @@ async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
         None => run(cli.run, config).await,
         Some(Command::Run(args)) => run(args, config).await,
         Some(Command::Migrate) => {
-            let applied = shared::db::run_migrations(config.database.url.expose_secret()).await?;
+            let url = config.database.url.expose_secret();
+            shared::startup::wait_for_connection(url, config.startup_wait).await?;
+            let applied = shared::db::run_migrations(url).await?;
             println!(
                 "migrations applied: {}",
                 if applied.is_empty() {

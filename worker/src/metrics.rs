@@ -10,7 +10,8 @@ use prometheus_client::{
 pub struct JobLabels {
     pub queue: &'static str,
     pub job: String,
-    /// `succeeded`, `retried` or `dead`.
+    /// `succeeded`, `retried` (failed, will run again) or `failed` (failed
+    /// for good: moved to the dead set).
     pub outcome: &'static str,
 }
 
@@ -40,8 +41,16 @@ pub struct ProviderLabels {
     pub outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BacklogLabels {
+    pub queue: String,
+    /// `due` (waiting for the relay) or `scheduled` (not due yet).
+    pub state: &'static str,
+}
+
 pub struct Metrics {
     pub registry: Registry,
+    pub jobs_started: Family<QueueLabels, Counter>,
     pub jobs: Family<JobLabels, Counter>,
     pub job_duration: Family<QueueLabels, Histogram>,
     pub pickup_latency: Family<QueueLabels, Histogram>,
@@ -51,6 +60,7 @@ pub struct Metrics {
     pub queue_depth: Family<DepthLabels, Gauge>,
     pub schedule_ticks: Family<ScheduleLabels, Counter>,
     pub rate_refreshes: Family<ProviderLabels, Counter>,
+    pub outbox_backlog: Family<BacklogLabels, Gauge>,
 }
 
 fn seconds_buckets() -> impl Iterator<Item = f64> {
@@ -64,8 +74,14 @@ fn seconds_buckets() -> impl Iterator<Item = f64> {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("bourse");
+        let jobs_started = Family::<QueueLabels, Counter>::default();
+        registry.register(
+            "jobs_started",
+            "Job attempts started by this process",
+            jobs_started.clone(),
+        );
         let jobs = Family::<JobLabels, Counter>::default();
-        registry.register("jobs", "Jobs finished, by outcome", jobs.clone());
+        registry.register("jobs", "Job attempts finished, by outcome", jobs.clone());
         let job_duration = Family::<QueueLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(seconds_buckets())
         });
@@ -118,8 +134,15 @@ impl Metrics {
             "Price refreshes run by this process; failed means a provider failed",
             rate_refreshes.clone(),
         );
+        let outbox_backlog = Family::<BacklogLabels, Gauge>::default();
+        registry.register(
+            "outbox_backlog",
+            "Jobs committed in the outbox and not yet relayed (cluster-wide, sampled by relays)",
+            outbox_backlog.clone(),
+        );
         Self {
             registry,
+            jobs_started,
             jobs,
             job_duration,
             pickup_latency,
@@ -129,6 +152,7 @@ impl Metrics {
             queue_depth,
             schedule_ticks,
             rate_refreshes,
+            outbox_backlog,
         }
     }
 

@@ -7,8 +7,7 @@ use std::sync::LazyLock;
 use redis::{Script, aio::ConnectionManager};
 use shared::rates::Price;
 
-static STORE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("queue/lua/store_rates.lua")));
+static STORE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("store_rates.lua")));
 
 /// The JSON of one cached price, as `GET /rates` serves it.
 pub fn entry(price: &Price) -> serde_json::Value {

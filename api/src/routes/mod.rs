@@ -2,6 +2,7 @@
 //! OpenAPI document), health and metrics endpoints, and the API docs page.
 
 mod admin;
+mod admin_jobs;
 mod alerts;
 pub mod auth;
 mod bets;
@@ -97,7 +98,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
             .merge(orders::router())
             .merge(bets::router())
             .merge(alerts::router())
-            .merge(admin::router()),
+            .merge(admin::router())
+            .merge(admin_jobs::router()),
     )
 }
 

@@ -218,6 +218,11 @@ pub struct MailConfig {
     pub smtp_username: Option<String>,
     pub smtp_password: Option<SecretString>,
     pub smtp_timeout: Duration,
+    /// Cluster-wide schedule of the email reconciler (six fields, UTC).
+    pub reconcile_cron: String,
+    /// An email still unsent this long after it was queued (or last
+    /// requeued) gets a new job: its job was lost, say with Redis's data.
+    pub reconcile_after: Duration,
 }
 
 /// Where the house hedges its trades.
@@ -300,10 +305,26 @@ pub struct Config {
     pub bets: BetsConfig,
     pub alerts: AlertsConfig,
     pub fees: FeesConfig,
+    /// How long a process waits at start for PostgreSQL and Redis (and the
+    /// worker for the migrations) before giving up; `None` waits forever.
+    pub startup_wait: Option<Duration>,
 }
 
 const LOCAL_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/bourse";
 const LOCAL_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
+
+/// A cron expression with seconds (six fields, UTC), checked for shape
+/// here and parsed by the worker.
+fn six_field_cron(env: &mut env::EnvReader, name: &'static str, default: &str) -> String {
+    let cron = env.string_or(name, default);
+    if cron.split_whitespace().count() != 6 {
+        env.problem(
+            name,
+            format!("invalid value {cron:?} (expected six fields with seconds)"),
+        );
+    }
+    cron
+}
 
 /// `bytes` random bytes as hex, from the thread-local CSPRNG.
 fn random_hex(bytes: usize) -> String {
@@ -357,6 +378,12 @@ impl Config {
             LogFormat::Pretty,
             &[("pretty", LogFormat::Pretty), ("json", LogFormat::Json)],
         );
+
+        // 0 means forever (an orchestrator that starts everything at once).
+        let startup_wait = match env.range_or("STARTUP_WAIT_SECS", 300u64, 0, 86_400) {
+            0 => None,
+            n => Some(secs(n)),
+        };
 
         let database = DatabaseConfig {
             url: env.secret("DATABASE_URL", LOCAL_DATABASE_URL),
@@ -564,6 +591,13 @@ impl Config {
             smtp_username,
             smtp_password,
             smtp_timeout: secs(env.range_or("SMTP_TIMEOUT_SECS", 10, 1, 600)),
+            reconcile_cron: six_field_cron(&mut env, "EMAIL_RECONCILE_CRON", "*/30 * * * * *"),
+            reconcile_after: secs(env.range_or(
+                "EMAIL_RECONCILE_AFTER_SECS",
+                300,
+                1,
+                7 * 24 * 3600,
+            )),
         };
 
         let crypto_provider = env.choice_or(
@@ -669,13 +703,7 @@ impl Config {
                 format!("{max_stake} is below BET_MIN_STAKE ({min_stake})"),
             );
         }
-        let reconcile_cron = env.string_or("BET_RECONCILE_CRON", "*/10 * * * * *");
-        if reconcile_cron.split_whitespace().count() != 6 {
-            env.problem(
-                "BET_RECONCILE_CRON",
-                format!("invalid value {reconcile_cron:?} (expected six fields with seconds)"),
-            );
-        }
+        let reconcile_cron = six_field_cron(&mut env, "BET_RECONCILE_CRON", "*/10 * * * * *");
         let bets = BetsConfig {
             min_stake,
             max_stake,
@@ -686,13 +714,7 @@ impl Config {
             max_active_per_user: env.range_or("ALERT_MAX_ACTIVE", 1000, 1, 10_000_000),
             cache_ttl: secs(env.range_or("ALERT_CACHE_TTL_SECS", 60, 1, 24 * 3600)),
         };
-        let fee_cron = env.string_or("MONTHLY_FEE_CRON", "0 0 * * * *");
-        if fee_cron.split_whitespace().count() != 6 {
-            env.problem(
-                "MONTHLY_FEE_CRON",
-                format!("invalid value {fee_cron:?} (expected six fields with seconds)"),
-            );
-        }
+        let fee_cron = six_field_cron(&mut env, "MONTHLY_FEE_CRON", "0 0 * * * *");
         let fees = FeesConfig {
             amount: env.range_or(
                 "MONTHLY_FEE_AMOUNT",
@@ -726,6 +748,7 @@ impl Config {
             bets,
             alerts,
             fees,
+            startup_wait,
         })
     }
 }

@@ -159,6 +159,52 @@ pub enum DeliveryError {
     Database(#[from] diesel::result::Error),
 }
 
+/// Queues a new job for emails still `pending` more than `after` after they
+/// were queued (or last requeued), at most `limit`: their job was lost, say
+/// with Redis's data, or sits in the dead set. Emails that used up
+/// `max_attempts` claims are left to operators. A duplicate of a live job is
+/// harmless: delivery claims the row first. Returns how many were queued.
+pub async fn reconcile(
+    conn: &mut AsyncPgConnection,
+    after: Duration,
+    max_attempts: u32,
+    limit: i64,
+) -> QueryResult<usize> {
+    use diesel::sql_types;
+    use diesel_async::AsyncConnection as _;
+    #[derive(QueryableByName)]
+    struct Lost {
+        #[diesel(sql_type = sql_types::Uuid)]
+        id: Uuid,
+    }
+    conn.transaction(async |conn| {
+        let lost: Vec<Lost> = diesel::sql_query(
+            "UPDATE emails SET requeued_at = clock_timestamp()
+             WHERE id IN (
+                 SELECT id FROM emails
+                 WHERE status = 'pending'
+                   AND attempts < $2
+                   AND created_at < clock_timestamp() - make_interval(secs => $1)
+                   AND (requeued_at IS NULL
+                        OR requeued_at < clock_timestamp() - make_interval(secs => $1))
+                 ORDER BY created_at
+                 LIMIT $3
+                 FOR UPDATE SKIP LOCKED)
+             RETURNING id",
+        )
+        .bind::<sql_types::Double, _>(after.as_secs_f64())
+        .bind::<sql_types::Integer, _>(i32::try_from(max_attempts).unwrap_or(i32::MAX))
+        .bind::<sql_types::BigInt, _>(limit)
+        .load(conn)
+        .await?;
+        for email in &lost {
+            outbox::push(conn, &SendEmail { email_id: email.id }, None).await?;
+        }
+        Ok(lost.len())
+    })
+    .await
+}
+
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = emails)]
 struct ClaimedEmail {
@@ -183,13 +229,14 @@ pub async fn deliver(
     id: Uuid,
     public_url: &str,
     stale_after: Duration,
+    claimant: &str,
 ) -> Result<Delivery, DeliveryError> {
     let claimed = {
         let mut conn = pool
             .get()
             .await
             .map_err(|e| DeliveryError::Pool(e.to_string()))?;
-        match claim(&mut conn, id).await? {
+        match claim(&mut conn, id, claimant).await? {
             Some(email) => email,
             None => return settle_unclaimable(&mut conn, id, stale_after).await,
         }
@@ -208,13 +255,18 @@ pub async fn deliver(
     record(&mut conn, id, outcome).await
 }
 
-async fn claim(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<ClaimedEmail>> {
+async fn claim(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    claimant: &str,
+) -> QueryResult<Option<ClaimedEmail>> {
     let now = Utc::now();
     diesel::update(emails::table.find(id))
         .filter(emails::status.eq("pending"))
         .set((
             emails::status.eq("sending"),
             emails::claimed_at.eq(now),
+            emails::claimed_by.eq(claimant),
             emails::attempts.eq(emails::attempts + 1),
         ))
         .returning(ClaimedEmail::as_returning())

@@ -19,7 +19,7 @@ use shared::{
     email::Mailer,
     jobs::{
         ChargeFees, ClearOrders, JobEnvelope, JobSpec, PayloadError, PricesObserved, Probe,
-        ReconcileBets, RefreshRates, SendEmail, SettleBet, SubmitClearingBatch,
+        ReconcileBets, ReconcileEmails, RefreshRates, SendEmail, SettleBet, SubmitClearingBatch,
     },
     rates::Providers,
     trading::exchange::Exchange,
@@ -86,6 +86,9 @@ pub type Handler =
 pub fn handler_for(job: &str) -> Option<Handler> {
     match job {
         SendEmail::NAME => Some(|ctx, envelope, _| Box::pin(send_email::run(ctx, envelope))),
+        ReconcileEmails::NAME => {
+            Some(|ctx, envelope, _| Box::pin(send_email::reconcile(ctx, envelope)))
+        }
         Probe::NAME => Some(|ctx, envelope, attempt| Box::pin(probe::run(ctx, envelope, attempt))),
         RefreshRates::NAME => Some(|ctx, envelope, _| Box::pin(refresh_rates::run(ctx, envelope))),
         PricesObserved::NAME => {

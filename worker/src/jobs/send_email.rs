@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use shared::{
     email::{self, Delivery, DeliveryError},
-    jobs::{JobEnvelope, SendEmail},
+    jobs::{JobEnvelope, ReconcileEmails, SendEmail},
 };
 
 use super::{JobContext, JobError};
@@ -16,6 +16,7 @@ pub async fn run(ctx: Arc<JobContext>, envelope: JobEnvelope) -> Result<(), JobE
         job.email_id,
         &ctx.config.http.public_url,
         ctx.email_stale_after(),
+        &ctx.worker_name,
     )
     .await;
     match outcome {
@@ -39,4 +40,28 @@ pub async fn run(ctx: Arc<JobContext>, envelope: JobEnvelope) -> Result<(), JobE
             | DeliveryError::Database(_)),
         ) => Err(JobError::retry(error)),
     }
+}
+
+/// Emails re-queued per reconciler tick, at most.
+const RECONCILE_LIMIT: i64 = 10_000;
+
+/// The email reconciler's tick: queues again the emails whose job was lost.
+pub async fn reconcile(ctx: Arc<JobContext>, envelope: JobEnvelope) -> Result<(), JobError> {
+    let _tick: ReconcileEmails = envelope.decode()?;
+    let mut conn = ctx.db.get().await.map_err(JobError::retry)?;
+    let queued = email::reconcile(
+        &mut conn,
+        ctx.config.mail.reconcile_after,
+        ctx.config.jobs.max_attempts,
+        RECONCILE_LIMIT,
+    )
+    .await
+    .map_err(JobError::retry)?;
+    if queued > 0 {
+        tracing::warn!(
+            queued,
+            "emails pending long after they were queued: queued again"
+        );
+    }
+    Ok(())
 }

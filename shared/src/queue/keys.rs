@@ -3,7 +3,7 @@
 //! `{prefix}:{queue}`, and our own keys sit beside its keys under the same
 //! name so one prefix holds everything of one deployment (or one test).
 
-use shared::jobs::Queue;
+use crate::jobs::Queue;
 
 pub fn wake_channel(prefix: &str) -> String {
     format!("{prefix}:wake")

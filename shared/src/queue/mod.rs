@@ -10,16 +10,19 @@
 //! - finished tasks are swept in bounded chunks (apalis keeps them forever);
 //! - every push publishes on one wake channel so idle workers fetch at once.
 
+pub mod dead;
 mod keys;
+mod processes;
 
 use std::{
     sync::LazyLock,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use crate::jobs::{JobEnvelope, Queue};
 pub use keys::QueueKeys;
+pub use processes::{SeenProcess, WorkerProcess};
 use redis::{AsyncCommands, Script, aio::ConnectionManager};
-use shared::jobs::{JobEnvelope, Queue};
 
 static PUSH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/push.lua")));
 static SCHEDULE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/schedule.lua")));
@@ -285,13 +288,22 @@ impl JobQueues {
         queue: Queue,
         limit: usize,
     ) -> Result<Vec<DeadJob>, redis::RedisError> {
+        let ids: Vec<String> = redis::cmd("SRANDMEMBER")
+            .arg(self.keys(queue).dead())
+            .arg(limit)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        self.dead_details(queue, ids).await
+    }
+
+    /// The stored attempts, last error and payload of the given dead jobs.
+    pub async fn dead_details(
+        &self,
+        queue: Queue,
+        ids: Vec<String>,
+    ) -> Result<Vec<DeadJob>, redis::RedisError> {
         let keys = self.keys(queue);
         let mut conn = self.conn.clone();
-        let ids: Vec<String> = redis::cmd("SRANDMEMBER")
-            .arg(keys.dead())
-            .arg(limit)
-            .query_async(&mut conn)
-            .await?;
         let mut jobs = Vec::with_capacity(ids.len());
         for id in ids {
             let meta_key = keys.meta_of(&id);
@@ -355,6 +367,14 @@ impl JobQueues {
             invocation.arg(id);
         }
         invocation.invoke_async(&mut self.conn.clone()).await
+    }
+
+    /// Whether `id` is in `queue`'s dead set.
+    pub async fn is_dead(&self, queue: Queue, id: &str) -> Result<bool, redis::RedisError> {
+        self.conn
+            .clone()
+            .sismember(self.keys(queue).dead(), id)
+            .await
     }
 
     /// Every dead job id of `queue` (for "retry all" / "discard all").

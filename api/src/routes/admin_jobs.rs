@@ -1,0 +1,358 @@
+//! `/admin/jobs`: the job system as operators see it (PRODUCT.md §10).
+//! Administrators only.
+//!
+//! Counts come from the queues' own bookkeeping in Redis (the apalis-redis
+//! key layout, read through `shared::queue`) plus the outbox in PostgreSQL:
+//! a job that is committed but not yet relayed (say a bet's settlement due
+//! tomorrow) is already the system's promise, so it is counted as pending
+//! or scheduled like one waiting in Redis.
+
+use std::collections::HashMap;
+
+use axum::{
+    extract::{Path, Query, State},
+    http::StatusCode,
+};
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use shared::{
+    jobs::Queue,
+    queue::{JobQueues, SeenProcess, dead},
+};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::pagination;
+use crate::{
+    auth::AdminUser,
+    error::{ApiError, Problem},
+    state::AppState,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(job_overview))
+        .routes(routes!(list_dead))
+        .routes(routes!(retry_dead))
+        .routes(routes!(discard_dead))
+}
+
+fn job_queues(state: &AppState) -> JobQueues {
+    JobQueues::new(state.redis.clone(), state.config.redis.prefix.clone())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueSummary {
+    pub queue: String,
+    /// Due and waiting for a worker: in Redis, or committed in the outbox
+    /// and about to be relayed.
+    pub pending: u64,
+    /// Not due yet: retries waiting out their backoff, and delayed jobs
+    /// (bet settlements) waiting in the outbox.
+    pub scheduled: u64,
+    /// Held by a worker right now.
+    pub running: u64,
+    /// Finished successfully (cluster-wide, since the queues were created).
+    pub done: u64,
+    /// Failed attempts (each retried or, at the last attempt, dead).
+    pub failed: u64,
+    /// In the dead set, waiting for an operator.
+    pub dead: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkerSummary {
+    pub name: String,
+    pub host: String,
+    pub pid: u32,
+    pub queues: Vec<String>,
+    /// Jobs run at once per queue.
+    pub concurrency: usize,
+    /// Whether this process runs an outbox relay.
+    pub relay: bool,
+    pub started_at: DateTime<Utc>,
+    pub last_heartbeat: DateTime<Utc>,
+    /// False once the process missed three heartbeats (killed or cut off);
+    /// its jobs go back to the queue after the lease.
+    pub alive: bool,
+}
+
+impl From<SeenProcess> for WorkerSummary {
+    fn from(seen: SeenProcess) -> Self {
+        let p = seen.process;
+        Self {
+            name: p.name,
+            host: p.host,
+            pid: p.pid,
+            queues: p.queues,
+            concurrency: p.concurrency,
+            relay: p.relay,
+            started_at: p.started_at,
+            last_heartbeat: seen.last_heartbeat,
+            alive: seen.alive,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobOverview {
+    pub queues: Vec<QueueSummary>,
+    /// Worker processes heard from in the last hour, live ones first.
+    pub workers: Vec<WorkerSummary>,
+    pub generated_at: DateTime<Utc>,
+}
+
+/// Per queue: jobs in the outbox not yet relayed, (due, not yet due).
+async fn outbox_counts(state: &AppState) -> Result<HashMap<String, (u64, u64)>, ApiError> {
+    let mut conn = state.conn().await?;
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    Ok(shared::outbox::backlog(&mut conn)
+        .await?
+        .into_iter()
+        .map(|b| (b.queue, (count(b.due), count(b.scheduled))))
+        .collect())
+}
+
+/// Queues and workers at a glance.
+///
+/// Per queue: pending, scheduled, running, done, failed and dead jobs; and
+/// the worker processes with their queues, concurrency and last heartbeat.
+#[utoipa::path(
+    get,
+    path = "/admin/jobs",
+    tag = "admin",
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The overview", body = JobOverview),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis or PostgreSQL unreachable (`unavailable`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn job_overview(
+    State(state): State<AppState>,
+    AdminUser(_): AdminUser,
+) -> Result<axum::Json<JobOverview>, ApiError> {
+    let queues = job_queues(&state);
+    let outbox = outbox_counts(&state).await?;
+    let mut summaries = Vec::with_capacity(Queue::ALL.len());
+    for counts in dead::stats(&queues).await? {
+        let (due, later) = outbox.get(&counts.queue).copied().unwrap_or((0, 0));
+        summaries.push(QueueSummary {
+            pending: counts.pending + due,
+            scheduled: counts.delayed + later,
+            running: counts.running,
+            done: counts.succeeded,
+            failed: counts.retried + counts.failed_for_good,
+            dead: counts.dead,
+            queue: counts.queue,
+        });
+    }
+    let workers = queues
+        .processes()
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    Ok(axum::Json(JobOverview {
+        queues: summaries,
+        workers,
+        generated_at: Utc::now(),
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DeadParams {
+    /// One queue (`email`, `bet_settlement`, ...); all queues when absent.
+    queue: Option<String>,
+    /// 1–100, default 20.
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadJobResponse {
+    /// The job's id (its outbox row), used to retry or discard it.
+    pub id: String,
+    pub queue: String,
+    /// The job's name (`send_email`, `settle_bet`, ...), when readable.
+    pub job: Option<String>,
+    /// Attempts made before it died.
+    pub attempts: Option<u32>,
+    /// The last attempt's error.
+    pub error: Option<String>,
+    /// The stored job (`{id, job, v, args, due_at}`), when readable.
+    pub payload: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadJobPage {
+    pub items: Vec<DeadJobResponse>,
+    pub next_cursor: Option<String>,
+}
+
+fn parse_queue(raw: &str) -> Result<Queue, ApiError> {
+    Queue::parse(raw).ok_or_else(|| {
+        let names: Vec<&str> = Queue::ALL.iter().map(|q| q.as_str()).collect();
+        ApiError::field("queue", format!("must be one of {}", names.join(", ")))
+    })
+}
+
+/// Cursors are the last item's `queue/id`, base64url, opaque to clients.
+fn encode_cursor(queue: Queue, id: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}/{id}", queue.as_str()))
+}
+
+fn decode_cursor(raw: &str) -> Result<(Queue, String), ApiError> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw.trim())
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| {
+            let (queue, id) = text.split_once('/')?;
+            Some((Queue::parse(queue)?, id.to_owned()))
+        })
+        .ok_or_else(|| ApiError::field("cursor", "is not a cursor from this endpoint"))
+}
+
+/// Dead jobs: those that failed every attempt or could not be read.
+///
+/// Each with its payload, last error and attempts, ordered by queue and id.
+#[utoipa::path(
+    get,
+    path = "/admin/jobs/dead",
+    tag = "admin",
+    security(("bearer" = []), ("cookie" = [])),
+    params(DeadParams),
+    responses(
+        (status = 200, description = "One page", body = DeadJobPage),
+        (status = 400, description = "Unknown queue, bad limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unreachable (`unavailable`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_dead(
+    State(state): State<AppState>,
+    AdminUser(_): AdminUser,
+    Query(params): Query<DeadParams>,
+) -> Result<axum::Json<DeadJobPage>, ApiError> {
+    let only = params.queue.as_deref().map(parse_queue).transpose()?;
+    let limit = usize::try_from(pagination::limit(params.limit)?).unwrap_or(20);
+    let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
+    let (jobs, more) = dead::page(&job_queues(&state), only, after, limit).await?;
+    let next_cursor = more
+        .then(|| jobs.last().map(|j| encode_cursor(j.queue, &j.job.task_id)))
+        .flatten();
+    let items = jobs
+        .into_iter()
+        .map(|dead| DeadJobResponse {
+            job: dead
+                .job
+                .payload
+                .as_ref()
+                .and_then(|p| p.get("job"))
+                .and_then(|j| j.as_str())
+                .map(str::to_owned),
+            attempts: dead.job.attempts.as_deref().and_then(|a| a.parse().ok()),
+            error: dead.job.last_error,
+            payload: dead.job.payload,
+            id: dead.job.task_id,
+            queue: dead.queue.as_str().to_owned(),
+        })
+        .collect();
+    Ok(axum::Json(DeadJobPage { items, next_cursor }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadJobAction {
+    pub id: String,
+    pub queue: String,
+    /// `queued` (back on its queue with its attempts reset) or `discarded`.
+    pub status: String,
+}
+
+/// The queue of dead job `id`, or 404.
+async fn dead_queue(queues: &JobQueues, id: &str) -> Result<Queue, ApiError> {
+    // Ids are ours (UUIDs) or apalis's (ULIDs); anything longer is no id.
+    if id.is_empty() || id.len() > 64 {
+        return Err(ApiError::NotFound("no such dead job".into()));
+    }
+    dead::find(queues, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no such dead job".into()))
+}
+
+/// Put a dead job back on its queue, with its attempts reset.
+#[utoipa::path(
+    post,
+    path = "/admin/jobs/dead/{id}/retry",
+    tag = "admin",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, description = "Dead job id")),
+    responses(
+        (status = 200, description = "Queued again", body = DeadJobAction),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such dead job", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unreachable (`unavailable`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn retry_dead(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Path(id): Path<String>,
+) -> Result<axum::Json<DeadJobAction>, ApiError> {
+    let queues = job_queues(&state);
+    let queue = dead_queue(&queues, &id).await?;
+    if queues
+        .requeue_dead(queue, std::slice::from_ref(&id))
+        .await?
+        == 0
+    {
+        // Another operator acted on it between the two calls.
+        return Err(ApiError::NotFound("no such dead job".into()));
+    }
+    tracing::info!(admin = %admin.username, job = %id, queue = queue.as_str(), "dead job retried");
+    Ok(axum::Json(DeadJobAction {
+        id,
+        queue: queue.as_str().to_owned(),
+        status: "queued".into(),
+    }))
+}
+
+/// Discard a dead job for good.
+#[utoipa::path(
+    delete,
+    path = "/admin/jobs/dead/{id}",
+    tag = "admin",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, description = "Dead job id")),
+    responses(
+        (status = 204, description = "Discarded"),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such dead job", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unreachable (`unavailable`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn discard_dead(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let queues = job_queues(&state);
+    let queue = dead_queue(&queues, &id).await?;
+    if queues
+        .discard_dead(queue, std::slice::from_ref(&id))
+        .await?
+        == 0
+    {
+        return Err(ApiError::NotFound("no such dead job".into()));
+    }
+    tracing::info!(admin = %admin.username, job = %id, queue = queue.as_str(), "dead job discarded");
+    Ok(StatusCode::NO_CONTENT)
+}

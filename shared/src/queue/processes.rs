@@ -1,0 +1,122 @@
+//! The live worker processes, for operators (`GET /api/v1/admin/jobs`).
+//!
+//! apalis-redis keeps one heartbeat per queue worker but not what a process
+//! serves or how many jobs it runs at once, so every worker process also
+//! announces itself here on each heartbeat: a hash of process name → JSON
+//! description, and a sorted set of process name → last heartbeat (ms) that
+//! lets readers tell live processes from dead ones and prune old entries.
+
+use chrono::{DateTime, Utc};
+use redis::AsyncCommands as _;
+use serde::{Deserialize, Serialize};
+
+use super::{JobQueues, now_millis};
+
+/// What a worker process says about itself.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WorkerProcess {
+    pub name: String,
+    pub host: String,
+    pub pid: u32,
+    pub queues: Vec<String>,
+    /// Jobs run at once per queue.
+    pub concurrency: usize,
+    /// Whether it runs an outbox relay.
+    pub relay: bool,
+    pub started_at: DateTime<Utc>,
+    /// How often it announces itself; a process silent for three of these
+    /// is taken for dead.
+    pub heartbeat_ms: u64,
+}
+
+/// A process as seen by a reader.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeenProcess {
+    #[serde(flatten)]
+    pub process: WorkerProcess,
+    pub last_heartbeat: DateTime<Utc>,
+    pub alive: bool,
+}
+
+/// Processes silent for longer than this are dropped from the list.
+const FORGET_AFTER_MS: u64 = 3600 * 1000;
+
+impl JobQueues {
+    fn processes_key(&self) -> String {
+        format!("{}:processes", self.prefix)
+    }
+
+    fn heartbeats_key(&self) -> String {
+        format!("{}:processes:heartbeats", self.prefix)
+    }
+
+    /// Records `process` as alive now.
+    pub async fn announce(&self, process: &WorkerProcess) -> Result<(), redis::RedisError> {
+        let description = serde_json::to_string(process).unwrap_or_default();
+        redis::pipe()
+            .hset(self.processes_key(), &process.name, description)
+            .ignore()
+            .zadd(self.heartbeats_key(), &process.name, now_millis())
+            .ignore()
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+    }
+
+    /// Removes a process that stops cleanly.
+    pub async fn retire(&self, name: &str) -> Result<(), redis::RedisError> {
+        redis::pipe()
+            .hdel(self.processes_key(), name)
+            .ignore()
+            .zrem(self.heartbeats_key(), name)
+            .ignore()
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+    }
+
+    /// Every process heard from in the last hour, live ones first.
+    pub async fn processes(&self) -> Result<Vec<SeenProcess>, redis::RedisError> {
+        let mut conn = self.conn.clone();
+        let now = now_millis();
+        let forgotten: Vec<String> = conn
+            .zrangebyscore(
+                self.heartbeats_key(),
+                0,
+                now.saturating_sub(FORGET_AFTER_MS),
+            )
+            .await?;
+        if !forgotten.is_empty() {
+            redis::pipe()
+                .hdel(self.processes_key(), &forgotten)
+                .ignore()
+                .zrem(self.heartbeats_key(), &forgotten)
+                .ignore()
+                .query_async::<()>(&mut conn)
+                .await?;
+        }
+        let beats: Vec<(String, u64)> =
+            conn.zrange_withscores(self.heartbeats_key(), 0, -1).await?;
+        let descriptions: std::collections::HashMap<String, String> =
+            conn.hgetall(self.processes_key()).await?;
+        let mut seen: Vec<SeenProcess> = beats
+            .into_iter()
+            .filter_map(|(name, beat)| {
+                let process: WorkerProcess = serde_json::from_str(descriptions.get(&name)?).ok()?;
+                let silent = now.saturating_sub(beat);
+                Some(SeenProcess {
+                    alive: silent <= process.heartbeat_ms.saturating_mul(3) + 1000,
+                    last_heartbeat: DateTime::from_timestamp_millis(
+                        i64::try_from(beat).unwrap_or(i64::MAX),
+                    )
+                    .unwrap_or_default(),
+                    process,
+                })
+            })
+            .collect();
+        seen.sort_by(|a, b| {
+            b.alive
+                .cmp(&a.alive)
+                .then_with(|| a.process.name.cmp(&b.process.name))
+        });
+        Ok(seen)
+    }
+}
