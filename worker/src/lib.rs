@@ -356,10 +356,15 @@ pub async fn run_on(
             "in-flight jobs did not finish in time; they return to the queue after the lease"
         );
     }
-    for task in background {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
-    }
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), http_task).await;
+    // Background tasks and the HTTP server stop together, within 2 s in all,
+    // so a stop stays inside the drain timeout plus 2 s (orchestrators'
+    // grace periods are set from that).
+    background.push(http_task);
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        futures::future::join_all(background),
+    )
+    .await;
     tracing::info!("worker stopped");
     Ok(())
 }
