@@ -69,21 +69,7 @@ pub struct ApiProcess {
 impl ApiProcess {
     pub fn spawn(settings: &HashMap<String, String>) -> Self {
         let port = free_port();
-        let mut command = Command::new(binary("bourse-api"));
-        command
-            .envs(settings)
-            .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .current_dir(std::env::temp_dir())
-            .stdin(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = command.spawn().expect("start bourse-api");
-        let log = Log::default();
-        log.collect(&mut child);
+        let (child, log) = start("bourse-api", settings, &[], ("HTTP_ADDR", port));
         Self {
             base_url: format!("http://127.0.0.1:{port}"),
             child,
@@ -102,6 +88,36 @@ impl ApiProcess {
     }
 }
 
+/// Starts binary `name` with `settings`, `args` and its listen address
+/// variable set to a local `port`, collecting its logs.
+fn start(
+    name: &str,
+    settings: &HashMap<String, String>,
+    args: &[&str],
+    (addr_var, port): (&str, u16),
+) -> (Child, Log) {
+    let mut command = Command::new(binary(name));
+    command
+        .args(args)
+        .envs(settings)
+        .env(addr_var, format!("127.0.0.1:{port}"))
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        // No stray .env from the developer's checkout.
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {name}: {e}"));
+    let log = Log::default();
+    log.collect(&mut child);
+    (child, log)
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -113,24 +129,9 @@ impl WorkerProcess {
     /// Starts `bourse-worker` with `settings` plus `extra` arguments.
     pub fn spawn(settings: &HashMap<String, String>, name: &str, extra: &[&str]) -> Self {
         let port = free_port();
-        let mut command = Command::new(binary("bourse-worker"));
-        command
-            .args(["--name", name])
-            .args(extra)
-            .envs(settings)
-            .env("WORKER_HTTP_ADDR", format!("127.0.0.1:{port}"))
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            // No stray .env from the developer's checkout.
-            .current_dir(std::env::temp_dir())
-            .stdin(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = command.spawn().expect("start bourse-worker");
-        let log = Log::default();
-        log.collect(&mut child);
+        let mut args = vec!["--name", name];
+        args.extend_from_slice(extra);
+        let (child, log) = start("bourse-worker", settings, &args, ("WORKER_HTTP_ADDR", port));
         Self {
             name: name.to_owned(),
             health_url: format!("http://127.0.0.1:{port}/healthz"),
