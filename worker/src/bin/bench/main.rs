@@ -12,6 +12,10 @@
 //!   crosses none, and of one that crosses ten thousand (triggers, emails).
 //! - `fees`: a million fiat wallets due at once (10% short): time until all
 //!   are charged or blocked, a rerun, transfers meanwhile, the ledger check.
+//! - `mixed`: a realistic mix (rates, transfers, orders, bets, alerts) over
+//!   HTTP against one API and two workers serving every queue: per-route
+//!   throughput and latency, the job backlog over time, settlement lateness,
+//!   every process's RSS, the ledger check.
 //!
 //! ```text
 //! cargo build --release -p bourse-worker -p bourse-api
@@ -22,6 +26,7 @@
 //! target/release/bourse-bench settlement
 //! target/release/bourse-bench alerts
 //! target/release/bourse-bench fees
+//! target/release/bourse-bench mixed
 //! ```
 //!
 //! Each scenario uses its own Redis prefix (and `transfers` its own
@@ -31,6 +36,7 @@ mod alerts;
 mod delayed;
 mod fees;
 mod jobs;
+mod mixed;
 mod rates;
 mod settlement;
 mod support;
@@ -153,6 +159,37 @@ enum Scenario {
         #[arg(long, default_value_t = 200)]
         transfer_rate: u64,
     },
+    /// A realistic mix over HTTP against one API and two workers.
+    Mixed {
+        /// Users, each with a funded USD and BTC wallet.
+        #[arg(long, default_value_t = 2_000)]
+        users: usize,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 60)]
+        secs: u64,
+        /// Requests per second, all routes together (open loop); 0: closed
+        /// loop, each connection sending as fast as it is answered.
+        #[arg(long, default_value_t = 400)]
+        rate: u64,
+        /// Keep-alive connections.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Worker processes (every queue).
+        #[arg(long, default_value_t = 2)]
+        processes: usize,
+        /// `--concurrency` of each worker process.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Route weights.
+        #[arg(
+            long,
+            default_value = "rates=50,transfers=20,orders=10,bets=10,alerts=10"
+        )]
+        mix: String,
+        /// Seconds per row of the printed backlog series.
+        #[arg(long, default_value_t = 5)]
+        series_every: u64,
+    },
     /// A million active alerts: quiet and crossing observations.
     Alerts {
         /// Active alerts.
@@ -272,6 +309,30 @@ async fn main() -> anyhow::Result<()> {
                 processes,
                 transfer_clients,
                 transfer_rate,
+            }
+            .measure()
+            .await?;
+        }
+        Scenario::Mixed {
+            users,
+            secs,
+            rate,
+            connections,
+            processes,
+            concurrency,
+            mix,
+            series_every,
+        } => {
+            mixed::MixedRun {
+                config: &config,
+                users,
+                secs,
+                rate,
+                connections,
+                processes,
+                concurrency,
+                mix,
+                series_every,
             }
             .measure()
             .await?;
