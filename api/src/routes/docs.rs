@@ -70,23 +70,3 @@ pub async fn js() -> impl IntoResponse {
         include_str!("../../assets/swagger-ui/swagger-ui-bundle.js"),
     )
 }
-
-const INDEX: &str = r#"<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>Bourse</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body style="font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;line-height:1.5">
-  <h1>Bourse</h1>
-  <p>Wallets, transfers, trading, bets and price alerts.</p>
-  <ul>
-    <li><a href="/docs">API documentation</a> (interactive)</li>
-    <li><a href="/api/v1/openapi.json">OpenAPI document</a></li>
-    <li><a href="/readyz">Readiness</a> · <a href="/metrics">Metrics</a></li>
-  </ul>
-</body>
-</html>
-"#;
-
-pub async fn index() -> Html<&'static str> {
-    Html(INDEX)
-}

@@ -1,5 +1,6 @@
 //! The HTTP surface: `/api/v1/...` JSON routes (documented in the generated
-//! OpenAPI document), health and metrics endpoints, and the API docs page.
+//! OpenAPI document), health and metrics endpoints, the API docs page and
+//! the web page.
 
 mod admin;
 mod admin_jobs;
@@ -13,6 +14,7 @@ mod orders;
 mod pagination;
 mod rates;
 mod wallets;
+mod web;
 
 use std::sync::Arc;
 
@@ -122,7 +124,8 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/docs/", get(docs::page))
         .route("/docs/swagger-ui.css", get(docs::css))
         .route("/docs/swagger-ui-bundle.js", get(docs::js))
-        .route("/", get(docs::index))
+        .route("/", get(web::index))
+        .route("/web/{*path}", get(web::asset))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
