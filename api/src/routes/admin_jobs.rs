@@ -6,6 +6,17 @@
 //! a job that is committed but not yet relayed (say a bet's settlement due
 //! tomorrow) is already the system's promise, so it is counted as pending
 //! or scheduled like one waiting in Redis.
+//!
+//! Why not apalis-redis's own `Metrics` / `ListWorkers` (what apalis-board
+//! builds on): in 1.0 its overview scripts count the done and dead jobs
+//! with `ZCARD`/`ZCOUNT`, but its `handle_results.lua` writes them with
+//! `SADD` (sets), so they fail with WRONGTYPE; they count in-flight jobs
+//! under `{queue}:inflight` while `fetch_next.lua` keeps one set per worker
+//! (`{queue}:inflight:{worker}`); and a worker's metadata has no
+//! concurrency. We read apalis's keys ourselves instead (`shared::queue`):
+//! its active list, per-worker in-flight sets, worker heartbeats, dead set
+//! and task metadata, plus our delayed set, outcome counters and worker
+//! process registry.
 
 use std::collections::HashMap;
 
