@@ -10,6 +10,12 @@
 //! provider stalled. Each test ends with the ledger check green and every
 //! expected effect (bet payouts, alert triggers, emails) present exactly
 //! once.
+//!
+//! The PostgreSQL and Redis on this machine serve the other tests in
+//! parallel, so they are never stopped: Redis is restarted as a private
+//! `redis-server` of the test's own, and PostgreSQL is made unreachable
+//! through a TCP proxy that drops every connection and refuses new ones
+//! (what the API and workers see when the server stops).
 
 use std::{
     collections::HashMap,
