@@ -531,3 +531,45 @@ async fn the_scheduled_job_charges_due_wallets_on_the_workers() {
     assert_eq!(wallet(&app, &ada, &wallets[0]).await["balance"], "9.58");
     ledger_ok(&app).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bet_payout_covering_the_fees_unblocks_the_wallet() {
+    let app = builder().start().await;
+    prices_at(&app, Utc::now()).await;
+    let (session, wallets) = app.user_with_wallets("gambler", &["USD"]).await;
+    let usd = &wallets[0];
+    assert_eq!(deposit(&app, &session, usd, "10.30").await.status, 201);
+    let placed = post(
+        &app,
+        &session,
+        "/api/v1/bets",
+        json!({ "symbol": "BTC", "direction": "up", "stake": "10", "leverage": 1, "duration_seconds": 10 }),
+    )
+    .await;
+    assert_eq!(placed.status, 201, "{}", placed.body);
+    let bet = placed.body["id"].as_str().unwrap().to_owned();
+
+    // 0.30 left cannot pay the 0.42 fee: blocked.
+    make_due(&app, &[id(usd)]).await;
+    let run = charge(&app, Utc::now()).await;
+    assert_eq!(run.blocked, 1, "{run:?}");
+    assert_eq!(wallet(&app, &session, usd).await["status"], "blocked");
+
+    // The payout (the stake back: the price did not move) covers the fee:
+    // charged and unblocked in the payout's transaction.
+    let settled = eventually("the bet to settle", WAIT, || async {
+        let reply = app
+            .get_as(&format!("/api/v1/bets/{bet}"), &session.access)
+            .await;
+        (reply.body["status"] != "open").then_some(reply.body)
+    })
+    .await;
+    assert_eq!(settled["payout"], "10.00", "{settled}");
+    let after = wallet(&app, &session, usd).await;
+    assert_eq!(after["status"], "active", "{after}");
+    assert_eq!(after["balance"], "9.88");
+    let rows = fee_rows(&app, id(usd)).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].2, "charged", "{rows:?}");
+    ledger_ok(&app).await;
+}

@@ -270,11 +270,8 @@ async fn settle_in(
         movements.push(movement);
         outcomes.push((outcome, payout, end));
     }
-    // Pipelined, in wallet order.
+    let transactions_by_bet = post_payouts(conn, &due, movements, &outcomes, escrow, house).await?;
     let shared: &AsyncPgConnection = conn;
-    let posted =
-        futures::future::try_join_all(movements.into_iter().map(|m| ledger::post_on(shared, m)))
-            .await?;
 
     let money = |d: Decimal| format!("{:.2}", d);
     let mut statuses = Vec::with_capacity(due.len());
@@ -285,7 +282,9 @@ async fn settle_in(
     let mut profits = Vec::with_capacity(due.len());
     let mut transactions = Vec::with_capacity(due.len());
     let mut mails = Vec::with_capacity(due.len());
-    for ((bet, (outcome, payout, end)), posting) in due.iter().zip(&outcomes).zip(&posted) {
+    for ((bet, (outcome, payout, end)), transaction) in
+        due.iter().zip(&outcomes).zip(&transactions_by_bet)
+    {
         let status = if outcome.is_some() { "settled" } else { "void" };
         let result = outcome.map(|o| o.outcome.as_str().to_owned());
         statuses.push(status);
@@ -294,7 +293,7 @@ async fn settle_in(
         end_times.push(end.map(|(_, at)| at));
         payouts.push(*payout);
         profits.push(*payout - bet.stake);
-        transactions.push(posting.id);
+        transactions.push(*transaction);
         mails.push((
             Some(bet.user_id),
             bet.email.clone(),
@@ -351,4 +350,108 @@ async fn settle_in(
     let emails = email::enqueue_many_quiet_on(shared, &mails);
     futures::try_join!(update, emails)?;
     Ok(results)
+}
+
+#[derive(QueryableByName)]
+struct WalletState {
+    #[diesel(sql_type = sql_types::Uuid)]
+    id: Uuid,
+    #[diesel(sql_type = sql_types::Text)]
+    status: String,
+}
+
+/// Posts the payouts of `due` (one ledger transaction each, `movements` in
+/// the same order) and returns their transaction ids, in that order.
+///
+/// The group's wallet accounts are locked first, in ascending id order
+/// (ledger_post's order, so no deadlock with transfers or the other
+/// worker's group). Payouts only credit wallets, so for an active wallet
+/// there is nothing to refuse: all of those go in with one set-based
+/// statement (the transactions, then their entries; the balance trigger
+/// runs once), instead of one `ledger_post` call per bet, which was most of
+/// the database's work per settlement. A blocked wallet goes through
+/// `ledger_post`, which settles its outstanding fees and unblocks it when
+/// the credit covers them.
+async fn post_payouts(
+    conn: &mut AsyncPgConnection,
+    due: &[OpenBet],
+    movements: Vec<Movement>,
+    outcomes: &[(
+        Option<pnl::Settlement>,
+        Decimal,
+        Option<(Decimal, DateTime<Utc>)>,
+    )],
+    escrow: Uuid,
+    house: Uuid,
+) -> Result<Vec<Uuid>, BetError> {
+    let mut wallets: Vec<Uuid> = due.iter().map(|b| b.wallet_id).collect();
+    wallets.sort_unstable();
+    wallets.dedup();
+    let states: Vec<WalletState> = diesel::sql_query(
+        "SELECT w.id, w.status FROM ledger_accounts a JOIN wallets w ON w.id = a.id
+         WHERE a.id = ANY($1) ORDER BY a.id FOR UPDATE",
+    )
+    .bind::<sql_types::Array<sql_types::Uuid>, _>(&wallets)
+    .load(conn)
+    .await?;
+    let blocked: std::collections::HashSet<Uuid> = states
+        .into_iter()
+        .filter(|w| w.status != "active")
+        .map(|w| w.id)
+        .collect();
+
+    let mut ids = vec![Uuid::nil(); due.len()];
+    let mut slow = Vec::new();
+    let (mut tx, mut wallet, mut stake, mut payout, mut user) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for ((i, (bet, movement)), (_, paid, _)) in due.iter().zip(movements).enumerate().zip(outcomes)
+    {
+        if blocked.contains(&bet.wallet_id) {
+            slow.push((i, movement));
+            continue;
+        }
+        let id = Uuid::now_v7();
+        ids[i] = id;
+        tx.push(id);
+        wallet.push(bet.wallet_id);
+        stake.push(bet.stake);
+        payout.push(*paid);
+        user.push(bet.user_id);
+    }
+    if !tx.is_empty() {
+        diesel::sql_query(
+            "WITH p AS (
+                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::numeric[], $4::numeric[],
+                                      $5::uuid[]) AS p(tx, wallet, stake, payout, created_by)),
+             transactions AS (
+                 INSERT INTO ledger_transactions (id, kind, to_wallet, to_amount, to_currency,
+                                                  created_by)
+                 SELECT tx, 'bet_payout',
+                        CASE WHEN payout <> 0 THEN wallet END,
+                        CASE WHEN payout <> 0 THEN payout END,
+                        CASE WHEN payout <> 0 THEN $8 END,
+                        created_by
+                 FROM p)
+             INSERT INTO ledger_entries (transaction_id, account_id, currency, amount)
+             SELECT p.tx, e.account, $8, e.amount
+             FROM p CROSS JOIN LATERAL (VALUES ($6::uuid, -p.stake),
+                                               (p.wallet, p.payout),
+                                               ($7::uuid, p.stake - p.payout)) AS e(account, amount)
+             WHERE e.amount <> 0",
+        )
+        .bind::<sql_types::Array<sql_types::Uuid>, _>(&tx)
+        .bind::<sql_types::Array<sql_types::Uuid>, _>(&wallet)
+        .bind::<sql_types::Array<sql_types::Numeric>, _>(&stake)
+        .bind::<sql_types::Array<sql_types::Numeric>, _>(&payout)
+        .bind::<sql_types::Array<sql_types::Uuid>, _>(&user)
+        .bind::<sql_types::Uuid, _>(escrow)
+        .bind::<sql_types::Uuid, _>(house)
+        .bind::<sql_types::Text, _>(STAKE_CURRENCY)
+        .execute(conn)
+        .await?;
+    }
+    for (i, movement) in slow {
+        ids[i] = ledger::post(conn, movement).await?.id;
+    }
+    Ok(ids)
 }
