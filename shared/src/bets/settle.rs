@@ -270,7 +270,8 @@ async fn settle_in(
         movements.push(movement);
         outcomes.push((outcome, payout, end));
     }
-    let transactions_by_bet = post_payouts(conn, &due, movements, &outcomes, escrow, house).await?;
+    let paid: Vec<Decimal> = outcomes.iter().map(|(_, payout, _)| *payout).collect();
+    let transactions_by_bet = post_payouts(conn, &due, movements, &paid, escrow, house).await?;
     let shared: &AsyncPgConnection = conn;
 
     let money = |d: Decimal| format!("{:.2}", d);
@@ -376,11 +377,7 @@ async fn post_payouts(
     conn: &mut AsyncPgConnection,
     due: &[OpenBet],
     movements: Vec<Movement>,
-    outcomes: &[(
-        Option<pnl::Settlement>,
-        Decimal,
-        Option<(Decimal, DateTime<Utc>)>,
-    )],
+    payouts: &[Decimal],
     escrow: Uuid,
     house: Uuid,
 ) -> Result<Vec<Uuid>, BetError> {
@@ -404,8 +401,7 @@ async fn post_payouts(
     let mut slow = Vec::new();
     let (mut tx, mut wallet, mut stake, mut payout, mut user) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for ((i, (bet, movement)), (_, paid, _)) in due.iter().zip(movements).enumerate().zip(outcomes)
-    {
+    for ((i, (bet, movement)), paid) in due.iter().zip(movements).enumerate().zip(payouts) {
         if blocked.contains(&bet.wallet_id) {
             slow.push((i, movement));
             continue;
