@@ -239,7 +239,11 @@ pub async fn run_on(
         redis: conn,
         metrics: metrics.clone(),
         exchange,
-        settler: jobs::bets::Settler::start(db.clone(), config.rates.clone()),
+        settler: jobs::bets::Settler::start(
+            db.clone(),
+            config.rates.clone(),
+            config.bets.settle_in_flight,
+        ),
         clock: options.clock.clone(),
     });
     let policy = RetryPolicy::from_config(&config.jobs);

@@ -261,6 +261,9 @@ pub struct BetsConfig {
     /// An open bet this long past its `settles_at` gets a new settlement
     /// job from the reconciler (its job was lost, say with Redis's data).
     pub reconcile_after: Duration,
+    /// Settlement transactions in flight per worker process; jobs arriving
+    /// meanwhile wait and go together in the next one.
+    pub settle_in_flight: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -709,6 +712,7 @@ impl Config {
             max_stake,
             reconcile_cron,
             reconcile_after: secs(env.range_or("BET_RECONCILE_AFTER_SECS", 30, 1, 7 * 24 * 3600)),
+            settle_in_flight: env.range_or("BET_SETTLE_IN_FLIGHT", 1, 1, 64),
         };
         let alerts = AlertsConfig {
             max_active_per_user: env.range_or("ALERT_MAX_ACTIVE", 1000, 1, 10_000_000),

@@ -26,8 +26,6 @@ use super::{JobContext, JobError};
 const RECONCILE_LIMIT: i64 = 10_000;
 /// Bets settled in one transaction, at most.
 const MAX_GROUP: usize = 256;
-/// Settlement transactions in flight per process.
-const IN_FLIGHT: usize = 4;
 /// How long a job that arrives early waits in place before trying again.
 const MAX_EARLY_WAIT: Duration = Duration::from_secs(5);
 
@@ -39,9 +37,10 @@ pub struct Settler {
 }
 
 impl Settler {
-    pub fn start(db: DbPool, rates: RatesConfig) -> Self {
+    /// `in_flight`: settlement transactions at once (`BET_SETTLE_IN_FLIGHT`).
+    pub fn start(db: DbPool, rates: RatesConfig, in_flight: usize) -> Self {
         let (requests, incoming) = mpsc::unbounded_channel();
-        tokio::spawn(group(incoming, db, Arc::new(rates)));
+        tokio::spawn(group(incoming, db, Arc::new(rates), in_flight));
         Self { requests }
     }
 
@@ -61,8 +60,9 @@ async fn group(
     mut incoming: mpsc::UnboundedReceiver<(Uuid, Reply)>,
     db: DbPool,
     rates: Arc<RatesConfig>,
+    in_flight: usize,
 ) {
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let slots = Arc::new(Semaphore::new(in_flight.max(1)));
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
