@@ -46,7 +46,7 @@ use uuid::Uuid;
 use worker::JobQueues;
 
 use crate::support::{
-    cleanup, free_port, peak_rss_kb, percentile, request_once, scratch_database, spawn_api,
+    Scratch, cleanup, free_port, peak_rss_kb, percentile, request_once, scratch, spawn_api,
     spawn_workers, stop,
 };
 
@@ -663,22 +663,12 @@ impl MixedRun<'_> {
         ensure!(self.users >= 2, "--users must be at least 2");
         ensure!(self.connections >= 1, "--connections must be at least 1");
         let mix = Mix::parse(&self.mix)?;
-        let database = scratch_database(self.config, DATABASE).await?;
-        let secret = format!(
-            "{:032x}{:032x}",
-            rand::random::<u128>(),
-            rand::random::<u128>()
-        );
-        let prefix = format!("bench-{:08x}", rand::random::<u32>());
-        let settings: HashMap<String, String> = [
-            ("DATABASE_URL", database.clone()),
-            ("JWT_SECRET", secret.clone()),
-            ("REDIS_PREFIX", prefix.clone()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        let bench = Config::from_map(settings).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let Scratch {
+            database,
+            secret,
+            prefix,
+            config: bench,
+        } = scratch(self.config, DATABASE).await?;
         let pool = shared::db::pool(&bench.database, "bourse-bench").map_err(anyhow::Error::msg)?;
 
         // Users with a verified email, a USD wallet (1,000,000 USD) and a

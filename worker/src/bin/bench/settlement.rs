@@ -3,10 +3,7 @@
 //! both from the database; afterwards every bet must have exactly one
 //! payout and the ledger check must be green.
 
-use std::{
-    collections::HashMap,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use diesel::{prelude::*, sql_types};
@@ -18,7 +15,7 @@ use shared::{
     wallets,
 };
 
-use crate::support::{finish_workers, percentile, scratch_database, spawn_worker, spawn_workers};
+use crate::support::{Scratch, finish_workers, percentile, scratch, spawn_worker, spawn_workers};
 
 const DATABASE: &str = "bourse_bench_settlement";
 const USERS: usize = 1_000;
@@ -58,16 +55,12 @@ struct Count {
 
 impl SettlementRun<'_> {
     pub async fn measure(&self) -> anyhow::Result<()> {
-        let database = scratch_database(self.config, DATABASE).await?;
-        let prefix = format!("bench-{:08x}", rand::random::<u32>());
-        let settings: HashMap<String, String> = [
-            ("DATABASE_URL", database.clone()),
-            ("REDIS_PREFIX", prefix.clone()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        let bench = Config::from_map(settings).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let Scratch {
+            database,
+            prefix,
+            config: bench,
+            ..
+        } = scratch(self.config, DATABASE).await?;
         let pool = shared::db::pool(&bench.database, "bourse-bench").map_err(anyhow::Error::msg)?;
 
         let user_count = USERS.min(self.count.max(1));

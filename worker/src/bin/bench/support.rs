@@ -2,6 +2,7 @@
 //! and a raw HTTP/1.1 load generator.
 
 use std::{
+    collections::HashMap,
     path::PathBuf,
     process::Stdio,
     sync::Arc,
@@ -304,4 +305,40 @@ pub fn spawn_worker(args: &[&str], env: &[(&str, String)]) -> anyhow::Result<Chi
     command
         .spawn()
         .with_context(|| format!("cannot start {}", worker.display()))
+}
+
+/// A scenario's own world: a scratch database, a Redis prefix, a JWT
+/// secret, and the configuration that points at them.
+pub struct Scratch {
+    pub database: String,
+    pub secret: String,
+    pub prefix: String,
+    pub config: Config,
+}
+
+/// Creates database `name` afresh (see [`scratch_database`]) and the rest of
+/// a [`Scratch`].
+pub async fn scratch(config: &Config, name: &str) -> anyhow::Result<Scratch> {
+    let database = scratch_database(config, name).await?;
+    let secret = format!(
+        "{:032x}{:032x}",
+        rand::random::<u128>(),
+        rand::random::<u128>()
+    );
+    let prefix = format!("bench-{:08x}", rand::random::<u32>());
+    let settings: HashMap<String, String> = [
+        ("DATABASE_URL", database.clone()),
+        ("JWT_SECRET", secret.clone()),
+        ("REDIS_PREFIX", prefix.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let config = Config::from_map(settings).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Scratch {
+        database,
+        secret,
+        prefix,
+        config,
+    })
 }

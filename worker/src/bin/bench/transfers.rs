@@ -2,7 +2,7 @@
 //! process among many wallets, against a `bourse-api` it starts on a
 //! scratch database, then the ledger check.
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use diesel::{prelude::*, sql_types};
 use diesel_async::RunQueryDsl;
@@ -11,7 +11,7 @@ use shared::{config::Config, sessions::tokens, wallets};
 use uuid::Uuid;
 
 use crate::support::{
-    cleanup, free_port, load, peak_rss_kb, request_once, scratch_database, spawn_api, stop,
+    Scratch, cleanup, free_port, load, peak_rss_kb, request_once, scratch, spawn_api, stop,
 };
 
 const DATABASE: &str = "bourse_bench";
@@ -37,22 +37,12 @@ pub async fn run(
     hot_spot: bool,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(count > HOT, "--wallets must be more than {HOT}");
-    let database = scratch_database(config, DATABASE).await?;
-    let secret = format!(
-        "{:032x}{:032x}",
-        rand::random::<u128>(),
-        rand::random::<u128>()
-    );
-    let prefix = format!("bench-{:08x}", rand::random::<u32>());
-    let settings: HashMap<String, String> = [
-        ("DATABASE_URL", database.clone()),
-        ("JWT_SECRET", secret.clone()),
-        ("REDIS_PREFIX", prefix.clone()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let bench_config = Config::from_map(settings).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let Scratch {
+        database,
+        secret,
+        prefix,
+        config: bench_config,
+    } = scratch(config, DATABASE).await?;
 
     // Users with a verified email and a funded USD wallet each.
     eprintln!("[bench] creating {count} funded wallets");
