@@ -573,3 +573,67 @@ async fn a_bet_payout_covering_the_fees_unblocks_the_wallet() {
     assert_eq!(rows[0].2, "charged", "{rows:?}");
     ledger_ok(&app).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_settlement_group_pays_a_blocked_and_an_active_wallet_together() {
+    // The test settles both bets in one group itself (their jobs are a day
+    // away), so the blocked wallet's `ledger_post` and the set-based payout
+    // of the active one share a transaction.
+    let app = builder().start().await;
+    prices_at(&app, Utc::now()).await;
+    let (short, short_wallets) = app.user_with_wallets("short", &["USD"]).await;
+    let (rich, rich_wallets) = app.user_with_wallets("rich", &["USD"]).await;
+    let (short_usd, rich_usd) = (&short_wallets[0], &rich_wallets[0]);
+    assert_eq!(deposit(&app, &short, short_usd, "10.30").await.status, 201);
+    assert_eq!(deposit(&app, &rich, rich_usd, "100").await.status, 201);
+    let bet = json!({ "symbol": "BTC", "direction": "up", "stake": "10", "leverage": 1, "duration_seconds": 86_400 });
+    let mut bets = Vec::new();
+    for session in [&short, &rich] {
+        let placed = post(&app, session, "/api/v1/bets", bet.clone()).await;
+        assert_eq!(placed.status, 201, "{}", placed.body);
+        bets.push(Uuid::parse_str(placed.body["id"].as_str().unwrap()).unwrap());
+    }
+    make_due(&app, &[id(short_usd)]).await;
+    assert_eq!(charge(&app, Utc::now()).await.blocked, 1);
+
+    let mut conn = app.conn().await;
+    diesel::sql_query("UPDATE bets SET settles_at = clock_timestamp() WHERE id = ANY($1)")
+        .bind::<sql_types::Array<sql_types::Uuid>, _>(&bets)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let results = shared::bets::settle_many(&mut conn, &app.config.rates, &bets)
+        .await
+        .unwrap();
+    for bet in &bets {
+        assert_eq!(
+            results.get(bet),
+            Some(&shared::bets::Settled::Settled {
+                result: "D".into(),
+                payout: Decimal::new(1000, 2),
+            }),
+            "{results:?}"
+        );
+    }
+    let short_after = wallet(&app, &short, short_usd).await;
+    assert_eq!(
+        (
+            short_after["status"].as_str(),
+            short_after["balance"].as_str()
+        ),
+        (Some("active"), Some("9.88")),
+        "{short_after}"
+    );
+    assert_eq!(wallet(&app, &rich, rich_usd).await["balance"], "100.00");
+    // Settled once: a second group finds both done.
+    let again = shared::bets::settle_many(&mut conn, &app.config.rates, &bets)
+        .await
+        .unwrap();
+    assert!(
+        again
+            .values()
+            .all(|s| *s == shared::bets::Settled::AlreadySettled),
+        "{again:?}"
+    );
+    ledger_ok(&app).await;
+}

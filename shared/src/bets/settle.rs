@@ -8,7 +8,10 @@
 //! round trips are per group, not per bet. Wallet rows are locked in
 //! ascending order (bets sorted by wallet), so groups never deadlock.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use diesel::{prelude::*, sql_types};
@@ -76,23 +79,28 @@ struct OpenBet {
     /// Seconds until `settles_at` by the database's clock (≤ 0 when due).
     #[diesel(sql_type = sql_types::Double)]
     early: f64,
-}
-
-/// The price in force at a bet's `settles_at`, if any.
-#[derive(Debug, Clone, QueryableByName)]
-struct EndPrice {
-    #[diesel(sql_type = sql_types::Uuid)]
-    id: Uuid,
+    /// `settles_at` is at or before the price barrier: its price is final.
+    #[diesel(sql_type = sql_types::Bool)]
+    due: bool,
+    /// The price in force at `settles_at` (when due and one was observed).
     #[diesel(sql_type = sql_types::Nullable<sql_types::Numeric>)]
-    price_usd: Option<Decimal>,
+    end_price: Option<Decimal>,
     #[diesel(sql_type = sql_types::Nullable<sql_types::Timestamptz>)]
-    observed_at: Option<DateTime<Utc>>,
+    end_observed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(QueryableByName)]
 struct Found {
     #[diesel(sql_type = sql_types::Uuid)]
     id: Uuid,
+}
+
+#[derive(QueryableByName)]
+struct WalletState {
+    #[diesel(sql_type = sql_types::Uuid)]
+    id: Uuid,
+    #[diesel(sql_type = sql_types::Text)]
+    status: String,
 }
 
 /// The escrow and house accounts of the stake currency, on a shared
@@ -129,73 +137,74 @@ pub async fn settle(
 
 /// Settles the bets `ids` that are open and due, in one transaction; says
 /// for every id what happened.
+///
+/// Round trips are what a group costs on busy cores, so there are five:
+/// the price barrier, `BEGIN`, the locks and reads (pipelined), the writes
+/// (pipelined) and `COMMIT`. A wallet blocked for unpaid fees adds one per
+/// such bet.
 pub async fn settle_many(
     conn: &mut AsyncPgConnection,
     rates_config: &RatesConfig,
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Settled>, BetError> {
-    // First the prices, outside the payout transaction: the price lock is
-    // taken and released as a barrier (see `end_prices`), so the writer of
-    // new prices never waits for the payouts below.
-    let prices = end_prices(conn, ids).await?;
-    conn.transaction(async |conn| settle_in(conn, rates_config, ids, &prices).await)
+    // A barrier, before the payout transaction: the shared price lock,
+    // taken and released in a statement of its own, cannot be granted while
+    // a writer holds the lock, and a writer that takes it later stamps a
+    // later time. So once it is granted at `prices_final`, every
+    // observation stamped at or before then is committed, and any later
+    // statement (a new snapshot) sees all of them. The lock is not held
+    // through the payouts, so the writer of new prices never waits for them.
+    let prices_final = rates::lock_prices(conn).await?;
+    conn.transaction(async |conn| settle_in(conn, rates_config, ids, prices_final).await)
         .await
-}
-
-/// The price in force at `settles_at` for each open, due bet of `ids`.
-/// Prices stamped at or before a time already passed never change, so they
-/// stay right for the transaction that pays out.
-async fn end_prices(
-    conn: &mut AsyncPgConnection,
-    ids: &[Uuid],
-) -> Result<HashMap<Uuid, EndPrice>, BetError> {
-    // A barrier: the shared price lock, taken and released in a statement
-    // of its own, cannot be granted while a writer holds the lock, and a
-    // writer that takes it later stamps a later time. So once it is granted
-    // at `now`, every observation stamped at or before `now` is committed,
-    // and the next statement (a new snapshot) sees all of them.
-    let now = rates::lock_prices(conn).await?;
-    let prices: Vec<EndPrice> = diesel::sql_query(
-        "SELECT b.id, p.price_usd, p.observed_at
-         FROM bets b
-         LEFT JOIN LATERAL (
-             SELECT price_usd, observed_at FROM price_history h
-             WHERE h.symbol = b.symbol AND h.observed_at <= b.settles_at
-             ORDER BY h.observed_at DESC LIMIT 1) p ON true
-         WHERE b.id = ANY($1) AND b.status = 'open' AND b.settles_at <= $2",
-    )
-    .bind::<sql_types::Array<sql_types::Uuid>, _>(ids)
-    .bind::<sql_types::Timestamptz, _>(now)
-    .load(conn)
-    .await?;
-    Ok(prices.into_iter().map(|p| (p.id, p)).collect())
 }
 
 async fn settle_in(
     conn: &mut AsyncPgConnection,
     rates_config: &RatesConfig,
     ids: &[Uuid],
-    prices: &HashMap<Uuid, EndPrice>,
+    prices_final: DateTime<Utc>,
 ) -> Result<HashMap<Uuid, Settled>, BetError> {
     let mut results: HashMap<Uuid, Settled> = HashMap::with_capacity(ids.len());
-    // Only bet rows are locked (a duplicate job's transaction holding one
-    // is skipped, not waited for), in wallet order.
     let shared: &AsyncPgConnection = conn;
     let accounts = system_accounts_on(shared);
+    // The bet rows are locked without waiting (a duplicate job's
+    // transaction holding one is skipped, not waited for), in wallet order,
+    // each with the price in force at its `settles_at` when that is final.
     let rows = diesel::sql_query(
         "SELECT b.id, b.user_id, b.wallet_id, b.symbol, b.direction, b.stake, b.leverage,
                 b.start_price, b.status, b.settles_at, c.kind, u.username, u.email,
-                extract(epoch FROM b.settles_at - clock_timestamp())::float8 AS early
+                extract(epoch FROM b.settles_at - clock_timestamp())::float8 AS early,
+                b.settles_at <= $2 AS due,
+                p.price_usd AS end_price, p.observed_at AS end_observed_at
          FROM bets b
          JOIN currencies c ON c.code = b.symbol
          JOIN users u ON u.id = b.user_id
+         LEFT JOIN LATERAL (
+             SELECT price_usd, observed_at FROM price_history h
+             WHERE b.status = 'open' AND b.settles_at <= $2
+               AND h.symbol = b.symbol AND h.observed_at <= b.settles_at
+             ORDER BY h.observed_at DESC LIMIT 1) p ON true
          WHERE b.id = ANY($1)
          ORDER BY b.wallet_id, b.id
          FOR UPDATE OF b SKIP LOCKED",
     )
     .bind::<sql_types::Array<sql_types::Uuid>, _>(ids)
+    .bind::<sql_types::Timestamptz, _>(prices_final)
     .load::<OpenBet>(&mut &*shared);
-    let (rows, [escrow, house]) = futures::try_join!(rows, accounts)?;
+    // Then, in the same round trip, the bets' wallet accounts, waiting for
+    // them, in ascending id order (ledger_post's order, so no deadlock with
+    // transfers or the other worker's group). A bet's wallet never changes,
+    // so they are found from the ids; a wallet of a bet skipped above is
+    // locked for nothing, which costs nothing.
+    let wallets = diesel::sql_query(
+        "SELECT w.id, w.status FROM ledger_accounts a JOIN wallets w ON w.id = a.id
+         WHERE a.id IN (SELECT wallet_id FROM bets WHERE id = ANY($1))
+         ORDER BY a.id FOR UPDATE",
+    )
+    .bind::<sql_types::Array<sql_types::Uuid>, _>(ids)
+    .load::<WalletState>(&mut &*shared);
+    let (rows, wallets, [escrow, house]) = futures::try_join!(rows, wallets, accounts)?;
     if rows.len() < ids.len() {
         let exist: Vec<Found> = diesel::sql_query("SELECT id FROM bets WHERE id = ANY($1)")
             .bind::<sql_types::Array<sql_types::Uuid>, _>(ids)
@@ -214,8 +223,8 @@ async fn settle_in(
     for bet in rows {
         if bet.status != "open" {
             results.insert(bet.id, Settled::AlreadySettled);
-        } else if bet.early > 0.0 || !prices.contains_key(&bet.id) {
-            // Not due by the database's clock (when the prices were read).
+        } else if bet.early > 0.0 || !bet.due {
+            // Not due by the database's clock (when the barrier passed).
             results.insert(
                 bet.id,
                 Settled::Early(Duration::from_secs_f64(bet.early.clamp(0.001, 86_400.0))),
@@ -228,8 +237,6 @@ async fn settle_in(
         return Ok(results);
     }
 
-    let bet_ids: Vec<Uuid> = due.iter().map(|b| b.id).collect();
-    let mut movements = Vec::with_capacity(due.len());
     let mut outcomes = Vec::with_capacity(due.len());
     for bet in &due {
         let kind = if bet.kind == "fiat" {
@@ -238,9 +245,9 @@ async fn settle_in(
             Kind::Crypto
         };
         // The price in force at settles_at, if it was fresh then.
-        let end = prices
-            .get(&bet.id)
-            .and_then(|p| p.price_usd.zip(p.observed_at))
+        let end = bet
+            .end_price
+            .zip(bet.end_observed_at)
             .filter(|(_, at)| super::fresh_at(rates_config, kind, *at, bet.settles_at));
         let outcome = end.map(|(price, _)| {
             pnl::settle(
@@ -252,49 +259,41 @@ async fn settle_in(
             )
         });
         let payout = outcome.map_or(bet.stake, |o| o.payout);
-        // Escrow releases the stake; the wallet gets the payout; the house
-        // takes what the user lost or pays what they won.
-        let mut movement =
-            Movement::new(TxKind::BetPayout).posting(escrow, STAKE_CURRENCY, -bet.stake);
-        if !payout.is_zero() {
-            movement = movement.posting(bet.wallet_id, STAKE_CURRENCY, payout);
-            movement.to_wallet = Some(bet.wallet_id);
-            movement.to_amount = Some(payout);
-            movement.to_currency = Some(STAKE_CURRENCY.into());
-        }
-        let house_change = bet.stake - payout;
-        if !house_change.is_zero() {
-            movement = movement.posting(house, STAKE_CURRENCY, house_change);
-        }
-        movement.created_by = Some(bet.user_id);
-        movements.push(movement);
         outcomes.push((outcome, payout, end));
     }
     let paid: Vec<Decimal> = outcomes.iter().map(|(_, payout, _)| *payout).collect();
-    let transactions_by_bet = post_payouts(conn, &due, movements, &paid, escrow, house).await?;
+    let blocked: HashSet<Uuid> = wallets
+        .into_iter()
+        .filter(|w| w.status != "active")
+        .map(|w| w.id)
+        .collect();
+    let payouts = Payouts::plan(&due, &paid, &blocked);
+    // A blocked wallet's payout goes through `ledger_post` first, one at a
+    // time: it settles the wallet's outstanding fees and unblocks it when
+    // the credit covers them.
+    let mut transactions = payouts.transactions.clone();
+    for &i in &payouts.blocked {
+        let movement = movement(&due[i], paid[i], escrow, house);
+        transactions[i] = ledger::post(conn, movement).await?.id;
+    }
     let shared: &AsyncPgConnection = conn;
 
     let money = |d: Decimal| format!("{:.2}", d);
+    let bet_ids: Vec<Uuid> = due.iter().map(|b| b.id).collect();
     let mut statuses = Vec::with_capacity(due.len());
     let mut result_codes: Vec<Option<String>> = Vec::with_capacity(due.len());
     let mut end_prices: Vec<Option<Decimal>> = Vec::with_capacity(due.len());
     let mut end_times: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(due.len());
-    let mut payouts = Vec::with_capacity(due.len());
     let mut profits = Vec::with_capacity(due.len());
-    let mut transactions = Vec::with_capacity(due.len());
     let mut mails = Vec::with_capacity(due.len());
-    for ((bet, (outcome, payout, end)), transaction) in
-        due.iter().zip(&outcomes).zip(&transactions_by_bet)
-    {
+    for (bet, (outcome, payout, end)) in due.iter().zip(&outcomes) {
         let status = if outcome.is_some() { "settled" } else { "void" };
         let result = outcome.map(|o| o.outcome.as_str().to_owned());
         statuses.push(status);
         result_codes.push(result.clone());
         end_prices.push(end.map(|(p, _)| p));
         end_times.push(end.map(|(_, at)| at));
-        payouts.push(*payout);
         profits.push(*payout - bet.stake);
-        transactions.push(*transaction);
         mails.push((
             Some(bet.user_id),
             bet.email.clone(),
@@ -329,7 +328,9 @@ async fn settle_in(
             },
         );
     }
-    // The results and the emails, pipelined.
+    // The payouts, the results and the emails, pipelined: the transaction
+    // ids were chosen here, so no statement waits for another's answer.
+    let posted = payouts.insert_on(shared, escrow, house);
     let update = diesel::sql_query(
         "UPDATE bets b SET status = v.status, result = v.result, end_price = v.end_price,
                 end_observed_at = v.end_at, payout = v.payout, profit = v.profit,
@@ -344,77 +345,91 @@ async fn settle_in(
     .bind::<sql_types::Array<sql_types::Nullable<sql_types::Text>>, _>(&result_codes)
     .bind::<sql_types::Array<sql_types::Nullable<sql_types::Numeric>>, _>(&end_prices)
     .bind::<sql_types::Array<sql_types::Nullable<sql_types::Timestamptz>>, _>(&end_times)
-    .bind::<sql_types::Array<sql_types::Numeric>, _>(&payouts)
+    .bind::<sql_types::Array<sql_types::Numeric>, _>(&paid)
     .bind::<sql_types::Array<sql_types::Numeric>, _>(&profits)
     .bind::<sql_types::Array<sql_types::Uuid>, _>(&transactions)
     .execute(&mut &*shared);
     let emails = email::enqueue_many_quiet_on(shared, &mails);
-    futures::try_join!(update, emails)?;
+    futures::try_join!(posted, update, emails)?;
     Ok(results)
 }
 
-#[derive(QueryableByName)]
-struct WalletState {
-    #[diesel(sql_type = sql_types::Uuid)]
-    id: Uuid,
-    #[diesel(sql_type = sql_types::Text)]
-    status: String,
+/// One bet's payout as a ledger movement: escrow releases the stake; the
+/// wallet gets the payout; the house takes what the user lost or pays what
+/// they won.
+fn movement(bet: &OpenBet, payout: Decimal, escrow: Uuid, house: Uuid) -> Movement {
+    let mut movement = Movement::new(TxKind::BetPayout).posting(escrow, STAKE_CURRENCY, -bet.stake);
+    if !payout.is_zero() {
+        movement = movement.posting(bet.wallet_id, STAKE_CURRENCY, payout);
+        movement.to_wallet = Some(bet.wallet_id);
+        movement.to_amount = Some(payout);
+        movement.to_currency = Some(STAKE_CURRENCY.into());
+    }
+    let house_change = bet.stake - payout;
+    if !house_change.is_zero() {
+        movement = movement.posting(house, STAKE_CURRENCY, house_change);
+    }
+    movement.created_by = Some(bet.user_id);
+    movement
 }
 
-/// Posts the payouts of `due` (one ledger transaction each, `movements` in
-/// the same order) and returns their transaction ids, in that order.
+/// A group's payouts, one ledger transaction per bet, in the group's order.
 ///
-/// The group's wallet accounts are locked first, in ascending id order
-/// (ledger_post's order, so no deadlock with transfers or the other
-/// worker's group). Payouts only credit wallets, so for an active wallet
-/// there is nothing to refuse: all of those go in with one set-based
-/// statement (the transactions, then their entries; the balance trigger
-/// runs once), instead of one `ledger_post` call per bet, which was most of
-/// the database's work per settlement. A blocked wallet goes through
-/// `ledger_post`, which settles its outstanding fees and unblocks it when
-/// the credit covers them.
-async fn post_payouts(
-    conn: &mut AsyncPgConnection,
-    due: &[OpenBet],
-    movements: Vec<Movement>,
-    payouts: &[Decimal],
-    escrow: Uuid,
-    house: Uuid,
-) -> Result<Vec<Uuid>, BetError> {
-    let mut wallets: Vec<Uuid> = due.iter().map(|b| b.wallet_id).collect();
-    wallets.sort_unstable();
-    wallets.dedup();
-    let states: Vec<WalletState> = diesel::sql_query(
-        "SELECT w.id, w.status FROM ledger_accounts a JOIN wallets w ON w.id = a.id
-         WHERE a.id = ANY($1) ORDER BY a.id FOR UPDATE",
-    )
-    .bind::<sql_types::Array<sql_types::Uuid>, _>(&wallets)
-    .load(conn)
-    .await?;
-    let blocked: std::collections::HashSet<Uuid> = states
-        .into_iter()
-        .filter(|w| w.status != "active")
-        .map(|w| w.id)
-        .collect();
+/// Payouts only credit wallets, so for an active wallet there is nothing to
+/// refuse: all of those go in with one set-based statement (the
+/// transactions, then their entries; the balance trigger runs once),
+/// instead of one `ledger_post` call per bet, which was most of the
+/// database's work per settlement. The wallets were locked beforehand.
+struct Payouts {
+    /// Each bet's transaction id; nil for a blocked wallet's (not chosen
+    /// here: `ledger_post` returns it).
+    transactions: Vec<Uuid>,
+    /// Positions of the bets whose wallet is blocked.
+    blocked: Vec<usize>,
+    tx: Vec<Uuid>,
+    wallet: Vec<Uuid>,
+    stake: Vec<Decimal>,
+    payout: Vec<Decimal>,
+    user: Vec<Uuid>,
+}
 
-    let mut ids = vec![Uuid::nil(); due.len()];
-    let mut slow = Vec::new();
-    let (mut tx, mut wallet, mut stake, mut payout, mut user) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for ((i, (bet, movement)), paid) in due.iter().zip(movements).enumerate().zip(payouts) {
-        if blocked.contains(&bet.wallet_id) {
-            slow.push((i, movement));
-            continue;
+impl Payouts {
+    fn plan(due: &[OpenBet], paid: &[Decimal], blocked_wallets: &HashSet<Uuid>) -> Self {
+        let mut plan = Self {
+            transactions: vec![Uuid::nil(); due.len()],
+            blocked: Vec::new(),
+            tx: Vec::with_capacity(due.len()),
+            wallet: Vec::with_capacity(due.len()),
+            stake: Vec::with_capacity(due.len()),
+            payout: Vec::with_capacity(due.len()),
+            user: Vec::with_capacity(due.len()),
+        };
+        for (i, (bet, paid)) in due.iter().zip(paid).enumerate() {
+            if blocked_wallets.contains(&bet.wallet_id) {
+                plan.blocked.push(i);
+                continue;
+            }
+            let id = Uuid::now_v7();
+            plan.transactions[i] = id;
+            plan.tx.push(id);
+            plan.wallet.push(bet.wallet_id);
+            plan.stake.push(bet.stake);
+            plan.payout.push(*paid);
+            plan.user.push(bet.user_id);
         }
-        let id = Uuid::now_v7();
-        ids[i] = id;
-        tx.push(id);
-        wallet.push(bet.wallet_id);
-        stake.push(bet.stake);
-        payout.push(*paid);
-        user.push(bet.user_id);
+        plan
     }
-    if !tx.is_empty() {
+
+    /// Posts the active wallets' payouts, on a shared connection.
+    async fn insert_on(
+        &self,
+        conn: &AsyncPgConnection,
+        escrow: Uuid,
+        house: Uuid,
+    ) -> QueryResult<usize> {
+        if self.tx.is_empty() {
+            return Ok(0);
+        }
         diesel::sql_query(
             "WITH p AS (
                  SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::numeric[], $4::numeric[],
@@ -435,19 +450,15 @@ async fn post_payouts(
                                                ($7::uuid, p.stake - p.payout)) AS e(account, amount)
              WHERE e.amount <> 0",
         )
-        .bind::<sql_types::Array<sql_types::Uuid>, _>(&tx)
-        .bind::<sql_types::Array<sql_types::Uuid>, _>(&wallet)
-        .bind::<sql_types::Array<sql_types::Numeric>, _>(&stake)
-        .bind::<sql_types::Array<sql_types::Numeric>, _>(&payout)
-        .bind::<sql_types::Array<sql_types::Uuid>, _>(&user)
+        .bind::<sql_types::Array<sql_types::Uuid>, _>(&self.tx)
+        .bind::<sql_types::Array<sql_types::Uuid>, _>(&self.wallet)
+        .bind::<sql_types::Array<sql_types::Numeric>, _>(&self.stake)
+        .bind::<sql_types::Array<sql_types::Numeric>, _>(&self.payout)
+        .bind::<sql_types::Array<sql_types::Uuid>, _>(&self.user)
         .bind::<sql_types::Uuid, _>(escrow)
         .bind::<sql_types::Uuid, _>(house)
         .bind::<sql_types::Text, _>(STAKE_CURRENCY)
-        .execute(conn)
-        .await?;
+        .execute(&mut &*conn)
+        .await
     }
-    for (i, movement) in slow {
-        ids[i] = ledger::post(conn, movement).await?.id;
-    }
-    Ok(ids)
 }
