@@ -254,25 +254,16 @@ impl Generator {
                 self.port
             )
             .into_bytes(),
-            Route::Transfer => {
-                let cents = rand::random_range(1..=500);
+            Route::Transfer | Route::TransferConverted => {
+                // USD to another user's USD wallet, or to their BTC wallet
+                // (converted at the latest price).
+                let (cents, to) = if route == Route::Transfer {
+                    (rand::random_range(1..=500), &other().usd_number)
+                } else {
+                    (rand::random_range(100..=2_000), &other().btc_number)
+                };
                 let body = format!(
-                    r#"{{"to_wallet_number":"{}","amount":"{}"}}"#,
-                    other().usd_number,
-                    Decimal::new(cents, 2)
-                );
-                self.post(
-                    &format!("/wallets/{}/transfer", me.usd_wallet),
-                    &me.token,
-                    &body,
-                    true,
-                )
-            }
-            Route::TransferConverted => {
-                let cents = rand::random_range(100..=2_000);
-                let body = format!(
-                    r#"{{"to_wallet_number":"{}","amount":"{}"}}"#,
-                    other().btc_number,
+                    r#"{{"to_wallet_number":"{to}","amount":"{}"}}"#,
                     Decimal::new(cents, 2)
                 );
                 self.post(
