@@ -22,7 +22,7 @@ use std::{
 use crate::jobs::{JobEnvelope, Queue};
 pub use keys::QueueKeys;
 pub use processes::{SeenProcess, WorkerProcess};
-use redis::{AsyncCommands, Script, aio::ConnectionManager};
+use redis::{AsyncCommands, Script, ScriptInvocation, aio::ConnectionManager};
 
 static PUSH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/push.lua")));
 static SCHEDULE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/schedule.lua")));
@@ -101,6 +101,28 @@ impl JobQueues {
         self.conn.clone()
     }
 
+    /// An invocation of `script`, one that moves jobs from `source` onto
+    /// `queue`'s active list and wakes its workers (push.lua,
+    /// requeue_dead.lua): the keys and first arguments both read, in their
+    /// order. The caller adds the ids.
+    fn onto_active<'a>(
+        &self,
+        script: &'a Script,
+        queue: Queue,
+        source: String,
+    ) -> ScriptInvocation<'a> {
+        let keys = self.keys(queue);
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(source)
+            .key(keys.active())
+            .key(keys.meta_prefix())
+            .key(keys.signal())
+            .arg(self.wake_channel())
+            .arg(queue.as_str());
+        invocation
+    }
+
     /// Pushes jobs onto `queue`'s active list in one round trip. Ids already
     /// known to Redis are skipped; returns how many were new.
     pub async fn push(
@@ -112,15 +134,7 @@ impl JobQueues {
         if jobs.is_empty() {
             return Ok(0);
         }
-        let keys = self.keys(queue);
-        let mut invocation = PUSH.prepare_invoke();
-        invocation
-            .key(keys.data())
-            .key(keys.active())
-            .key(keys.meta_prefix())
-            .key(keys.signal())
-            .arg(self.wake_channel())
-            .arg(queue.as_str());
+        let mut invocation = self.onto_active(&PUSH, queue, self.keys(queue).data());
         for job in jobs {
             invocation
                 .arg(&job.task_id)
@@ -333,15 +347,7 @@ impl JobQueues {
         if ids.is_empty() {
             return Ok(0);
         }
-        let keys = self.keys(queue);
-        let mut invocation = REQUEUE_DEAD.prepare_invoke();
-        invocation
-            .key(keys.dead())
-            .key(keys.active())
-            .key(keys.meta_prefix())
-            .key(keys.signal())
-            .arg(self.wake_channel())
-            .arg(queue.as_str());
+        let mut invocation = self.onto_active(&REQUEUE_DEAD, queue, self.keys(queue).dead());
         for id in ids {
             invocation.arg(id);
         }
