@@ -21,9 +21,9 @@ use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Price refreshes run hourly here so they never replace the test's prices.
+/// Price refreshes run once a year here so they never replace the test's prices.
 fn builder() -> TestAppBuilder {
-    TestAppBuilder::new().env("RATE_REFRESH_CRON", "0 0 * * * *")
+    TestAppBuilder::new().env("RATE_REFRESH_CRON", "0 0 0 1 1 *")
 }
 
 async fn create(app: &TestApp, session: &Session, body: Value) -> Reply {

@@ -23,9 +23,9 @@ use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(40);
 
-/// Price refreshes run hourly here so they never replace the test's prices.
+/// Price refreshes run once a year here so they never replace the test's prices.
 fn builder() -> TestAppBuilder {
-    TestAppBuilder::new().env("RATE_REFRESH_CRON", "0 0 * * * *")
+    TestAppBuilder::new().env("RATE_REFRESH_CRON", "0 0 0 1 1 *")
 }
 
 async fn post(app: &TestApp, session: &Session, path: &str, body: Value) -> Reply {

@@ -25,9 +25,9 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use shared::jobs::Queue;
 
-/// Price refreshes run hourly here so they never replace the test's prices.
+/// Price refreshes run once a year here so they never replace the test's prices.
 fn builder() -> TestAppBuilder {
-    TestAppBuilder::new().env("RATE_REFRESH_CRON", "0 0 * * * *")
+    TestAppBuilder::new().env("RATE_REFRESH_CRON", "0 0 0 1 1 *")
 }
 
 async fn with_prices(app: TestApp) -> TestApp {

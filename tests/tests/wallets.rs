@@ -16,10 +16,10 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{Value, json};
 
 /// A worker delivers the verification emails; its price refreshes run on
-/// an hourly schedule here so they never replace the prices a test sets.
+/// a yearly schedule here so they never replace the prices a test sets.
 async fn app() -> TestApp {
     TestAppBuilder::new()
-        .env("RATE_REFRESH_CRON", "0 0 * * * *")
+        .env("RATE_REFRESH_CRON", "0 0 0 1 1 *")
         .start()
         .await
 }
@@ -546,7 +546,7 @@ async fn idempotency_keys_replay_conflict_and_serialize() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_transfers_neither_deadlock_nor_lose_money() {
     let app = TestAppBuilder::new()
-        .env("RATE_REFRESH_CRON", "0 0 * * * *")
+        .env("RATE_REFRESH_CRON", "0 0 0 1 1 *")
         .env("DATABASE_POOL_SIZE", 16)
         .start()
         .await;
@@ -596,7 +596,7 @@ async fn concurrent_transfers_neither_deadlock_nor_lose_money() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_withdrawals_never_overdraw() {
     let app = TestAppBuilder::new()
-        .env("RATE_REFRESH_CRON", "0 0 * * * *")
+        .env("RATE_REFRESH_CRON", "0 0 0 1 1 *")
         .env("DATABASE_POOL_SIZE", 16)
         .start()
         .await;
