@@ -286,9 +286,14 @@ impl From<AccountError> for ApiError {
                 code: "invalid_current_password",
                 detail: "the current password is wrong".into(),
             },
+            AccountError::CurrentPasswordRequired => Self::field(
+                "current_password",
+                "is required to change the email address",
+            ),
             AccountError::NotFound => Self::NotFound("no such user".into()),
             AccountError::Password(e) => Self::internal(e),
             AccountError::Database(e) => e.into(),
+            AccountError::Pool(e) => e.into(),
         }
     }
 }

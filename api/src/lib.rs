@@ -10,11 +10,13 @@ pub mod metrics;
 pub mod middleware;
 pub mod rate_limit;
 pub mod rates_feed;
+pub mod revocations;
 pub mod routes;
+pub mod server;
 pub mod state;
 pub mod user_cache;
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Instant};
+use std::{future::Future, sync::Arc, time::Instant};
 
 use anyhow::Context as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -44,6 +46,7 @@ pub fn state(config: Config) -> anyhow::Result<AppState> {
         redis,
         redis_client: client,
         rates: Arc::new(rates_feed::RatesFeed::default()),
+        revoked: Arc::new(revocations::RevokedSessions::default()),
         metrics: Arc::new(metrics::HttpMetrics::new()),
         started: Instant::now(),
     })
@@ -63,7 +66,8 @@ pub async fn wait_for_dependencies(state: AppState) {
 }
 
 /// Serves on an already bound listener until `shutdown` completes, then
-/// finishes in-flight requests.
+/// ends the event streams and finishes in-flight requests (for at most
+/// `REQUEST_TIMEOUT_SECS`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -80,12 +84,18 @@ pub async fn serve_router(
     router: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let feed = tokio::spawn(rates_feed::follow(state));
-    let app = router.into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("HTTP server failed");
+    let feed = tokio::spawn(rates_feed::follow(state.clone()));
+    let revoked = tokio::spawn(revocations::follow(state.clone()));
+    let rates = Arc::clone(&state.rates);
+    // Event streams never end by themselves: they end first, or the drain
+    // would wait for them in vain.
+    let shutdown = async move {
+        shutdown.await;
+        rates.close_streams();
+    };
+    let timeouts = server::Timeouts::from_config(&state.config.http);
+    server::serve(listener, router, timeouts, shutdown).await;
     feed.abort();
-    served
+    revoked.abort();
+    Ok(())
 }

@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use axum::{
     extract::{MatchedPath, Request, State},
+    http::Method,
     middleware::Next,
     response::Response,
 };
@@ -17,6 +18,7 @@ use crate::state::AppState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
+    /// See [`method_label`].
     pub method: String,
     /// The route pattern (`/api/v1/wallets/{id}`), never the raw path, so
     /// ids do not explode the label set.
@@ -73,10 +75,24 @@ impl Default for HttpMetrics {
     }
 }
 
+/// The request method as a label: the standard methods by name, any other
+/// `other`. Clients choose the method, and each new label value is a new
+/// series held in memory for good: a client inventing methods must not
+/// grow the registry without bound.
+pub fn method_label(method: &Method) -> &'static str {
+    const STANDARD: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT",
+    ];
+    STANDARD
+        .into_iter()
+        .find(|standard| *standard == method.as_str())
+        .unwrap_or("other")
+}
+
 /// Middleware recording each request.
 pub async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
+    let method = method_label(request.method()).to_owned();
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -97,4 +113,19 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
         .get_or_create(&RouteLabels { method, route })
         .observe(started.elapsed().as_secs_f64());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_standard_methods_become_labels() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+        for made_up in ["FOOBAR", "get", "PROPFIND"] {
+            let method = Method::from_bytes(made_up.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), "other", "{made_up}");
+        }
+    }
 }

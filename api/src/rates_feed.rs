@@ -6,10 +6,15 @@
 //! second). When Redis has no prices (or is down) it reads the latest
 //! observations from PostgreSQL instead. `GET /rates` answers from the
 //! mirror: no outside call, no network round trip on the request path.
+//!
+//! It also counts the open `/rates/stream` connections (per client IP and
+//! in total, so a client cannot hold them without bound) and ends them all
+//! at shutdown.
 
 use std::{
-    collections::{BTreeMap, HashSet},
-    sync::Arc,
+    collections::{BTreeMap, HashMap, HashSet, hash_map::Entry},
+    future::Future,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::Duration,
 };
 
@@ -17,7 +22,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{RwLock, broadcast};
+use tokio::sync::{RwLock, broadcast, watch};
 use utoipa::ToSchema;
 
 use crate::state::AppState;
@@ -42,6 +47,47 @@ pub struct RatesFeed {
     /// Every currency code.
     known: RwLock<Vec<String>>,
     relay: broadcast::Sender<Arc<str>>,
+    streams: Mutex<StreamCounts>,
+    /// Becomes true at shutdown: every event stream ends.
+    closing: watch::Sender<bool>,
+}
+
+/// Open event streams by client IP, and their total.
+#[derive(Default)]
+struct StreamCounts {
+    by_ip: HashMap<String, usize>,
+    total: usize,
+}
+
+/// Why a new event stream was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamRefused {
+    /// This client IP already holds `RATES_STREAM_MAX_PER_IP` streams.
+    PerIp,
+    /// This process already holds `RATES_STREAM_MAX_TOTAL` streams.
+    Total,
+}
+
+/// One open event stream's place in the counts. Dropping it (the stream
+/// ended or its client left) frees the place.
+pub struct StreamSlot {
+    feed: Arc<RatesFeed>,
+    ip: String,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut counts = self.feed.stream_counts();
+        counts.total = counts.total.saturating_sub(1);
+        // Addresses without streams leave the map: it holds no more
+        // entries than there are open streams.
+        if let Entry::Occupied(mut open) = counts.by_ip.entry(std::mem::take(&mut self.ip)) {
+            *open.get_mut() = open.get().saturating_sub(1);
+            if *open.get() == 0 {
+                open.remove();
+            }
+        }
+    }
 }
 
 impl Default for RatesFeed {
@@ -52,6 +98,8 @@ impl Default for RatesFeed {
             crypto: RwLock::new(HashSet::new()),
             known: RwLock::new(Vec::new()),
             relay,
+            streams: Mutex::new(StreamCounts::default()),
+            closing: watch::Sender::new(false),
         }
     }
 }
@@ -69,6 +117,55 @@ impl RatesFeed {
     /// New prices as they arrive (JSON arrays of [`Rate`]).
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
         self.relay.subscribe()
+    }
+
+    /// Takes a place for one more event stream of client `ip`, unless the
+    /// client or the process already holds as many as allowed.
+    pub fn open_stream(
+        self: &Arc<Self>,
+        ip: String,
+        max_per_ip: usize,
+        max_total: usize,
+    ) -> Result<StreamSlot, StreamRefused> {
+        let mut counts = self.stream_counts();
+        if counts.by_ip.get(&ip).copied().unwrap_or(0) >= max_per_ip {
+            return Err(StreamRefused::PerIp);
+        }
+        if counts.total >= max_total {
+            return Err(StreamRefused::Total);
+        }
+        *counts.by_ip.entry(ip.clone()).or_default() += 1;
+        counts.total += 1;
+        drop(counts);
+        Ok(StreamSlot {
+            feed: Arc::clone(self),
+            ip,
+        })
+    }
+
+    /// The event streams open now.
+    pub fn open_streams(&self) -> usize {
+        self.stream_counts().total
+    }
+
+    /// Ends every event stream, open or opened from now on (shutdown).
+    pub fn close_streams(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Completes when the event streams are to end.
+    pub fn streams_closed(&self) -> impl Future<Output = ()> + Send + use<> {
+        let mut closing = self.closing.subscribe();
+        async move {
+            // An error means the feed itself is gone: end too.
+            let _ = closing.wait_for(|closing| *closing).await;
+        }
+    }
+
+    fn stream_counts(&self) -> MutexGuard<'_, StreamCounts> {
+        // The counts stay consistent even if a holder panicked: every
+        // update is a single step.
+        self.streams.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     async fn merge(&self, rates: Vec<Rate>) {
@@ -186,5 +283,39 @@ async fn listen_loop(state: AppState) {
             Err(error) => tracing::debug!(%error, "price stream unavailable"),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_places_are_counted_per_ip_and_in_total_and_freed_on_drop() {
+        let feed = Arc::new(RatesFeed::default());
+        let open = |ip: &str| feed.open_stream(ip.to_owned(), 2, 3);
+        let first = open("10.0.0.1").unwrap();
+        let second = open("10.0.0.1").unwrap();
+        assert_eq!(open("10.0.0.1").err(), Some(StreamRefused::PerIp));
+        let other = open("10.0.0.2").unwrap();
+        assert_eq!(open("10.0.0.3").err(), Some(StreamRefused::Total));
+        drop(first);
+        assert_eq!(feed.open_streams(), 2);
+        let again = open("10.0.0.1").unwrap();
+        drop((second, other, again));
+        assert_eq!(feed.open_streams(), 0);
+        assert!(
+            feed.stream_counts().by_ip.is_empty(),
+            "no entry outlives its streams"
+        );
+    }
+
+    #[tokio::test]
+    async fn closing_ends_streams_open_and_to_come() {
+        let feed = RatesFeed::default();
+        let before = feed.streams_closed();
+        feed.close_streams();
+        before.await;
+        feed.streams_closed().await;
     }
 }

@@ -15,6 +15,8 @@ pub struct AppState {
     /// For subscriptions (SSE relay).
     pub redis_client: redis::Client,
     pub rates: Arc<RatesFeed>,
+    /// Sessions whose access tokens are refused (see `revocations`).
+    pub revoked: Arc<crate::revocations::RevokedSessions>,
     pub metrics: Arc<HttpMetrics>,
     pub started: Instant,
 }

@@ -270,6 +270,21 @@ impl JobSpec for ChargeFees {
     const QUEUE: Queue = Queue::MonthlyFee;
 }
 
+/// Housekeeping (see [`crate::hygiene`]): delete expired idempotency keys,
+/// codes, refresh tokens and cool-downs. Scheduled by `PURGE_CRON`; runs on
+/// the `monthly_fee` queue, the home of slow periodic upkeep. Repeating it
+/// is harmless.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeExpired {
+    pub tick: DateTime<Utc>,
+}
+
+impl JobSpec for PurgeExpired {
+    const NAME: &'static str = "purge_expired";
+    const QUEUE: Queue = Queue::MonthlyFee;
+}
+
 /// A diagnostic job: optionally sleeps, fails its first attempts, and records
 /// each run in `probe_runs`. Operators use it to check the pipeline end to
 /// end; the benchmark uses it as the no-op job.

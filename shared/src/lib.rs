@@ -16,6 +16,7 @@ pub mod currencies;
 pub mod db;
 pub mod email;
 pub mod fees;
+pub mod hygiene;
 pub mod jobs;
 pub mod ledger;
 pub mod money;

@@ -144,6 +144,19 @@ pub async fn wait_for_migrations(url: &str, limit: Option<Duration>) -> Result<(
     .await
 }
 
+/// A readiness check's answer to the outside: `ok` or `failing`. The
+/// reason of a failure (a connection error naming hosts and ports) is
+/// logged, never answered to whoever asks `/readyz`.
+pub fn readiness_verdict(check: &str, outcome: Result<(), String>) -> &'static str {
+    match outcome {
+        Ok(()) => "ok",
+        Err(error) => {
+            tracing::warn!(check, %error, "readiness check failing");
+            "failing"
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};

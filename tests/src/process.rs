@@ -86,6 +86,25 @@ impl ApiProcess {
     pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
     }
+
+    /// SIGTERM: the graceful stop.
+    pub async fn terminate(&mut self) {
+        let pid = self.child.id().expect("running");
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits for exit; panics after `timeout`.
+    pub async fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("bourse-api did not exit within {timeout:?}"))
+            .expect("wait")
+    }
 }
 
 /// Starts binary `name` with `settings`, `args` and its listen address

@@ -21,9 +21,13 @@ use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Price refreshes run once a year here so they never replace the test's prices.
+/// Price refreshes run once a year here so they never replace the test's
+/// prices; these tests create hundreds of alerts in a second, past the
+/// per-account creation limit (tested in security.rs).
 fn builder() -> TestAppBuilder {
-    TestAppBuilder::new().env("RATE_REFRESH_CRON", "0 0 0 1 1 *")
+    TestAppBuilder::new()
+        .env("RATE_REFRESH_CRON", "0 0 0 1 1 *")
+        .env("RATE_LIMIT_ALERT_CREATE_PER_ACCOUNT", "100000/60")
 }
 
 async fn create(app: &TestApp, session: &Session, body: Value) -> Reply {

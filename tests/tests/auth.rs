@@ -637,10 +637,10 @@ async fn the_profile_changes_and_a_new_email_must_be_verified_again() {
 
     app.register_verified("grace", "grace@example.com", PASSWORD)
         .await;
-    let taken = patch(json!({ "email": "GRACE@example.com" })).await;
+    let taken = patch(json!({ "email": "GRACE@example.com", "current_password": PASSWORD })).await;
     assert_eq!(taken.status, 409);
 
-    let moved = patch(json!({ "email": "ada@new.example" })).await;
+    let moved = patch(json!({ "email": "ada@new.example", "current_password": PASSWORD })).await;
     assert_eq!(moved.status, 200);
     assert_eq!(moved.body["email"], "ada@new.example");
     assert_eq!(moved.body["email_verified"], false);
@@ -726,6 +726,9 @@ async fn resend_and_reset_are_limited_per_account() {
     let app = TestAppBuilder::new()
         .env("RATE_LIMIT_RESET_PER_ACCOUNT", "2/60")
         .env("RATE_LIMIT_RESEND_PER_ACCOUNT", "2/60")
+        // No cool-down between requests: the per-address limit is tested
+        // (the cool-down has its own test in security.rs).
+        .env("CODE_RESEND_COOLDOWN_SECS", "0")
         .without_worker()
         .start()
         .await;

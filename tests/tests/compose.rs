@@ -11,6 +11,8 @@
 //!   keys are resolved, as Compose resolves them);
 //! - it keeps what the README promises: the six services, a `worker` that
 //!   `--scale worker=4` can replicate (no `container_name`, no host ports),
+//!   a `mailpit` whose published ports bind 127.0.0.1 only (caught mail
+//!   holds verification and reset codes),
 //!   dependencies on services that exist (and have a healthcheck when
 //!   `service_healthy` waits for one), an environment for `migrate`, `api`
 //!   and `worker` made only of settings Bourse reads and accepted by
@@ -35,6 +37,11 @@ use shared::config::Config;
 
 /// The services the README's `docker compose up` runs.
 const SERVICES: [&str; 6] = ["postgres", "redis", "mailpit", "migrate", "api", "worker"];
+/// Services whose published ports must stay on this machine: Mailpit shows
+/// every caught email, verification and reset codes included.
+const LOCAL_ONLY: [&str; 1] = ["mailpit"];
+/// Host addresses that are this machine only.
+const LOOPBACK: [&str; 3] = ["127.0.0.1", "::1", "localhost"];
 /// The services that run Bourse's binaries: their environment is Bourse's
 /// configuration.
 const BOURSE_SERVICES: [&str; 3] = ["migrate", "api", "worker"];
@@ -122,6 +129,21 @@ impl Checker {
                         ));
                     }
                     Some(_) => {}
+                }
+            }
+        }
+
+        for name in LOCAL_ONLY {
+            let Some(service) = services.get(name) else {
+                continue;
+            };
+            let ports = service.get("ports").and_then(Value::as_array);
+            for port in ports.into_iter().flatten() {
+                let host_ip = published_host_ip(port);
+                if !host_ip.is_some_and(|ip| LOOPBACK.contains(&ip.as_str())) {
+                    problems.push(format!(
+                        "`{name}` publishes port {port} on every address: bind it to 127.0.0.1 (\"127.0.0.1:8025:8025\")"
+                    ));
                 }
             }
         }
@@ -266,6 +288,23 @@ fn depends_on(service: &Value) -> Vec<(String, Option<String>)> {
             })
             .collect(),
         _ => Vec::new(),
+    }
+}
+
+/// The host address a published port binds, `None` for every address:
+/// the short form's `IP:HOST:CONTAINER` (IPv6 in brackets) or the long
+/// form's `host_ip`.
+fn published_host_ip(port: &Value) -> Option<String> {
+    match port {
+        Value::String(spec) => {
+            let parts: Vec<&str> = spec.rsplitn(3, ':').collect();
+            (parts.len() == 3).then(|| parts[2].trim_matches(['[', ']']).to_owned())
+        }
+        Value::Object(long) => long
+            .get("host_ip")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        _ => None,
     }
 }
 
@@ -808,6 +847,27 @@ fn a_missing_service_or_dependency_is_reported() {
         "",
     );
     assert_reported(&yaml, &["waits for `mailpit` to be healthy"]);
+}
+
+#[test]
+fn a_mailpit_open_to_the_network_is_reported() {
+    let yaml = edited("\"127.0.0.1:8025:8025\"", "\"8025:8025\"");
+    assert_reported(&yaml, &["`mailpit` publishes port", "8025:8025"]);
+    let yaml = edited(
+        "      - \"127.0.0.1:8025:8025\"",
+        "      - target: 8025\n        published: \"8025\"",
+    );
+    assert_reported(&yaml, &["`mailpit` publishes port"]);
+    let yaml = edited(
+        "      - \"127.0.0.1:8025:8025\"",
+        "      - target: 8025\n        published: \"8025\"\n        host_ip: 127.0.0.1",
+    );
+    let problems = problems_of(&yaml);
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert_eq!(
+        published_host_ip(&Value::String("[::1]:8025:8025".into())).as_deref(),
+        Some("::1")
+    );
 }
 
 #[test]

@@ -15,7 +15,7 @@ use harness::{TestApp, TestAppBuilder, eventually};
 use serde_json::{Value, json};
 use shared::{
     jobs::{JobSpec, SendEmail},
-    schema::{emails, one_time_codes, outbox, users},
+    schema::{emails, outbox, users},
 };
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -81,7 +81,8 @@ async fn registration_emails_a_code_over_smtp_that_verifies_the_address() {
     assert!(mail.header("Message-ID").is_some());
 
     // A wrong code is refused; the right one (any letter case of the
-    // address) verifies; verifying again is harmless.
+    // address) verifies; verifying again is refused like a wrong code
+    // (no answer hands out an account's data without proof).
     let wrong = if code == "000000" { "111111" } else { "000000" };
     let reply = app
         .post(
@@ -92,6 +93,7 @@ async fn registration_emails_a_code_over_smtp_that_verifies_the_address() {
     assert_eq!(reply.status, 400);
     assert_eq!(reply.body["code"], "validation_failed");
     assert_eq!(reply.body["errors"]["code"], "is invalid or has expired");
+    let wrong_reply = reply.body.clone();
 
     let reply = app
         .post(
@@ -107,7 +109,8 @@ async fn registration_emails_a_code_over_smtp_that_verifies_the_address() {
             &json!({ "email": "ada@example.com", "code": code }),
         )
         .await;
-    assert_eq!(again.status, 200);
+    assert_eq!(again.status, 400);
+    assert_eq!(again.body, wrong_reply);
 
     // Exactly one email for one registration, and its secrets are gone.
     assert_eq!(app.smtp.mails_to("Ada@Example.com").len(), 1);
@@ -149,11 +152,19 @@ async fn five_wrong_codes_burn_the_code_and_resend_issues_a_new_one() {
         .await;
     assert_eq!(reply.status, 400);
 
-    // Resend right away is accepted but throttled (no second email yet)...
+    // Resend right away is refused with the time to wait (the cool-down
+    // after the code registration sent)...
+    let too_soon = app
+        .post(
+            "/api/v1/auth/verify-email/resend",
+            &json!({ "email": "GRACE@example.com" }),
+        )
+        .await;
+    assert_eq!(too_soon.status, 429, "{}", too_soon.body);
+    assert!(too_soon.headers.contains_key("retry-after"));
     let mut conn = app.conn().await;
-    // ...so make the last code look older than the cool-down.
-    diesel::update(one_time_codes::table)
-        .set(one_time_codes::created_at.eq(chrono::Utc::now() - chrono::Duration::minutes(5)))
+    // ...so make the last request look older than the cool-down.
+    diesel::sql_query("UPDATE code_cooldowns SET last_sent_at = now() - interval '5 minutes'")
         .execute(&mut conn)
         .await
         .unwrap();

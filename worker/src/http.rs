@@ -57,21 +57,22 @@ async fn healthz(State(state): State<HttpState>) -> impl IntoResponse {
     )
 }
 
-/// 200 when PostgreSQL and Redis both answer.
+/// 200 when PostgreSQL and Redis both answer; each check is `ok` or
+/// `failing` (the reason is logged, not answered).
 async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
     let timeout = Duration::from_secs(2);
     let postgres = match tokio::time::timeout(timeout, shared::db::ping(&state.db)).await {
-        Ok(Ok(())) => "ok".to_owned(),
-        Ok(Err(error)) => error,
-        Err(_) => "timed out".to_owned(),
+        Ok(result) => result,
+        Err(_) => Err("timed out".to_owned()),
     };
     let mut conn = state.queues.connection();
     let ping = redis::cmd("PING");
     let redis = match tokio::time::timeout(timeout, ping.query_async::<String>(&mut conn)).await {
-        Ok(Ok(_)) => "ok".to_owned(),
-        Ok(Err(error)) => error.to_string(),
-        Err(_) => "timed out".to_owned(),
+        Ok(result) => result.map(|_| ()).map_err(|e| e.to_string()),
+        Err(_) => Err("timed out".to_owned()),
     };
+    let postgres = shared::startup::readiness_verdict("postgres", postgres);
+    let redis = shared::startup::readiness_verdict("redis", redis);
     let ready = postgres == "ok" && redis == "ok";
     (
         if ready {

@@ -30,7 +30,7 @@ use secrecy::ExposeSecret as _;
 use shared::{
     config::{Config, RedisConfig},
     email::Mailer,
-    jobs::{ChargeFees, Queue, ReconcileBets, ReconcileEmails, RefreshRates},
+    jobs::{ChargeFees, PurgeExpired, Queue, ReconcileBets, ReconcileEmails, RefreshRates},
 };
 use tokio::sync::watch;
 
@@ -165,6 +165,12 @@ pub async fn run_on(
                     fan_out: 0,
                 })
             },
+        ),
+        (
+            "purge",
+            scheduler::parse(&config.fees.purge_cron)
+                .map_err(|e| anyhow::anyhow!("PURGE_CRON: {e}"))?,
+            |tick| TickJob::of(&PurgeExpired { tick }),
         ),
     ];
     let providers = shared::rates::Providers::from_config(&config.rates)

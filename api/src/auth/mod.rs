@@ -114,6 +114,12 @@ impl FromRequestParts<AppState> for Authenticated {
         let claims = tokens::verify_access(&state.config.auth, &token).map_err(|_| {
             ApiError::Unauthenticated("the access token is invalid or expired".into())
         })?;
+        if state.revoked.is_revoked(&claims.sid) {
+            return Err(ApiError::Unauthenticated(
+                "this session has ended (signed out, password changed or token reused); sign in again"
+                    .into(),
+            ));
+        }
         if via_cookie {
             check_csrf(parts, state)?;
         }

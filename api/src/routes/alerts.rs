@@ -12,7 +12,7 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use shared::money::AmountInput;
 use shared::{
     alerts::{self, Alert, AlertDirection, AlertError, NewAlert},
     currencies,
@@ -24,9 +24,10 @@ use uuid::Uuid;
 
 use super::pagination;
 use crate::{
-    auth::CurrentUser,
+    auth::{CurrentUser, VerifiedUser},
     error::{ApiError, Problem},
     extract::ApiJson,
+    rate_limit,
     state::AppState,
     user_cache::{self, Lookup},
 };
@@ -108,7 +109,7 @@ pub struct AlertRequest {
     symbol: Option<String>,
     /// USD per unit, greater than zero.
     #[schema(value_type = String, example = "50000")]
-    target_price: Option<Value>,
+    target_price: Option<AmountInput>,
     /// `above` or `below`. Default: `above` when the target is above the
     /// current price, else `below`.
     #[schema(example = "above")]
@@ -133,14 +134,23 @@ pub struct AlertRequest {
         (status = 201, description = "The active alert", body = AlertResponse),
         (status = 400, description = "Bad or missing field, unknown symbol", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Email not verified (`email_not_verified`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`limit_exceeded` or `rate_unavailable`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many alerts created lately (`rate_limited`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_alert(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    VerifiedUser(user): VerifiedUser,
     ApiJson(body): ApiJson<AlertRequest>,
 ) -> Result<Response, ApiError> {
+    rate_limit::hit(
+        &state,
+        "alert_create",
+        &user.id.to_string(),
+        state.config.auth.limits.alert_create_per_account,
+    )
+    .await?;
     let mut errors = BTreeMap::new();
     let symbol = body
         .symbol

@@ -12,6 +12,7 @@ use axum::{
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use shared::money::AmountInput;
 use shared::{
     bets::{self, Bet, BetError, Direction, PlaceBet},
     currencies::{self, Kind},
@@ -53,6 +54,10 @@ impl From<BetError> for ApiError {
             },
             BetError::Blocked => ApiError::Refused {
                 code: "wallet_blocked",
+                detail,
+            },
+            BetError::BalanceCap => ApiError::Refused {
+                code: "limit_exceeded",
                 detail,
             },
             BetError::Rate(RateError::Unavailable { symbol, reason }) => {
@@ -132,7 +137,7 @@ pub struct BetRequest {
     direction: Option<String>,
     /// USD from your USD wallet, within the configured limits.
     #[schema(value_type = String, example = "10.00")]
-    stake: Option<Value>,
+    stake: Option<AmountInput>,
     /// 1 to 100.
     #[schema(value_type = i32, example = 5)]
     leverage: Option<Value>,

@@ -11,6 +11,7 @@ use crate::{
     auth::{Authenticated, CurrentUser},
     error::{ApiError, Problem},
     extract::ApiJson,
+    rate_limit,
     state::AppState,
 };
 
@@ -55,9 +56,12 @@ pub struct UpdateMeRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     last_name: Option<Option<String>>,
-    /// A new address is unverified until the code emailed to it is
-    /// confirmed; money movements are refused meanwhile.
+    /// A new address needs `current_password`, is unverified until the
+    /// code emailed to it is confirmed (money movements are refused
+    /// meanwhile), and the old address is told of the change.
     email: Option<String>,
+    /// Required when `email` changes the address.
+    current_password: Option<String>,
 }
 
 /// Update your profile.
@@ -69,10 +73,12 @@ pub struct UpdateMeRequest {
     request_body = UpdateMeRequest,
     responses(
         (status = 200, description = "The updated user", body = UserResponse),
-        (status = 400, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid fields; `errors.current_password` when an email change lacks it", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Cookie sent without the CSRF proof", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Email taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Wrong current password (`invalid_current_password`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many current-password attempts (`rate_limited`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn update_me(
@@ -82,16 +88,64 @@ pub async fn update_me(
 ) -> Result<axum::Json<UserResponse>, ApiError> {
     let changes = ProfileChanges::parse(body.first_name, body.last_name, body.email)
         .map_err(|errors| ApiError::validation("the request has invalid fields", errors.0))?;
-    let mut conn = state.conn().await?;
-    let user = accounts::update_profile(&mut conn, &state.config.auth, caller.user_id, changes)
-        .await
-        .map_err(|error| match error {
-            accounts::AccountError::NotFound => {
-                ApiError::Unauthenticated("the account no longer exists".into())
-            }
-            other => other.into(),
-        })?;
+    let limiter = CurrentPasswordLimit::new(&state, caller.user_id);
+    if body.current_password.is_some() {
+        limiter.count().await?;
+    }
+    let user = accounts::update_profile(
+        &state.db,
+        &state.config.auth,
+        caller.user_id,
+        changes,
+        body.current_password.as_deref(),
+    )
+    .await
+    .map_err(account_error)?;
+    if body.current_password.is_some() {
+        limiter.clear().await;
+    }
     Ok(axum::Json(user.into()))
+}
+
+/// The API's answer to a failed profile or password change.
+fn account_error(error: accounts::AccountError) -> ApiError {
+    match error {
+        accounts::AccountError::NotFound => {
+            ApiError::Unauthenticated("the account no longer exists".into())
+        }
+        other => other.into(),
+    }
+}
+
+/// Current-password attempts per account. Each attempt is counted before
+/// bcrypt runs — a count taken after each failure would let a concurrent
+/// burst through — and a right password clears the count.
+struct CurrentPasswordLimit<'a> {
+    state: &'a AppState,
+    account: String,
+}
+
+impl<'a> CurrentPasswordLimit<'a> {
+    fn new(state: &'a AppState, user_id: uuid::Uuid) -> Self {
+        Self {
+            state,
+            account: user_id.to_string(),
+        }
+    }
+
+    async fn count(&self) -> Result<(), ApiError> {
+        rate_limit::hit(
+            self.state,
+            "current_password",
+            &self.account,
+            self.state.config.auth.limits.current_password_per_account,
+        )
+        .await
+    }
+
+    async fn clear(&self) {
+        rate_limit::clear(self.state, "current_password", &self.account).await;
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -106,7 +160,9 @@ pub struct ChangePasswordRequest {
 /// Change your password.
 ///
 /// Every other session is signed out (this one stays) and a notice is
-/// emailed. A wrong current password is 422 `invalid_current_password`.
+/// emailed. A wrong current password is 422 `invalid_current_password`;
+/// attempts are limited per account (429 with `Retry-After`), and no
+/// database connection is held while the password is hashed.
 #[utoipa::path(
     post,
     path = "/me/password",
@@ -119,6 +175,7 @@ pub struct ChangePasswordRequest {
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Cookie sent without the CSRF proof", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Wrong current password (`invalid_current_password`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many current-password attempts (`rate_limited`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn change_password(
@@ -139,9 +196,10 @@ pub async fn change_password(
             errors.0,
         ));
     }
-    let mut conn = state.conn().await?;
+    let limiter = CurrentPasswordLimit::new(&state, caller.user_id);
+    limiter.count().await?;
     accounts::change_password(
-        &mut conn,
+        &state.db,
         &state.config.auth,
         caller.user_id,
         caller.session_id,
@@ -149,15 +207,7 @@ pub async fn change_password(
         &body.new_password,
     )
     .await
-    .map_err(|error| match error {
-        accounts::AccountError::WrongPassword => ApiError::Refused {
-            code: "invalid_current_password",
-            detail: "the current password is wrong".into(),
-        },
-        accounts::AccountError::NotFound => {
-            ApiError::Unauthenticated("the account no longer exists".into())
-        }
-        other => other.into(),
-    })?;
+    .map_err(account_error)?;
+    limiter.clear().await;
     Ok(StatusCode::NO_CONTENT)
 }

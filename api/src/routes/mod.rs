@@ -124,6 +124,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/docs/", get(docs::page))
         .route("/docs/swagger-ui.css", get(docs::css))
         .route("/docs/swagger-ui-bundle.js", get(docs::js))
+        .route("/docs/init.js", get(docs::init_js))
         .route("/", get(web::index))
         .route("/web/{*path}", get(web::asset))
         .route("/healthz", get(health::healthz))

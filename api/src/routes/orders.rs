@@ -10,6 +10,7 @@ use axum::{
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use shared::money::AmountInput;
 use shared::{
     currencies::{self, Kind},
     rates::RateError,
@@ -50,6 +51,10 @@ impl From<OrderError> for ApiError {
             },
             OrderError::Blocked => ApiError::Refused {
                 code: "wallet_blocked",
+                detail,
+            },
+            OrderError::BalanceCap => ApiError::Refused {
+                code: "limit_exceeded",
                 detail,
             },
             OrderError::Rate(RateError::Unavailable { symbol, reason }) => {
@@ -131,7 +136,7 @@ pub struct BuyRequest {
     /// The crypto amount, a decimal string or number within the currency's
     /// places.
     #[schema(value_type = String, example = "0.015")]
-    amount: Option<Value>,
+    amount: Option<AmountInput>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -140,7 +145,7 @@ pub struct SellRequest {
     #[schema(example = "BTC")]
     currency: Option<String>,
     #[schema(value_type = String, example = "0.015")]
-    amount: Option<Value>,
+    amount: Option<AmountInput>,
     /// Pay the USD to this user's USD wallet instead of yours.
     to_username: Option<String>,
 }
@@ -156,7 +161,7 @@ struct Parsed {
 async fn parse(
     state: &AppState,
     currency: Option<&str>,
-    amount: Option<&Value>,
+    amount: Option<&AmountInput>,
 ) -> Result<Parsed, ApiError> {
     let mut errors = std::collections::BTreeMap::new();
     let code = currency.map(|c| c.trim().to_ascii_uppercase());

@@ -4,7 +4,11 @@ use std::{collections::BTreeMap, convert::Infallible, time::Duration};
 
 use axum::{
     extract::{Path, Query, State},
-    response::sse::{Event, KeepAlive, Sse},
+    http::{HeaderValue, StatusCode, header},
+    response::{
+        Response,
+        sse::{Event, KeepAlive, Sse},
+    },
 };
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
@@ -15,8 +19,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    error::{ApiError, Problem},
-    rates_feed::Rate,
+    error::{ApiError, Problem, problem_response},
+    rate_limit::ClientIp,
+    rates_feed::{Rate, StreamRefused},
     state::AppState,
 };
 
@@ -234,14 +239,28 @@ fn encode_cursor(at: DateTime<Utc>) -> String {
         .encode(at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
 }
 
-fn decode_cursor(raw: &str) -> Result<DateTime<Utc>, ApiError> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
+/// The cursor's time, which must lie in `[from, to)` as every cursor this
+/// endpoint hands out does: the down-sampled query starts at the cursor,
+/// so a forged one from long before `from` would escape the range limit.
+fn decode_cursor(
+    raw: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<DateTime<Utc>, ApiError> {
+    let at = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(raw.trim())
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .and_then(|text| DateTime::parse_from_rfc3339(&text).ok())
         .map(|t| t.to_utc())
-        .ok_or_else(|| ApiError::field("cursor", "is not a cursor from this endpoint"))
+        .ok_or_else(|| ApiError::field("cursor", "is not a cursor from this endpoint"))?;
+    if at < from || at >= to {
+        return Err(ApiError::field(
+            "cursor",
+            "is outside the range from..to; pass the same range as the page it came from",
+        ));
+    }
+    Ok(at)
 }
 
 /// Price history of one currency.
@@ -298,7 +317,11 @@ pub async fn history(
             "must be from 1 to 86400 seconds",
         ));
     }
-    let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
+    let after = params
+        .cursor
+        .as_deref()
+        .map(|raw| decode_cursor(raw, from, to))
+        .transpose()?;
     let page = rates::history(&mut conn, &code, from, to, after, limit, params.interval).await?;
     Ok(axum::Json(HistoryPage {
         symbol: code,
@@ -315,26 +338,78 @@ pub async fn history(
     }))
 }
 
+/// A refused stream's client may try again this soon: a place frees as
+/// soon as any stream ends.
+const STREAM_RETRY_AFTER_SECS: u64 = 5;
+
 /// Live prices (Server-Sent Events).
 ///
 /// First an event with the current prices, then one `rates` event (a JSON
 /// array of rates) per refresh. Every API process relays every refresh.
+/// Each client IP may hold a few streams at once (429 beyond), each process
+/// a bounded number (503 beyond); both answers carry `Retry-After`.
 #[utoipa::path(
     get,
     path = "/rates/stream",
     tag = "rates",
-    responses((status = 200, description = "An event stream", content_type = "text/event-stream", body = String))
+    responses(
+        (status = 200, description = "An event stream", content_type = "text/event-stream", body = String),
+        (status = 429, description = "Too many open streams from this address (`rate_limited`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many open streams on this server (`unavailable`)", body = Problem, content_type = "application/problem+json"),
+    )
 )]
 pub async fn stream(
     State(state): State<AppState>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    ClientIp(ip): ClientIp,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Response> {
+    let http = &state.config.http;
+    let slot = state
+        .rates
+        .open_stream(ip, http.stream_max_per_ip, http.stream_max_total)
+        .map_err(stream_refused)?;
     let current =
         serde_json::to_string(&state.rates.snapshot().await).unwrap_or_else(|_| "[]".into());
     let first =
         futures::stream::once(async move { Ok(Event::default().event("rates").data(current)) });
     let updates = tokio_stream_from(state.rates.subscribe())
         .map(|payload| Ok(Event::default().event("rates").data(payload.as_ref())));
-    Sse::new(first.chain(updates)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    let events = first
+        .chain(updates)
+        .take_until(state.rates.streams_closed())
+        // The stream holds its place until it is dropped: ended at
+        // shutdown, or its client gone.
+        .map(move |event| {
+            let _held = &slot;
+            event
+        });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(keep_alive_every(http.idle_timeout))))
+}
+
+/// Comments on a quiet stream often enough that the server's idle timeout
+/// never closes a stream whose client is reading.
+fn keep_alive_every(idle_timeout: Duration) -> Duration {
+    (idle_timeout / 2).min(Duration::from_secs(15))
+}
+
+fn stream_refused(refused: StreamRefused) -> Response {
+    let (status, code, detail) = match refused {
+        StreamRefused::PerIp => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many open price streams from your address; close one first",
+        ),
+        StreamRefused::Total => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "this server holds as many price streams as it can; try again shortly",
+        ),
+    };
+    let mut response = problem_response(status, code, detail.to_owned(), None);
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(STREAM_RETRY_AFTER_SECS),
+    );
+    response
 }
 
 /// A broadcast receiver as a stream; a client too slow to keep up skips

@@ -8,7 +8,7 @@ use axum::{
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use shared::money::AmountInput;
 use shared::{
     ledger::TxKind,
     wallets::{self, HistoryItem, Receipt, Wallet, WalletError},
@@ -56,6 +56,7 @@ impl From<WalletError> for ApiError {
             WalletError::SameWallet => refused("same_wallet", &error),
             WalletError::InsufficientFunds => refused("insufficient_funds", &error),
             WalletError::Blocked => refused("wallet_blocked", &error),
+            WalletError::BalanceCap => refused("limit_exceeded", &error),
             WalletError::InvalidAmount(message) => ApiError::field("amount", message),
             WalletError::Rate(shared::rates::RateError::Unavailable { symbol, reason }) => {
                 ApiError::rate_unavailable(&symbol, &reason)
@@ -263,7 +264,7 @@ pub async fn rename_wallet(
 pub struct AmountRequest {
     /// A decimal string or number, positive, within the currency's places.
     #[schema(value_type = String, example = "100.00")]
-    amount: Option<Value>,
+    amount: Option<AmountInput>,
 }
 
 /// The result of a movement.
@@ -322,7 +323,7 @@ async fn wallet_and_amount(
     conn: &mut diesel_async::AsyncPgConnection,
     user_id: Uuid,
     wallet: Uuid,
-    raw: &Option<Value>,
+    raw: &Option<AmountInput>,
 ) -> Result<(Wallet, rust_decimal::Decimal), ApiError> {
     let found = wallets::for_movement(conn, user_id, wallet).await?;
     let wallet = mover(conn, user_id, found).await?;
@@ -346,7 +347,10 @@ async fn mover(
 }
 
 /// `raw` as an amount of `wallet`'s currency.
-fn amount_in(wallet: &Wallet, raw: &Option<Value>) -> Result<rust_decimal::Decimal, ApiError> {
+fn amount_in(
+    wallet: &Wallet,
+    raw: &Option<AmountInput>,
+) -> Result<rust_decimal::Decimal, ApiError> {
     let raw = raw
         .as_ref()
         .ok_or_else(|| ApiError::field("amount", "is required"))?;
@@ -365,7 +369,7 @@ fn request_hash(path: &str, body: &impl Serialize) -> String {
 
 #[derive(Serialize)]
 struct Fingerprint<'a> {
-    amount: &'a Option<Value>,
+    amount: &'a Option<AmountInput>,
     to_wallet_number: Option<&'a str>,
 }
 
@@ -469,7 +473,7 @@ pub struct TransferRequest {
     to_wallet_number: Option<String>,
     /// In your wallet's currency.
     #[schema(value_type = String, example = "25.00")]
-    amount: Option<Value>,
+    amount: Option<AmountInput>,
 }
 
 /// Pay another wallet.

@@ -151,7 +151,8 @@ export async function profilePage(view) {
     fields: [
       { name: 'first_name', label: 'First name', value: user.first_name || '', autocomplete: 'given-name' },
       { name: 'last_name', label: 'Last name', value: user.last_name || '', autocomplete: 'family-name' },
-      { name: 'email', label: 'Email', type: 'email', value: user.email, autocomplete: 'email', hint: 'A new address must be verified again.' },
+      { name: 'email', label: 'Email', type: 'email', value: user.email, autocomplete: 'email', hint: 'A new address must be verified again; the old one is told of the change.' },
+      { name: 'current_password', label: 'Current password', type: 'password', autocomplete: 'current-password', hint: 'Needed only to change the email address.' },
     ],
     onSubmit: async (values) => {
       const current = session.user;
@@ -159,7 +160,10 @@ export async function profilePage(view) {
       for (const field of ['first_name', 'last_name']) {
         if (values[field] !== (current[field] || '')) changes[field] = values[field] === '' ? null : values[field];
       }
-      if (values.email.toLowerCase() !== current.email.toLowerCase()) changes.email = values.email;
+      if (values.email.toLowerCase() !== current.email.toLowerCase()) {
+        changes.email = values.email;
+        if (values.current_password) changes.current_password = values.current_password;
+      }
       if (!Object.keys(changes).length) return 'Nothing to change.';
       const updated = await api('PATCH', '/me', changes);
       setUser(updated);

@@ -8,7 +8,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::model::User;
+use super::{cooldown, model::User};
 use crate::{config::AuthConfig, email, schema::one_time_codes as codes};
 
 /// What a code proves.
@@ -19,7 +19,7 @@ pub enum Purpose {
 }
 
 impl Purpose {
-    fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Purpose::VerifyEmail => "verify_email",
             Purpose::PasswordReset => "password_reset",
@@ -107,6 +107,7 @@ pub(super) async fn issue(
         })
         .execute(conn)
         .await?;
+    cooldown::record(conn, &user.email, purpose).await?;
     let expires_minutes = ttl.as_secs().div_ceil(60);
     match purpose {
         Purpose::VerifyEmail => {
@@ -138,20 +139,6 @@ pub(super) async fn issue(
         }
     };
     Ok(())
-}
-
-/// When the last code of this purpose was issued to the user.
-pub(super) async fn last_issued(
-    conn: &mut AsyncPgConnection,
-    user_id: Uuid,
-    purpose: Purpose,
-) -> QueryResult<Option<DateTime<Utc>>> {
-    codes::table
-        .filter(codes::user_id.eq(user_id))
-        .filter(codes::purpose.eq(purpose.as_str()))
-        .select(diesel::dsl::max(codes::created_at))
-        .first(conn)
-        .await
 }
 
 /// Checks `code` against the user's live code of this purpose (sent to the

@@ -3,6 +3,7 @@
 
 mod admin;
 mod codes;
+mod cooldown;
 mod login;
 pub mod model;
 mod password_change;
@@ -15,13 +16,13 @@ pub use admin::{create_admin, promote};
 pub use codes::CodeRejection;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-pub use login::authenticate;
+pub use login::{authenticate, check_password};
 pub use model::User;
 pub use password_change::{change_password, confirm_password_reset, request_password_reset};
 pub use profile::{ProfileChanges, update_profile};
 pub use register::{Registration, register};
 pub use validate::FieldErrors;
-pub use verify::{RESEND_COOLDOWN, Resend, resend_verification, verify_email};
+pub use verify::{Resend, resend_verification, verify_email};
 
 use crate::{password::PasswordError, schema::users};
 
@@ -43,12 +44,20 @@ pub enum AccountError {
     /// The current password given to a password change is wrong.
     #[error("the current password is wrong")]
     WrongPassword,
+    /// Changing the email address needs the current password, and none
+    /// was given.
+    #[error("the current password is required to change the email address")]
+    CurrentPasswordRequired,
     #[error("no such user")]
     NotFound,
     #[error(transparent)]
     Password(#[from] PasswordError),
     #[error("database error: {0}")]
     Database(#[from] diesel::result::Error),
+    /// No connection could be had from the pool (the database is down or
+    /// every connection is busy).
+    #[error("database unavailable: {0}")]
+    Pool(#[from] crate::db::PoolError),
 }
 
 /// The user whose email matches, ignoring case.

@@ -4,13 +4,13 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::{
-    AccountError,
+    AccountError, check_password,
     codes::{self, CodeRejection, Purpose},
     find_by_email,
     model::User,
     verify::{Resend, send_code},
 };
-use crate::{config::AuthConfig, email, password, schema::users, sessions};
+use crate::{config::AuthConfig, db::DbPool, email, password, schema::users, sessions};
 
 async fn notify_changed(conn: &mut AsyncPgConnection, user: &User) -> diesel::QueryResult<()> {
     email::enqueue(
@@ -28,26 +28,19 @@ async fn notify_changed(conn: &mut AsyncPgConnection, user: &User) -> diesel::Qu
 
 /// Changes the password of `user_id` after checking the current one. In one
 /// transaction: the new hash, every other session revoked (the caller's
-/// session, `keep_session`, stays), and a notice email queued.
+/// session, `keep_session`, stays), and a notice email queued. No database
+/// connection is held while bcrypt runs.
 pub async fn change_password(
-    conn: &mut AsyncPgConnection,
+    pool: &DbPool,
     config: &AuthConfig,
     user_id: Uuid,
     keep_session: Uuid,
     current: &str,
     new: &str,
 ) -> Result<(), AccountError> {
-    let user: User = users::table
-        .find(user_id)
-        .select(User::as_select())
-        .first(conn)
-        .await
-        .optional()?
-        .ok_or(AccountError::NotFound)?;
-    if !password::verify(current.to_owned(), user.password_hash.clone()).await? {
-        return Err(AccountError::WrongPassword);
-    }
+    let user = check_password(pool, user_id, current).await?;
     let new_hash = password::hash(new.to_owned(), config.bcrypt_cost).await?;
+    let mut conn = pool.get().await?;
     conn.transaction::<(), diesel::result::Error, _>(async |conn| {
         diesel::update(users::table.find(user.id))
             .set(users::password_hash.eq(&new_hash))
@@ -60,16 +53,22 @@ pub async fn change_password(
     Ok(())
 }
 
-/// Emails a password-reset code if the address has an account (at most one
-/// per cool-down). The caller answers 202 whatever happened.
+/// Emails a password-reset code if the address belongs to an account and
+/// is verified (at most one request per address per cool-down). A code
+/// never goes to an address nobody proved: whoever changed an account's
+/// email with a stolen session cannot reset its password through it.
 pub async fn request_password_reset(
     conn: &mut AsyncPgConnection,
     config: &AuthConfig,
     email_address: &str,
 ) -> Result<Resend, AccountError> {
-    send_code(conn, config, email_address, Purpose::PasswordReset, |_| {
-        true
-    })
+    send_code(
+        conn,
+        config,
+        email_address,
+        Purpose::PasswordReset,
+        |user| user.is_email_verified(),
+    )
     .await
 }
 
@@ -83,13 +82,15 @@ enum ResetOutcome {
 /// address counted as verified (the code proved it) and a notice queued.
 /// A wrong code counts towards burning it.
 pub async fn confirm_password_reset(
-    conn: &mut AsyncPgConnection,
+    pool: &DbPool,
     config: &AuthConfig,
     email_address: &str,
     code: &str,
     new: &str,
 ) -> Result<(), AccountError> {
+    // Hashed before a connection is taken: bcrypt never holds one.
     let new_hash = password::hash(new.to_owned(), config.bcrypt_cost).await?;
+    let mut conn = pool.get().await?;
     let outcome = conn
         .transaction::<ResetOutcome, diesel::result::Error, _>(async |conn| {
             let Some(user) = find_by_email(conn, email_address).await? else {

@@ -7,7 +7,7 @@ use super::{
     model::{NewUser, User},
     validate::{self, FieldErrors},
 };
-use crate::{config::AuthConfig, db, password, schema::users};
+use crate::{config::AuthConfig, db, db::DbPool, password, schema::users};
 
 /// Registration input that passed validation (see [`Registration::parse`]).
 #[derive(Debug, Clone)]
@@ -39,23 +39,28 @@ impl Registration {
 }
 
 /// Creates an unverified user and, in the same transaction, the verification
-/// code and its email job. The password is hashed first, off the async
-/// threads and outside the transaction.
+/// code and its email job. The password is hashed off the async threads
+/// with no database connection held (a burst of registrations waits for
+/// the hashing slots, not for the connections everyone needs).
 ///
 /// Username and email are unique ignoring case; a clash answers
 /// [`AccountError::Taken`] naming every clashing field, also when two
 /// registrations race (the unique indexes decide).
 pub async fn register(
-    conn: &mut AsyncPgConnection,
+    pool: &DbPool,
     config: &AuthConfig,
     input: Registration,
 ) -> Result<User, AccountError> {
-    let mut taken = taken_fields(conn, &input.username, &input.email).await?;
+    let mut taken = {
+        let mut conn = pool.get().await?;
+        taken_fields(&mut conn, &input.username, &input.email).await?
+    };
     if !taken.is_empty() {
         return Err(AccountError::Taken(taken));
     }
     let password_hash = password::hash(input.password.clone(), config.bcrypt_cost).await?;
 
+    let mut conn = pool.get().await?;
     let result = conn
         .transaction::<User, diesel::result::Error, _>(async |conn| {
             let user: User = diesel::insert_into(users::table)

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -5,7 +7,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use super::{
     AccountError,
     codes::{self, CodeRejection, Purpose},
-    find_by_email,
+    cooldown, find_by_email,
     model::User,
 };
 use crate::{config::AuthConfig, schema::users};
@@ -16,8 +18,11 @@ enum Outcome {
 }
 
 /// Confirms `email` with `code`. A wrong guess is committed (it must count)
-/// and then reported as [`AccountError::InvalidCode`]. Verifying an already
-/// verified address succeeds again.
+/// and then reported as [`AccountError::InvalidCode`].
+///
+/// An already verified address is refused exactly like a wrong code: the
+/// answer to an unauthenticated caller never carries an account's data
+/// unless the caller proved the code.
 pub async fn verify_email(
     conn: &mut AsyncPgConnection,
     config: &AuthConfig,
@@ -30,7 +35,7 @@ pub async fn verify_email(
                 return Ok(Outcome::Rejected(CodeRejection::NoLiveCode));
             };
             if user.is_email_verified() {
-                return Ok(Outcome::Verified(user));
+                return Ok(Outcome::Rejected(CodeRejection::NoLiveCode));
             }
             if let Err(why) = codes::check(conn, config, &user, Purpose::VerifyEmail, code).await? {
                 return Ok(Outcome::Rejected(why));
@@ -49,24 +54,24 @@ pub async fn verify_email(
     }
 }
 
-/// What a resend (or reset) request did; the API answers 202 in every case
-/// so callers cannot learn which addresses have accounts.
+/// What a resend (or reset) request did. `Sent` and `Nothing` answer the
+/// same to clients (202), so they cannot learn which addresses have
+/// accounts; `TooSoon` is answered 429 for every address alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resend {
     Sent,
-    /// No account with that address, or nothing to send (already verified).
+    /// No account with that address, or nothing to send (already verified;
+    /// an unverified address asking for a reset).
     Nothing,
-    /// A code went out less than the cool-down ago; no new email.
-    TooSoon,
+    /// A code was asked for this address less than the cool-down ago; it
+    /// ends after this long.
+    TooSoon(Duration),
 }
 
-/// Minimum time between two codes of one purpose for one account, so these
-/// endpoints cannot be used to flood an inbox.
-pub const RESEND_COOLDOWN: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
-
 /// Issues a code of `purpose` to the account with `email` (locking the user
-/// row so concurrent requests queue one email), unless `wanted` says the
-/// account needs none or one went out within [`RESEND_COOLDOWN`].
+/// row so concurrent requests queue one email), unless a request for this
+/// address came within the cool-down (`CODE_RESEND_COOLDOWN_SECS`), or
+/// `wanted` says the account needs none.
 pub(super) async fn send_code(
     conn: &mut AsyncPgConnection,
     config: &AuthConfig,
@@ -74,8 +79,12 @@ pub(super) async fn send_code(
     purpose: Purpose,
     wanted: fn(&User) -> bool,
 ) -> Result<Resend, AccountError> {
+    let cooldown_time = config.code_resend_cooldown;
     let outcome = conn
         .transaction::<Resend, diesel::result::Error, _>(async |conn| {
+            if let Some(wait) = cooldown::claim(conn, email, purpose, cooldown_time).await? {
+                return Ok(Resend::TooSoon(wait));
+            }
             let Some(user) = find_by_email(conn, email).await? else {
                 return Ok(Resend::Nothing);
             };
@@ -87,10 +96,6 @@ pub(super) async fn send_code(
                 .await?;
             if !wanted(&user) {
                 return Ok(Resend::Nothing);
-            }
-            let latest = codes::last_issued(conn, user.id, purpose).await?;
-            if latest.is_some_and(|at| Utc::now() - at < RESEND_COOLDOWN) {
-                return Ok(Resend::TooSoon);
             }
             codes::issue(conn, config, &user, purpose).await?;
             Ok(Resend::Sent)

@@ -28,6 +28,10 @@ pub struct Triggered {
     username: String,
     #[diesel(sql_type = sql_types::Text)]
     email: String,
+    /// Alert emails go to verified addresses only (the owner may have
+    /// changed the address since creating the alert).
+    #[diesel(sql_type = sql_types::Bool)]
+    email_verified: bool,
 }
 
 /// Triggers every active alert that the observations stored at
@@ -71,7 +75,8 @@ pub async fn evaluate(
              FROM hit, users u
              WHERE a.id = hit.id AND a.status = 'created' AND u.id = a.user_id
              RETURNING a.id, a.user_id, a.symbol, a.direction, a.target_price,
-                       hit.price_usd AS price, u.username, u.email",
+                       hit.price_usd AS price, u.username, u.email,
+                       u.email_verified_at IS NOT NULL AS email_verified",
         )
         .bind::<sql_types::Timestamptz, _>(observed_at)
         .bind::<sql_types::Array<sql_types::Text>, _>(symbols)
@@ -83,6 +88,7 @@ pub async fn evaluate(
         let shown_at = observed_at.format("%Y-%m-%d %H:%M:%S UTC").to_string();
         let mails: Vec<_> = triggered
             .iter()
+            .filter(|t| t.email_verified)
             .map(|t| {
                 (
                     Some(t.user_id),
@@ -100,7 +106,9 @@ pub async fn evaluate(
             .collect();
         // Quiet: a burst of thousands of emails should not wake every
         // relay once per row; the relays' poll picks them up.
-        email::enqueue_many_quiet_on(conn, &mails).await?;
+        if !mails.is_empty() {
+            email::enqueue_many_quiet_on(conn, &mails).await?;
+        }
         Ok(triggered)
     })
     .await

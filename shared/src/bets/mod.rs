@@ -31,6 +31,12 @@ pub const STAKE_CURRENCY: &str = "USD";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BetError {
+    /// A credit would take a wallet past the balance cap.
+    #[error(
+        "the receiving wallet would hold more than {} units, the most one wallet may hold",
+        crate::money::WALLET_BALANCE_CAP
+    )]
+    BalanceCap,
     #[error("you have no USD wallet")]
     NoWallet,
     #[error("{0}")]
@@ -54,6 +60,7 @@ impl From<LedgerError> for BetError {
         match error {
             LedgerError::InsufficientFunds(_) => BetError::InsufficientFunds,
             LedgerError::WalletBlocked(_) => BetError::Blocked,
+            LedgerError::BalanceCap(_) => BetError::BalanceCap,
             LedgerError::Unbalanced(reason) => BetError::Ledger(reason),
             LedgerError::Database(e) => BetError::Database(e),
         }

@@ -67,6 +67,18 @@ pub struct HttpConfig {
     pub public_url: String,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// A client must send a request's whole head within this long (also
+    /// between keep-alive requests), so a slowloris client cannot hold a
+    /// connection by trickling bytes.
+    pub header_read_timeout: Duration,
+    /// A connection that moves no bytes either way for this long while no
+    /// request is being handled is closed (a client that stopped reading
+    /// its answer or its event stream).
+    pub idle_timeout: Duration,
+    /// Open `/rates/stream` connections per client IP (more: 429).
+    pub stream_max_per_ip: usize,
+    /// Open `/rates/stream` connections per API process (more: 503).
+    pub stream_max_total: usize,
 }
 
 /// At most `max` events per `window`.
@@ -105,6 +117,15 @@ pub struct RateLimits {
     pub resend_per_account: Limit,
     pub reset_per_ip: Limit,
     pub reset_per_account: Limit,
+    /// Email-verification attempts per IP and per address.
+    pub verify_per_ip: Limit,
+    pub verify_per_account: Limit,
+    /// Current-password checks per account (`/me/password`, an email
+    /// change), counted before bcrypt runs so a concurrent burst is cut
+    /// off too; a right password clears the count.
+    pub current_password_per_account: Limit,
+    /// Alert creations per account.
+    pub alert_create_per_account: Limit,
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +148,12 @@ pub struct AuthConfig {
     /// `X-Forwarded-For`; 0 means use the connection's address.
     pub trusted_proxy_hops: usize,
     pub limits: RateLimits,
+    /// Least time between two emailed codes (verification or reset) to one
+    /// address; a request sooner answers 429 with `Retry-After`.
+    pub code_resend_cooldown: Duration,
+    /// How often each API process reads the sessions revoked since its
+    /// last look (their access tokens then answer 401).
+    pub revocation_poll: Duration,
 }
 
 /// Where prices come from.
@@ -152,6 +179,8 @@ pub struct RatesConfig {
     pub coinmarketcap_api_key: Option<SecretString>,
     pub exchangerate_url: String,
     pub exchangerate_api_key: Option<SecretString>,
+    /// Seed of the simulated walk: `SIMULATED_SEED`, or drawn at random by
+    /// each process, so nobody can compute the next simulated price.
     pub simulated_seed: u64,
     /// Six-field cron expression (with seconds), in UTC.
     pub refresh_cron: String,
@@ -279,6 +308,10 @@ pub struct FeesConfig {
     /// Fee jobs a run splits into, so several workers charge batches at
     /// once.
     pub parallelism: u32,
+    /// Cluster-wide schedule of the housekeeping purge (expired idempotency
+    /// keys, spent and expired codes, expired refresh tokens), six fields,
+    /// UTC. It rides the `monthly_fee` queue.
+    pub purge_cron: String,
 }
 
 #[derive(Debug, Clone)]
@@ -327,6 +360,42 @@ fn six_field_cron(env: &mut env::EnvReader, name: &'static str, default: &str) -
         );
     }
     cron
+}
+
+/// Production refuses the simulated price feed unless
+/// `SIMULATED_PRICES_IN_PRODUCTION=true` (a demo on play money): its prices
+/// are a walk that anyone who guessed the seed could compute ahead, and so
+/// win every bet. One line, naming the first variable that chose it.
+fn refuse_simulated_prices_in_production(
+    env: &mut env::EnvReader,
+    app_env: AppEnv,
+    providers: &[(&'static str, ProviderKind)],
+) {
+    let allowed = env.parse_or("SIMULATED_PRICES_IN_PRODUCTION", false, "true or false");
+    if app_env != AppEnv::Production || allowed {
+        return;
+    }
+    let simulated: Vec<&'static str> = providers
+        .iter()
+        .filter(|(_, kind)| *kind == ProviderKind::Simulated)
+        .map(|(name, _)| *name)
+        .collect();
+    let Some((first, others)) = simulated.split_first() else {
+        return;
+    };
+    let also = if others.is_empty() {
+        String::new()
+    } else {
+        format!("; {} is simulated too", others.join(", "))
+    };
+    env.problem(
+        first,
+        format!(
+            "simulated is refused when APP_ENV=production (predictable prices would let anyone \
+             win every bet{also}); choose a real provider, or set \
+             SIMULATED_PRICES_IN_PRODUCTION=true for a demo on play money"
+        ),
+    );
 }
 
 /// `bytes` random bytes as hex, from the thread-local CSPRNG.
@@ -429,6 +498,10 @@ impl Config {
                 .to_owned(),
             max_body_bytes: env.range_or("MAX_BODY_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
             request_timeout: secs(env.range_or("REQUEST_TIMEOUT_SECS", 30, 1, 3600)),
+            header_read_timeout: secs(env.range_or("HTTP_HEADER_READ_TIMEOUT_SECS", 10, 1, 3600)),
+            idle_timeout: secs(env.range_or("HTTP_IDLE_TIMEOUT_SECS", 60, 1, 86_400)),
+            stream_max_per_ip: env.range_or("RATES_STREAM_MAX_PER_IP", 10, 1, 100_000),
+            stream_max_total: env.range_or("RATES_STREAM_MAX_TOTAL", 1000, 1, 1_000_000),
         };
 
         let jwt_secret = match env.optional_secret("JWT_SECRET") {
@@ -459,6 +532,18 @@ impl Config {
             resend_per_account: limit(&mut env, "RATE_LIMIT_RESEND_PER_ACCOUNT", "5/3600"),
             reset_per_ip: limit(&mut env, "RATE_LIMIT_RESET_PER_IP", "20/3600"),
             reset_per_account: limit(&mut env, "RATE_LIMIT_RESET_PER_ACCOUNT", "5/3600"),
+            verify_per_ip: limit(&mut env, "RATE_LIMIT_VERIFY_PER_IP", "30/3600"),
+            verify_per_account: limit(&mut env, "RATE_LIMIT_VERIFY_PER_ACCOUNT", "10/900"),
+            current_password_per_account: limit(
+                &mut env,
+                "RATE_LIMIT_CURRENT_PASSWORD_PER_ACCOUNT",
+                "5/900",
+            ),
+            alert_create_per_account: limit(
+                &mut env,
+                "RATE_LIMIT_ALERT_CREATE_PER_ACCOUNT",
+                "30/60",
+            ),
         };
         let auth = AuthConfig {
             bcrypt_cost: env.range_or("BCRYPT_COST", 12, 4, 31),
@@ -488,6 +573,8 @@ impl Config {
             cookie_secure: env.parse_or("COOKIE_SECURE", true, "true or false"),
             trusted_proxy_hops: env.range_or("TRUSTED_PROXY_HOPS", 0, 0, 10),
             limits,
+            code_resend_cooldown: secs(env.range_or("CODE_RESEND_COOLDOWN_SECS", 30, 0, 3600)),
+            revocation_poll: millis(env.range_or("SESSION_REVOCATION_POLL_MS", 250, 10, 1000)),
         };
 
         let queues = match env.optional("WORKER_QUEUES") {
@@ -621,6 +708,14 @@ impl Config {
                 ("exchangerate", ProviderKind::ExchangeRate),
             ],
         );
+        refuse_simulated_prices_in_production(
+            &mut env,
+            app_env,
+            &[
+                ("RATE_CRYPTO_PROVIDER", crypto_provider),
+                ("RATE_FIAT_PROVIDER", fiat_provider),
+            ],
+        );
         let coinmarketcap_api_key = env.optional_secret("COINMARKETCAP_API_KEY");
         if crypto_provider == ProviderKind::CoinMarketCap && coinmarketcap_api_key.is_none() {
             env.problem(
@@ -648,7 +743,10 @@ impl Config {
             coinmarketcap_api_key,
             exchangerate_url: env.string_or("EXCHANGERATE_URL", "https://v6.exchangerate-api.com"),
             exchangerate_api_key: env.optional_secret("EXCHANGERATE_API_KEY"),
-            simulated_seed: env.parse_or("RATE_SIMULATED_SEED", 42, "a whole number"),
+            simulated_seed: match env.optional("SIMULATED_SEED") {
+                Some(_) => env.parse_or("SIMULATED_SEED", 0, "a whole number"),
+                None => rand::random(),
+            },
             refresh_cron,
             max_age: secs(env.range_or("RATE_MAX_AGE_SECS", 60, 1, 7 * 24 * 3600)),
             fiat_max_age: secs(env.range_or("FIAT_MAX_AGE_SECS", 60, 1, 7 * 24 * 3600)),
@@ -733,6 +831,7 @@ impl Config {
             cron: fee_cron,
             batch_size: env.range_or("MONTHLY_FEE_BATCH", 5000, 1, 100_000),
             parallelism: env.range_or("MONTHLY_FEE_PARALLELISM", 2, 1, 64),
+            purge_cron: six_field_cron(&mut env, "PURGE_CRON", "0 17 * * * *"),
         };
 
         env.finish()?;
@@ -814,7 +913,53 @@ mod tests {
     fn production_requires_secrets() {
         let errors = Config::from_map(map(&[("APP_ENV", "production")])).unwrap_err();
         let vars: Vec<&str> = errors.0.iter().map(|p| p.variable).collect();
-        assert_eq!(vars, ["DATABASE_URL", "REDIS_URL", "JWT_SECRET"]);
+        assert_eq!(
+            vars,
+            [
+                "DATABASE_URL",
+                "REDIS_URL",
+                "JWT_SECRET",
+                "RATE_CRYPTO_PROVIDER"
+            ]
+        );
+    }
+
+    #[test]
+    fn production_refuses_simulated_prices_unless_allowed() {
+        let production = [
+            ("APP_ENV", "production"),
+            ("DATABASE_URL", "postgres://db/bourse"),
+            ("REDIS_URL", "redis://redis/0"),
+            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ];
+        let errors = Config::from_map(map(&production)).unwrap_err();
+        assert_eq!(errors.0.len(), 1, "{errors}");
+        assert_eq!(errors.0[0].variable, "RATE_CRYPTO_PROVIDER");
+        assert!(
+            errors.0[0].message.contains("RATE_FIAT_PROVIDER"),
+            "{errors}"
+        );
+        let fiat_only = [&production[..], &[("RATE_CRYPTO_PROVIDER", "binance")]].concat();
+        let errors = Config::from_map(map(&fiat_only)).unwrap_err();
+        assert_eq!(errors.0.len(), 1, "{errors}");
+        assert_eq!(errors.0[0].variable, "RATE_FIAT_PROVIDER");
+        let allowed = [
+            &production[..],
+            &[("SIMULATED_PRICES_IN_PRODUCTION", "true")],
+        ]
+        .concat();
+        Config::from_map(map(&allowed)).unwrap();
+    }
+
+    #[test]
+    fn the_simulated_seed_is_random_unless_set() {
+        let a = Config::from_map(HashMap::new()).unwrap();
+        let b = Config::from_map(HashMap::new()).unwrap();
+        assert_ne!(a.rates.simulated_seed, b.rates.simulated_seed);
+        let set = Config::from_map(map(&[("SIMULATED_SEED", "42")])).unwrap();
+        assert_eq!(set.rates.simulated_seed, 42);
+        let errors = Config::from_map(map(&[("SIMULATED_SEED", "-1")])).unwrap_err();
+        assert_eq!(errors.0[0].variable, "SIMULATED_SEED");
     }
 
     #[test]

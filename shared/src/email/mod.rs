@@ -12,8 +12,8 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 pub use mailer::{Mailer, SendError};
 pub use render::{
-    BetSettled, EmailTemplate, PasswordChanged, PasswordReset, PriceAlert, Rendered, VerifyEmail,
-    WalletBlocked,
+    BetSettled, EmailChanged, EmailTemplate, PasswordChanged, PasswordReset, PriceAlert, Rendered,
+    VerifyEmail, WalletBlocked,
 };
 use uuid::Uuid;
 

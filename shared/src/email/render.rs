@@ -50,6 +50,21 @@ impl EmailTemplate for PasswordChanged {
     const NAME: &'static str = "password_changed";
 }
 
+/// Notice to the old address after the account's email was changed: the
+/// owner learns of it even when someone else made the change.
+#[derive(Debug, Clone, Serialize)]
+pub struct EmailChanged {
+    pub username: String,
+    /// The new address, partly hidden (`a***@example.com`).
+    pub new_address: String,
+    /// When, as shown to the user (UTC).
+    pub changed_at: String,
+}
+
+impl EmailTemplate for EmailChanged {
+    const NAME: &'static str = "email_changed";
+}
+
 /// A bet settled (or was void): the outcome and the money.
 #[derive(Debug, Clone, Serialize)]
 pub struct BetSettled {
@@ -128,6 +143,7 @@ const TEMPLATES: &[(&str, &str, &str, &str)] = &[
     template_files!("verify_email"),
     template_files!("password_reset"),
     template_files!("password_changed"),
+    template_files!("email_changed"),
     template_files!("bet_settled"),
     template_files!("price_alert"),
     template_files!("wallet_blocked"),
@@ -235,6 +251,11 @@ pub fn self_check() -> Result<(), RenderError> {
         })?,
         sample(&PasswordChanged {
             username: "sample".into(),
+            changed_at: "2026-01-01 12:00 UTC".into(),
+        })?,
+        sample(&EmailChanged {
+            username: "sample".into(),
+            new_address: "s***@example.com".into(),
             changed_at: "2026-01-01 12:00 UTC".into(),
         })?,
         sample(&PriceAlert {

@@ -194,6 +194,10 @@ pub enum LedgerError {
     InsufficientFunds(Uuid),
     #[error("wallet {0} is blocked")]
     WalletBlocked(Uuid),
+    /// The credit would take the wallet past
+    /// [`crate::money::WALLET_BALANCE_CAP`].
+    #[error("wallet {0} would hold more than the balance cap")]
+    BalanceCap(Uuid),
     /// A bug in the caller: the postings do not balance.
     #[error("unbalanced movement: {0}")]
     Unbalanced(String),
@@ -326,6 +330,9 @@ pub async fn post_on(conn: &AsyncPgConnection, movement: Movement) -> Result<Pos
         }
         (Some(refusal), Some(wallet), ..) if refusal == "wallet_blocked" => {
             Err(LedgerError::WalletBlocked(wallet))
+        }
+        (Some(refusal), Some(wallet), ..) if refusal == "limit_exceeded" => {
+            Err(LedgerError::BalanceCap(wallet))
         }
         (refusal, ..) => Err(LedgerError::Database(
             diesel::result::Error::DeserializationError(

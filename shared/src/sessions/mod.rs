@@ -168,20 +168,27 @@ pub async fn refresh(
     }
 }
 
+/// The database's clock, for `revoked_at`: API processes find revocations
+/// by comparing it with the database's clock too, whatever their own say.
+fn db_now()
+-> diesel::expression::SqlLiteral<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>> {
+    diesel::dsl::sql("now()")
+}
+
 async fn revoke_family(conn: &mut AsyncPgConnection, family_id: Uuid) -> QueryResult<usize> {
     diesel::update(
         rt::table
             .filter(rt::family_id.eq(family_id))
             .filter(rt::revoked_at.is_null()),
     )
-    .set(rt::revoked_at.eq(Utc::now()))
+    .set(rt::revoked_at.eq(db_now()))
     .execute(conn)
     .await
 }
 
-/// Logs out: revokes the session the refresh token belongs to. Unknown
-/// tokens are ignored (logging out twice is harmless).
-pub async fn logout(conn: &mut AsyncPgConnection, raw: &str) -> QueryResult<bool> {
+/// Logs out: revokes the session the refresh token belongs to and answers
+/// its id. Unknown tokens are ignored (logging out twice is harmless).
+pub async fn logout(conn: &mut AsyncPgConnection, raw: &str) -> QueryResult<Option<Uuid>> {
     let family: Option<Uuid> = rt::table
         .filter(rt::token_hash.eq(hash(raw.trim())))
         .select(rt::family_id)
@@ -189,8 +196,8 @@ pub async fn logout(conn: &mut AsyncPgConnection, raw: &str) -> QueryResult<bool
         .await
         .optional()?;
     match family {
-        Some(family) => revoke_family(conn, family).await.map(|n| n > 0),
-        None => Ok(false),
+        Some(family) => revoke_family(conn, family).await.map(|_| Some(family)),
+        None => Ok(None),
     }
 }
 
@@ -212,7 +219,44 @@ pub async fn revoke_all(
     if let Some(keep) = keep {
         query = query.filter(rt::family_id.ne(keep));
     }
-    query.set(rt::revoked_at.eq(Utc::now())).execute(conn).await
+    query.set(rt::revoked_at.eq(db_now())).execute(conn).await
+}
+
+/// Sessions revoked after `since` (by the database's clock), with when,
+/// and the database's clock now: what API processes poll to refuse the
+/// access tokens of revoked sessions (see `api::revocations`).
+pub async fn revoked_since(
+    conn: &mut AsyncPgConnection,
+    since: DateTime<Utc>,
+) -> QueryResult<(Vec<(Uuid, DateTime<Utc>)>, DateTime<Utc>)> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        family_id: Uuid,
+        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+        revoked_at: DateTime<Utc>,
+    }
+    #[derive(QueryableByName)]
+    struct Now {
+        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+        now: DateTime<Utc>,
+    }
+    let now: Now = diesel::sql_query("SELECT now() AS now")
+        .get_result(conn)
+        .await?;
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT family_id, max(revoked_at) AS revoked_at FROM refresh_tokens
+         WHERE revoked_at > $1 GROUP BY family_id",
+    )
+    .bind::<diesel::sql_types::Timestamptz, _>(since)
+    .load(conn)
+    .await?;
+    Ok((
+        rows.into_iter()
+            .map(|r| (r.family_id, r.revoked_at))
+            .collect(),
+        now.now,
+    ))
 }
 
 /// Live (neither rotated nor revoked, not expired) refresh tokens of a user.

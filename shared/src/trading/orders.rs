@@ -27,6 +27,12 @@ const CENTS: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OrderError {
+    /// A credit would take a wallet past the balance cap.
+    #[error(
+        "the receiving wallet would hold more than {} units, the most one wallet may hold",
+        crate::money::WALLET_BALANCE_CAP
+    )]
+    BalanceCap,
     #[error("you have no {0} wallet")]
     NoWallet(String),
     #[error("no user {0:?} with a USD wallet")]
@@ -50,6 +56,7 @@ impl From<LedgerError> for OrderError {
         match error {
             LedgerError::InsufficientFunds(_) => OrderError::InsufficientFunds,
             LedgerError::WalletBlocked(_) => OrderError::Blocked,
+            LedgerError::BalanceCap(_) => OrderError::BalanceCap,
             LedgerError::Unbalanced(reason) => OrderError::Ledger(reason),
             LedgerError::Database(e) => OrderError::Database(e),
         }

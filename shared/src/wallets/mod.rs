@@ -53,6 +53,12 @@ pub struct Wallet {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WalletError {
+    /// A credit would take a wallet past the balance cap.
+    #[error(
+        "the receiving wallet would hold more than {} units, the most one wallet may hold",
+        crate::money::WALLET_BALANCE_CAP
+    )]
+    BalanceCap,
     #[error("unknown currency {0}")]
     UnknownCurrency(String),
     #[error("you already have a {0} wallet")]
@@ -91,6 +97,7 @@ impl From<LedgerError> for WalletError {
         match error {
             LedgerError::InsufficientFunds(_) => WalletError::InsufficientFunds,
             LedgerError::WalletBlocked(_) => WalletError::Blocked,
+            LedgerError::BalanceCap(_) => WalletError::BalanceCap,
             LedgerError::Unbalanced(reason) => WalletError::Ledger(reason),
             LedgerError::Database(e) => WalletError::Database(e),
         }

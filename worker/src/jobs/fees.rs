@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use shared::{
-    fees,
-    jobs::{ChargeFees, JobEnvelope},
+    fees, hygiene,
+    jobs::{ChargeFees, JobEnvelope, PurgeExpired},
     outbox,
 };
 
@@ -61,5 +61,30 @@ pub async fn charge(ctx: Arc<JobContext>, envelope: JobEnvelope) -> Result<(), J
             "monthly fees charged"
         );
     }
+    Ok(())
+}
+
+/// Deletes expired rows (see `shared::hygiene`), handing what is left at
+/// half the job's time limit to a continuation.
+pub async fn purge(ctx: Arc<JobContext>, envelope: JobEnvelope) -> Result<(), JobError> {
+    let job: PurgeExpired = envelope.decode()?;
+    let mut conn = ctx.db.get().await.map_err(JobError::retry)?;
+    let deadline = std::time::Instant::now() + ctx.config.jobs.timeout / 2;
+    let purged = hygiene::purge(&mut conn, Some(deadline))
+        .await
+        .map_err(JobError::retry)?;
+    if purged.unfinished {
+        outbox::push(&mut conn, &job, None)
+            .await
+            .map_err(JobError::retry)?;
+    }
+    tracing::info!(
+        idempotency_keys = purged.idempotency_keys,
+        codes = purged.codes,
+        refresh_tokens = purged.refresh_tokens,
+        cooldowns = purged.cooldowns,
+        unfinished = purged.unfinished,
+        "expired rows purged"
+    );
     Ok(())
 }

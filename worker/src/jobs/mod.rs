@@ -19,7 +19,8 @@ use shared::{
     email::Mailer,
     jobs::{
         ChargeFees, ClearOrders, JobEnvelope, JobSpec, PayloadError, PricesObserved, Probe,
-        ReconcileBets, ReconcileEmails, RefreshRates, SendEmail, SettleBet, SubmitClearingBatch,
+        PurgeExpired, ReconcileBets, ReconcileEmails, RefreshRates, SendEmail, SettleBet,
+        SubmitClearingBatch,
     },
     rates::Providers,
     trading::exchange::Exchange,
@@ -97,6 +98,7 @@ pub fn handler_for(job: &str) -> Option<Handler> {
         SettleBet::NAME => Some(|ctx, envelope, _| Box::pin(bets::settle(ctx, envelope))),
         ReconcileBets::NAME => Some(|ctx, envelope, _| Box::pin(bets::reconcile(ctx, envelope))),
         ChargeFees::NAME => Some(|ctx, envelope, _| Box::pin(fees::charge(ctx, envelope))),
+        PurgeExpired::NAME => Some(|ctx, envelope, _| Box::pin(fees::purge(ctx, envelope))),
         ClearOrders::NAME => Some(|ctx, envelope, _| Box::pin(clearing::form(ctx, envelope))),
         SubmitClearingBatch::NAME => {
             Some(|ctx, envelope, _| Box::pin(clearing::submit(ctx, envelope)))

@@ -22,9 +22,11 @@ pub struct PasswordResetRequest {
 
 /// Ask for a password-reset code.
 ///
-/// Always 202, whether or not the address has an account. The code is
-/// emailed, expires after 15 minutes and allows five tries. Limited per IP
-/// and per account.
+/// 202 whether or not the address has an account; a code goes only to a
+/// verified address. It expires after 15 minutes and allows five tries.
+/// Limited per IP and per address; a request for the same address within
+/// the cool-down (30 s by default) answers 429 `rate_limited` with
+/// `Retry-After`, for every address alike.
 #[utoipa::path(
     post,
     path = "/auth/password-reset",
@@ -53,7 +55,11 @@ pub async fn request_reset(
     )
     .await?;
     let mut conn = state.conn().await?;
-    accounts::request_password_reset(&mut conn, &state.config.auth, &email).await?;
+    if let accounts::Resend::TooSoon(wait) =
+        accounts::request_password_reset(&mut conn, &state.config.auth, &email).await?
+    {
+        return Err(super::verify_email::too_soon(wait));
+    }
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(Accepted {
@@ -114,9 +120,9 @@ pub async fn confirm_reset(
         state.config.auth.limits.reset_per_ip,
     )
     .await?;
-    let mut conn = state.conn().await?;
+    // Hashes before taking a connection (see accounts::confirm_password_reset).
     accounts::confirm_password_reset(
-        &mut conn,
+        &state.db,
         &state.config.auth,
         &body.email,
         code,

@@ -82,8 +82,8 @@ pub async fn register(
             return Err(invalid(errors));
         }
     };
-    let mut conn = state.conn().await?;
-    let user = accounts::register(&mut conn, &state.config.auth, input).await?;
+    // Takes connections only around its queries, never while hashing.
+    let user = accounts::register(&state.db, &state.config.auth, input).await?;
     tracing::info!(user.id = %user.id, "user registered");
     Ok((StatusCode::CREATED, axum::Json(user.into())))
 }

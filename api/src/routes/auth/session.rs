@@ -77,8 +77,8 @@ fn session_error(error: SessionError) -> ApiError {
 /// Sign in.
 ///
 /// Unknown account and wrong password give the same answer after the same
-/// work. Limited per IP and, for failures, per account (429 with
-/// `Retry-After`).
+/// work. Limited per IP and per account (429 with `Retry-After`); a
+/// successful sign-in clears the account's count.
 #[utoipa::path(
     post,
     path = "/auth/login",
@@ -99,23 +99,24 @@ pub async fn login(
     let limits = state.config.auth.limits;
     let account = body.login.trim().to_lowercase();
     rate_limit::hit(&state, "login_ip", &ip, limits.login_per_ip).await?;
-    rate_limit::check(&state, "login_account", &account, limits.login_per_account).await?;
-    let mut conn = state.conn().await?;
-    match accounts::authenticate(&mut conn, &state.config.auth, &body.login, &body.password).await {
+    // Counted before the password is checked, so a concurrent burst of
+    // guesses is cut off too (a count taken after each failure is not);
+    // a right password clears it.
+    rate_limit::hit(&state, "login_account", &account, limits.login_per_account).await?;
+    // No connection is held while bcrypt runs (see accounts::authenticate).
+    match accounts::authenticate(&state.db, &state.config.auth, &body.login, &body.password).await {
         Ok(user) => {
             rate_limit::clear(&state, "login_account", &account).await;
+            let mut conn = state.conn().await?;
             let tokens = sessions::start(&mut conn, &state.config.auth, user.id)
                 .await
                 .map_err(session_error)?;
             tracing::info!(user.id = %user.id, "signed in");
             Ok(with_cookies(&state, tokens))
         }
-        Err(AccountError::BadCredentials) => {
-            rate_limit::hit(&state, "login_account", &account, limits.login_per_account).await?;
-            Err(ApiError::Unauthenticated(
-                "invalid login or password".into(),
-            ))
-        }
+        Err(AccountError::BadCredentials) => Err(ApiError::Unauthenticated(
+            "invalid login or password".into(),
+        )),
         Err(other) => Err(other.into()),
     }
 }
@@ -179,8 +180,9 @@ pub async fn refresh(
 /// Sign out.
 ///
 /// Revokes the session of the refresh token given (body or cookie), or of
-/// the access token when only that is sent, and clears the cookies. Signing
-/// out twice is harmless.
+/// the access token when only that is sent, and clears the cookies. The
+/// session's access tokens stop working at once on every API process.
+/// Signing out twice is harmless.
 #[utoipa::path(
     post,
     path = "/auth/logout",
@@ -197,16 +199,24 @@ pub async fn logout(
     OptionalJson(body): OptionalJson<RefreshRequest>,
 ) -> Result<Response, ApiError> {
     let mut conn = state.conn().await?;
-    match refresh_token_of(&parts, &state, body)? {
-        Some(token) => {
-            sessions::logout(&mut conn, &token).await?;
-        }
+    let ended = match refresh_token_of(&parts, &state, body)? {
+        Some(token) => sessions::logout(&mut conn, &token).await?,
         None => {
             use axum::extract::FromRequestParts as _;
-            if let Ok(caller) = auth::Authenticated::from_request_parts(&mut parts, &state).await {
-                sessions::end_session(&mut conn, caller.session_id).await?;
+            match auth::Authenticated::from_request_parts(&mut parts, &state).await {
+                Ok(caller) => {
+                    sessions::end_session(&mut conn, caller.session_id).await?;
+                    Some(caller.session_id)
+                }
+                Err(_) => None,
             }
         }
+    };
+    // Refused here at once; other API processes learn it from their poll.
+    if let Some(session) = ended {
+        state
+            .revoked
+            .add([session], state.config.auth.access_token_ttl);
     }
     let mut headers = HeaderMap::new();
     cookies::set(&mut headers, cookies::cleared(&state.config.auth));

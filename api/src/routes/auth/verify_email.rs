@@ -24,7 +24,8 @@ pub struct VerifyEmailRequest {
 /// Confirm an email address with its code.
 ///
 /// Codes expire after 15 minutes; five wrong tries burn the code (ask for a
-/// new one). Confirming an already verified address succeeds again.
+/// new one). An already verified address is refused exactly like a wrong
+/// code. Limited per IP and per address (429 with `Retry-After`).
 #[utoipa::path(
     post,
     path = "/auth/verify-email",
@@ -32,12 +33,14 @@ pub struct VerifyEmailRequest {
     request_body = VerifyEmailRequest,
     responses(
         (status = 200, description = "Email verified", body = UserResponse),
-        (status = 400, description = "Invalid fields, or the code is wrong, expired or spent", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid fields, or the code is wrong, expired or spent (also for an already verified address)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts (`rate_limited`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn verify_email(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<VerifyEmailRequest>,
 ) -> Result<axum::Json<UserResponse>, ApiError> {
     let code = body.code.trim();
@@ -47,6 +50,15 @@ pub async fn verify_email(
             "must be the six digits from the email",
         ));
     }
+    let limits = state.config.auth.limits;
+    rate_limit::hit(&state, "verify_ip", &ip, limits.verify_per_ip).await?;
+    rate_limit::hit(
+        &state,
+        "verify_account",
+        &body.email.trim().to_lowercase(),
+        limits.verify_per_account,
+    )
+    .await?;
     let mut conn = state.conn().await?;
     let user = accounts::verify_email(&mut conn, &state.config.auth, &body.email, code).await?;
     Ok(axum::Json(user.into()))
@@ -59,6 +71,18 @@ pub struct ResendRequest {
     email: String,
 }
 
+/// 429 for a code asked again within the cool-down.
+pub fn too_soon(wait: std::time::Duration) -> ApiError {
+    ApiError::RateLimited {
+        retry_after_secs: wait
+            .as_millis()
+            .div_ceil(1000)
+            .try_into()
+            .unwrap_or(u64::MAX)
+            .max(1),
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Accepted {
     pub status: &'static str,
@@ -67,9 +91,11 @@ pub struct Accepted {
 
 /// Send a new verification code.
 ///
-/// Always answers 202, whether or not the address has an unverified account,
-/// so the endpoint cannot be used to discover accounts. At most one code is
-/// sent per 30 seconds per account; the new code replaces the old one.
+/// Answers 202 whether or not the address has an unverified account, so
+/// the endpoint cannot be used to discover accounts. A request for the
+/// same address within the cool-down (30 s by default) answers 429
+/// `rate_limited` with `Retry-After` — for every address alike — instead
+/// of being silently dropped. The new code replaces the old one.
 #[utoipa::path(
     post,
     path = "/auth/verify-email/resend",
@@ -99,9 +125,10 @@ pub async fn resend(
     )
     .await?;
     let mut conn = state.conn().await?;
-    let outcome = accounts::resend_verification(&mut conn, &state.config.auth, &email).await?;
-    if outcome == Resend::Sent {
-        tracing::info!("verification code re-sent");
+    match accounts::resend_verification(&mut conn, &state.config.auth, &email).await? {
+        Resend::Sent => tracing::info!("verification code re-sent"),
+        Resend::Nothing => {}
+        Resend::TooSoon(wait) => return Err(too_soon(wait)),
     }
     Ok((
         StatusCode::ACCEPTED,

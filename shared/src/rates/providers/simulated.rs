@@ -1,9 +1,11 @@
 //! The offline feed: a seeded random walk around realistic prices.
 //!
 //! Each step is a pure function of (seed, symbol, tick) applied to the last
-//! stored price, so any worker computes the same next price: the walk is
-//! reproducible for a seed and does not depend on which process serves a
-//! tick. A slight pull towards the starting price keeps it realistic.
+//! stored price. With `SIMULATED_SEED` set the walk is reproducible, whichever
+//! worker serves a tick (tests, demos). Unset, every process draws a secret
+//! seed of its own, so nobody can compute the next price ahead (a known seed
+//! would win every bet); the walk still goes on from the last stored price.
+//! A slight pull towards the starting price keeps it realistic.
 
 use std::hash::{Hash, Hasher};
 

@@ -751,6 +751,12 @@ impl MixedRun<'_> {
                 ("JWT_SECRET", secret.clone()),
                 ("REDIS_PREFIX", prefix.clone()),
                 ("DATABASE_POOL_SIZE", "32".to_owned()),
+                // The load is a few accounts creating alerts fast: measure
+                // the path, not the per-account limit.
+                (
+                    "RATE_LIMIT_ALERT_CREATE_PER_ACCOUNT",
+                    "1000000/60".to_owned(),
+                ),
             ],
         )?;
         let mail_dir = std::env::temp_dir().join(format!("{prefix}-mail"));
