@@ -344,6 +344,18 @@ impl TestApp {
         self.send(self.client.get(self.url(path))).await
     }
 
+    /// The body of `GET path` as text (`/metrics`, pages).
+    pub async fn get_text(&self, path: &str) -> String {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+            .text()
+            .await
+            .expect("body read")
+    }
+
     /// Direct access to the job queues under this test's prefix.
     pub fn queues(&self) -> worker::JobQueues {
         let (_, conn) = worker::redis_connection(&self.config.redis).expect("redis connection");
@@ -353,6 +365,22 @@ impl TestApp {
     /// A pooled connection to the test database.
     pub async fn conn(&self) -> diesel_async::AsyncPgConnection {
         self.db.conn().await
+    }
+
+    /// The number a query answers as `n` (`SELECT count(*) AS n ...`).
+    pub async fn count(&self, sql: &str) -> i64 {
+        use diesel_async::RunQueryDsl as _;
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.conn().await;
+        diesel::sql_query(sql)
+            .get_result::<Count>(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .n
     }
 }
 

@@ -89,21 +89,12 @@ impl ApiProcess {
 
     /// SIGTERM: the graceful stop.
     pub async fn terminate(&mut self) {
-        let pid = self.child.id().expect("running");
-        let status = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .await
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
+        send_signal(self.child.id().expect("running"), "-TERM").await;
     }
 
     /// Waits for exit; panics after `timeout`.
     pub async fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        tokio::time::timeout(timeout, self.child.wait())
-            .await
-            .unwrap_or_else(|_| panic!("bourse-api did not exit within {timeout:?}"))
-            .expect("wait")
+        wait_for_exit(&mut self.child, "bourse-api", timeout).await
     }
 }
 
@@ -181,12 +172,7 @@ impl WorkerProcess {
 
     /// SIGTERM: the graceful stop.
     pub async fn terminate(&mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .await
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
+        self.signal("-TERM").await;
     }
 
     /// SIGSTOP: the process freezes (as in a long GC pause or a stalled VM).
@@ -200,19 +186,33 @@ impl WorkerProcess {
     }
 
     async fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.pid().to_string()])
-            .status()
-            .await
-            .expect("run kill");
-        assert!(status.success(), "kill {signal} failed");
+        send_signal(self.pid(), signal).await;
     }
 
     /// Waits for exit; panics after `timeout`.
     pub async fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        tokio::time::timeout(timeout, self.child.wait())
-            .await
-            .unwrap_or_else(|_| panic!("{} did not exit within {timeout:?}", self.name))
-            .expect("wait")
+        wait_for_exit(&mut self.child, &self.name, timeout).await
     }
+}
+
+/// Sends `signal` (`-TERM`, `-STOP`, ...) to process `pid`.
+async fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .await
+        .expect("run kill");
+    assert!(status.success(), "kill {signal} failed");
+}
+
+/// Waits for `child` to exit; panics after `timeout`.
+async fn wait_for_exit(
+    child: &mut Child,
+    name: &str,
+    timeout: Duration,
+) -> std::process::ExitStatus {
+    tokio::time::timeout(timeout, child.wait())
+        .await
+        .unwrap_or_else(|_| panic!("{name} did not exit within {timeout:?}"))
+        .expect("wait")
 }

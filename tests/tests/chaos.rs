@@ -116,21 +116,6 @@ async fn bet_and_alert(app: &TestApp, users: Vec<(Session, String)>) -> Vec<Memb
     out
 }
 
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = sql_types::BigInt)]
-    n: i64,
-}
-
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    let mut conn = app.conn().await;
-    diesel::sql_query(sql)
-        .get_result::<Count>(&mut conn)
-        .await
-        .unwrap()
-        .n
-}
-
 /// Mails to `email` whose subject contains `about`.
 fn mails(app: &TestApp, email: &str, about: &str) -> usize {
     app.smtp
@@ -146,12 +131,12 @@ const ALERT_MAIL: &str = "at or above";
 /// True once every bet is settled, every alert triggered and every member
 /// has their bet and alert emails.
 async fn all_effects_present(app: &TestApp, members: &[Member]) -> bool {
-    count(app, "SELECT count(*) AS n FROM bets WHERE status = 'open'").await == 0
-        && count(
-            app,
-            "SELECT count(*) AS n FROM alerts WHERE status <> 'triggered'",
-        )
+    app.count("SELECT count(*) AS n FROM bets WHERE status = 'open'")
         .await
+        == 0
+        && app
+            .count("SELECT count(*) AS n FROM alerts WHERE status <> 'triggered'")
+            .await
             == 0
         && members
             .iter()
@@ -181,24 +166,17 @@ async fn assert_exactly_once(app: &TestApp, members: &[Member]) {
         assert_eq!(bet.body["result"], "W", "{}", bet.body);
         assert_eq!(bet.body["payout"], "11.00", "{}", bet.body);
     }
-    let payouts = count(
-        app,
-        "SELECT count(*) AS n FROM ledger_transactions WHERE kind = 'bet_payout'",
-    )
-    .await;
+    let payouts = app
+        .count("SELECT count(*) AS n FROM ledger_transactions WHERE kind = 'bet_payout'")
+        .await;
     assert_eq!(payouts, members.len() as i64, "one payout per bet");
-    let triggered = count(
-        app,
-        "SELECT count(*) AS n FROM alerts WHERE status = 'triggered'",
-    )
-    .await;
+    let triggered = app
+        .count("SELECT count(*) AS n FROM alerts WHERE status = 'triggered'")
+        .await;
     assert_eq!(triggered, members.len() as i64);
     assert_eq!(
-        count(
-            app,
-            "SELECT count(*) AS n FROM emails WHERE status <> 'sent'"
-        )
-        .await,
+        app.count("SELECT count(*) AS n FROM emails WHERE status <> 'sent'")
+            .await,
         0,
         "every email sent"
     );
@@ -219,6 +197,12 @@ async fn wait_healthy(worker: &WorkerProcess) {
         healthy(&worker.health_url).await.then_some(())
     })
     .await;
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = sql_types::BigInt)]
+    n: i64,
 }
 
 /// Emails `worker` is sending right now (claimed, SMTP under way).
@@ -301,11 +285,8 @@ async fn workers_killed_again_and_again_lose_and_duplicate_nothing() {
     }
     assert_exactly_once(&app, &members).await;
     assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) AS n FROM emails WHERE last_error LIKE 'interrupted%'"
-        )
-        .await,
+        app.count("SELECT count(*) AS n FROM emails WHERE last_error LIKE 'interrupted%'")
+            .await,
         0
     );
 }
@@ -344,9 +325,7 @@ async fn a_redis_restart_losing_every_job_is_recovered_by_the_outbox_and_the_rec
     }
     // Every job relayed, the settlements too (pushed 2 s early and held).
     eventually("every job in Redis", WAIT, || async {
-        (count(
-            &app,
-            "SELECT count(*) AS n FROM outbox WHERE dispatched_at IS NULL AND job <> 'reconcile_bets' AND job <> 'reconcile_emails'",
+        (app.count("SELECT count(*) AS n FROM outbox WHERE dispatched_at IS NULL AND job <> 'reconcile_bets' AND job <> 'reconcile_emails'",
         )
         .await
             == 0)
@@ -449,8 +428,7 @@ async fn postgres_down_answers_503_retries_jobs_and_half_applies_nothing() {
     // Cut PostgreSQL off once the settlements are in Redis (pushed 4 s
     // early): they fall due during the outage.
     eventually("the settlements relayed", WAIT, || async {
-        (count(
-            &app,
+        (app.count(
             "SELECT count(*) AS n FROM outbox WHERE job = 'settle_bet' AND dispatched_at IS NULL",
         )
         .await
@@ -486,7 +464,8 @@ async fn postgres_down_answers_503_retries_jobs_and_half_applies_nothing() {
     )
     .await;
     assert_eq!(
-        count(&app, "SELECT count(*) AS n FROM bets WHERE status = 'open'").await,
+        app.count("SELECT count(*) AS n FROM bets WHERE status = 'open'")
+            .await,
         members.len() as i64,
         "nothing settled while the database was away"
     );
@@ -512,11 +491,9 @@ async fn postgres_down_answers_503_retries_jobs_and_half_applies_nothing() {
     })
     .await;
     assert_exactly_once(&app, &members).await;
-    let transfers = count(
-        &app,
-        "SELECT count(*) AS n FROM ledger_transactions WHERE kind = 'transfer'",
-    )
-    .await;
+    let transfers = app
+        .count("SELECT count(*) AS n FROM ledger_transactions WHERE kind = 'transfer'")
+        .await;
     assert_eq!(transfers, 1, "the refused attempt left nothing behind");
     // 1000 − 10 staked + 11 paid out − 25 sent.
     assert_eq!(usd_wallet(&app, &payer.session).await["balance"], "976.00");
@@ -545,11 +522,8 @@ async fn emails_refused_for_a_while_go_out_once_the_server_accepts() {
     app.smtp.refuse(false);
 
     eventually("every email delivered", WAIT, || async {
-        (count(
-            &app,
-            "SELECT count(*) AS n FROM emails WHERE status = 'sent'",
-        )
-        .await
+        (app.count("SELECT count(*) AS n FROM emails WHERE status = 'sent'")
+            .await
             == addresses.len() as i64)
             .then_some(())
     })
@@ -703,7 +677,7 @@ async fn a_stalled_price_provider_never_lets_money_move_at_a_stale_price() {
         "no trigger on a price never observed"
     );
     assert_eq!(
-        count(&app, "SELECT count(*) AS n FROM orders").await,
+        app.count("SELECT count(*) AS n FROM orders").await,
         0,
         "no trade executed"
     );

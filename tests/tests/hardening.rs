@@ -361,15 +361,7 @@ async fn made_up_methods_are_counted_as_other() {
         let reply = app.send(app.client.request(method, app.url(path))).await;
         assert_eq!(reply.status, 405);
     }
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get_text("/metrics").await;
     assert!(metrics.contains(r#"method="other""#), "{metrics}");
     assert!(!metrics.contains("FOOBAR"), "{metrics}");
     assert!(metrics.contains(r#"method="GET""#), "{metrics}");

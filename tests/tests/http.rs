@@ -26,15 +26,7 @@ async fn health_readiness_and_metrics_answer_on_the_api_and_the_worker() {
     );
 
     app.post("/api/v1/auth/register", &json!({})).await;
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get_text("/metrics").await;
     assert!(
         metrics.contains(r#"bourse_http_requests_total{method="POST",route="/api/v1/auth/register",status="400"} 1"#),
         "{metrics}"

@@ -13,7 +13,6 @@
 
 use std::time::Duration;
 
-use diesel::{prelude::*, sql_types};
 use diesel_async::RunQueryDsl;
 use harness::{TestApp, TestAppBuilder, app::Reply, eventually, process::ApiProcess};
 use reqwest::Method;
@@ -78,21 +77,6 @@ async fn register(app: &TestApp, username: &str, email: &str) -> Reply {
 
 async fn send(app: &TestApp, method: Method, path: &str, access: &str, body: Value) -> Reply {
     app.send_as(method, path, access, &body).await
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = sql_types::BigInt)]
-    n: i64,
-}
-
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    let mut conn = app.conn().await;
-    diesel::sql_query(sql)
-        .get_result::<Count>(&mut conn)
-        .await
-        .unwrap()
-        .n
 }
 
 // 1. Alert email bombing.
@@ -163,19 +147,15 @@ async fn alerts_need_a_verified_email_are_rate_limited_and_mail_only_verified_ad
     assert_eq!(moved.status, 200, "{}", moved.body);
     app.observe(&[("BTC", "200")], true).await;
     eventually("ada's alerts to trigger", WAIT, || async {
-        let n = count(
-            &app,
-            "SELECT count(*) AS n FROM alerts WHERE status = 'triggered'",
-        )
-        .await;
+        let n = app
+            .count("SELECT count(*) AS n FROM alerts WHERE status = 'triggered'")
+            .await;
         (n == 3).then_some(())
     })
     .await;
-    let alert_mails = count(
-        &app,
-        "SELECT count(*) AS n FROM emails WHERE template = 'price_alert'",
-    )
-    .await;
+    let alert_mails = app
+        .count("SELECT count(*) AS n FROM emails WHERE template = 'price_alert'")
+        .await;
     assert_eq!(alert_mails, 0, "no alert email to an unverified address");
 }
 
@@ -327,11 +307,9 @@ async fn changing_the_email_needs_the_password_tells_the_old_address_and_resets_
         )
         .await;
     assert_eq!(reset.status, 202, "{}", reset.body);
-    let reset_mails = count(
-        &app,
-        "SELECT count(*) AS n FROM emails WHERE template = 'password_reset'",
-    )
-    .await;
+    let reset_mails = app
+        .count("SELECT count(*) AS n FROM emails WHERE template = 'password_reset'")
+        .await;
     assert_eq!(reset_mails, 0, "no reset code to an unverified address");
 }
 
@@ -608,22 +586,22 @@ async fn expired_keys_codes_and_refresh_tokens_are_purged_on_a_schedule() {
     app.config = shared::config::Config::from_map(app.settings.clone()).unwrap();
     app.start_worker().await;
     eventually("the expired rows to be purged", WAIT, || async {
-        let left = count(
-            &app,
-            "SELECT (SELECT count(*) FROM idempotency_keys WHERE key = 'old')
+        let left = app
+            .count(
+                "SELECT (SELECT count(*) FROM idempotency_keys WHERE key = 'old')
                   + (SELECT count(*) FROM one_time_codes WHERE code_hash IN ('x', 'y'))
                   + (SELECT count(*) FROM refresh_tokens WHERE token_hash = 'expired') AS n",
-        )
-        .await;
+            )
+            .await;
         (left == 0).then_some(())
     })
     .await;
-    let kept = count(
-        &app,
-        "SELECT (SELECT count(*) FROM idempotency_keys WHERE key = 'new')
+    let kept = app
+        .count(
+            "SELECT (SELECT count(*) FROM idempotency_keys WHERE key = 'new')
               + (SELECT count(*) FROM one_time_codes WHERE code_hash = 'live')
               + (SELECT count(*) FROM refresh_tokens WHERE token_hash = 'live') AS n",
-    )
-    .await;
+        )
+        .await;
     assert_eq!(kept, 3, "live rows stay");
 }
