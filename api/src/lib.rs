@@ -20,7 +20,6 @@ use std::{future::Future, sync::Arc, time::Instant};
 
 use anyhow::Context as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use secrecy::ExposeSecret as _;
 use shared::config::Config;
 
 pub use crate::{routes::router, state::AppState};
@@ -31,7 +30,7 @@ pub fn state(config: Config) -> anyhow::Result<AppState> {
     let db = shared::db::pool(&config.database, "bourse-api")
         .map_err(anyhow::Error::msg)
         .context("DATABASE_URL")?;
-    let client = redis::Client::open(config.redis.url.expose_secret()).context("REDIS_URL")?;
+    let client = shared::queue::client(&config.redis).map_err(anyhow::Error::msg)?;
     let redis = ConnectionManager::new_lazy_with_config(
         client.clone(),
         ConnectionManagerConfig::new()

@@ -73,8 +73,9 @@ async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let url = config.database.url.expose_secret();
-            shared::startup::wait_for_connection(url, config.startup_wait).await?;
-            let applied = shared::db::run_migrations(url).await?;
+            shared::startup::wait_for_connection(&config.database, config.startup_wait).await?;
+            let applied =
+                shared::db::run_migrations(url, config.database.ca_file.as_deref()).await?;
             if applied.is_empty() {
                 println!("migrations: none pending");
             } else {

@@ -1,7 +1,10 @@
 //! PostgreSQL access: one deadpool of diesel-async connections per process,
 //! embedded migrations, and the error classification the edges need.
 
-use std::time::Duration;
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{
@@ -45,6 +48,7 @@ pub fn pool(config: &DatabaseConfig, application_name: &str) -> Result<DbPool, S
         config.statement_timeout.as_millis()
     );
     let connect_timeout = config.connect_timeout;
+    let ca_file = config.ca_file.clone();
     let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
     // No test query on every checkout (a round trip per request): a closed
     // connection is still detected (is_broken), and a failing query on a
@@ -53,8 +57,9 @@ pub fn pool(config: &DatabaseConfig, application_name: &str) -> Result<DbPool, S
     manager_config.custom_setup = Box::new(move |url| {
         let setup_sql = setup_sql.clone();
         let url = url.to_owned();
+        let ca_file = ca_file.clone();
         async move {
-            let connect = AsyncPgConnection::establish(&url);
+            let connect = establish(&url, ca_file.as_deref());
             let mut conn = tokio::time::timeout(connect_timeout, connect)
                 .await
                 .map_err(|_| {
@@ -85,6 +90,83 @@ fn deadpool_runtime() -> deadpool::Runtime {
     deadpool::Runtime::Tokio1
 }
 
+/// Opens one connection to `url`, over TLS when its `sslmode` asks for it
+/// (managed services): `require` encrypts and, given a CA file, verifies
+/// the server as libpq does; `verify-ca` and `verify-full` verify the chain
+/// and the host name against the CA file (`DATABASE_CA_FILE`, or
+/// `sslrootcert=` in the URL) or the webpki roots. `disable` and `prefer`
+/// (the default) connect in plain text, as before.
+pub async fn establish(
+    url: &str,
+    ca_file: Option<&Path>,
+) -> diesel::ConnectionResult<AsyncPgConnection> {
+    let target =
+        Target::parse(url, ca_file).map_err(diesel::ConnectionError::InvalidConnectionUrl)?;
+    let Some(verify) = target.tls else {
+        return AsyncPgConnection::establish(&target.url).await;
+    };
+    let config = crate::tls::client_config(target.ca_file.as_deref(), verify)
+        .map_err(diesel::ConnectionError::BadConnection)?;
+    let tls = tokio_postgres_rustls::MakeRustlsConnect::new(config);
+    let (client, connection) = tokio_postgres::connect(&target.url, tls)
+        .await
+        .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+    AsyncPgConnection::try_from_client_and_connection(client, connection).await
+}
+
+/// A connection URL as tokio-postgres reads it, and the TLS it needs.
+#[derive(Debug, PartialEq, Eq)]
+struct Target {
+    url: String,
+    tls: Option<crate::tls::Verify>,
+    ca_file: Option<PathBuf>,
+}
+
+impl Target {
+    /// Takes `sslmode` and `sslrootcert` out of the URL's query (tokio-postgres
+    /// knows only `disable`, `prefer` and `require`, and no root file).
+    fn parse(url: &str, ca_file: Option<&Path>) -> Result<Self, String> {
+        use crate::tls::Verify;
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut kept: Vec<&str> = Vec::new();
+        let mut mode = None;
+        let mut root = ca_file.map(Path::to_path_buf);
+        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+            match pair.split_once('=') {
+                Some(("sslmode", value)) => mode = Some(value),
+                Some(("sslrootcert", value)) => root = Some(PathBuf::from(value)),
+                _ => kept.push(pair),
+            }
+        }
+        let tls = match mode {
+            None | Some("disable" | "allow" | "prefer") => None,
+            Some("require") if root.is_some() => Some(Verify::Full),
+            Some("require") => Some(Verify::EncryptOnly),
+            Some("verify-ca" | "verify-full") => Some(Verify::Full),
+            Some(other) => {
+                return Err(format!(
+                    "sslmode={other}: expected disable, prefer, require, verify-ca or verify-full"
+                ));
+            }
+        };
+        match (tls, mode) {
+            (Some(_), _) => kept.push("sslmode=require"),
+            (None, Some("disable")) => kept.push("sslmode=disable"),
+            _ => {}
+        }
+        let url = if kept.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        Ok(Self {
+            url,
+            tls,
+            ca_file: root,
+        })
+    }
+}
+
 /// Errors from running migrations.
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {
@@ -100,8 +182,11 @@ pub enum MigrationError {
 ///
 /// Holds a PostgreSQL advisory lock meanwhile, so processes started together
 /// (an API and several workers) cannot apply the same migration twice.
-pub async fn run_migrations(url: &str) -> Result<Vec<String>, MigrationError> {
-    let mut conn = AsyncPgConnection::establish(url).await?;
+pub async fn run_migrations(
+    url: &str,
+    ca_file: Option<&Path>,
+) -> Result<Vec<String>, MigrationError> {
+    let mut conn = establish(url, ca_file).await?;
     diesel::sql_query("SELECT pg_advisory_lock(72620113)")
         .execute(&mut conn)
         .await?;
@@ -121,8 +206,8 @@ pub async fn run_migrations(url: &str) -> Result<Vec<String>, MigrationError> {
 }
 
 /// How many of this build's migrations the database lacks.
-pub async fn pending_migrations(url: &str) -> Result<usize, String> {
-    let conn = connect(url).await?;
+pub async fn pending_migrations(url: &str, ca_file: Option<&Path>) -> Result<usize, String> {
+    let conn = connect(url, ca_file).await?;
     let mut harness = AsyncMigrationHarness::new(conn);
     harness
         .pending_migrations(MIGRATIONS)
@@ -131,8 +216,8 @@ pub async fn pending_migrations(url: &str) -> Result<usize, String> {
 }
 
 /// One plain connection, given up after 5 s (a host that drops packets).
-pub async fn connect(url: &str) -> Result<AsyncPgConnection, String> {
-    tokio::time::timeout(Duration::from_secs(5), AsyncPgConnection::establish(url))
+pub async fn connect(url: &str, ca_file: Option<&Path>) -> Result<AsyncPgConnection, String> {
+    tokio::time::timeout(Duration::from_secs(5), establish(url, ca_file))
         .await
         .map_err(|_| "connect timed out".to_owned())?
         .map_err(|e| e.to_string())
@@ -201,5 +286,37 @@ pub fn unique_violation(error: &DieselError) -> Option<&str> {
             info.constraint_name()
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::Verify;
+
+    fn parsed(url: &str, ca: Option<&str>) -> Target {
+        Target::parse(url, ca.map(Path::new)).unwrap()
+    }
+
+    #[test]
+    fn ssl_modes_choose_the_tls() {
+        let plain = parsed("postgres://u@h/db", None);
+        assert_eq!((plain.url.as_str(), plain.tls), ("postgres://u@h/db", None));
+        let prefer = parsed("postgres://u@h/db?sslmode=prefer&application_name=x", None);
+        assert_eq!(prefer.url, "postgres://u@h/db?application_name=x");
+        assert_eq!(prefer.tls, None);
+        let require = parsed("postgres://u@h/db?sslmode=require", None);
+        assert_eq!(require.url, "postgres://u@h/db?sslmode=require");
+        assert_eq!(require.tls, Some(Verify::EncryptOnly));
+        let verified = parsed("postgres://u@h/db?sslmode=require", Some("/ca.pem"));
+        assert_eq!(verified.tls, Some(Verify::Full));
+        let full = parsed(
+            "postgres://u@h/db?sslmode=verify-full&sslrootcert=/x.pem",
+            None,
+        );
+        assert_eq!(full.url, "postgres://u@h/db?sslmode=require");
+        assert_eq!(full.tls, Some(Verify::Full));
+        assert_eq!(full.ca_file, Some(PathBuf::from("/x.pem")));
+        assert!(Target::parse("postgres://u@h/db?sslmode=sometimes", None).is_err());
     }
 }

@@ -19,6 +19,7 @@ pub mod fees;
 pub mod hygiene;
 pub mod jobs;
 pub mod ledger;
+pub mod metrics_text;
 pub mod money;
 pub mod outbox;
 pub mod password;

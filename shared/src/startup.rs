@@ -104,10 +104,18 @@ pub async fn wait_for_postgres(
     wait_for("PostgreSQL", &redact(url), limit, || crate::db::ping(pool)).await
 }
 
-/// Waits until a connection to `url` can be opened (before migrating).
-pub async fn wait_for_connection(url: &str, limit: Option<Duration>) -> Result<(), NotReachable> {
+/// Waits until a connection to the database can be opened (before
+/// migrating).
+pub async fn wait_for_connection(
+    database: &crate::config::DatabaseConfig,
+    limit: Option<Duration>,
+) -> Result<(), NotReachable> {
+    use secrecy::ExposeSecret as _;
+    let url = database.url.expose_secret();
     wait_for("PostgreSQL", &redact(url), limit, || async {
-        crate::db::connect(url).await.map(drop)
+        crate::db::connect(url, database.ca_file.as_deref())
+            .await
+            .map(drop)
     })
     .await
 }
@@ -133,9 +141,14 @@ pub async fn wait_for_redis(
 
 /// Waits until the database has every migration this build knows (the
 /// `migrate` step of a deployment may still be running).
-pub async fn wait_for_migrations(url: &str, limit: Option<Duration>) -> Result<(), NotReachable> {
+pub async fn wait_for_migrations(
+    database: &crate::config::DatabaseConfig,
+    limit: Option<Duration>,
+) -> Result<(), NotReachable> {
+    use secrecy::ExposeSecret as _;
+    let url = database.url.expose_secret();
     wait_for("the database migrations", &redact(url), limit, || async {
-        match crate::db::pending_migrations(url).await {
+        match crate::db::pending_migrations(url, database.ca_file.as_deref()).await {
             Ok(0) => Ok(()),
             Ok(n) => Err(format!("{n} not applied yet (run `bourse-api migrate`)")),
             Err(error) => Err(error),

@@ -174,7 +174,8 @@ impl TestAppBuilder {
 }
 
 /// Routes only tests have: a stand-in money movement and admin action, to
-/// test the extractors before the real routes exist.
+/// test the extractors before the real routes exist, and a handler that
+/// panics.
 fn test_routes() -> axum::Router<api::AppState> {
     use api::auth::{AdminUser, VerifiedUser};
     axum::Router::new()
@@ -186,6 +187,11 @@ fn test_routes() -> axum::Router<api::AppState> {
             "/api/v1/test/admin",
             axum::routing::post(|AdminUser(user): AdminUser| async move { user.username }),
         )
+        .route("/api/v1/test/panic", axum::routing::get(panicking))
+}
+
+async fn panicking() -> &'static str {
+    panic!("a handler bug")
 }
 
 /// Serves one more API process (same configuration) on a random port.

@@ -119,7 +119,7 @@ async fn ensure_template() {
         )
         .await;
         exec(&mut conn, &format!("CREATE DATABASE {building}")).await;
-        shared::db::run_migrations(&with_database(&admin_url(), &building))
+        shared::db::run_migrations(&with_database(&admin_url(), &building), None)
             .await
             .unwrap_or_else(|e| panic!("migrating the test template failed: {e}"));
         // The migration connection closes asynchronously; renaming needs it gone.

@@ -18,6 +18,7 @@ pub mod proxy;
 pub mod redis_server;
 pub mod session;
 pub mod smtp;
+pub mod tls_servers;
 
 pub use app::{TestApp, TestAppBuilder};
 pub use db::TestDb;

@@ -92,6 +92,11 @@ impl ApiProcess {
         send_signal(self.child.id().expect("running"), "-TERM").await;
     }
 
+    /// SIGINT: what Ctrl-C in a terminal sends.
+    pub async fn interrupt(&mut self) {
+        send_signal(self.child.id().expect("running"), "-INT").await;
+    }
+
     /// Waits for exit; panics after `timeout`.
     pub async fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
         wait_for_exit(&mut self.child, "bourse-api", timeout).await

@@ -257,6 +257,18 @@ async fn beyond_the_total_stream_cap_the_api_answers_503() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_ends_open_streams_and_the_api_exits_zero() {
+    stop_with_open_streams(false).await;
+}
+
+/// Ctrl-C in the terminal running `bourse-api` does not hang on open
+/// streams either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_ends_open_streams_and_the_api_exits_zero() {
+    stop_with_open_streams(true).await;
+}
+
+/// Stops an API holding two open rate streams, with SIGINT or SIGTERM.
+async fn stop_with_open_streams(interrupt: bool) {
     let app = TestAppBuilder::new().without_worker().start().await;
     let mut api = api_with(&app, &[]).await;
     let client = reqwest::Client::new();
@@ -264,7 +276,11 @@ async fn sigterm_ends_open_streams_and_the_api_exits_zero() {
         streaming(&client, &api).await,
         streaming(&client, &api).await,
     ];
-    api.terminate().await;
+    if interrupt {
+        api.interrupt().await;
+    } else {
+        api.terminate().await;
+    }
     let status = api.wait(Duration::from_secs(10)).await;
     assert_eq!(status.code(), Some(0), "clean exit");
     // The streams ended rather than being cut mid-way.

@@ -7,9 +7,10 @@ use std::{
 
 use axum::{
     Json, Router,
-    extract::State,
-    http::{StatusCode, header},
-    response::IntoResponse,
+    extract::{Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
     routing::get,
 };
 use shared::db::DbPool;
@@ -32,7 +33,30 @@ pub fn router(state: HttpState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn(request_id))
         .with_state(state)
+}
+
+/// Echoes a caller's `X-Request-Id` when it is short and plain (safe in
+/// logs), as the API does, or makes one: every answer carries an id a
+/// report can quote, the framework's 404s and 405s included.
+async fn request_id(request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    let mut response = next.run(request).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
 }
 
 /// 200 while every queue worker of this process is running and heartbeating;
@@ -87,12 +111,10 @@ async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
     )
 }
 
-async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.render(),
-    )
+/// OpenMetrics for scrapers asking for it (Prometheus does), the
+/// Prometheus text format otherwise (see `shared::metrics_text`).
+async fn metrics(State(state): State<HttpState>, request: HeaderMap) -> impl IntoResponse {
+    let accept = request.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let (content_type, body) = shared::metrics_text::negotiate(accept, state.metrics.render());
+    ([(header::CONTENT_TYPE, content_type)], body)
 }

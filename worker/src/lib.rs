@@ -91,7 +91,7 @@ pub fn unique_name() -> String {
 pub fn redis_connection(
     config: &RedisConfig,
 ) -> anyhow::Result<(redis::Client, ConnectionManager)> {
-    let client = redis::Client::open(config.url.expose_secret()).context("REDIS_URL")?;
+    let client = shared::queue::client(config).map_err(anyhow::Error::msg)?;
     let manager_config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(config.timeout))
         .set_response_timeout(Some(config.timeout))
@@ -214,7 +214,7 @@ pub async fn run_on(
     let dependencies = async {
         let url = config.database.url.expose_secret();
         shared::startup::wait_for_postgres(&db, url, config.startup_wait).await?;
-        shared::startup::wait_for_migrations(url, config.startup_wait).await?;
+        shared::startup::wait_for_migrations(&config.database, config.startup_wait).await?;
         shared::startup::wait_for_redis(
             &conn,
             config.redis.url.expose_secret(),

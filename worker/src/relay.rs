@@ -26,7 +26,7 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use diesel::{prelude::*, sql_types};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use futures::StreamExt;
 use secrecy::ExposeSecret as _;
 use shared::{
@@ -106,6 +106,7 @@ impl Relay {
         let notify = Arc::new(Notify::new());
         tokio::spawn(listen_for_notifications(
             self.config.database.url.expose_secret().to_owned(),
+            self.config.database.ca_file.clone(),
             notify.clone(),
             shutdown.clone(),
         ));
@@ -344,11 +345,12 @@ impl Relay {
 /// the relay. Reconnects on failure; the relay polls meanwhile.
 async fn listen_for_notifications(
     url: String,
+    ca_file: Option<std::path::PathBuf>,
     notify: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     while !*shutdown.borrow() {
-        match AsyncPgConnection::establish(&url).await {
+        match shared::db::establish(&url, ca_file.as_deref()).await {
             Ok(mut conn) => {
                 if diesel::sql_query(format!("LISTEN {NOTIFY_CHANNEL}"))
                     .execute(&mut conn)

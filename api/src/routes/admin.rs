@@ -4,11 +4,7 @@ use axum::extract::State;
 use shared::ledger;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{
-    auth::AdminUser,
-    error::{ApiError, Problem},
-    state::AppState,
-};
+use crate::{auth::AdminUser, error::ApiError, routes::spec, state::AppState};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(ledger_check))
@@ -25,9 +21,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     tag = "admin",
     security(("bearer" = []), ("cookie" = [])),
     responses(
+        spec::Unavailable, spec::AdminRead,
         (status = 200, description = "The report", body = Object),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn ledger_check(

@@ -24,20 +24,23 @@ use axum::{
     extract::{Path, Query, State},
     http::StatusCode,
 };
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::{
     jobs::Queue,
     queue::{JobQueues, SeenProcess, dead},
 };
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{
+    IntoParams, ToSchema,
+    openapi::{ObjectBuilder, Schema, Type},
+};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::pagination;
 use crate::{
     auth::AdminUser,
     error::{ApiError, Problem},
+    routes::spec,
     state::AppState,
 };
 
@@ -135,10 +138,8 @@ async fn outbox_counts(state: &AppState) -> Result<HashMap<String, (u64, u64)>, 
     tag = "admin",
     security(("bearer" = []), ("cookie" = [])),
     responses(
+        spec::Unavailable, spec::AdminRead,
         (status = 200, description = "The overview", body = JobOverview),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis or PostgreSQL unreachable (`unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn job_overview(
@@ -177,12 +178,47 @@ pub async fn job_overview(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeadParams {
-    /// One queue (`email`, `bet_settlement`, ...); all queues when absent.
+    /// One queue; all queues when absent.
+    #[param(value_type = Option<QueueName>, inline)]
     queue: Option<String>,
-    /// 1–100, default 20.
+    /// Page size, default 20.
+    #[param(minimum = 1, maximum = 100, nullable = false)]
     limit: Option<i64>,
+    /// The previous page's `next_cursor`: the last job's `queue/id`.
+    #[param(value_type = Option<DeadCursor>, inline)]
     cursor: Option<String>,
 }
+
+fn queue_names() -> Vec<&'static str> {
+    Queue::ALL.iter().map(|q| q.as_str()).collect()
+}
+
+fn queue_name() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(queue_names()))
+        .build()
+        .into()
+}
+
+/// Every `queue/id` with a known queue and a possible id is a cursor.
+fn dead_cursor() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(format!(
+            "^(?:{})/[A-Za-z0-9._-]{{1,{MAX_ID_LEN}}}$",
+            queue_names().join("|")
+        )))
+        .build()
+        .into()
+}
+
+spec::schema_type!(QueueName => queue_name());
+spec::schema_type!(DeadCursor => dead_cursor());
+
+/// Dead job ids are ours (UUIDs, with `.n` suffixes for retries) or
+/// apalis's (ULIDs); anything longer is no id.
+const MAX_ID_LEN: usize = 64;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeadJobResponse {
@@ -212,19 +248,21 @@ fn parse_queue(raw: &str) -> Result<Queue, ApiError> {
     })
 }
 
-/// Cursors are the last item's `queue/id`, base64url, opaque to clients.
+/// Cursors are the last item's `queue/id`: pages run in that order, so
+/// any such pair is a place to continue from (see [`dead_cursor`]).
 fn encode_cursor(queue: Queue, id: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}/{id}", queue.as_str()))
+    format!("{}/{id}", queue.as_str())
 }
 
 fn decode_cursor(raw: &str) -> Result<(Queue, String), ApiError> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(raw.trim())
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| {
-            let (queue, id) = text.split_once('/')?;
-            Some((Queue::parse(queue)?, id.to_owned()))
+    raw.split_once('/')
+        .and_then(|(queue, id)| {
+            let plausible = !id.is_empty()
+                && id.len() <= MAX_ID_LEN
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            plausible.then_some((Queue::parse(queue)?, id.to_owned()))
         })
         .ok_or_else(|| ApiError::field("cursor", "is not a cursor from this endpoint"))
 }
@@ -239,11 +277,9 @@ fn decode_cursor(raw: &str) -> Result<(Queue, String), ApiError> {
     security(("bearer" = []), ("cookie" = [])),
     params(DeadParams),
     responses(
+        spec::Unavailable, spec::AdminRead,
         (status = 200, description = "One page", body = DeadJobPage),
-        (status = 400, description = "Unknown queue, bad limit or cursor", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis unreachable (`unavailable`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Unknown queue, bad limit or cursor, or an unknown parameter (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_dead(
@@ -288,8 +324,7 @@ pub struct DeadJobAction {
 
 /// The queue of dead job `id`, or 404.
 async fn dead_queue(queues: &JobQueues, id: &str) -> Result<Queue, ApiError> {
-    // Ids are ours (UUIDs) or apalis's (ULIDs); anything longer is no id.
-    if id.is_empty() || id.len() > 64 {
+    if id.is_empty() || id.len() > MAX_ID_LEN {
         return Err(ApiError::NotFound("no such dead job".into()));
     }
     dead::find(queues, id)
@@ -305,11 +340,9 @@ async fn dead_queue(queues: &JobQueues, id: &str) -> Result<Queue, ApiError> {
     security(("bearer" = []), ("cookie" = [])),
     params(("id" = String, Path, description = "Dead job id")),
     responses(
+        spec::Unavailable, spec::AdminWrite,
         (status = 200, description = "Queued again", body = DeadJobAction),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such dead job", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis unreachable (`unavailable`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such dead job (`not_found`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn retry_dead(
@@ -343,11 +376,9 @@ pub async fn retry_dead(
     security(("bearer" = []), ("cookie" = [])),
     params(("id" = String, Path, description = "Dead job id")),
     responses(
+        spec::Unavailable, spec::AdminWrite,
         (status = 204, description = "Discarded"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such dead job", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis unreachable (`unavailable`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such dead job (`not_found`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn discard_dead(

@@ -28,6 +28,7 @@ use crate::{
     error::{ApiError, Problem},
     extract::ApiJson,
     rate_limit,
+    routes::spec,
     state::AppState,
     user_cache::{self, Lookup},
 };
@@ -72,8 +73,10 @@ pub struct AlertResponse {
     pub target_price: String,
     /// `above` (triggers when the price is at or above the target) or
     /// `below` (at or below).
+    #[schema(value_type = AlertDirectionValue)]
     pub direction: String,
     /// `created` (active), `triggered` or `deleted`.
+    #[schema(value_type = AlertStatus)]
     pub status: String,
     pub created_at: DateTime<Utc>,
     /// The observed price that triggered it, USD per unit.
@@ -82,6 +85,23 @@ pub struct AlertResponse {
     pub observed_at: Option<DateTime<Utc>>,
     pub triggered_at: Option<DateTime<Utc>>,
     pub deleted_at: Option<DateTime<Utc>>,
+}
+
+#[derive(ToSchema)]
+#[schema(as = AlertDirection, rename_all = "snake_case")]
+#[allow(dead_code, reason = "documents the values of alert directions")]
+pub enum AlertDirectionValue {
+    Above,
+    Below,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code, reason = "documents the values of AlertResponse::status")]
+pub enum AlertStatus {
+    Created,
+    Triggered,
+    Deleted,
 }
 
 impl From<Alert> for AlertResponse {
@@ -104,15 +124,15 @@ impl From<Alert> for AlertResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlertRequest {
-    /// A priced currency (crypto or fiat, not USD). Default `BTC`.
-    #[schema(example = "BTC")]
+    /// Default `BTC`.
+    #[schema(schema_with = spec::priced_or_null)]
     symbol: Option<String>,
-    /// USD per unit, greater than zero.
-    #[schema(value_type = String, example = "50000")]
+    /// USD per unit.
+    #[schema(schema_with = spec::price, required = true)]
     target_price: Option<AmountInput>,
-    /// `above` or `below`. Default: `above` when the target is above the
-    /// current price, else `below`.
-    #[schema(example = "above")]
+    /// Default: `above` when the target is above the current price, else
+    /// `below`.
+    #[schema(value_type = Option<AlertDirectionValue>)]
     direction: Option<String>,
 }
 
@@ -131,12 +151,10 @@ pub struct AlertRequest {
     security(("bearer" = []), ("cookie" = [])),
     request_body = AlertRequest,
     responses(
+        spec::Unavailable, spec::JsonBody, spec::SignedInWrite, spec::RateLimited,
         (status = 201, description = "The active alert", body = AlertResponse),
-        (status = 400, description = "Bad or missing field, unknown symbol", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Email not verified (`email_not_verified`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`limit_exceeded` or `rate_unavailable`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many alerts created lately (`rate_limited`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Email not verified (`email_not_verified`), or signed in by cookie without the CSRF proof (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`limit_exceeded` (too many active alerts) or `rate_unavailable`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_alert(
@@ -217,10 +235,13 @@ pub async fn create_alert(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AlertParams {
-    /// `created`, `triggered` or `deleted`.
+    /// Only alerts in this status.
+    #[param(value_type = Option<AlertStatus>, inline)]
     status: Option<String>,
-    /// 1–100, default 20.
+    /// Page size, default 20.
+    #[param(minimum = 1, maximum = 100, nullable = false)]
     limit: Option<i64>,
+    #[param(value_type = Option<spec::UuidCursor>, inline)]
     cursor: Option<String>,
 }
 
@@ -241,9 +262,9 @@ pub struct AlertPage {
     security(("bearer" = []), ("cookie" = [])),
     params(AlertParams),
     responses(
-        (status = 200, description = "One page", body = AlertPage),
-        (status = 400, description = "Bad status, limit or cursor", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        spec::Unavailable, spec::SignedIn,
+        (status = 200, description = "One page", body = AlertPage, headers(("X-Cache" = String, description = "`hit` or `miss`"))),
+        (status = 400, description = "Bad status, limit or cursor (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_alerts(
@@ -297,9 +318,9 @@ pub async fn list_alerts(
     security(("bearer" = []), ("cookie" = [])),
     params(("id" = Uuid, Path, description = "Alert id")),
     responses(
-        (status = 200, description = "The alert", body = AlertResponse),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such alert of yours", body = Problem, content_type = "application/problem+json"),
+        spec::Unavailable, spec::SignedIn,
+        (status = 200, description = "The alert (a deleted one too, with status `deleted`)", body = AlertResponse, headers(("X-Cache" = String, description = "`hit` or `miss`"))),
+        (status = 404, description = "No such alert of yours (`not_found`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_alert(
@@ -337,9 +358,9 @@ pub async fn get_alert(
     security(("bearer" = []), ("cookie" = [])),
     params(("id" = Uuid, Path, description = "Alert id")),
     responses(
+        spec::Unavailable, spec::SignedInWrite,
         (status = 200, description = "The deleted alert", body = AlertResponse),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such alert of yours", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such alert of yours (`not_found`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn delete_alert(

@@ -28,6 +28,7 @@ use crate::{
     error::{ApiError, Problem},
     extract::ApiJson,
     idempotency::{self, IdempotencyKey, Operation},
+    routes::spec,
     state::AppState,
 };
 
@@ -79,7 +80,7 @@ pub struct BetResponse {
     pub id: Uuid,
     #[schema(example = "BTC")]
     pub symbol: String,
-    /// `up` or `down`.
+    #[schema(value_type = BetDirection)]
     pub direction: String,
     /// USD.
     #[schema(example = "10.00")]
@@ -88,8 +89,10 @@ pub struct BetResponse {
     pub duration_seconds: i32,
     /// `open`, `settled` or `void` (no fresh price at `settles_at`: the
     /// stake was returned).
+    #[schema(value_type = BetStatus)]
     pub status: String,
     /// `W`, `L` or `D` once settled.
+    #[schema(value_type = Option<BetResult>)]
     pub result: Option<String>,
     /// USD per unit: the price in force when the bet was placed.
     pub start_price: String,
@@ -102,6 +105,33 @@ pub struct BetResponse {
     pub created_at: DateTime<Utc>,
     pub settles_at: DateTime<Utc>,
     pub settled_at: Option<DateTime<Utc>>,
+}
+
+/// Which way the price must move for the bet to win.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code, reason = "documents the values of directions")]
+pub enum BetDirection {
+    Up,
+    Down,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code, reason = "documents the values of BetResponse::status")]
+pub enum BetStatus {
+    Open,
+    Settled,
+    Void,
+}
+
+/// Won, lost, or drawn (no move: the stake is returned).
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "documents the values of BetResponse::result")]
+pub enum BetResult {
+    W,
+    L,
+    D,
 }
 
 impl From<Bet> for BetResponse {
@@ -129,20 +159,19 @@ impl From<Bet> for BetResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BetRequest {
-    /// A crypto currency, e.g. `BTC`.
-    #[schema(example = "BTC")]
+    /// A fiat currency is 422 `currency_not_supported`.
+    #[schema(schema_with = spec::crypto, required = true)]
     symbol: Option<String>,
-    /// `up` or `down`.
-    #[schema(example = "up")]
+    #[schema(value_type = BetDirection, required = true)]
     direction: Option<String>,
-    /// USD from your USD wallet, within the configured limits.
-    #[schema(value_type = String, example = "10.00")]
+    /// USD from your USD wallet; outside the configured stake limits it is
+    /// 422 `limit_exceeded`.
+    #[schema(schema_with = spec::fiat_amount, required = true)]
     stake: Option<AmountInput>,
-    /// 1 to 100.
-    #[schema(value_type = i32, example = 5)]
+    #[schema(schema_with = spec::leverage, required = true)]
     leverage: Option<Value>,
-    /// 10 to 86,400.
-    #[schema(value_type = i32, example = 60)]
+    /// Seconds until settlement.
+    #[schema(schema_with = spec::duration_seconds, required = true)]
     duration_seconds: Option<Value>,
     /// Refused: the server sets the price.
     #[schema(ignore)]
@@ -166,7 +195,7 @@ fn whole(raw: Option<&Value>, range: std::ops::RangeInclusive<u32>) -> Result<u3
     };
     let value = match raw {
         None => return Err("is required".into()),
-        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::Number(n)) => whole_json_number(n),
         Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
         Some(_) => None,
     };
@@ -174,6 +203,26 @@ fn whole(raw: Option<&Value>, range: std::ops::RangeInclusive<u32>) -> Result<u3
         .and_then(|v| u32::try_from(v).ok())
         .filter(|v| range.contains(v))
         .ok_or_else(message)
+}
+
+/// A JSON number with no fraction, however written: `60`, `60.0` (JSON
+/// Schema's `integer` allows both, and many encoders write the second) or
+/// `6e1`.
+fn whole_json_number(n: &serde_json::Number) -> Option<u64> {
+    use rust_decimal::prelude::ToPrimitive as _;
+    if let Some(whole) = n.as_u64() {
+        return Some(whole);
+    }
+    let text = n.to_string();
+    let value = text
+        .parse::<rust_decimal::Decimal>()
+        .or_else(|_| rust_decimal::Decimal::from_scientific(&text))
+        .ok()?;
+    if value.is_integer() {
+        value.to_u64()
+    } else {
+        None
+    }
 }
 
 /// Bet on a price move.
@@ -193,15 +242,15 @@ fn whole(raw: Option<&Value>, range: std::ops::RangeInclusive<u32>) -> Result<u3
     path = "/bets",
     tag = "bets",
     security(("bearer" = []), ("cookie" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for 24 hours")),
+    params(spec::IdempotencyHeader),
     request_body = BetRequest,
     responses(
+        spec::Unavailable, spec::JsonBody, spec::SignedInWrite,
         (status = 201, description = "The open bet", body = BetResponse),
-        (status = 400, description = "Bad or missing field, or a client-supplied price", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Email not verified (`email_not_verified`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "You have no USD wallet", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Idempotency-Key reused with another request", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad or missing field, or a client-supplied price (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Email not verified (`email_not_verified`), or signed in by cookie without the CSRF proof (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "You have no USD wallet (`not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Idempotency-Key reused with another request, or its first request still running (`conflict`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`limit_exceeded`, `insufficient_funds`, `wallet_blocked`, `rate_unavailable` or `currency_not_supported`", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -320,10 +369,13 @@ pub async fn place_bet(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct BetParams {
-    /// `open`, `settled` or `void`.
+    /// Only bets in this status.
+    #[param(value_type = Option<BetStatus>, inline)]
     status: Option<String>,
-    /// 1–100, default 20.
+    /// Page size, default 20.
+    #[param(minimum = 1, maximum = 100, nullable = false)]
     limit: Option<i64>,
+    #[param(value_type = Option<spec::UuidCursor>, inline)]
     cursor: Option<String>,
 }
 
@@ -341,9 +393,9 @@ pub struct BetPage {
     security(("bearer" = []), ("cookie" = [])),
     params(BetParams),
     responses(
+        spec::Unavailable, spec::SignedIn,
         (status = 200, description = "One page", body = BetPage),
-        (status = 400, description = "Bad status, limit or cursor", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad status, limit or cursor (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_bets(
@@ -375,9 +427,9 @@ pub async fn list_bets(
     security(("bearer" = []), ("cookie" = [])),
     params(("id" = Uuid, Path, description = "Bet id")),
     responses(
+        spec::Unavailable, spec::SignedIn,
         (status = 200, description = "The bet", body = BetResponse),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such bet of yours", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such bet of yours (`not_found`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_bet(
@@ -392,4 +444,20 @@ pub async fn get_bet(
         .await?
         .ok_or_else(not_found)?;
     Ok(axum::Json(bet.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn whole_numbers_however_written() {
+        let whole =
+            |text: &str, range| super::whole(Some(&serde_json::from_str(text).unwrap()), range);
+        assert_eq!(whole("60", 10..=86_400), Ok(60));
+        assert_eq!(whole("60.0", 10..=86_400), Ok(60));
+        assert_eq!(whole("6e1", 10..=86_400), Ok(60));
+        assert_eq!(whole("\"60\"", 10..=86_400), Ok(60));
+        for bad in ["60.5", "-60", "9", "86401", "1e30", "true", "\"sixty\""] {
+            assert!(whole(bad, 10..=86_400).is_err(), "{bad}");
+        }
+    }
 }

@@ -3,7 +3,7 @@ use std::time::Duration;
 use axum::{
     Json,
     extract::State,
-    http::{StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     response::IntoResponse,
 };
 use serde_json::json;
@@ -50,12 +50,10 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.render(),
-    )
+/// OpenMetrics for scrapers asking for it (Prometheus does), the
+/// Prometheus text format otherwise (see `shared::metrics_text`).
+pub async fn metrics(State(state): State<AppState>, request: HeaderMap) -> impl IntoResponse {
+    let accept = request.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let (content_type, body) = shared::metrics_text::negotiate(accept, state.metrics.render());
+    ([(header::CONTENT_TYPE, content_type)], body)
 }

@@ -12,6 +12,7 @@ use crate::{
     error::{ApiError, Problem},
     extract::ApiJson,
     rate_limit,
+    routes::spec,
     state::AppState,
 };
 
@@ -28,8 +29,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     tag = "me",
     security(("bearer" = []), ("cookie" = [])),
     responses(
+        spec::Unavailable, spec::SignedIn,
         (status = 200, description = "The signed-in user", body = UserResponse),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_me(CurrentUser(user): CurrentUser) -> axum::Json<UserResponse> {
@@ -48,20 +49,51 @@ where
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeRequest {
-    /// Up to 100 characters; `null` clears it.
+    /// Up to 100 characters (surrounding spaces are dropped), no control
+    /// characters; `null` or blank clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 100, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
     first_name: Option<Option<String>>,
-    /// Up to 100 characters; `null` clears it.
+    /// Up to 100 characters (surrounding spaces are dropped), no control
+    /// characters; `null` or blank clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 100, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
     last_name: Option<Option<String>>,
     /// A new address needs `current_password`, is unverified until the
     /// code emailed to it is confirmed (money movements are refused
     /// meanwhile), and the old address is told of the change.
+    #[schema(format = Email, max_length = 254)]
     email: Option<String>,
-    /// Required when `email` changes the address.
+    /// Required with `email` (checked when it changes the address).
     current_password: Option<String>,
+}
+
+/// `current_password` (a string) is required whenever `email` is sent (an
+/// email change without it is 400): JSON Schema's `dependentSchemas`,
+/// which the derive macros cannot state.
+pub(super) struct EmailChangeNeedsPassword;
+
+impl utoipa::Modify for EmailChangeNeedsPassword {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{RefOr, Schema};
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        if let Some(RefOr::T(Schema::Object(object))) =
+            components.schemas.get_mut("UpdateMeRequest")
+        {
+            object
+                .extensions
+                .get_or_insert_with(Default::default)
+                .insert(
+                    "dependentSchemas".to_owned(),
+                    serde_json::json!({ "email": {
+                    "required": ["current_password"],
+                    "properties": { "current_password": { "type": "string" } },
+                } }),
+                );
+        }
+    }
 }
 
 /// Update your profile.
@@ -72,13 +104,11 @@ pub struct UpdateMeRequest {
     security(("bearer" = []), ("cookie" = [])),
     request_body = UpdateMeRequest,
     responses(
+        spec::Unavailable, spec::JsonBody, spec::SignedInWrite, spec::RateLimited,
         (status = 200, description = "The updated user", body = UserResponse),
-        (status = 400, description = "Invalid fields; `errors.current_password` when an email change lacks it", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Cookie sent without the CSRF proof", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Email taken", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid fields; `errors.current_password` when an email change lacks it (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Email taken (`conflict`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Wrong current password (`invalid_current_password`)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many current-password attempts (`rate_limited`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn update_me(
@@ -152,8 +182,11 @@ impl<'a> CurrentPasswordLimit<'a> {
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     current_password: String,
-    /// At least 8 characters, at most 72 bytes.
+    /// At least 8 characters, at most 72 bytes in UTF-8 (bcrypt's limit).
+    #[schema(min_length = 8, max_length = 72)]
     new_password: String,
+    /// Equal to `new_password`.
+    #[schema(min_length = 8, max_length = 72)]
     new_password_confirm: String,
 }
 
@@ -170,12 +203,10 @@ pub struct ChangePasswordRequest {
     security(("bearer" = []), ("cookie" = [])),
     request_body = ChangePasswordRequest,
     responses(
+        spec::Unavailable, spec::JsonBody, spec::SignedInWrite, spec::RateLimited,
         (status = 204, description = "Password changed"),
-        (status = 400, description = "Weak new password or confirmation mismatch", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Cookie sent without the CSRF proof", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Weak new password or confirmation mismatch (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Wrong current password (`invalid_current_password`)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many current-password attempts (`rate_limited`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn change_password(

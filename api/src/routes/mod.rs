@@ -13,6 +13,7 @@ mod me;
 mod orders;
 mod pagination;
 mod rates;
+mod spec;
 mod wallets;
 mod web;
 
@@ -91,7 +92,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 fn api_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest(
+    let mut routes = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest(
         "/api/v1",
         auth::router()
             .merge(me::router())
@@ -102,7 +103,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
             .merge(alerts::router())
             .merge(admin::router())
             .merge(admin_jobs::router()),
-    )
+    );
+    // Rules the derive macros cannot state, added once every schema is in.
+    utoipa::Modify::modify(&me::EmailChangeNeedsPassword, routes.get_openapi_mut());
+    utoipa::Modify::modify(&auth::OptionalBodies, routes.get_openapi_mut());
+    routes
 }
 
 /// The whole application.

@@ -26,6 +26,7 @@ use crate::{
     error::{ApiError, Problem},
     extract::ApiJson,
     idempotency::{self, IdempotencyKey, Operation},
+    routes::spec,
     state::AppState,
 };
 
@@ -74,7 +75,7 @@ impl From<OrderError> for ApiError {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OrderResponse {
     pub id: Uuid,
-    /// `buy` or `sell`.
+    #[schema(value_type = OrderSide)]
     pub side: &'static str,
     /// The crypto currency, e.g. `BTC`.
     pub currency: String,
@@ -90,6 +91,7 @@ pub struct OrderResponse {
     pub usd_amount: String,
     /// `pending` until the house has hedged it at the exchange, then
     /// `cleared`.
+    #[schema(value_type = OrderStatus)]
     pub status: String,
     /// A sale whose USD went to another user: their username.
     pub to_username: Option<String>,
@@ -104,6 +106,22 @@ pub struct OrderResponse {
     pub exchange_reference: Option<String>,
     pub cleared_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code, reason = "documents the values of OrderResponse::side")]
+pub enum OrderSide {
+    Buy,
+    Sell,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code, reason = "documents the values of OrderResponse::status")]
+pub enum OrderStatus {
+    Pending,
+    Cleared,
 }
 
 impl From<Order> for OrderResponse {
@@ -130,23 +148,26 @@ impl From<Order> for OrderResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BuyRequest {
-    /// A crypto currency code, e.g. `BTC`.
-    #[schema(example = "BTC")]
+    /// A fiat currency is 422 `currency_not_supported`.
+    #[schema(schema_with = spec::crypto, required = true)]
     currency: Option<String>,
-    /// The crypto amount, a decimal string or number within the currency's
-    /// places.
-    #[schema(value_type = String, example = "0.015")]
+    /// The crypto amount.
+    #[schema(schema_with = spec::crypto_amount, required = true)]
     amount: Option<AmountInput>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SellRequest {
-    #[schema(example = "BTC")]
+    /// A fiat currency is 422 `currency_not_supported`.
+    #[schema(schema_with = spec::crypto, required = true)]
     currency: Option<String>,
-    #[schema(value_type = String, example = "0.015")]
+    /// The crypto amount.
+    #[schema(schema_with = spec::crypto_amount, required = true)]
     amount: Option<AmountInput>,
-    /// Pay the USD to this user's USD wallet instead of yours.
+    /// Pay the USD to this user's USD wallet instead of yours (404 when
+    /// there is no such user or wallet).
+    #[schema(pattern = "^[A-Za-z0-9_]{3,32}$", example = "grace_hopper")]
     to_username: Option<String>,
 }
 
@@ -253,16 +274,15 @@ async fn place(
     path = "/orders/buy",
     tag = "orders",
     security(("bearer" = []), ("cookie" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for 24 hours")),
+    params(spec::IdempotencyHeader),
     request_body = BuyRequest,
     responses(
+        spec::Unavailable, spec::JsonBody, spec::SignedInWrite,
         (status = 201, description = "Bought", body = OrderResponse),
-        (status = 400, description = "Unknown currency or bad amount", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Email not verified (`email_not_verified`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "You have no USD wallet", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Idempotency-Key reused with another request", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`insufficient_funds`, `wallet_blocked`, `rate_unavailable` or `currency_not_supported`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Email not verified (`email_not_verified`), or signed in by cookie without the CSRF proof (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "You have no USD wallet (`not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Idempotency-Key reused with another request, or its first request still running (`conflict`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`insufficient_funds`, `wallet_blocked`, `rate_unavailable`, `currency_not_supported` or `limit_exceeded` (a balance would pass its cap)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn buy(
@@ -295,16 +315,15 @@ pub async fn buy(
     path = "/orders/sell",
     tag = "orders",
     security(("bearer" = []), ("cookie" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for 24 hours")),
+    params(spec::IdempotencyHeader),
     request_body = SellRequest,
     responses(
+        spec::Unavailable, spec::JsonBody, spec::SignedInWrite,
         (status = 201, description = "Sold", body = OrderResponse),
-        (status = 400, description = "Unknown currency or bad amount", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Email not verified (`email_not_verified`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "You have no wallet in that currency, or no such recipient with a USD wallet", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Idempotency-Key reused with another request", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`insufficient_funds`, `wallet_blocked`, `rate_unavailable` or `currency_not_supported`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Email not verified (`email_not_verified`), or signed in by cookie without the CSRF proof (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "You have no wallet in that currency, or no such recipient with a USD wallet (`not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Idempotency-Key reused with another request, or its first request still running (`conflict`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`insufficient_funds`, `wallet_blocked`, `rate_unavailable`, `currency_not_supported` or `limit_exceeded` (a balance would pass its cap)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn sell(
@@ -315,6 +334,9 @@ pub async fn sell(
 ) -> Result<Response, ApiError> {
     let to_username = match body.to_username.as_deref().map(str::trim) {
         Some("") => return Err(ApiError::field("to_username", "must not be empty")),
+        Some(name) if super::auth::names_no_account(name) => {
+            return Err(OrderError::RecipientNotFound(name.to_owned()).into());
+        }
         other => other.map(str::to_owned),
     };
     let parsed = parse(&state, body.currency.as_deref(), body.amount.as_ref()).await?;
@@ -336,10 +358,13 @@ pub async fn sell(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct OrderParams {
-    /// `pending` or `cleared`.
+    /// Only orders in this status.
+    #[param(value_type = Option<OrderStatus>, inline)]
     status: Option<String>,
-    /// 1–100, default 20.
+    /// Page size, default 20.
+    #[param(minimum = 1, maximum = 100, nullable = false)]
     limit: Option<i64>,
+    #[param(value_type = Option<spec::UuidCursor>, inline)]
     cursor: Option<String>,
 }
 
@@ -357,9 +382,9 @@ pub struct OrderPage {
     security(("bearer" = []), ("cookie" = [])),
     params(OrderParams),
     responses(
+        spec::Unavailable, spec::SignedIn,
         (status = 200, description = "One page", body = OrderPage),
-        (status = 400, description = "Bad status, limit or cursor", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad status, limit or cursor (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_orders(
@@ -391,9 +416,9 @@ pub async fn list_orders(
     security(("bearer" = []), ("cookie" = [])),
     params(("id" = Uuid, Path, description = "Order id")),
     responses(
+        spec::Unavailable, spec::SignedIn,
         (status = 200, description = "The order", body = OrderResponse),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such order of yours", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order of yours (`not_found`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_order(

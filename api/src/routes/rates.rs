@@ -22,6 +22,7 @@ use crate::{
     error::{ApiError, Problem, problem_response},
     rate_limit::ClientIp,
     rates_feed::{Rate, StreamRefused},
+    routes::spec,
     state::AppState,
 };
 
@@ -58,7 +59,10 @@ pub struct RateList {
     get,
     path = "/rates",
     tag = "rates",
-    responses((status = 200, description = "The latest USD price of every currency", body = RateList))
+    responses(
+        spec::Unavailable,
+        (status = 200, description = "The latest USD price of every currency", body = RateList),
+    )
 )]
 pub async fn list_rates(State(state): State<AppState>) -> axum::Json<RateList> {
     let now = Utc::now();
@@ -105,11 +109,15 @@ fn rate_error(error: rates::RateError) -> ApiError {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ConvertParams {
-    /// Currency converted from, e.g. `USD`.
+    /// Currency converted from.
+    #[param(value_type = spec::CurrencyCode, inline, required = true)]
     from: Option<String>,
-    /// Currency converted to, e.g. `BTC`.
+    /// Currency converted to.
+    #[param(value_type = spec::CurrencyCode, inline, required = true)]
     to: Option<String>,
-    /// Amount of `from`, as a decimal string.
+    /// Amount of `from`, a decimal string with at most its places (two for
+    /// fiat, eight for crypto).
+    #[param(value_type = spec::AmountText, inline, required = true)]
     amount: Option<String>,
 }
 
@@ -139,8 +147,9 @@ pub struct ConversionQuote {
     tag = "rates",
     params(ConvertParams),
     responses(
+        spec::Unavailable,
         (status = 200, description = "The quote", body = ConversionQuote),
-        (status = 400, description = "Unknown currency or bad amount", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A missing or unknown currency, or a bad amount (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No fresh price (`rate_unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -193,15 +202,21 @@ pub async fn convert(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct HistoryParams {
-    /// Start (RFC 3339, inclusive); default one hour before `to`.
+    /// Start (inclusive), before `to` and at most 31 days before it;
+    /// default one hour before `to`.
+    #[param(format = DateTime, nullable = false)]
     from: Option<String>,
-    /// End (RFC 3339, exclusive); default now.
+    /// End (exclusive); default now.
+    #[param(format = DateTime, nullable = false)]
     to: Option<String>,
-    /// Points per page, 1–100 (default 20).
+    /// Points per page, default 20.
+    #[param(minimum = 1, maximum = 100, nullable = false)]
     limit: Option<i64>,
-    /// From the previous page's `next_cursor`.
+    /// The previous page's `next_cursor`, with the same `from` and `to`.
+    #[param(pattern = "^[A-Za-z0-9_-]+$", nullable = false)]
     cursor: Option<String>,
-    /// Down-sample: one point (the last) per this many seconds, 1–86400.
+    /// Down-sample: one point (the last) per this many seconds.
+    #[param(minimum = 1, maximum = 86400, nullable = false)]
     interval: Option<i64>,
 }
 
@@ -271,11 +286,12 @@ fn decode_cursor(
     get,
     path = "/rates/{symbol}/history",
     tag = "rates",
-    params(("symbol" = String, Path, description = "Currency code, e.g. BTC"), HistoryParams),
+    params(("symbol" = String, Path, description = "Currency code, any letter case, e.g. BTC"), HistoryParams),
     responses(
+        spec::Unavailable,
         (status = 200, description = "One page of observations", body = HistoryPage),
-        (status = 400, description = "Bad range, limit, interval or cursor", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown currency", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad range, limit, interval or cursor (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown currency (`not_found`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn history(

@@ -22,6 +22,7 @@ use crate::{
     error::{ApiError, Problem},
     extract::ApiJson,
     idempotency::{self, IdempotencyKey, Operation},
+    routes::spec,
     state::AppState,
 };
 
@@ -82,6 +83,7 @@ pub struct WalletResponse {
     pub wallet_number: String,
     pub name: String,
     /// `active`, or `blocked` (can receive, cannot send or withdraw).
+    #[schema(value_type = WalletStatus)]
     pub status: String,
     #[schema(example = "125.50")]
     pub balance: String,
@@ -113,6 +115,15 @@ impl From<Wallet> for WalletResponse {
     }
 }
 
+/// A wallet's status.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code, reason = "documents the values of WalletResponse::status")]
+pub enum WalletStatus {
+    Active,
+    Blocked,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WalletList {
     pub items: Vec<WalletResponse>,
@@ -122,10 +133,15 @@ pub struct WalletList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWalletRequest {
-    /// Currency code, e.g. `USD` or `BTC`.
-    #[schema(example = "USD")]
+    #[schema(schema_with = spec::currency)]
     currency: String,
-    /// Defaults to "<Currency name> wallet".
+    /// 1 to 100 characters (surrounding spaces are dropped), no control
+    /// characters. Defaults to "<Currency name> wallet".
+    #[schema(
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x1F\\x7F-\\x9F]*$",
+        example = "Travel money"
+    )]
     name: Option<String>,
 }
 
@@ -139,10 +155,9 @@ pub struct CreateWalletRequest {
     security(("bearer" = []), ("cookie" = [])),
     request_body = CreateWalletRequest,
     responses(
+        spec::Unavailable, spec::JsonBody, spec::SignedInWrite,
         (status = 201, description = "The new wallet", body = WalletResponse),
-        (status = 400, description = "Unknown currency or bad name", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "You already have a wallet in this currency", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "You already have a wallet in this currency (`conflict`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_wallet(
@@ -174,8 +189,8 @@ pub async fn create_wallet(
     tag = "wallets",
     security(("bearer" = []), ("cookie" = [])),
     responses(
-        (status = 200, description = "Every wallet you hold", body = WalletList),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        spec::Unavailable, spec::SignedIn,
+        (status = 200, description = "Every wallet you hold (one page: `next_cursor` is null)", body = WalletList),
     )
 )]
 pub async fn list_wallets(
@@ -207,8 +222,9 @@ fn wallet_id(raw: &str) -> Result<Uuid, ApiError> {
     security(("bearer" = []), ("cookie" = [])),
     params(("id" = Uuid, Path, description = "Wallet id")),
     responses(
+        spec::Unavailable, spec::SignedIn,
         (status = 200, description = "The wallet", body = WalletResponse),
-        (status = 404, description = "No such wallet of yours", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such wallet of yours (`not_found`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_wallet(
@@ -227,6 +243,13 @@ pub async fn get_wallet(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameWalletRequest {
+    /// 1 to 100 characters (surrounding spaces are dropped), no control
+    /// characters.
+    #[schema(
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x1F\\x7F-\\x9F]*$",
+        example = "Travel money"
+    )]
     name: String,
 }
 
@@ -239,9 +262,9 @@ pub struct RenameWalletRequest {
     params(("id" = Uuid, Path, description = "Wallet id")),
     request_body = RenameWalletRequest,
     responses(
+        spec::Unavailable, spec::JsonBody, spec::SignedInWrite,
         (status = 200, description = "The renamed wallet", body = WalletResponse),
-        (status = 400, description = "Bad name", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such wallet of yours", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such wallet of yours (`not_found`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn rename_wallet(
@@ -262,8 +285,8 @@ pub async fn rename_wallet(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AmountRequest {
-    /// A decimal string or number, positive, within the currency's places.
-    #[schema(value_type = String, example = "100.00")]
+    /// Required. Deposits and withdrawals are fiat only (two places).
+    #[schema(schema_with = spec::fiat_amount, required = true)]
     amount: Option<AmountInput>,
 }
 
@@ -382,15 +405,15 @@ struct Fingerprint<'a> {
     path = "/wallets/{id}/deposit",
     tag = "wallets",
     security(("bearer" = []), ("cookie" = [])),
-    params(("id" = Uuid, Path, description = "Wallet id"), ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for 24 hours")),
+    params(("id" = Uuid, Path, description = "Wallet id"), spec::IdempotencyHeader),
     request_body = AmountRequest,
     responses(
+        spec::Unavailable, spec::JsonBody, spec::SignedInWrite,
         (status = 201, description = "Deposited", body = MovementResponse),
-        (status = 400, description = "Bad amount", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Email not verified (`email_not_verified`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such wallet of yours", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Idempotency-Key reused with another request", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`currency_not_supported`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Email not verified (`email_not_verified`), or signed in by cookie without the CSRF proof (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such wallet of yours (`not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Idempotency-Key reused with another request, or its first request still running (`conflict`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`currency_not_supported` (a crypto wallet) or `limit_exceeded` (the balance would pass its cap)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn deposit(
@@ -428,14 +451,14 @@ pub async fn deposit(
     path = "/wallets/{id}/withdraw",
     tag = "wallets",
     security(("bearer" = []), ("cookie" = [])),
-    params(("id" = Uuid, Path, description = "Wallet id"), ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for 24 hours")),
+    params(("id" = Uuid, Path, description = "Wallet id"), spec::IdempotencyHeader),
     request_body = AmountRequest,
     responses(
+        spec::Unavailable, spec::JsonBody, spec::SignedInWrite,
         (status = 201, description = "Withdrawn", body = MovementResponse),
-        (status = 400, description = "Bad amount", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Email not verified (`email_not_verified`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such wallet of yours", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Idempotency-Key reused with another request", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Email not verified (`email_not_verified`), or signed in by cookie without the CSRF proof (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such wallet of yours (`not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Idempotency-Key reused with another request, or its first request still running (`conflict`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`insufficient_funds`, `wallet_blocked` or `currency_not_supported`", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -469,10 +492,10 @@ pub async fn withdraw(
 #[serde(deny_unknown_fields)]
 pub struct TransferRequest {
     /// The payee's ten-digit wallet number (anyone's).
-    #[schema(example = "4821930571")]
+    #[schema(value_type = String, required = true, pattern = "^[0-9]{10}$", example = "4821930571")]
     to_wallet_number: Option<String>,
-    /// In your wallet's currency.
-    #[schema(value_type = String, example = "25.00")]
+    /// In your wallet's currency: two places for fiat, eight for crypto.
+    #[schema(schema_with = spec::any_amount, required = true)]
     amount: Option<AmountInput>,
 }
 
@@ -487,15 +510,15 @@ pub struct TransferRequest {
     path = "/wallets/{id}/transfer",
     tag = "wallets",
     security(("bearer" = []), ("cookie" = [])),
-    params(("id" = Uuid, Path, description = "Your paying wallet's id"), ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for 24 hours")),
+    params(("id" = Uuid, Path, description = "Your paying wallet's id"), spec::IdempotencyHeader),
     request_body = TransferRequest,
     responses(
+        spec::Unavailable, spec::JsonBody, spec::SignedInWrite,
         (status = 201, description = "Transferred", body = MovementResponse),
-        (status = 400, description = "Bad amount or wallet number", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Email not verified (`email_not_verified`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such wallet of yours, or no wallet with that number", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Idempotency-Key reused with another request", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`insufficient_funds`, `wallet_blocked`, `same_wallet` or `rate_unavailable`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Email not verified (`email_not_verified`), or signed in by cookie without the CSRF proof (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such wallet of yours, or no wallet with that number (`not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Idempotency-Key reused with another request, or its first request still running (`conflict`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`insufficient_funds`, `wallet_blocked`, `same_wallet`, `rate_unavailable` or `limit_exceeded` (the payee's balance would pass its cap)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn transfer(
@@ -562,13 +585,30 @@ pub async fn transfer(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct HistoryParams {
-    /// `deposit`, `withdrawal`, `transfer`, `buy`, `sell`, `bet_stake`,
-    /// `bet_payout` or `fee`.
+    /// Only movements of this type.
     #[serde(rename = "type")]
+    #[param(value_type = Option<TransactionType>, inline)]
     kind: Option<String>,
-    /// 1–100, default 20.
+    /// Page size, default 20.
+    #[param(minimum = 1, maximum = 100, nullable = false)]
     limit: Option<i64>,
+    #[param(value_type = Option<spec::EntryCursor>, inline)]
     cursor: Option<String>,
+}
+
+/// The type of a movement.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code, reason = "documents the values of TxKind")]
+pub enum TransactionType {
+    Deposit,
+    Withdrawal,
+    Transfer,
+    Buy,
+    Sell,
+    BetStake,
+    BetPayout,
+    Fee,
 }
 
 /// One movement as seen from one of your wallets.
@@ -576,6 +616,7 @@ pub struct HistoryParams {
 pub struct TransactionItem {
     pub id: Uuid,
     #[serde(rename = "type")]
+    #[schema(value_type = TransactionType)]
     pub kind: String,
     pub wallet_id: Uuid,
     pub wallet_number: String,
@@ -632,14 +673,16 @@ async fn history_page(
         ),
     };
     let limit = super::pagination::limit(params.limit)?;
+    // The cursor is the last entry id, 8 bytes big-endian in base64url:
+    // every string of that shape is a cursor, as the document says.
     let before = match params.cursor.as_deref() {
         None => None,
         Some(raw) => Some(
             base64::engine::general_purpose::URL_SAFE_NO_PAD
                 .decode(raw.trim())
                 .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .and_then(|s| s.parse::<i64>().ok())
+                .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+                .map(i64::from_be_bytes)
                 .ok_or_else(|| ApiError::field("cursor", "is not a cursor from this endpoint"))?,
         ),
     };
@@ -655,7 +698,7 @@ async fn history_page(
     let next_cursor = more
         .then(|| {
             rows.last().map(|r| {
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r.entry_id.to_string())
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r.entry_id.to_be_bytes())
             })
         })
         .flatten();
@@ -673,9 +716,10 @@ async fn history_page(
     security(("bearer" = []), ("cookie" = [])),
     params(("id" = Uuid, Path, description = "Wallet id"), HistoryParams),
     responses(
+        spec::Unavailable, spec::SignedIn,
         (status = 200, description = "One page", body = TransactionPage),
-        (status = 400, description = "Bad type, limit or cursor", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such wallet of yours", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad type, limit or cursor (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such wallet of yours (`not_found`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn wallet_transactions(
@@ -696,8 +740,9 @@ pub async fn wallet_transactions(
     security(("bearer" = []), ("cookie" = [])),
     params(HistoryParams),
     responses(
+        spec::Unavailable, spec::SignedIn,
         (status = 200, description = "One page", body = TransactionPage),
-        (status = 400, description = "Bad type, limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad type, limit or cursor (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn all_transactions(

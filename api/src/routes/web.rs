@@ -3,6 +3,8 @@
 //! The page talks to the public JSON API only, with the session cookies and
 //! the `X-CSRF-Token` header; no build step and no third-party code.
 //!
+//! Clients accepting gzip get copies compressed at build time (build.rs).
+//!
 //! Every answer carries a Content-Security-Policy that allows nothing but
 //! this origin: no inline script or style, no other hosts, no framing.
 
@@ -27,6 +29,15 @@ struct Asset {
     path: &'static str,
     content_type: &'static str,
     body: &'static str,
+    /// `body` gzipped by build.rs.
+    gzip: &'static [u8],
+}
+
+/// The gzipped copy build.rs made of the file at `path` (under `api/`).
+macro_rules! gzipped {
+    ($path:literal) => {
+        include_bytes!(concat!(env!("OUT_DIR"), "/", $path, ".gz"))
+    };
 }
 
 const JS: &str = "text/javascript; charset=utf-8";
@@ -37,65 +48,78 @@ const ASSETS: &[Asset] = &[
         path: "style.css",
         content_type: "text/css; charset=utf-8",
         body: include_str!("../../web/style.css"),
+        gzip: gzipped!("web/style.css"),
     },
     Asset {
         path: "icon.svg",
         content_type: "image/svg+xml",
         body: include_str!("../../web/icon.svg"),
+        gzip: gzipped!("web/icon.svg"),
     },
     Asset {
         path: "app.js",
         content_type: JS,
         body: include_str!("../../web/app.js"),
+        gzip: gzipped!("web/app.js"),
     },
     Asset {
         path: "api.js",
         content_type: JS,
         body: include_str!("../../web/api.js"),
+        gzip: gzipped!("web/api.js"),
     },
     Asset {
         path: "dom.js",
         content_type: JS,
         body: include_str!("../../web/dom.js"),
+        gzip: gzipped!("web/dom.js"),
     },
     Asset {
         path: "state.js",
         content_type: JS,
         body: include_str!("../../web/state.js"),
+        gzip: gzipped!("web/state.js"),
     },
     Asset {
         path: "format.js",
         content_type: JS,
         body: include_str!("../../web/format.js"),
+        gzip: gzipped!("web/format.js"),
     },
     Asset {
         path: "chart.js",
         content_type: JS,
         body: include_str!("../../web/chart.js"),
+        gzip: gzipped!("web/chart.js"),
     },
     Asset {
         path: "pages/account.js",
         content_type: JS,
         body: include_str!("../../web/pages/account.js"),
+        gzip: gzipped!("web/pages/account.js"),
     },
     Asset {
         path: "pages/money.js",
         content_type: JS,
         body: include_str!("../../web/pages/money.js"),
+        gzip: gzipped!("web/pages/money.js"),
     },
     Asset {
         path: "pages/market.js",
         content_type: JS,
         body: include_str!("../../web/pages/market.js"),
+        gzip: gzipped!("web/pages/market.js"),
     },
     Asset {
         path: "pages/admin.js",
         content_type: JS,
         body: include_str!("../../web/pages/admin.js"),
+        gzip: gzipped!("web/pages/admin.js"),
     },
 ];
 
 const INDEX: &str = include_str!("../../web/index.html");
+const INDEX_GZIP: &[u8] = gzipped!("web/index.html");
 
 /// Strong validators, computed once: the files never change while the
 /// process runs.
@@ -111,10 +135,77 @@ static ETAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
         .collect()
 });
 
+/// Whether a client sending these request headers takes a gzipped answer:
+/// its `Accept-Encoding` names `gzip` (or `*`) with a weight above zero.
+pub(super) fn accepts_gzip(request: &HeaderMap) -> bool {
+    let mut gzip = None;
+    let mut any = None;
+    for value in request.get_all(header::ACCEPT_ENCODING) {
+        let Ok(value) = value.to_str() else { continue };
+        for coding in value.split(',') {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default().to_ascii_lowercase();
+            let weight = parts
+                .filter_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            match name.as_str() {
+                "gzip" | "x-gzip" => gzip = Some(weight),
+                "*" => any = Some(weight),
+                _ => {}
+            }
+        }
+    }
+    gzip.or(any).is_some_and(|weight| weight > 0.0)
+}
+
+/// Answers `body`, or its gzipped copy to a client that takes gzip, with
+/// `headers`. Caches keep the two apart by `Accept-Encoding` (`Vary`);
+/// `etag` (when given, quoted) is suffixed for the gzipped copy, since a
+/// strong validator names one representation.
+pub(super) fn serve_static(
+    request: &HeaderMap,
+    mut headers: HeaderMap,
+    body: &'static str,
+    gzip: &'static [u8],
+    etag: Option<&str>,
+) -> Response {
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    let gzipped = accepts_gzip(request);
+    if let Some(etag) = etag {
+        let tag = if gzipped {
+            format!("{}-gzip\"", etag.trim_end_matches('"'))
+        } else {
+            etag.to_owned()
+        };
+        if let Ok(value) = HeaderValue::from_str(&tag) {
+            headers.insert(header::ETAG, value);
+        }
+        // Either copy's tag means the client has these bytes' content.
+        let fresh = request
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .any(|t| t == etag || t == tag || t == "*")
+            });
+        if fresh {
+            return (StatusCode::NOT_MODIFIED, headers).into_response();
+        }
+    }
+    if gzipped {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        (StatusCode::OK, headers, gzip).into_response()
+    } else {
+        (StatusCode::OK, headers, body).into_response()
+    }
+}
+
 fn serve(
     request: &HeaderMap,
     content_type: &'static str,
-    body: &'static str,
+    (body, gzip): (&'static str, &'static [u8]),
     etag: &str,
 ) -> Response {
     let mut headers = HeaderMap::new();
@@ -135,22 +226,17 @@ fn serve(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    if let Ok(value) = HeaderValue::from_str(etag) {
-        headers.insert(header::ETAG, value);
-    }
-    let fresh = request
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag));
-    if fresh {
-        return (StatusCode::NOT_MODIFIED, headers).into_response();
-    }
-    (StatusCode::OK, headers, body).into_response()
+    serve_static(request, headers, body, gzip, Some(etag))
 }
 
 /// `GET /`: the page itself (the views are chosen by the URL's fragment).
 pub async fn index(request: HeaderMap) -> Response {
-    serve(&request, "text/html; charset=utf-8", INDEX, &ETAGS[0])
+    serve(
+        &request,
+        "text/html; charset=utf-8",
+        (INDEX, INDEX_GZIP),
+        &ETAGS[0],
+    )
 }
 
 /// `GET /web/{path}`: a script, the stylesheet or the icon.
@@ -159,7 +245,7 @@ pub async fn asset(Path(path): Path<String>, request: HeaderMap) -> Response {
         Some(i) => serve(
             &request,
             ASSETS[i].content_type,
-            ASSETS[i].body,
+            (ASSETS[i].body, ASSETS[i].gzip),
             &ETAGS[i + 1],
         ),
         None => ApiError::NotFound("no such file".into()).into_response(),
@@ -215,6 +301,28 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn gzip_is_sent_only_to_clients_that_take_it() {
+        let with = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(value));
+            accepts_gzip(&headers)
+        };
+        assert!(!accepts_gzip(&HeaderMap::new()));
+        for yes in ["gzip", "gzip, deflate, br", "br;q=1.0, GZIP;q=0.5", "*"] {
+            assert!(with(yes), "{yes}");
+        }
+        for no in [
+            "identity",
+            "br",
+            "gzip;q=0",
+            "*;q=0",
+            "br, *;q=0.5, gzip;q=0",
+        ] {
+            assert!(!with(no), "{no}");
         }
     }
 

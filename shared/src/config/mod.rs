@@ -48,6 +48,10 @@ pub struct DatabaseConfig {
     pub pool_size: usize,
     pub connect_timeout: Duration,
     pub statement_timeout: Duration,
+    /// PEM certificates that sign the server's certificate, for
+    /// `sslmode=require`/`verify-full` with a private CA (else the
+    /// webpki roots).
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +63,9 @@ pub struct RedisConfig {
     pub prefix: String,
     /// Connect and response timeout of every Redis call.
     pub timeout: Duration,
+    /// PEM certificates that sign a `rediss://` server's certificate (a
+    /// private CA); else the system's roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -467,6 +474,7 @@ impl Config {
                 10,
                 3_600_000,
             )),
+            ca_file: env.optional("DATABASE_CA_FILE").map(PathBuf::from),
         };
 
         let prefix = env.string_or("REDIS_PREFIX", "bourse");
@@ -483,6 +491,7 @@ impl Config {
             url: env.secret("REDIS_URL", LOCAL_REDIS_URL),
             prefix,
             timeout: millis(env.range_or("REDIS_TIMEOUT_MS", 5000, 10, 600_000)),
+            ca_file: env.optional("REDIS_CA_FILE").map(PathBuf::from),
         };
 
         let addr: SocketAddr = env.parse_or(

@@ -35,6 +35,33 @@ static DISCARD_DEAD: LazyLock<Script> =
 static CLAIM_TICK: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/claim_tick.lua")));
 
+/// The Redis client for `REDIS_URL`: `rediss://` speaks TLS (rustls),
+/// verifying the server against `REDIS_CA_FILE` when given, else the
+/// system's roots.
+pub fn client(config: &crate::config::RedisConfig) -> Result<redis::Client, String> {
+    use secrecy::ExposeSecret as _;
+    let url = config.url.expose_secret();
+    let built = match &config.ca_file {
+        Some(path) => {
+            crate::tls::install_crypto_provider();
+            let (pem, _) =
+                crate::tls::read_ca_file(path).map_err(|e| format!("REDIS_CA_FILE: {e}"))?;
+            redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                },
+            )
+        }
+        None => {
+            crate::tls::install_crypto_provider();
+            redis::Client::open(url)
+        }
+    };
+    built.map_err(|e| format!("REDIS_URL: {e}"))
+}
+
 /// Upper bound of ids moved per script call, so no call blocks Redis long.
 pub const CHUNK: usize = 1000;
 

@@ -3,6 +3,8 @@
 mod password_reset;
 mod register;
 mod session;
+
+pub(crate) use session::OptionalBodies;
 mod verify_email;
 
 use chrono::{DateTime, Utc};
@@ -23,6 +25,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(session::logout))
         .routes(routes!(password_reset::request_reset))
         .routes(routes!(password_reset::confirm_reset))
+}
+
+/// True when `text` cannot name any account: it holds a NUL, which no
+/// username or address has and PostgreSQL text cannot even hold (a query
+/// given one fails). Such input is answered like any unknown account
+/// instead of reaching a query.
+pub(crate) fn names_no_account(text: &str) -> bool {
+    text.contains('\0')
 }
 
 /// A user as clients see it.

@@ -2,7 +2,7 @@
 
 use axum::{extract::State, http::StatusCode};
 use serde::Deserialize;
-use shared::accounts::{self, validate};
+use shared::accounts::{self, AccountError, CodeRejection, validate};
 use utoipa::ToSchema;
 
 use super::verify_email::Accepted;
@@ -10,13 +10,14 @@ use crate::{
     error::{ApiError, Problem},
     extract::ApiJson,
     rate_limit::{self, ClientIp},
+    routes::spec,
     state::AppState,
 };
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordResetRequest {
-    #[schema(example = "ada@example.com")]
+    #[schema(format = Email, max_length = 254, example = "ada@example.com")]
     email: String,
 }
 
@@ -33,9 +34,8 @@ pub struct PasswordResetRequest {
     tag = "auth",
     request_body = PasswordResetRequest,
     responses(
+        spec::Unavailable, spec::JsonBody, spec::RateLimited,
         (status = 202, description = "Accepted", body = Accepted),
-        (status = 400, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many requests (`rate_limited`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn request_reset(
@@ -74,9 +74,11 @@ pub async fn request_reset(
 pub struct PasswordResetConfirm {
     #[schema(example = "ada@example.com")]
     email: String,
-    #[schema(example = "271828")]
+    /// The six-digit code from the email.
+    #[schema(pattern = "^[0-9]{6}$", example = "271828")]
     code: String,
-    /// At least 8 characters, at most 72 bytes.
+    /// At least 8 characters, at most 72 bytes in UTF-8 (bcrypt's limit).
+    #[schema(min_length = 8, max_length = 72)]
     new_password: String,
 }
 
@@ -89,9 +91,9 @@ pub struct PasswordResetConfirm {
     tag = "auth",
     request_body = PasswordResetConfirm,
     responses(
+        spec::Unavailable, spec::JsonBody, spec::RateLimited,
         (status = 204, description = "Password changed; all sessions revoked"),
-        (status = 400, description = "Invalid fields, or the code is wrong, expired or spent", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many requests (`rate_limited`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid fields, or the code is wrong, expired or spent (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn confirm_reset(
@@ -120,6 +122,9 @@ pub async fn confirm_reset(
         state.config.auth.limits.reset_per_ip,
     )
     .await?;
+    if super::names_no_account(&body.email) {
+        return Err(AccountError::InvalidCode(CodeRejection::NoLiveCode).into());
+    }
     // Hashes before taking a connection (see accounts::confirm_password_reset).
     accounts::confirm_password_reset(
         &state.db,

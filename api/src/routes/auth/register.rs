@@ -8,6 +8,7 @@ use crate::rate_limit::{self, ClientIp};
 use crate::{
     error::{ApiError, Problem},
     extract::ApiJson,
+    routes::spec,
     state::AppState,
 };
 
@@ -16,14 +17,15 @@ use crate::{
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
-    /// 3–32 characters `[a-z0-9_]`, unique ignoring case.
-    #[schema(required = true, example = "ada_lovelace")]
+    /// 3–32 characters `[a-z0-9_]`, any letter case (stored lower-case),
+    /// unique ignoring case.
+    #[schema(value_type = String, required = true, pattern = "^[A-Za-z0-9_]{3,32}$", example = "ada_lovelace")]
     username: Option<String>,
     /// Unique ignoring case.
-    #[schema(required = true, example = "ada@example.com")]
+    #[schema(value_type = String, required = true, format = Email, max_length = 254, example = "ada@example.com")]
     email: Option<String>,
-    /// At least 8 characters, at most 72 bytes.
-    #[schema(required = true, example = "correct horse battery")]
+    /// At least 8 characters, at most 72 bytes in UTF-8 (bcrypt's limit).
+    #[schema(value_type = String, required = true, min_length = 8, max_length = 72, example = "correct horse battery")]
     password: Option<String>,
 }
 
@@ -37,12 +39,9 @@ pub struct RegisterRequest {
     tag = "auth",
     request_body = RegisterRequest,
     responses(
+        spec::Unavailable, spec::JsonBody, spec::RateLimited,
         (status = 201, description = "Account created; verification code emailed", body = UserResponse),
-        (status = 400, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Username or email taken", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many registrations from this address (`rate_limited`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Username or email taken (`conflict`; `errors` names them)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn register(

@@ -17,6 +17,7 @@ use crate::{
     error::{ApiError, Problem},
     extract::{ApiJson, OptionalJson},
     rate_limit::{self, ClientIp},
+    routes::spec,
     state::AppState,
 };
 
@@ -85,10 +86,9 @@ fn session_error(error: SessionError) -> ApiError {
     tag = "auth",
     request_body = LoginRequest,
     responses(
+        spec::Unavailable, spec::JsonBody, spec::RateLimited,
         (status = 200, description = "Signed in; cookies set too", body = TokenResponse),
-        (status = 400, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Invalid login or password (`unauthenticated`)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many attempts (`rate_limited`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn login(
@@ -103,6 +103,11 @@ pub async fn login(
     // guesses is cut off too (a count taken after each failure is not);
     // a right password clears it.
     rate_limit::hit(&state, "login_account", &account, limits.login_per_account).await?;
+    if super::names_no_account(&body.login) {
+        return Err(ApiError::Unauthenticated(
+            "invalid login or password".into(),
+        ));
+    }
     // No connection is held while bcrypt runs (see accounts::authenticate).
     match accounts::authenticate(&state.db, &state.config.auth, &body.login, &body.password).await {
         Ok(user) => {
@@ -126,6 +131,27 @@ pub async fn login(
 pub struct RefreshRequest {
     /// Omit to use the `bourse_refresh` cookie.
     refresh_token: Option<String>,
+}
+
+/// `/auth/refresh` and `/auth/logout` may come without a body (the cookie
+/// carries the token); utoipa marks every body required.
+pub(crate) struct OptionalBodies;
+
+impl utoipa::Modify for OptionalBodies {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{RefOr, Required};
+        for path in ["/api/v1/auth/refresh", "/api/v1/auth/logout"] {
+            let body = openapi
+                .paths
+                .paths
+                .get_mut(path)
+                .and_then(|item| item.post.as_mut())
+                .and_then(|post| post.request_body.as_mut());
+            if let Some(RefOr::T(body)) = body {
+                body.required = Some(Required::False);
+            }
+        }
+    }
 }
 
 /// The refresh token from the body, else from the cookie (then the request
@@ -157,9 +183,10 @@ fn refresh_token_of(
     tag = "auth",
     request_body(content = RefreshRequest, description = "Optional when the bourse_refresh cookie is sent"),
     responses(
+        spec::Unavailable, spec::JsonBody,
         (status = 200, description = "New tokens; cookies set too", body = TokenResponse),
-        (status = 401, description = "Invalid, expired, revoked or reused refresh token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Cookie sent without the CSRF proof", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No refresh token, or an invalid, expired, revoked or reused one (`unauthenticated`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Refresh cookie sent without the CSRF proof (`forbidden`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn refresh(
@@ -189,8 +216,9 @@ pub async fn refresh(
     tag = "auth",
     request_body(content = RefreshRequest, description = "Optional"),
     responses(
-        (status = 204, description = "Signed out; cookies cleared"),
-        (status = 403, description = "Cookie sent without the CSRF proof", body = Problem, content_type = "application/problem+json"),
+        spec::Unavailable, spec::JsonBody,
+        (status = 204, description = "Signed out (or already signed out); cookies cleared"),
+        (status = 403, description = "Refresh cookie sent without the CSRF proof (`forbidden`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn logout(

@@ -1,6 +1,6 @@
 use axum::{extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
-use shared::accounts::{self, Resend};
+use shared::accounts::{self, AccountError, CodeRejection, Resend};
 use utoipa::ToSchema;
 
 use super::UserResponse;
@@ -8,6 +8,7 @@ use crate::rate_limit::{self, ClientIp};
 use crate::{
     error::{ApiError, Problem},
     extract::ApiJson,
+    routes::spec,
     state::AppState,
 };
 
@@ -17,7 +18,7 @@ pub struct VerifyEmailRequest {
     #[schema(example = "ada@example.com")]
     email: String,
     /// The six-digit code from the email.
-    #[schema(example = "042424")]
+    #[schema(pattern = "^[0-9]{6}$", example = "042424")]
     code: String,
 }
 
@@ -32,10 +33,9 @@ pub struct VerifyEmailRequest {
     tag = "auth",
     request_body = VerifyEmailRequest,
     responses(
+        spec::Unavailable, spec::JsonBody, spec::RateLimited,
         (status = 200, description = "Email verified", body = UserResponse),
-        (status = 400, description = "Invalid fields, or the code is wrong, expired or spent (also for an already verified address)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many attempts (`rate_limited`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid fields, or the code is wrong, expired or spent (also for an already verified address) (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn verify_email(
@@ -59,6 +59,9 @@ pub async fn verify_email(
         limits.verify_per_account,
     )
     .await?;
+    if super::names_no_account(&body.email) {
+        return Err(AccountError::InvalidCode(CodeRejection::NoLiveCode).into());
+    }
     let mut conn = state.conn().await?;
     let user = accounts::verify_email(&mut conn, &state.config.auth, &body.email, code).await?;
     Ok(axum::Json(user.into()))
@@ -67,7 +70,7 @@ pub async fn verify_email(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResendRequest {
-    #[schema(example = "ada@example.com")]
+    #[schema(format = Email, max_length = 254, example = "ada@example.com")]
     email: String,
 }
 
@@ -85,6 +88,8 @@ pub fn too_soon(wait: std::time::Duration) -> ApiError {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Accepted {
+    /// Always `accepted`.
+    #[schema(example = "accepted")]
     pub status: &'static str,
     pub detail: &'static str,
 }
@@ -102,10 +107,8 @@ pub struct Accepted {
     tag = "auth",
     request_body = ResendRequest,
     responses(
+        spec::Unavailable, spec::JsonBody, spec::RateLimited,
         (status = 202, description = "Accepted", body = Accepted),
-        (status = 400, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many requests (`rate_limited`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn resend(

@@ -223,7 +223,7 @@ async fn main() -> anyhow::Result<()> {
                 .map(|p| p.trim().parse())
                 .collect::<Result<_, _>>()
                 .context("--processes")?;
-            shared::db::run_migrations(config.database.url.expose_secret()).await?;
+            shared::db::run_migrations(config.database.url.expose_secret(), None).await?;
             for workers in processes {
                 jobs::JobsRun {
                     config: &config,
@@ -242,7 +242,7 @@ async fn main() -> anyhow::Result<()> {
             connections,
             seconds,
         } => {
-            shared::db::run_migrations(config.database.url.expose_secret()).await?;
+            shared::db::run_migrations(config.database.url.expose_secret(), None).await?;
             rates::run(&config, connections, seconds).await?;
         }
         Scenario::Transfers {

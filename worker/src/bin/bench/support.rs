@@ -231,7 +231,7 @@ pub async fn scratch_database(config: &Config, name: &str) -> anyhow::Result<Str
         .execute(&mut admin)
         .await?;
     let scratch = with_database(url, name);
-    shared::db::run_migrations(&scratch).await?;
+    shared::db::run_migrations(&scratch, None).await?;
     Ok(scratch)
 }
 
