@@ -43,7 +43,10 @@ fn migrations_hash() -> String {
     files.sort();
     let mut hasher = Sha256::new();
     for file in files {
-        hasher.update(file.to_string_lossy().as_bytes());
+        // Relative names: every checkout of the same migrations (a second
+        // worktree, CI's clean clone) shares one template.
+        let relative = file.strip_prefix(&dir).unwrap_or(&file);
+        hasher.update(relative.to_string_lossy().as_bytes());
         hasher.update(std::fs::read(&file).unwrap_or_default());
     }
     hex::encode(hasher.finalize())[..12].to_owned()
@@ -62,6 +65,13 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+fn epoch_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
 }
 
 pub fn template_name() -> &'static str {
@@ -92,15 +102,25 @@ async fn ensure_template() {
     let mut conn = admin().await;
     exec(&mut conn, "SELECT pg_advisory_lock(7262099)").await;
     let name = template_name();
-    let existing: Vec<Name> = diesel::sql_query(
-        "SELECT datname::text AS datname FROM pg_database WHERE datname LIKE 'bourse_tmpl_%'",
+    let stale: Vec<Name> = diesel::sql_query(
+        "SELECT datname::text AS datname FROM pg_database WHERE datname LIKE 'bourse_tmpl_%' \
+         AND coalesce(shobj_description(oid, 'pg_database'), '0')::bigint \
+             < extract(epoch FROM now())::bigint - 86400",
     )
     .load(&mut conn)
     .await
     .unwrap_or_default();
-    if !existing.iter().any(|n| n.datname == name) {
-        // Templates of older migrations are dead weight.
-        for old in existing {
+    let exists: Vec<Name> = diesel::sql_query(format!(
+        "SELECT datname::text AS datname FROM pg_database WHERE datname = '{name}'"
+    ))
+    .load(&mut conn)
+    .await
+    .unwrap_or_default();
+    if exists.is_empty() {
+        // Templates of other migrations are dead weight once nobody has
+        // built them for a day; a younger one may belong to another
+        // checkout testing other migrations right now.
+        for old in stale {
             exec(
                 &mut conn,
                 &format!("ALTER DATABASE {} IS_TEMPLATE false", old.datname),
@@ -136,6 +156,13 @@ async fn ensure_template() {
         )
         .await;
     }
+    // When it was last wanted (seconds since the epoch), for the clean-up
+    // of other checkouts above.
+    exec(
+        &mut conn,
+        &format!("COMMENT ON DATABASE {name} IS '{}'", epoch_seconds()),
+    )
+    .await;
     exec(&mut conn, "SELECT pg_advisory_unlock(7262099)").await;
 }
 
