@@ -11,6 +11,7 @@
 
 pub mod app;
 pub mod db;
+pub mod docker;
 pub mod exchange;
 pub mod poll;
 pub mod process;

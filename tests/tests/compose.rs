@@ -12,7 +12,10 @@
 //! - it keeps what the README promises: the six services, a `worker` that
 //!   `--scale worker=4` can replicate (no `container_name`, no host ports),
 //!   a `mailpit` whose published ports bind 127.0.0.1 only (caught mail
-//!   holds verification and reset codes),
+//!   holds verification and reset codes), the API on host port 8080 and
+//!   Mailpit on 8025 unless `API_PORT`/`MAILPIT_PORT` say otherwise, images
+//!   that `*_IMAGE` variables can replace (local stand-ins where no registry
+//!   is reachable) with the official ones by default,
 //!   dependencies on services that exist (and have a healthcheck when
 //!   `service_healthy` waits for one), an environment for `migrate`, `api`
 //!   and `worker` made only of settings Bourse reads and accepted by
@@ -40,6 +43,22 @@ const SERVICES: [&str; 6] = ["postgres", "redis", "mailpit", "migrate", "api", "
 /// Services whose published ports must stay on this machine: Mailpit shows
 /// every caught email, verification and reset codes included.
 const LOCAL_ONLY: [&str; 1] = ["mailpit"];
+/// The host ports the README promises with no variable set, and the
+/// variable that moves each (the stack test picks free ports with them).
+const PUBLISHED: [(&str, &str, &str); 2] = [
+    ("api", "8080", "API_PORT"),
+    ("mailpit", "8025", "MAILPIT_PORT"),
+];
+/// The image each service runs when no variable names another, and that
+/// variable (scripts/docker/local-images makes stand-ins for all of them).
+const IMAGES: [(&str, &str, &str); 6] = [
+    ("postgres", "postgres:15", "POSTGRES_IMAGE"),
+    ("redis", "redis:7", "REDIS_IMAGE"),
+    ("mailpit", "axllent/mailpit:latest", "MAILPIT_IMAGE"),
+    ("migrate", "bourse:latest", "BOURSE_IMAGE"),
+    ("api", "bourse:latest", "BOURSE_IMAGE"),
+    ("worker", "bourse:latest", "BOURSE_IMAGE"),
+];
 /// Host addresses that are this machine only.
 const LOOPBACK: [&str; 3] = ["127.0.0.1", "::1", "localhost"];
 /// The services that run Bourse's binaries: their environment is Bourse's
@@ -133,13 +152,23 @@ impl Checker {
             }
         }
 
+        let shell: HashMap<&str, &str> = SHELL.into_iter().collect();
         for name in LOCAL_ONLY {
             let Some(service) = services.get(name) else {
                 continue;
             };
             let ports = service.get("ports").and_then(Value::as_array);
             for port in ports.into_iter().flatten() {
-                let host_ip = published_host_ip(port);
+                let host_ip = match port {
+                    Value::String(spec) => match interpolate(spec, &shell) {
+                        Ok(spec) => published_host_ip(&Value::String(spec)),
+                        Err(error) => {
+                            problems.push(format!("`{name}` port {spec}: {error}"));
+                            continue;
+                        }
+                    },
+                    other => published_host_ip(other),
+                };
                 if !host_ip.is_some_and(|ip| LOOPBACK.contains(&ip.as_str())) {
                     problems.push(format!(
                         "`{name}` publishes port {port} on every address: bind it to 127.0.0.1 (\"127.0.0.1:8025:8025\")"
@@ -167,7 +196,70 @@ impl Checker {
             }
         }
 
-        let shell: HashMap<&str, &str> = SHELL.into_iter().collect();
+        for (name, default_port, variable) in PUBLISHED {
+            let Some(service) = services.get(name) else {
+                continue;
+            };
+            let ports: Vec<&Value> = service
+                .get("ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .collect();
+            let moved: HashMap<&str, &str> = [(variable, "18000")].into_iter().collect();
+            // The host side of each published port: `[IP:]HOST:CONTAINER`
+            // in the short form, `published` in the long one.
+            let host_ports = |shell: &HashMap<&str, &str>| -> Vec<String> {
+                ports
+                    .iter()
+                    .filter_map(|port| match port {
+                        Value::String(spec) => interpolate(spec, shell)
+                            .ok()
+                            .and_then(|spec| spec.rsplit(':').nth(1).map(str::to_owned)),
+                        Value::Object(long) => match long.get("published") {
+                            Some(Value::String(published)) => interpolate(published, shell).ok(),
+                            Some(Value::Number(published)) => Some(published.to_string()),
+                            _ => None,
+                        },
+                        _ => None,
+                    })
+                    .collect()
+            };
+            if !host_ports(&HashMap::new())
+                .iter()
+                .any(|p| p == default_port)
+            {
+                problems.push(format!(
+                    "`{name}` does not publish host port {default_port} by default"
+                ));
+            }
+            if !host_ports(&moved).iter().any(|p| p == "18000") {
+                problems.push(format!(
+                    "`{name}`'s published port cannot be moved with {variable} (\"${{{variable}:-{default_port}}}\")"
+                ));
+            }
+        }
+
+        for (name, default_image, variable) in IMAGES {
+            let Some(image) = services
+                .get(name)
+                .and_then(|service| service.get("image"))
+                .and_then(Value::as_str)
+            else {
+                problems.push(format!("`{name}` names no image"));
+                continue;
+            };
+            let local: HashMap<&str, &str> = [(variable, "bourse-local/x")].into_iter().collect();
+            if interpolate(image, &HashMap::new()).as_deref() != Ok(default_image) {
+                problems.push(format!("`{name}` does not run {default_image} by default"));
+            }
+            if interpolate(image, &local).as_deref() != Ok("bourse-local/x") {
+                problems.push(format!(
+                    "`{name}`'s image cannot be replaced with {variable} (\"${{{variable}:-{default_image}}}\")"
+                ));
+            }
+        }
+
         let mut configs: BTreeMap<&str, Config> = BTreeMap::new();
         for name in BOURSE_SERVICES {
             let Some(service) = services.get(name) else {
@@ -851,16 +943,16 @@ fn a_missing_service_or_dependency_is_reported() {
 
 #[test]
 fn a_mailpit_open_to_the_network_is_reported() {
-    let yaml = edited("\"127.0.0.1:8025:8025\"", "\"8025:8025\"");
+    let yaml = edited("\"127.0.0.1:${MAILPIT_PORT:-8025}:8025\"", "\"8025:8025\"");
     assert_reported(&yaml, &["`mailpit` publishes port", "8025:8025"]);
     let yaml = edited(
-        "      - \"127.0.0.1:8025:8025\"",
+        "      - \"127.0.0.1:${MAILPIT_PORT:-8025}:8025\"",
         "      - target: 8025\n        published: \"8025\"",
     );
     assert_reported(&yaml, &["`mailpit` publishes port"]);
     let yaml = edited(
-        "      - \"127.0.0.1:8025:8025\"",
-        "      - target: 8025\n        published: \"8025\"\n        host_ip: 127.0.0.1",
+        "      - \"127.0.0.1:${MAILPIT_PORT:-8025}:8025\"",
+        "      - target: 8025\n        published: \"${MAILPIT_PORT:-8025}\"\n        host_ip: 127.0.0.1",
     );
     let problems = problems_of(&yaml);
     assert!(problems.is_empty(), "{problems:#?}");
@@ -959,4 +1051,28 @@ fn a_stop_grace_period_shorter_than_the_drain_is_reported() {
     assert_reported(&yaml, &["stop_grace_period 40s", "60s drain"]);
     let yaml = edited("stop_grace_period: 40s", "stop_grace_period: forty");
     assert_reported(&yaml, &["not a duration"]);
+}
+
+#[test]
+fn an_image_or_port_that_cannot_be_replaced_is_reported() {
+    let yaml = edited("${REDIS_IMAGE:-redis:7}", "redis:7");
+    assert_reported(
+        &yaml,
+        &["`redis`'s image cannot be replaced with REDIS_IMAGE"],
+    );
+    let yaml = edited("${REDIS_IMAGE:-redis:7}", "${REDIS_IMAGE:-redis:6}");
+    assert_reported(&yaml, &["`redis` does not run redis:7 by default"]);
+    let yaml = edited("\"${API_PORT:-8080}:8080\"", "\"8080:8080\"");
+    assert_reported(
+        &yaml,
+        &["`api`'s published port cannot be moved with API_PORT"],
+    );
+    let yaml = edited(
+        "\"127.0.0.1:${MAILPIT_PORT:-8025}:8025\"",
+        "\"127.0.0.1:${MAILPIT_PORT:-9025}:8025\"",
+    );
+    assert_reported(
+        &yaml,
+        &["`mailpit` does not publish host port 8025 by default"],
+    );
 }
