@@ -7,15 +7,16 @@ COPY Cargo.toml Cargo.lock ./
 COPY api/Cargo.toml api/Cargo.toml
 COPY worker/Cargo.toml worker/Cargo.toml
 COPY shared/Cargo.toml shared/Cargo.toml
+COPY queue/Cargo.toml queue/Cargo.toml
 COPY tests/Cargo.toml tests/Cargo.toml
-RUN for c in api worker shared tests; do mkdir -p $c/src && echo "" > $c/src/lib.rs; done \
+RUN for c in api worker queue shared tests; do mkdir -p $c/src && echo "" > $c/src/lib.rs; done \
  && echo "fn main() {}" > api/src/main.rs && echo "fn main() {}" > worker/src/main.rs \
  && mkdir -p worker/src/bin && echo "fn main() {}" > worker/src/bin/bench.rs \
  && mkdir -p migrations && cargo build --release --locked -p bourse-api -p bourse-worker \
- && rm -rf api/src worker/src shared/src tests/src
+ && rm -rf api/src worker/src queue/src shared/src tests/src
 COPY . .
 # Touch the sources so cargo rebuilds our crates over the placeholders.
-RUN find api worker shared tests -name '*.rs' -exec touch {} + \
+RUN find api worker queue shared tests -name '*.rs' -exec touch {} + \
  && cargo build --release --locked -p bourse-api -p bourse-worker
 
 FROM debian:bookworm-slim

@@ -28,6 +28,7 @@ use chrono::{DateTime, Utc};
 use diesel::{prelude::*, sql_types};
 use diesel_async::RunQueryDsl;
 use futures::StreamExt;
+use queue::{JobQueues, ReadyJob};
 use secrecy::ExposeSecret as _;
 use shared::{
     config::Config,
@@ -42,7 +43,6 @@ use uuid::Uuid;
 use crate::{
     health::Health,
     metrics::{BacklogLabels, Metrics, QueueLabels},
-    queue::{JobQueues, ReadyJob},
 };
 
 pub struct Relay {
