@@ -34,7 +34,9 @@ pub async fn check_eviction_policy(conn: &ConnectionManager) -> Option<String> {
         tracing::debug!("Redis did not report its maxmemory-policy");
         return None;
     };
-    if policy != SAFE_POLICY {
+    if policy == SAFE_POLICY {
+        tracing::debug!("Redis maxmemory-policy is {policy}");
+    } else {
         tracing::warn!(
             "Redis maxmemory-policy is {policy}, not {SAFE_POLICY}: Redis may evict queued jobs under memory pressure; set maxmemory-policy {SAFE_POLICY}"
         );
