@@ -19,10 +19,14 @@ pub mod user_cache;
 use std::{future::Future, sync::Arc, time::Instant};
 
 use anyhow::Context as _;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use shared::config::Config;
 
 pub use crate::{routes::router, state::AppState};
+
+/// How often a request's Redis call is retried on a fresh connection before
+/// it fails (see `queue::connect`): once, so a request does not wait long
+/// while Redis is away.
+const REDIS_RETRIES: usize = 1;
 
 /// Builds the shared state: a lazily connecting PostgreSQL pool and Redis
 /// connection, so the API starts even while either is down.
@@ -30,15 +34,8 @@ pub fn state(config: Config) -> anyhow::Result<AppState> {
     let db = shared::db::pool(&config.database, "bourse-api")
         .map_err(anyhow::Error::msg)
         .context("DATABASE_URL")?;
-    let client = shared::queue::client(&config.redis).map_err(anyhow::Error::msg)?;
-    let redis = ConnectionManager::new_lazy_with_config(
-        client.clone(),
-        ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.redis.timeout))
-            .set_response_timeout(Some(config.redis.timeout))
-            .set_number_of_retries(1),
-    )
-    .context("cannot set up the Redis connection")?;
+    let (client, redis) =
+        queue::connect(&config.redis, REDIS_RETRIES).map_err(anyhow::Error::msg)?;
     Ok(AppState {
         config: Arc::new(config),
         db,
@@ -52,15 +49,22 @@ pub fn state(config: Config) -> anyhow::Result<AppState> {
 }
 
 /// Logs, with backoff, while PostgreSQL or Redis cannot be reached after
-/// start, and once when both answer. Never fails the process: requests get
-/// 503 `unavailable` meanwhile, and the API recovers by itself.
+/// start, and once when both answer; then checks Redis's eviction policy
+/// (see `queue::check_eviction_policy`). Never fails the process: requests
+/// get 503 `unavailable` meanwhile, and the API recovers by itself.
 pub async fn wait_for_dependencies(state: AppState) {
     use secrecy::ExposeSecret as _;
     let config = &state.config;
     let postgres =
         shared::startup::wait_for_postgres(&state.db, config.database.url.expose_secret(), None);
-    let redis =
-        shared::startup::wait_for_redis(&state.redis, config.redis.url.expose_secret(), None);
+    let redis = async {
+        if queue::wait_until_reachable(&state.redis, config.redis.url.expose_secret(), None)
+            .await
+            .is_ok()
+        {
+            queue::check_eviction_policy(&state.redis).await;
+        }
+    };
     let _ = tokio::join!(postgres, redis);
 }
 

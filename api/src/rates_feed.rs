@@ -19,8 +19,6 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
-use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{RwLock, broadcast, watch};
 use utoipa::ToSchema;
@@ -221,13 +219,12 @@ async fn load_kinds(state: &AppState) {
 /// Reads the Redis cache; symbols it lacks (or all, when Redis is down)
 /// come from PostgreSQL.
 async fn reload(state: &AppState) -> Result<(), String> {
-    let key = format!("{}:rates", state.config.redis.prefix);
-    let mut redis = state.redis.clone();
-    let cached: BTreeMap<String, String> = redis.hgetall(&key).await.unwrap_or_default();
+    let cached = queue::rates::cached(&state.redis, &state.config.redis.prefix)
+        .await
+        .unwrap_or_default();
     let mut rates: Vec<Rate> = cached
         .iter()
-        .filter(|(field, _)| !field.ends_with(":ms"))
-        .filter_map(|(_, json)| serde_json::from_str(json).ok())
+        .filter_map(|json| serde_json::from_str(json).ok())
         .collect();
     let missing: Vec<String> = state
         .rates
@@ -262,25 +259,18 @@ async fn from_database(state: &AppState, symbols: &[String]) -> Result<Vec<Rate>
 }
 
 async fn listen_loop(state: AppState) {
-    let channel = format!("{}:rates:stream", state.config.redis.prefix);
+    let prefix = state.config.redis.prefix.clone();
     loop {
-        match state.redis_client.get_async_pubsub().await {
-            Ok(mut pubsub) => {
-                if pubsub.subscribe(&channel).await.is_ok() {
-                    let mut messages = pubsub.on_message();
-                    while let Some(message) = messages.next().await {
-                        let Ok(payload) = message.get_payload::<String>() else {
-                            continue;
-                        };
-                        if let Ok(rates) = serde_json::from_str::<Vec<Rate>>(&payload) {
-                            state.rates.merge(rates).await;
-                            // No subscribers is fine.
-                            let _ = state.rates.relay.send(Arc::from(payload));
-                        }
-                    }
-                }
+        let followed = queue::rates::follow(&state.redis_client, &prefix, |payload| async {
+            if let Ok(rates) = serde_json::from_str::<Vec<Rate>>(&payload) {
+                state.rates.merge(rates).await;
+                // No subscribers is fine.
+                let _ = state.rates.relay.send(Arc::from(payload));
             }
-            Err(error) => tracing::debug!(%error, "price stream unavailable"),
+        })
+        .await;
+        if let Err(error) = followed {
+            tracing::debug!(%error, "price stream unavailable");
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

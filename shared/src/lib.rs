@@ -1,9 +1,10 @@
 //! Code shared by the Bourse API and workers: configuration, the PostgreSQL
 //! schema and pool, domain rules, job payloads, the outbox and email.
 //!
-//! Dependencies point one way: `api` and `worker` depend on this crate, never
-//! on each other. This crate has no HTTP framework, no job runtime and no
-//! Redis client; business rules are async functions over an
+//! Dependencies point one way: `queue` (everything in Redis), `api` and
+//! `worker` depend on this crate; `api` and `worker` depend on `queue` too,
+//! never on each other. This crate has no HTTP framework, no job runtime
+//! and no Redis client; business rules are async functions over an
 //! `AsyncPgConnection`.
 
 pub mod accounts;
@@ -24,7 +25,6 @@ pub mod money;
 pub mod outbox;
 pub mod password;
 pub mod probe;
-pub mod queue;
 pub mod rates;
 pub mod schema;
 pub mod seed;

@@ -12,6 +12,12 @@
 //! flush. Delayed rows never notify (the relays' timers find them), and
 //! hot background paths use [`push_quiet`]: their jobs go out on the
 //! relays' next poll (`OUTBOX_POLL_MS`).
+//!
+//! Every statement on the `outbox` table is in this module: the writers'
+//! above, the relay's below ([`claim`], [`mark_dispatched`], ...); the
+//! relay itself keeps only its loop.
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use diesel::{prelude::*, sql_types};
@@ -139,5 +145,154 @@ pub async fn backlog(conn: &mut AsyncPgConnection) -> QueryResult<Vec<Backlog>> 
            FROM outbox WHERE dispatched_at IS NULL GROUP BY queue",
     )
     .load(conn)
+    .await
+}
+
+// The relay's side (see the worker's `relay` module): claim due rows, then
+// mark them dispatched, hand them back, or set them aside.
+
+/// A row claimed for relaying.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Claimed {
+    #[diesel(sql_type = sql_types::Uuid)]
+    pub id: Uuid,
+    #[diesel(sql_type = sql_types::Text)]
+    pub queue: String,
+    #[diesel(sql_type = sql_types::Text)]
+    pub job: String,
+    #[diesel(sql_type = sql_types::SmallInt)]
+    pub version: i16,
+    #[diesel(sql_type = sql_types::Jsonb)]
+    pub payload: serde_json::Value,
+    #[diesel(sql_type = sql_types::Timestamptz)]
+    pub run_at: DateTime<Utc>,
+}
+
+/// Claims up to `batch_size` undispatched rows due within `lookahead`,
+/// oldest first, for `claim_timeout`: a short claim stamped on the rows
+/// instead of a transaction held open across the Redis push. Rows claimed
+/// by another relay are skipped, not waited for; an expired claim (a relay
+/// that died) is taken over.
+pub async fn claim(
+    conn: &mut AsyncPgConnection,
+    claim_timeout: Duration,
+    batch_size: i64,
+    lookahead: Duration,
+) -> QueryResult<Vec<Claimed>> {
+    diesel::sql_query(
+        "UPDATE outbox SET claimed_until = now() + make_interval(secs => $1),
+                           relay_attempts = relay_attempts + 1
+         WHERE id IN (
+             SELECT id FROM outbox
+             WHERE dispatched_at IS NULL
+               AND run_at <= clock_timestamp() + make_interval(secs => $3)
+               AND (claimed_until IS NULL OR claimed_until < now())
+             ORDER BY run_at
+             LIMIT $2
+             FOR UPDATE SKIP LOCKED)
+         RETURNING id, queue, job, version, payload, run_at",
+    )
+    .bind::<sql_types::Double, _>(claim_timeout.as_secs_f64())
+    .bind::<sql_types::BigInt, _>(batch_size)
+    .bind::<sql_types::Double, _>(lookahead.as_secs_f64())
+    .load(conn)
+    .await
+}
+
+#[derive(QueryableByName)]
+struct NextDue {
+    #[diesel(sql_type = sql_types::Nullable<sql_types::Double>)]
+    secs: Option<f64>,
+}
+
+/// How long until the next undispatched, unclaimed row comes within
+/// `lookahead` of its due time, by PostgreSQL's clock (so the clocks of
+/// worker machines do not matter); `None` when no row waits. At most a day.
+pub async fn until_next_due(
+    conn: &mut AsyncPgConnection,
+    lookahead: Duration,
+) -> QueryResult<Option<Duration>> {
+    let next: NextDue = diesel::sql_query(
+        "SELECT extract(epoch FROM min(run_at) - clock_timestamp())::float8 - $1 AS secs
+         FROM outbox
+         WHERE dispatched_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())",
+    )
+    .bind::<sql_types::Double, _>(lookahead.as_secs_f64())
+    .get_result(conn)
+    .await?;
+    Ok(next
+        .secs
+        .map(|secs| Duration::from_secs_f64(secs.clamp(0.0, 86_400.0))))
+}
+
+/// Marks rows pushed to Redis.
+pub async fn mark_dispatched(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<()> {
+    diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
+        .set((
+            outbox::dispatched_at.eq(Utc::now()),
+            outbox::claimed_until.eq(None::<DateTime<Utc>>),
+            outbox::last_error.eq(None::<String>),
+        ))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Hands claimed rows back at once (their push failed), noting why.
+pub async fn release(conn: &mut AsyncPgConnection, ids: &[Uuid], error: &str) -> QueryResult<()> {
+    diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
+        .set((
+            outbox::claimed_until.eq(None::<DateTime<Utc>>),
+            outbox::last_error.eq(Some(error)),
+        ))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Keeps rows claimed until `until`, noting `reason`: rows no relay can
+/// deliver now (naming a queue this build does not know) wait instead of
+/// spinning.
+pub async fn set_aside(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+    until: DateTime<Utc>,
+    reason: &str,
+) -> QueryResult<()> {
+    diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
+        .set((
+            outbox::claimed_until.eq(until),
+            outbox::last_error.eq(Some(reason)),
+        ))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Starts listening on [`NOTIFY_CHANNEL`] on `conn` (a connection of its
+/// own, kept open; read its notifications stream).
+pub async fn listen(conn: &mut AsyncPgConnection) -> QueryResult<()> {
+    diesel::sql_query(format!("LISTEN {NOTIFY_CHANNEL}"))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Deletes up to `limit` rows dispatched before `cutoff`, skipping rows
+/// locked by others (short locks, bounded WAL per statement). Returns how
+/// many went.
+pub async fn purge_dispatched(
+    conn: &mut AsyncPgConnection,
+    cutoff: DateTime<Utc>,
+    limit: i64,
+) -> QueryResult<usize> {
+    diesel::sql_query(
+        "DELETE FROM outbox WHERE id IN (
+             SELECT id FROM outbox WHERE dispatched_at < $1 LIMIT $2
+             FOR UPDATE SKIP LOCKED)",
+    )
+    .bind::<sql_types::Timestamptz, _>(cutoff)
+    .bind::<sql_types::BigInt, _>(limit)
+    .execute(conn)
     .await
 }

@@ -5,6 +5,9 @@
 //! than crash and be restarted in a loop, a process retries each dependency
 //! with exponential backoff, says on one log line per try what it waits for
 //! and why, and gives up only after `STARTUP_WAIT_SECS` (0: never).
+//!
+//! The PostgreSQL checks are here; Redis's (`PING`) is
+//! `queue::wait_until_reachable`, over this module's [`wait_for`].
 
 use std::{future::Future, time::Duration};
 
@@ -116,25 +119,6 @@ pub async fn wait_for_connection(
         crate::db::connect(url, database.ca_file.as_deref())
             .await
             .map(drop)
-    })
-    .await
-}
-
-/// Waits for Redis to answer `PING` on `conn`.
-pub async fn wait_for_redis(
-    conn: &redis::aio::ConnectionManager,
-    url: &str,
-    limit: Option<Duration>,
-) -> Result<(), NotReachable> {
-    wait_for("Redis", &redact(url), limit, || {
-        let mut conn = conn.clone();
-        async move {
-            redis::cmd("PING")
-                .query_async::<String>(&mut conn)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }
     })
     .await
 }

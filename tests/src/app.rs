@@ -363,9 +363,10 @@ impl TestApp {
     }
 
     /// Direct access to the job queues under this test's prefix.
-    pub fn queues(&self) -> worker::JobQueues {
-        let (_, conn) = worker::redis_connection(&self.config.redis).expect("redis connection");
-        worker::JobQueues::new(conn, self.prefix.clone())
+    pub fn queues(&self) -> queue::JobQueues {
+        let (_, conn) =
+            queue::connect(&self.config.redis, worker::REDIS_RETRIES).expect("redis connection");
+        queue::JobQueues::new(conn, self.prefix.clone())
     }
 
     /// A pooled connection to the test database.

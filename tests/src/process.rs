@@ -116,9 +116,15 @@ fn start(
         .args(args)
         .envs(settings)
         .env(addr_var, format!("127.0.0.1:{port}"))
+        // A test may ask for more (a `RUST_LOG` in its settings) to see a
+        // debug line; else the runner's, else warnings.
         .env(
             "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            settings
+                .get("RUST_LOG")
+                .cloned()
+                .or_else(|| std::env::var("RUST_LOG").ok())
+                .unwrap_or_else(|| "warn".into()),
         )
         // No stray .env from the developer's checkout.
         .current_dir(std::env::temp_dir())

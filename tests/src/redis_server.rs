@@ -11,15 +11,27 @@ use tokio::process::{Child, Command};
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
+    /// More `redis-server` options, given at every start.
+    options: Vec<String>,
 }
 
 impl RedisServer {
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// A server started with more options (`["--maxmemory-policy",
+    /// "allkeys-lru"]`).
+    pub async fn start_with(options: &[&str]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("a free port");
-        let mut server = Self { port, child: None };
+        let mut server = Self {
+            port,
+            child: None,
+            options: options.iter().map(|&o| o.to_owned()).collect(),
+        };
         server.start_again().await;
         server
     }
@@ -42,6 +54,7 @@ impl RedisServer {
                 "--appendonly",
                 "no",
             ])
+            .args(&self.options)
             .current_dir(std::env::temp_dir())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

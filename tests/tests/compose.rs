@@ -20,7 +20,8 @@
 //!   `service_healthy` waits for one), an environment for `migrate`, `api`
 //!   and `worker` made only of settings Bourse reads and accepted by
 //!   `shared::config::Config` itself, `api` and `worker` healthchecks on
-//!   `/readyz` or `/healthz` at the port the process listens on, and a
+//!   `/readyz` or `/healthz` at the port the process listens on, a `redis`
+//!   that never evicts keys (`--maxmemory-policy noeviction`), and a
 //!   `worker` stop grace period longer than its shutdown drain
 //!   (`WORKER_SHUTDOWN_TIMEOUT_SECS`), so `docker compose stop` does not kill
 //!   jobs in flight.
@@ -131,6 +132,14 @@ impl Checker {
             if !services.contains_key(name) {
                 problems.push(format!("service `{name}` is missing"));
             }
+        }
+        if let Some(redis) = services.get("redis")
+            && !evicts_nothing(redis)
+        {
+            problems.push(
+                "`redis` does not run with `--maxmemory-policy noeviction`: it may evict queued jobs"
+                    .to_owned(),
+            );
         }
 
         for (name, service) in services {
@@ -402,6 +411,23 @@ fn published_host_ip(port: &Value) -> Option<String> {
 
 /// The healthcheck command as one line, or `None` when there is none (or
 /// it is disabled).
+/// Whether a Redis service's command sets `--maxmemory-policy noeviction`
+/// (Redis may otherwise evict a queued job; see
+/// `queue::check_eviction_policy`).
+fn evicts_nothing(service: &Value) -> bool {
+    let words: Vec<String> = match service.get("command") {
+        Some(Value::String(line)) => line.split_whitespace().map(str::to_owned).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|item| item.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    };
+    words
+        .windows(2)
+        .any(|pair| pair[0] == "--maxmemory-policy" && pair[1] == "noeviction")
+}
+
 fn healthcheck(service: &Value) -> Option<String> {
     let check = service.get("healthcheck")?;
     if check.get("disable").and_then(Value::as_bool) == Some(true) {
@@ -959,6 +985,18 @@ fn a_mailpit_open_to_the_network_is_reported() {
     assert_eq!(
         published_host_ip(&Value::String("[::1]:8025:8025".into())).as_deref(),
         Some("::1")
+    );
+}
+
+#[test]
+fn a_redis_that_may_evict_jobs_is_reported() {
+    let yaml = edited(
+        "\"--maxmemory-policy\", \"noeviction\"",
+        "\"--maxmemory-policy\", \"allkeys-lru\"",
+    );
+    assert_reported(
+        &yaml,
+        &["`redis` does not run with `--maxmemory-policy noeviction`"],
     );
 }
 

@@ -215,7 +215,7 @@ async fn a_failing_job_is_retried_with_backoff_then_dead_and_can_be_retried_by_a
     assert_eq!(counts.dead, 1);
 
     // An operator retries it: it runs again (and fails again, as asked).
-    let moved = worker::dead::retry(&queues, Queue::Probe, &[])
+    let moved = queue::dead::retry(&queues, Queue::Probe, &[])
         .await
         .unwrap();
     assert_eq!(moved, 1);
@@ -229,7 +229,7 @@ async fn a_failing_job_is_retried_with_backoff_then_dead_and_can_be_retried_by_a
     })
     .await;
     assert_eq!(
-        worker::dead::discard(&queues, Queue::Probe, &[])
+        queue::dead::discard(&queues, Queue::Probe, &[])
             .await
             .unwrap(),
         1

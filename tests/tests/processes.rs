@@ -5,8 +5,9 @@
 )]
 
 //! Real `bourse-worker` processes: a worker killed mid-job loses nothing,
-//! a terminated one drains and exits 0, and a bad setting stops a binary
-//! with one line naming it.
+//! a terminated one drains and exits 0, a bad setting stops a binary
+//! with one line naming it, and a Redis that may evict keys is named in
+//! one warning at start.
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use harness::{
     TestApp, TestAppBuilder, eventually,
     process::{ApiProcess, WorkerProcess},
     proxy::TcpProxy,
+    redis_server::RedisServer,
 };
 use shared::{jobs::Probe, outbox, probe};
 
@@ -250,4 +252,77 @@ async fn api_and_worker_started_before_postgres_and_redis_wait_for_them() {
     assert_eq!(run.worker, "early-bird");
     worker.terminate().await;
     assert_eq!(worker.wait(Duration::from_secs(20)).await.code(), Some(0));
+}
+
+/// The warning both binaries log at start when Redis may evict keys.
+const EVICTION_WARNING: &str = "Redis maxmemory-policy is allkeys-lru, not noeviction: Redis may evict queued jobs under memory pressure; set maxmemory-policy noeviction";
+
+/// The API and a worker against a private Redis started with `options`,
+/// asking for the eviction check's debug line too (`queue=debug`), so a
+/// test can tell "checked and silent" from "not checked yet".
+async fn binaries_on_redis(app: &TestApp, redis: &RedisServer) -> (ApiProcess, WorkerProcess) {
+    let mut settings = app.settings.clone();
+    settings.insert("REDIS_URL".into(), redis.url());
+    settings.insert("RUST_LOG".into(), "warn,queue=debug".into());
+    let api = ApiProcess::spawn(&settings);
+    let worker = WorkerProcess::spawn(&settings, "policy-check", &["--queues", "probe"]);
+    (api, worker)
+}
+
+/// Waits until `log` shows the eviction check ran (its warning or its
+/// debug line naming the policy).
+async fn eviction_checked(what: &str, log: impl Fn() -> String) -> String {
+    eventually(what, WAIT, || async {
+        let log = log();
+        log.contains("Redis maxmemory-policy is").then_some(log)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evicting_redis_is_named_in_one_warning_by_the_api_and_the_worker() {
+    let app = TestAppBuilder::new().without_worker().start().await;
+    let redis = RedisServer::start_with(&["--maxmemory-policy", "allkeys-lru"]).await;
+    let (api, worker) = binaries_on_redis(&app, &redis).await;
+    for (name, log) in [
+        (
+            "API",
+            eviction_checked("the API's eviction check", || api.log()).await,
+        ),
+        (
+            "worker",
+            eviction_checked("the worker's eviction check", || worker.log()).await,
+        ),
+    ] {
+        let warnings: Vec<&str> = log
+            .lines()
+            .filter(|line| line.contains("maxmemory-policy"))
+            .collect();
+        assert_eq!(warnings.len(), 1, "{name}: {log}");
+        assert!(warnings[0].contains(EVICTION_WARNING), "{name}: {log}");
+        assert!(warnings[0].contains("WARN"), "{name}: {log}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_noeviction_redis_gets_no_warning() {
+    let app = TestAppBuilder::new().without_worker().start().await;
+    let redis = RedisServer::start_with(&["--maxmemory-policy", "noeviction"]).await;
+    let (api, worker) = binaries_on_redis(&app, &redis).await;
+    for (name, log) in [
+        (
+            "API",
+            eviction_checked("the API's eviction check", || api.log()).await,
+        ),
+        (
+            "worker",
+            eviction_checked("the worker's eviction check", || worker.log()).await,
+        ),
+    ] {
+        assert!(
+            log.contains("Redis maxmemory-policy is noeviction"),
+            "{name}: {log}"
+        );
+        assert!(!log.contains("not noeviction"), "{name}: {log}");
+    }
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use shared::queue::{JobQueues, WorkerProcess};
+use queue::{JobQueues, WorkerProcess};
 use tokio::sync::watch;
 
 pub struct Announcer {

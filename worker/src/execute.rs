@@ -21,12 +21,12 @@ use apalis::prelude::*;
 use apalis_core::error::AbortError;
 use chrono::Utc;
 use futures::FutureExt;
+use queue::JobQueues;
 use shared::jobs::{JobEnvelope, Queue};
 
 use crate::{
     jobs::{self, JobContext, JobError},
     metrics::{JobLabels, Metrics, QueueLabels},
-    queue::JobQueues,
     retry::RetryPolicy,
 };
 

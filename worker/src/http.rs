@@ -13,9 +13,10 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
+use queue::JobQueues;
 use shared::db::DbPool;
 
-use crate::{health::Health, metrics::Metrics, queue::JobQueues};
+use crate::{health::Health, metrics::Metrics};
 
 #[derive(Clone)]
 pub struct HttpState {
@@ -89,12 +90,7 @@ async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
         Ok(result) => result,
         Err(_) => Err("timed out".to_owned()),
     };
-    let mut conn = state.queues.connection();
-    let ping = redis::cmd("PING");
-    let redis = match tokio::time::timeout(timeout, ping.query_async::<String>(&mut conn)).await {
-        Ok(result) => result.map(|_| ()).map_err(|e| e.to_string()),
-        Err(_) => Err("timed out".to_owned()),
-    };
+    let redis = queue::ping(&state.queues.connection(), timeout).await;
     let postgres = shared::startup::readiness_verdict("postgres", postgres);
     let redis = shared::startup::readiness_verdict("redis", redis);
     let ready = postgres == "ok" && redis == "ok";

@@ -6,15 +6,12 @@
 
 mod announce;
 mod clearing_sweep;
-pub use shared::queue::dead;
 mod execute;
 mod health;
 mod http;
 mod jobs;
 mod maintenance;
 mod metrics;
-pub use shared::queue;
-mod rates_cache;
 mod relay;
 mod retry;
 mod runner;
@@ -25,24 +22,21 @@ use std::{collections::HashMap, future::Future, sync::Arc, time::Instant};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use secrecy::ExposeSecret as _;
 use shared::{
-    config::{Config, RedisConfig},
+    config::Config,
     email::Mailer,
     jobs::{ChargeFees, PurgeExpired, Queue, ReconcileBets, ReconcileEmails, RefreshRates},
 };
 use tokio::sync::watch;
 
+pub use crate::execute::Outcomes;
 use crate::{
     execute::Executor, health::Health, jobs::JobContext, maintenance::Maintenance,
     metrics::Metrics, relay::Relay, retry::RetryPolicy, runner::QueueRunner, scheduler::TickJob,
     wake::Wakers,
 };
-pub use crate::{
-    execute::Outcomes,
-    queue::{JobQueues, QueueCounts, ReadyJob},
-};
+use queue::JobQueues;
 
 /// Builds a schedule's job for a tick.
 type MakeTickJob = fn(DateTime<Utc>) -> TickJob;
@@ -86,20 +80,9 @@ pub fn unique_name() -> String {
     )
 }
 
-/// A Redis client and a lazily connecting, auto-reconnecting connection: a
-/// process starts even while Redis is down.
-pub fn redis_connection(
-    config: &RedisConfig,
-) -> anyhow::Result<(redis::Client, ConnectionManager)> {
-    let client = shared::queue::client(config).map_err(anyhow::Error::msg)?;
-    let manager_config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(config.timeout))
-        .set_response_timeout(Some(config.timeout))
-        .set_number_of_retries(2);
-    let manager = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
-        .context("cannot set up the Redis connection")?;
-    Ok((client, manager))
-}
+/// How often a worker's Redis call is retried on a fresh connection before
+/// it fails (see `queue::connect`).
+pub const REDIS_RETRIES: usize = 2;
 
 /// Runs a worker process until `shutdown` completes, then stops fetching,
 /// lets in-flight jobs finish (up to `WORKER_SHUTDOWN_TIMEOUT_SECS`) and
@@ -177,7 +160,8 @@ pub async fn run_on(
         .map_err(|e| anyhow::anyhow!("price providers: {e}"))?;
     let exchange = shared::trading::exchange::from_config(&config.trading)
         .map_err(|e| anyhow::anyhow!("exchange: {e}"))?;
-    let (client, conn) = redis_connection(&config.redis)?;
+    let (client, conn) =
+        queue::connect(&config.redis, REDIS_RETRIES).map_err(anyhow::Error::msg)?;
     let queues = JobQueues::new(conn.clone(), config.redis.prefix.clone());
     let metrics = Arc::new(Metrics::new());
     let health = Health::default();
@@ -215,17 +199,14 @@ pub async fn run_on(
         let url = config.database.url.expose_secret();
         shared::startup::wait_for_postgres(&db, url, config.startup_wait).await?;
         shared::startup::wait_for_migrations(&config.database, config.startup_wait).await?;
-        shared::startup::wait_for_redis(
-            &conn,
-            config.redis.url.expose_secret(),
-            config.startup_wait,
-        )
-        .await
+        queue::wait_until_reachable(&conn, config.redis.url.expose_secret(), config.startup_wait)
+            .await
     };
     health.waiting("starting: waiting for PostgreSQL, the migrations and Redis");
     tokio::select! {
         ready = dependencies => {
             ready?;
+            queue::check_eviction_policy(&conn).await;
             health.ready();
         }
         () = &mut shutdown => {
@@ -279,10 +260,10 @@ pub async fn run_on(
     }
 
     let mut background = vec![
-        tokio::spawn(wake::listen(
+        tokio::spawn(queue::wake::listen(
             client,
             queues.wake_channel(),
-            wakers,
+            move |wake| wakers.apply(wake),
             stop_rx.clone(),
         )),
         tokio::spawn(

@@ -90,7 +90,7 @@ async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
             let queues = job_queues(&config)?;
             println!(
                 "{}",
-                serde_json::to_string_pretty(&worker::dead::stats(&queues).await?)?
+                serde_json::to_string_pretty(&queue::dead::stats(&queues).await?)?
             );
             Ok(())
         }
@@ -98,15 +98,15 @@ async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
             let queues = job_queues(&config)?;
             match action {
                 DeadAction::List { queue, limit } => {
-                    let jobs = worker::dead::list(&queues, parse_queue(&queue)?, limit).await?;
+                    let jobs = queue::dead::list(&queues, parse_queue(&queue)?, limit).await?;
                     println!("{}", serde_json::to_string_pretty(&jobs)?);
                 }
                 DeadAction::Retry { queue, ids } => {
-                    let n = worker::dead::retry(&queues, parse_queue(&queue)?, &ids).await?;
+                    let n = queue::dead::retry(&queues, parse_queue(&queue)?, &ids).await?;
                     println!("{n} dead job(s) back on {queue}");
                 }
                 DeadAction::Discard { queue, ids } => {
-                    let n = worker::dead::discard(&queues, parse_queue(&queue)?, &ids).await?;
+                    let n = queue::dead::discard(&queues, parse_queue(&queue)?, &ids).await?;
                     println!("{n} dead job(s) discarded from {queue}");
                 }
             }
@@ -119,9 +119,10 @@ fn parse_queue(raw: &str) -> anyhow::Result<Queue> {
     Queue::parse(raw).ok_or_else(|| anyhow::anyhow!("unknown queue {raw:?}"))
 }
 
-fn job_queues(config: &Config) -> anyhow::Result<worker::JobQueues> {
-    let (_, conn) = worker::redis_connection(&config.redis)?;
-    Ok(worker::JobQueues::new(conn, config.redis.prefix.clone()))
+fn job_queues(config: &Config) -> anyhow::Result<queue::JobQueues> {
+    let (_, conn) =
+        queue::connect(&config.redis, worker::REDIS_RETRIES).map_err(anyhow::Error::msg)?;
+    Ok(queue::JobQueues::new(conn, config.redis.prefix.clone()))
 }
 
 async fn run(args: RunArgs, config: Config) -> anyhow::Result<()> {

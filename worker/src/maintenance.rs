@@ -5,13 +5,13 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
+use queue::{CHUNK, JobQueues};
 use shared::jobs::Queue;
 use tokio::sync::watch;
 
 use crate::{
     execute::Outcomes,
     metrics::{DepthLabels, Metrics},
-    queue::{CHUNK, JobQueues},
 };
 
 pub struct Maintenance {

@@ -24,17 +24,15 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use chrono::{DateTime, Utc};
-use diesel::{prelude::*, sql_types};
-use diesel_async::RunQueryDsl;
+use chrono::Utc;
 use futures::StreamExt;
+use queue::{JobQueues, ReadyJob};
 use secrecy::ExposeSecret as _;
 use shared::{
     config::Config,
     db::DbPool,
     jobs::{JobEnvelope, Queue},
-    outbox::NOTIFY_CHANNEL,
-    schema::outbox,
+    outbox::{self, Claimed},
 };
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
@@ -42,7 +40,6 @@ use uuid::Uuid;
 use crate::{
     health::Health,
     metrics::{BacklogLabels, Metrics, QueueLabels},
-    queue::{JobQueues, ReadyJob},
 };
 
 pub struct Relay {
@@ -51,22 +48,6 @@ pub struct Relay {
     pub queues: JobQueues,
     pub metrics: Arc<Metrics>,
     pub health: Health,
-}
-
-#[derive(QueryableByName)]
-struct ClaimedRow {
-    #[diesel(sql_type = sql_types::Uuid)]
-    id: Uuid,
-    #[diesel(sql_type = sql_types::Text)]
-    queue: String,
-    #[diesel(sql_type = sql_types::Text)]
-    job: String,
-    #[diesel(sql_type = sql_types::SmallInt)]
-    version: i16,
-    #[diesel(sql_type = sql_types::Jsonb)]
-    payload: serde_json::Value,
-    #[diesel(sql_type = sql_types::Timestamptz)]
-    run_at: DateTime<Utc>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,12 +75,6 @@ const SAMPLE_BACKLOG_EVERY: Duration = Duration::from_secs(5);
 /// continuously are claimed in batches of this much time, not one by one
 /// (the lookahead covers it).
 const MIN_CYCLE: Duration = Duration::from_millis(10);
-
-#[derive(QueryableByName)]
-struct NextDue {
-    #[diesel(sql_type = sql_types::Nullable<sql_types::Double>)]
-    secs: Option<f64>,
-}
 
 impl Relay {
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
@@ -191,49 +166,24 @@ impl Relay {
             .map_err(|e| RelayError::Pool(e.to_string()))
     }
 
-    async fn claim(&self) -> Result<Vec<ClaimedRow>, RelayError> {
+    async fn claim(&self) -> Result<Vec<Claimed>, RelayError> {
+        let outbox = &self.config.outbox;
         let mut conn = self.conn().await?;
-        let claim_secs = self.config.outbox.claim_timeout.as_secs_f64();
-        let rows = diesel::sql_query(
-            "UPDATE outbox SET claimed_until = now() + make_interval(secs => $1),
-                               relay_attempts = relay_attempts + 1
-             WHERE id IN (
-                 SELECT id FROM outbox
-                 WHERE dispatched_at IS NULL
-                   AND run_at <= clock_timestamp() + make_interval(secs => $3)
-                   AND (claimed_until IS NULL OR claimed_until < now())
-                 ORDER BY run_at
-                 LIMIT $2
-                 FOR UPDATE SKIP LOCKED)
-             RETURNING id, queue, job, version, payload, run_at",
+        Ok(outbox::claim(
+            &mut conn,
+            outbox.claim_timeout,
+            outbox.batch_size,
+            outbox.lookahead,
         )
-        .bind::<sql_types::Double, _>(claim_secs)
-        .bind::<sql_types::BigInt, _>(self.config.outbox.batch_size)
-        .bind::<sql_types::Double, _>(self.config.outbox.lookahead.as_secs_f64())
-        .load::<ClaimedRow>(&mut conn)
-        .await?;
-        Ok(rows)
+        .await?)
     }
 
-    /// How long until the next undispatched, unclaimed row comes within the
-    /// lookahead of its due time, by PostgreSQL's clock; `None` when no row
-    /// waits.
     async fn until_next_due(&self) -> Result<Option<Duration>, RelayError> {
         let mut conn = self.conn().await?;
-        let next: NextDue = diesel::sql_query(
-            "SELECT extract(epoch FROM min(run_at) - clock_timestamp())::float8 - $1 AS secs
-             FROM outbox
-             WHERE dispatched_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())",
-        )
-        .bind::<sql_types::Double, _>(self.config.outbox.lookahead.as_secs_f64())
-        .get_result(&mut conn)
-        .await?;
-        Ok(next
-            .secs
-            .map(|secs| Duration::from_secs_f64(secs.clamp(0.0, 86_400.0))))
+        Ok(outbox::until_next_due(&mut conn, self.config.outbox.lookahead).await?)
     }
 
-    async fn push_and_mark(&self, rows: Vec<ClaimedRow>) -> Result<(), RelayError> {
+    async fn push_and_mark(&self, rows: Vec<Claimed>) -> Result<(), RelayError> {
         let mut by_queue: BTreeMap<Queue, Vec<ReadyJob>> = BTreeMap::new();
         let mut unroutable = Vec::new();
         for row in rows {
@@ -277,27 +227,12 @@ impl Relay {
 
     async fn mark_dispatched(&self, ids: &[Uuid]) -> Result<(), RelayError> {
         let mut conn = self.conn().await?;
-        diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
-            .set((
-                outbox::dispatched_at.eq(Utc::now()),
-                outbox::claimed_until.eq(None::<DateTime<Utc>>),
-                outbox::last_error.eq(None::<String>),
-            ))
-            .execute(&mut conn)
-            .await?;
-        Ok(())
+        Ok(outbox::mark_dispatched(&mut conn, ids).await?)
     }
 
     async fn release(&self, ids: &[Uuid], error: &str) -> Result<(), RelayError> {
         let mut conn = self.conn().await?;
-        diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
-            .set((
-                outbox::claimed_until.eq(None::<DateTime<Utc>>),
-                outbox::last_error.eq(Some(error)),
-            ))
-            .execute(&mut conn)
-            .await?;
-        Ok(())
+        Ok(outbox::release(&mut conn, ids, error).await?)
     }
 
     /// Rows naming a queue this build does not know (written by a newer
@@ -308,20 +243,14 @@ impl Relay {
             "outbox rows name an unknown queue; set aside for an hour"
         );
         let mut conn = self.conn().await?;
-        diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
-            .set((
-                outbox::claimed_until.eq(Utc::now() + chrono::Duration::hours(1)),
-                outbox::last_error.eq(Some("unknown queue")),
-            ))
-            .execute(&mut conn)
-            .await?;
-        Ok(())
+        let until = Utc::now() + chrono::Duration::hours(1);
+        Ok(outbox::set_aside(&mut conn, ids, until, "unknown queue").await?)
     }
 
     /// Sets the `outbox_backlog` gauge, zero for queues with no backlog.
     async fn sample_backlog(&self) -> Result<(), RelayError> {
         let mut conn = self.conn().await?;
-        let backlog = shared::outbox::backlog(&mut conn).await?;
+        let backlog = outbox::backlog(&mut conn).await?;
         for queue in Queue::ALL {
             let row = backlog.iter().find(|b| b.queue == queue.as_str());
             for (state, value) in [
@@ -352,11 +281,7 @@ async fn listen_for_notifications(
     while !*shutdown.borrow() {
         match shared::db::establish(&url, ca_file.as_deref()).await {
             Ok(mut conn) => {
-                if diesel::sql_query(format!("LISTEN {NOTIFY_CHANNEL}"))
-                    .execute(&mut conn)
-                    .await
-                    .is_ok()
-                {
+                if outbox::listen(&mut conn).await.is_ok() {
                     // Rows committed while we were not listening.
                     notify.notify_one();
                     let mut stream = std::pin::pin!(conn.notifications_stream());
@@ -401,15 +326,7 @@ async fn purge_dispatched(db: &DbPool, retention: Duration) -> Result<usize, Rel
     let cutoff = Utc::now() - chrono::Duration::from_std(retention).unwrap_or_default();
     let mut total = 0;
     for _ in 0..PURGE_CHUNKS_PER_ROUND {
-        let deleted = diesel::sql_query(
-            "DELETE FROM outbox WHERE id IN (
-                 SELECT id FROM outbox WHERE dispatched_at < $1 LIMIT $2
-                 FOR UPDATE SKIP LOCKED)",
-        )
-        .bind::<sql_types::Timestamptz, _>(cutoff)
-        .bind::<sql_types::BigInt, _>(PURGE_CHUNK)
-        .execute(&mut conn)
-        .await?;
+        let deleted = outbox::purge_dispatched(&mut conn, cutoff, PURGE_CHUNK).await?;
         total += deleted;
         if i64::try_from(deleted).unwrap_or(i64::MAX) < PURGE_CHUNK {
             break;

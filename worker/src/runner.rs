@@ -16,6 +16,7 @@ use std::{sync::Arc, time::Duration};
 use apalis::{layers::WorkerBuilderExt, prelude::*};
 use apalis_core::backend::ext::poll_strategy::Strategy;
 use apalis_redis::{ConnectionManager, RedisStorage};
+use queue::JobQueues;
 use shared::{
     config::WorkerConfig,
     jobs::{JobEnvelope, Queue},
@@ -26,7 +27,6 @@ use crate::{
     execute::{Executor, execute},
     health::Health,
     metrics::QueueLabels,
-    queue::JobQueues,
     wake::Wakers,
 };
 

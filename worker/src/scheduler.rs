@@ -20,14 +20,12 @@ use std::{str::FromStr, sync::Arc, time::Duration};
 use apalis_cron::CronScheduler;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use queue::{JobQueues, ReadyJob};
 use shared::jobs::{JobEnvelope, JobSpec, Queue};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::{
-    metrics::{Metrics, ScheduleLabels},
-    queue::{JobQueues, ReadyJob},
-};
+use crate::metrics::{Metrics, ScheduleLabels};
 
 /// A tick noticed later than this is not fired: the next one catches up.
 pub const LATE_AFTER: Duration = Duration::from_secs(2);

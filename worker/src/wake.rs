@@ -1,18 +1,18 @@
 //! Instant wake-ups: every push publishes the queue name on one channel;
-//! this listener turns messages into a nudge for that queue's worker, which
-//! then fetches at once instead of at its next idle poll.
+//! `queue::wake::listen` turns messages into a [`Wake`], and [`Wakers`]
+//! into a nudge for that queue's worker, which then fetches at once instead
+//! of at its next idle poll.
 
 use std::{
     collections::HashMap,
     pin::Pin,
     sync::{Arc, Mutex},
     task::{Context, Poll},
-    time::Duration,
 };
 
 use futures::{Stream, StreamExt, channel::mpsc};
+use queue::wake::Wake;
 use shared::jobs::Queue;
-use tokio::sync::watch;
 
 /// Where wake-ups go: one slot per queue, refilled each time that queue's
 /// worker (re)starts.
@@ -55,6 +55,14 @@ impl Wakers {
         }
     }
 
+    /// Passes on a wake-up from the channel.
+    pub fn apply(&self, wake: Wake) {
+        match wake {
+            Wake::Queue(queue) => self.wake(queue),
+            Wake::All => self.wake_all(),
+        }
+    }
+
     pub fn wake_all(&self) {
         let queues: Vec<Queue> = self
             .slots
@@ -67,58 +75,4 @@ impl Wakers {
             self.wake(queue);
         }
     }
-}
-
-/// Listens on `channel` until shutdown, reconnecting after errors. Missed
-/// messages only cost latency: workers also poll on an interval.
-pub async fn listen(
-    client: redis::Client,
-    channel: String,
-    wakers: Wakers,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut failures = 0u32;
-    while !*shutdown.borrow() {
-        match client.get_async_pubsub().await {
-            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
-                Ok(()) => {
-                    if failures > 0 {
-                        tracing::info!("wake-up channel reconnected");
-                    }
-                    failures = 0;
-                    // Jobs pushed while we were away: look now.
-                    wakers.wake_all();
-                    let mut messages = pubsub.on_message();
-                    loop {
-                        tokio::select! {
-                            message = messages.next() => match message {
-                                Some(message) => {
-                                    let payload: String = message.get_payload().unwrap_or_default();
-                                    if let Some(queue) = Queue::parse(&payload) {
-                                        wakers.wake(queue);
-                                    }
-                                }
-                                None => break,
-                            },
-                            _ = shutdown.changed() => return,
-                        }
-                    }
-                }
-                Err(error) => note_failure(&mut failures, &error),
-            },
-            Err(error) => note_failure(&mut failures, &error),
-        }
-        let pause = Duration::from_millis(200 * u64::from(failures.clamp(1, 10)));
-        tokio::select! {
-            () = tokio::time::sleep(pause) => {}
-            _ = shutdown.changed() => return,
-        }
-    }
-}
-
-fn note_failure(failures: &mut u32, error: &redis::RedisError) {
-    if *failures == 0 {
-        tracing::warn!(%error, "wake-up channel unavailable; workers fall back to polling");
-    }
-    *failures = failures.saturating_add(1);
 }

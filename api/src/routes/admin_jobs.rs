@@ -2,7 +2,7 @@
 //! Administrators only.
 //!
 //! Counts come from the queues' own bookkeeping in Redis (the apalis-redis
-//! key layout, read through `shared::queue`) plus the outbox in PostgreSQL:
+//! key layout, read through the `queue` crate) plus the outbox in PostgreSQL:
 //! a job that is committed but not yet relayed (say a bet's settlement due
 //! tomorrow) is already the system's promise, so it is counted as pending
 //! or scheduled like one waiting in Redis.
@@ -13,7 +13,7 @@
 //! `SADD` (sets), so they fail with WRONGTYPE; they count in-flight jobs
 //! under `{queue}:inflight` while `fetch_next.lua` keeps one set per worker
 //! (`{queue}:inflight:{worker}`); and a worker's metadata has no
-//! concurrency. We read apalis's keys ourselves instead (`shared::queue`):
+//! concurrency. We read apalis's keys ourselves instead (the `queue` crate):
 //! its active list, per-worker in-flight sets, worker heartbeats, dead set
 //! and task metadata, plus our delayed set, outcome counters and worker
 //! process registry.
@@ -25,11 +25,9 @@ use axum::{
     http::StatusCode,
 };
 use chrono::{DateTime, Utc};
+use queue::{JobQueues, SeenProcess, dead};
 use serde::{Deserialize, Serialize};
-use shared::{
-    jobs::Queue,
-    queue::{JobQueues, SeenProcess, dead},
-};
+use shared::jobs::Queue;
 use utoipa::{
     IntoParams, ToSchema,
     openapi::{ObjectBuilder, Schema, Type},

@@ -27,13 +27,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         Ok(Err(error)) => Err(error),
         Err(_) => Err("timed out".to_owned()),
     };
-    let mut redis = state.redis.clone();
-    let ping = redis::cmd("PING");
-    let redis = match tokio::time::timeout(timeout, ping.query_async::<String>(&mut redis)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(error)) => Err(error.to_string()),
-        Err(_) => Err("timed out".to_owned()),
-    };
+    let redis = queue::ping(&state.redis, timeout).await;
     let postgres = shared::startup::readiness_verdict("postgres", postgres);
     let redis = shared::startup::readiness_verdict("redis", redis);
     let ready = postgres == "ok" && redis == "ok";

@@ -7,7 +7,7 @@ use shared::{
 };
 
 use super::{JobContext, JobError};
-use crate::{metrics::ProviderLabels, rates_cache};
+use crate::metrics::ProviderLabels;
 
 /// A refresh delivered this late is dropped: newer ticks have the fresher
 /// prices (one run catches up after an outage; ticks are not replayed).
@@ -46,7 +46,7 @@ pub async fn run(ctx: Arc<JobContext>, envelope: JobEnvelope) -> Result<(), JobE
     // The observations are committed; the cache is a copy. If Redis is
     // down the API falls back to the database.
     if let Err(error) =
-        rates_cache::store(&ctx.redis, &ctx.config.redis.prefix, &outcome.stored).await
+        queue::rates::store(&ctx.redis, &ctx.config.redis.prefix, &outcome.stored).await
     {
         tracing::warn!(%error, "cannot update the price cache");
     }

@@ -11,6 +11,7 @@ use anyhow::{Context as _, bail};
 use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use queue::{JobQueues, ReadyJob};
 use secrecy::ExposeSecret as _;
 use shared::{
     config::Config,
@@ -19,7 +20,6 @@ use shared::{
 };
 use tokio::process::{Child, Command};
 use uuid::Uuid;
-use worker::{JobQueues, ReadyJob};
 
 use crate::support::{cleanup, peak_rss_kb, percentile, stop};
 
@@ -56,7 +56,8 @@ fn probe_job(tag: &str, record: bool) -> ReadyJob {
 impl JobsRun<'_> {
     pub async fn measure(&self) -> anyhow::Result<()> {
         let prefix = format!("bench-{:08x}", rand::random::<u32>());
-        let (_, conn) = worker::redis_connection(&self.config.redis)?;
+        let (_, conn) = queue::connect(&self.config.redis, worker::REDIS_RETRIES)
+            .map_err(anyhow::Error::msg)?;
         let queues = JobQueues::new(conn.clone(), prefix.clone());
         eprintln!(
             "[bench] run with {} worker process(es), prefix {prefix}",

@@ -26,6 +26,7 @@ use std::{
 use anyhow::{Context as _, bail, ensure};
 use diesel::{prelude::*, sql_types};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use queue::JobQueues;
 use rust_decimal::Decimal;
 use shared::{
     config::Config,
@@ -43,7 +44,6 @@ use tokio::{
     sync::{Mutex, mpsc, watch},
 };
 use uuid::Uuid;
-use worker::JobQueues;
 
 use crate::support::{
     Scratch, cleanup, free_port, peak_rss_kb, percentile, request_once, scratch, spawn_api,
@@ -776,7 +776,8 @@ impl MixedRun<'_> {
             .await;
         stop(&mut api).await;
         let _ = std::fs::remove_dir_all(&mail_dir);
-        let (_, redis) = worker::redis_connection(&self.config.redis)?;
+        let (_, redis) = queue::connect(&self.config.redis, worker::REDIS_RETRIES)
+            .map_err(anyhow::Error::msg)?;
         cleanup(&redis, &prefix).await?;
         result
     }
@@ -824,7 +825,8 @@ impl MixedRun<'_> {
             mix,
             prices: RwLock::new(prices),
         });
-        let (_, redis) = worker::redis_connection(&self.config.redis)?;
+        let (_, redis) = queue::connect(&self.config.redis, worker::REDIS_RETRIES)
+            .map_err(anyhow::Error::msg)?;
         let queues = JobQueues::new(redis, prefix.to_owned());
         let mode = if self.rate > 0 {
             format!("open loop, {} requests/s", self.rate)

@@ -16,9 +16,9 @@ use crate::support::{cleanup, free_port, load, peak_rss_kb, request_once, spawn_
 /// prints throughput, latency and the API's peak RSS.
 pub async fn run(config: &Config, connections: usize, seconds: u64) -> anyhow::Result<()> {
     let prefix = format!("bench-{:08x}", rand::random::<u32>());
-    let (_, conn) = worker::redis_connection(&config.redis)?;
-    let mut redis = conn.clone();
-    let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let (_, conn) =
+        queue::connect(&config.redis, worker::REDIS_RETRIES).map_err(anyhow::Error::msg)?;
+    let mut prices = Vec::new();
     for (symbol, price) in [
         ("USD", "1"),
         ("EUR", "1.08"),
@@ -27,14 +27,14 @@ pub async fn run(config: &Config, connections: usize, seconds: u64) -> anyhow::R
         ("ETH", "3500.25"),
         ("SOL", "180.75"),
     ] {
-        let entry = serde_json::json!({ "symbol": symbol, "price_usd": price, "as_of": now, "source": "bench" });
-        redis::cmd("HSET")
-            .arg(format!("{prefix}:rates"))
-            .arg(symbol)
-            .arg(entry.to_string())
-            .query_async::<()>(&mut redis)
-            .await?;
+        prices.push(shared::rates::Price {
+            symbol: symbol.to_owned(),
+            price_usd: price.parse()?,
+            source: "bench".to_owned(),
+            observed_at: Utc::now(),
+        });
     }
+    queue::rates::store(&conn, &prefix, &prices).await?;
     let port = free_port()?;
     let mut child = spawn_api(port, &[("REDIS_PREFIX", prefix.clone())])?;
     let pid = child.id().unwrap_or_default();

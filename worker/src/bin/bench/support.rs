@@ -251,7 +251,8 @@ pub async fn finish_workers(
     for mut child in children {
         stop(&mut child).await;
     }
-    let (_, redis) = worker::redis_connection(&config.redis)?;
+    let (_, redis) =
+        queue::connect(&config.redis, worker::REDIS_RETRIES).map_err(anyhow::Error::msg)?;
     cleanup(&redis, prefix).await?;
     Ok(peak_kb as f64 / 1024.0)
 }

@@ -3,10 +3,24 @@
 //! `{prefix}:{queue}`, and our own keys sit beside its keys under the same
 //! name so one prefix holds everything of one deployment (or one test).
 
-use crate::jobs::Queue;
+use shared::jobs::Queue;
 
+/// The channel every push publishes its queue's name on (see `wake`).
 pub fn wake_channel(prefix: &str) -> String {
     format!("{prefix}:wake")
+}
+
+/// The latest-price hash: one field per symbol (its JSON entry) and one
+/// `{symbol}:ms` field (its time, so an older price never replaces a
+/// newer one). Written by the workers, read by every API process.
+pub fn rates_cache(prefix: &str) -> String {
+    format!("{prefix}:rates")
+}
+
+/// Where the workers announce new prices (a JSON array of entries) and
+/// every API process relays them to its SSE clients.
+pub fn rates_stream(prefix: &str) -> String {
+    format!("{prefix}:rates:stream")
 }
 
 #[derive(Debug, Clone)]
@@ -85,5 +99,7 @@ mod tests {
         assert_eq!(keys.meta_of("abc"), "t1:email:meta:abc");
         assert_eq!(keys.inflight_of("w1"), "t1:email:inflight:w1");
         assert_eq!(wake_channel("t1"), "t1:wake");
+        assert_eq!(rates_cache("t1"), "t1:rates");
+        assert_eq!(rates_stream("t1"), "t1:rates:stream");
     }
 }

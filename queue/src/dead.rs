@@ -1,8 +1,9 @@
 //! Operator commands for queues and dead jobs (`bourse-worker queues`,
 //! `bourse-worker dead ...`).
 
-use super::{CHUNK, DeadJob, JobQueues, QueueCounts};
-use crate::jobs::Queue;
+use shared::jobs::Queue;
+
+use crate::{CHUNK, DeadJob, JobQueues, QueueCounts};
 
 /// Counts for every queue.
 pub async fn stats(queues: &JobQueues) -> Result<Vec<QueueCounts>, redis::RedisError> {

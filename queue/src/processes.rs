@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use redis::AsyncCommands as _;
 use serde::{Deserialize, Serialize};
 
-use super::{JobQueues, now_millis};
+use crate::queues::{JobQueues, now_millis};
 
 /// What a worker process says about itself.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

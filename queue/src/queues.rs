@@ -2,7 +2,7 @@
 //!
 //! Workers fetch, heartbeat, acknowledge and recover orphans through
 //! apalis-redis. A few of its paths do not hold up at our volumes, so this
-//! module replaces them while keeping its key layout (see `lua/`):
+//! crate replaces them while keeping its key layout (see `lua/`):
 //! - pushing goes straight to the active list (apalis's push routes every task
 //!   through the scheduled set, whose promotion breaks past ~8,000 due tasks);
 //! - retries wait in our own millisecond-scored delayed set and are promoted
@@ -10,19 +10,15 @@
 //! - finished tasks are swept in bounded chunks (apalis keeps them forever);
 //! - every push publishes on one wake channel so idle workers fetch at once.
 
-pub mod dead;
-mod keys;
-mod processes;
-
 use std::{
     sync::LazyLock,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use crate::jobs::{JobEnvelope, Queue};
-pub use keys::QueueKeys;
-pub use processes::{SeenProcess, WorkerProcess};
 use redis::{AsyncCommands, Script, ScriptInvocation, aio::ConnectionManager};
+use shared::jobs::{JobEnvelope, Queue};
+
+use crate::keys::{self, QueueKeys};
 
 static PUSH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/push.lua")));
 static SCHEDULE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/schedule.lua")));
@@ -34,33 +30,6 @@ static DISCARD_DEAD: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/discard_dead.lua")));
 static CLAIM_TICK: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/claim_tick.lua")));
-
-/// The Redis client for `REDIS_URL`: `rediss://` speaks TLS (rustls),
-/// verifying the server against `REDIS_CA_FILE` when given, else the
-/// system's roots.
-pub fn client(config: &crate::config::RedisConfig) -> Result<redis::Client, String> {
-    use secrecy::ExposeSecret as _;
-    let url = config.url.expose_secret();
-    let built = match &config.ca_file {
-        Some(path) => {
-            crate::tls::install_crypto_provider();
-            let (pem, _) =
-                crate::tls::read_ca_file(path).map_err(|e| format!("REDIS_CA_FILE: {e}"))?;
-            redis::Client::build_with_tls(
-                url,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem),
-                },
-            )
-        }
-        None => {
-            crate::tls::install_crypto_provider();
-            redis::Client::open(url)
-        }
-    };
-    built.map_err(|e| format!("REDIS_URL: {e}"))
-}
 
 /// Upper bound of ids moved per script call, so no call blocks Redis long.
 pub const CHUNK: usize = 1000;
@@ -98,11 +67,11 @@ pub struct DeadJob {
 /// Handle on the queues under one key prefix. Cheap to clone.
 #[derive(Clone)]
 pub struct JobQueues {
-    conn: ConnectionManager,
-    prefix: String,
+    pub(crate) conn: ConnectionManager,
+    pub(crate) prefix: String,
 }
 
-fn now_millis() -> u64 {
+pub(crate) fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

@@ -1,0 +1,31 @@
+//! Everything Bourse keeps in Redis, for the API and the workers alike:
+//! the connection ([`connect`]), the job queues and their key layout
+//! ([`JobQueues`], [`QueueKeys`]), dead-set operations ([`dead`]), the
+//! worker registry ([`WorkerProcess`]), wake-ups ([`wake`]), the
+//! latest-price cache ([`rates`]), readiness pings ([`ping`]) and the
+//! start-up check of Redis's eviction policy ([`check_eviction_policy`]).
+//!
+//! Dependencies point one way: this crate uses `shared` (configuration, job
+//! payloads, prices); `api` and `worker` use both; `shared` knows nothing
+//! of Redis. A key or channel that two processes must agree on is spelled
+//! here once.
+
+mod connect;
+pub mod dead;
+mod eviction;
+mod keys;
+mod processes;
+mod queues;
+pub mod rates;
+mod readiness;
+pub mod wake;
+
+pub use connect::{client, connect};
+pub use eviction::check_eviction_policy;
+pub use keys::QueueKeys;
+pub use processes::{SeenProcess, WorkerProcess};
+pub use queues::{CHUNK, DeadJob, JobQueues, PushError, QueueCounts, ReadyJob};
+pub use readiness::{ping, wait_until_reachable};
+// The client library, so callers name its types (`queue::redis::RedisError`)
+// at the version this crate was built against.
+pub use redis;

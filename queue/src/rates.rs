@@ -1,0 +1,89 @@
+//! The latest-price cache, the contract between the workers that write it
+//! and the API processes that serve it: a hash of the newest price per
+//! symbol (`{prefix}:rates`) and a channel announcing new ones
+//! (`{prefix}:rates:stream`). Both sides come here, so the key names and
+//! the entry's JSON are spelled once.
+
+use std::{collections::BTreeMap, future::Future, sync::LazyLock};
+
+use futures::StreamExt as _;
+use redis::{AsyncCommands as _, Script, aio::ConnectionManager};
+use shared::rates::Price;
+
+use crate::keys;
+
+pub use keys::{rates_cache as cache_key, rates_stream as stream_channel};
+
+static STORE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/store_rates.lua")));
+
+/// The JSON of one cached price, as `GET /rates` serves it.
+pub fn entry(price: &Price) -> serde_json::Value {
+    serde_json::json!({
+        "symbol": price.symbol,
+        "price_usd": price.price_usd.to_string(),
+        "as_of": price.observed_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "source": price.source,
+    })
+}
+
+/// Caches `prices` (each only if newer than the cached one) and, if any
+/// was, announces them on the stream channel. Returns how many replaced
+/// the cache. Call it after the observations are committed.
+pub async fn store(
+    conn: &ConnectionManager,
+    prefix: &str,
+    prices: &[Price],
+) -> Result<usize, redis::RedisError> {
+    if prices.is_empty() {
+        return Ok(0);
+    }
+    let message = serde_json::Value::Array(prices.iter().map(entry).collect()).to_string();
+    let mut invocation = STORE.prepare_invoke();
+    invocation
+        .key(keys::rates_cache(prefix))
+        .arg(keys::rates_stream(prefix))
+        .arg(message);
+    for price in prices {
+        invocation
+            .arg(&price.symbol)
+            .arg(price.observed_at.timestamp_millis())
+            .arg(entry(price).to_string());
+    }
+    invocation.invoke_async(&mut conn.clone()).await
+}
+
+/// Every cached entry (the JSON [`entry`] wrote), in symbol order.
+pub async fn cached(
+    conn: &ConnectionManager,
+    prefix: &str,
+) -> Result<Vec<String>, redis::RedisError> {
+    let all: BTreeMap<String, String> = conn.clone().hgetall(keys::rates_cache(prefix)).await?;
+    Ok(all
+        .into_iter()
+        .filter(|(field, _)| !field.ends_with(":ms"))
+        .map(|(_, json)| json)
+        .collect())
+}
+
+/// Follows the stream channel, handing each announcement's payload (a JSON
+/// array of entries) to `on_message`, until the subscription ends. Returns
+/// the error that ended it, if any; the caller reconnects.
+pub async fn follow<F, Fut>(
+    client: &redis::Client,
+    prefix: &str,
+    mut on_message: F,
+) -> Result<(), redis::RedisError>
+where
+    F: FnMut(String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(keys::rates_stream(prefix)).await?;
+    let mut messages = pubsub.on_message();
+    while let Some(message) = messages.next().await {
+        if let Ok(payload) = message.get_payload::<String>() {
+            on_message(payload).await;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! Instant wake-ups, the subscribing side: every push publishes its
+//! queue's name on one channel (`{prefix}:wake`, see the scripts in `lua/`
+//! and [`JobQueues::wake_channel`](crate::JobQueues::wake_channel)); this
+//! listener turns each message into a [`Wake`] for the worker process,
+//! which then fetches at once instead of at its next idle poll.
+
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use shared::jobs::Queue;
+use tokio::sync::watch;
+
+/// Which queues to look at now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// A job was pushed on this queue.
+    Queue(Queue),
+    /// The listener (re)connected: jobs pushed while it was away went
+    /// unannounced, so every queue should look.
+    All,
+}
+
+/// Listens on `channel` until shutdown, reconnecting after errors. Missed
+/// messages only cost latency: workers also poll on an interval.
+pub async fn listen(
+    client: redis::Client,
+    channel: String,
+    mut wake: impl FnMut(Wake),
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut failures = 0u32;
+    while !*shutdown.borrow() {
+        match client.get_async_pubsub().await {
+            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
+                Ok(()) => {
+                    if failures > 0 {
+                        tracing::info!("wake-up channel reconnected");
+                    }
+                    failures = 0;
+                    wake(Wake::All);
+                    let mut messages = pubsub.on_message();
+                    loop {
+                        tokio::select! {
+                            message = messages.next() => match message {
+                                Some(message) => {
+                                    let payload: String = message.get_payload().unwrap_or_default();
+                                    if let Some(queue) = Queue::parse(&payload) {
+                                        wake(Wake::Queue(queue));
+                                    }
+                                }
+                                None => break,
+                            },
+                            _ = shutdown.changed() => return,
+                        }
+                    }
+                }
+                Err(error) => note_failure(&mut failures, &error),
+            },
+            Err(error) => note_failure(&mut failures, &error),
+        }
+        let pause = Duration::from_millis(200 * u64::from(failures.clamp(1, 10)));
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+fn note_failure(failures: &mut u32, error: &redis::RedisError) {
+    if *failures == 0 {
+        tracing::warn!(%error, "wake-up channel unavailable; workers fall back to polling");
+    }
+    *failures = failures.saturating_add(1);
+}
