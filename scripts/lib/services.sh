@@ -37,15 +37,8 @@ wait_for() { # what, check-function [args...]
   exit 1
 }
 
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then
-    "$@"
-  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-    sudo -n "$@"
-  else
-    return 1
-  fi
-}
+# as_root: scripts/lib/root.sh
+. "$(dirname "${BASH_SOURCE[0]}")/root.sh"
 
 # Installs an OS package with apt-get when this user may; otherwise prints
 # the command to run and stops. `first|second`: the first one apt knows.

@@ -257,16 +257,27 @@ async fn api_and_worker_started_before_postgres_and_redis_wait_for_them() {
 /// The warning both binaries log at start when Redis may evict keys.
 const EVICTION_WARNING: &str = "Redis maxmemory-policy is allkeys-lru, not noeviction: Redis may evict queued jobs under memory pressure; set maxmemory-policy noeviction";
 
-/// The API and a worker against a private Redis started with `options`,
-/// asking for the eviction check's debug line too (`queue=debug`), so a
-/// test can tell "checked and silent" from "not checked yet".
-async fn binaries_on_redis(app: &TestApp, redis: &RedisServer) -> (ApiProcess, WorkerProcess) {
+/// The logs of the API and a worker run against `redis`, once each has
+/// done its eviction check. They ask for the check's debug line too
+/// (`queue=debug`), so a test can tell "checked and silent" from "not
+/// checked yet".
+async fn eviction_checked_logs(redis: &RedisServer) -> [(&'static str, String); 2] {
+    let app = TestAppBuilder::new().without_worker().start().await;
     let mut settings = app.settings.clone();
     settings.insert("REDIS_URL".into(), redis.url());
     settings.insert("RUST_LOG".into(), "warn,queue=debug".into());
     let api = ApiProcess::spawn(&settings);
     let worker = WorkerProcess::spawn(&settings, "policy-check", &["--queues", "probe"]);
-    (api, worker)
+    [
+        (
+            "API",
+            eviction_checked("the API's eviction check", || api.log()).await,
+        ),
+        (
+            "worker",
+            eviction_checked("the worker's eviction check", || worker.log()).await,
+        ),
+    ]
 }
 
 /// Waits until `log` shows the eviction check ran (its warning or its
@@ -281,19 +292,8 @@ async fn eviction_checked(what: &str, log: impl Fn() -> String) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_evicting_redis_is_named_in_one_warning_by_the_api_and_the_worker() {
-    let app = TestAppBuilder::new().without_worker().start().await;
     let redis = RedisServer::start_with(&["--maxmemory-policy", "allkeys-lru"]).await;
-    let (api, worker) = binaries_on_redis(&app, &redis).await;
-    for (name, log) in [
-        (
-            "API",
-            eviction_checked("the API's eviction check", || api.log()).await,
-        ),
-        (
-            "worker",
-            eviction_checked("the worker's eviction check", || worker.log()).await,
-        ),
-    ] {
+    for (name, log) in eviction_checked_logs(&redis).await {
         let warnings: Vec<&str> = log
             .lines()
             .filter(|line| line.contains("maxmemory-policy"))
@@ -306,19 +306,8 @@ async fn an_evicting_redis_is_named_in_one_warning_by_the_api_and_the_worker() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_noeviction_redis_gets_no_warning() {
-    let app = TestAppBuilder::new().without_worker().start().await;
     let redis = RedisServer::start_with(&["--maxmemory-policy", "noeviction"]).await;
-    let (api, worker) = binaries_on_redis(&app, &redis).await;
-    for (name, log) in [
-        (
-            "API",
-            eviction_checked("the API's eviction check", || api.log()).await,
-        ),
-        (
-            "worker",
-            eviction_checked("the worker's eviction check", || worker.log()).await,
-        ),
-    ] {
+    for (name, log) in eviction_checked_logs(&redis).await {
         assert!(
             log.contains("Redis maxmemory-policy is noeviction"),
             "{name}: {log}"
