@@ -7,16 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then
-    "$@"
-  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-    sudo -n "$@"
-  else
-    echo "error: installing $* needs root (run as root or with passwordless sudo)" >&2
-    return 1
-  fi
-}
+. ../../scripts/lib/root.sh
+AS_ROOT_LOUD=1
 
 apt_install() {
   echo "browser tests: installing $* (apt-get)" >&2

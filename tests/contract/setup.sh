@@ -15,16 +15,8 @@ if [ -x "$venv/bin/st" ] && [ -f "$stamp" ] && [ ! requirements.txt -nt "$stamp"
   exit 0
 fi
 
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then
-    "$@"
-  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-    sudo -n "$@"
-  else
-    echo "error: installing $* needs root (run as root or with passwordless sudo)" >&2
-    return 1
-  fi
-}
+. ../../scripts/lib/root.sh
+AS_ROOT_LOUD=1
 
 # Debian's python3 has venv only with python3-venv (which brings ensurepip).
 if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip, venv' 2>/dev/null; then

@@ -23,16 +23,8 @@ if [ -x "$tools/usr/bin/promtool" ]; then
   exit 0
 fi
 
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then
-    "$@"
-  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-    sudo -n "$@"
-  else
-    echo "error: updating the apt package lists needs root (run as root or with passwordless sudo)" >&2
-    return 1
-  fi
-}
+. ../../scripts/lib/root.sh
+AS_ROOT_LOUD=1
 
 echo "metrics test: fetching promtool from Debian's prometheus package (apt-get download)" >&2
 download="$(mktemp -d)"
