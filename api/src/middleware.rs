@@ -26,17 +26,12 @@ pub struct RequestId(pub String);
 /// safe in logs), otherwise makes one; echoes it on the response and wraps
 /// the request in a tracing span carrying it.
 pub async fn request_id(mut request: Request, next: Next) -> Response {
-    let id = request
-        .headers()
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            !v.is_empty()
-                && v.len() <= 64
-                && v.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        })
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    let id = shared::telemetry::request_id_or_new(
+        request
+            .headers()
+            .get(&REQUEST_ID)
+            .and_then(|v| v.to_str().ok()),
+    );
     request.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!(
         "request",

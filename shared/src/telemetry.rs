@@ -25,3 +25,17 @@ pub fn init(format: LogFormat, default_filter: &str) {
             .try_init(),
     };
 }
+
+/// The request id for an answer: the caller's `X-Request-Id` when it is
+/// short and plain (so it is safe in logs), otherwise a new one. The API
+/// and the worker's HTTP server both follow this one rule.
+pub fn request_id_or_new(header: Option<&str>) -> String {
+    header
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+}
