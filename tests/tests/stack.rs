@@ -411,3 +411,37 @@ async fn a_fresh_machine_runs_scripts_up_with_nothing_installed_by_hand() {
     drop(container);
     let _ = std::fs::remove_file(config);
 }
+
+/// Every running Docker engine's open files that are a `scripts/docker/setup`
+/// lock. The engine is started by that script when none runs; it once
+/// inherited the script's lock and held it for as long as it ran, so every
+/// later setup — each stack test's — waited until CI ran out of time.
+#[test]
+fn the_docker_engine_holds_no_lock_of_the_setup() {
+    let _docker = Docker::setup_base();
+    let mut engines = 0;
+    let mut held = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if comm.trim() != "dockerd" {
+            continue;
+        }
+        engines += 1;
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if let Ok(target) = std::fs::read_link(fd.path())
+                && target.ends_with("var/docker/setup.lock")
+            {
+                held.push(format!("dockerd {pid}: {}", target.display()));
+            }
+        }
+    }
+    assert!(engines > 0, "no dockerd runs after scripts/docker/setup");
+    assert!(held.is_empty(), "the engine holds the setup lock: {held:?}");
+}
