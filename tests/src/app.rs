@@ -10,7 +10,8 @@ use tokio::sync::oneshot;
 
 use crate::{SmtpReceiver, TestDb, proxy::TcpProxy, redis_server::RedisServer};
 
-const REDIS_ADDR: &str = "127.0.0.1:6379";
+/// The shared Redis every test uses under its own key prefix.
+pub const REDIS_ADDR: &str = "127.0.0.1:6379";
 
 fn init_tracing() {
     static ONCE: Once = Once::new();

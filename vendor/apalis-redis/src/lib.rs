@@ -177,9 +177,12 @@ where
             let mut conn = self.persist.conn.clone();
             self.cleanup = Some(
                 async move {
+                    // The workers set holds worker names (register_worker.lua);
+                    // removing the in-flight key's name removed nothing, so a
+                    // stopped worker stayed "registered" until its heartbeat aged.
                     redis::cmd("ZREM")
                         .arg(config.workers_set())
-                        .arg(config.inflight_set_for(&worker))
+                        .arg(worker.name())
                         .query_async::<u32>(&mut conn)
                         .await?;
                     Ok(())
