@@ -54,17 +54,8 @@ impl QueueKeys {
     pub fn meta_prefix(&self) -> String {
         self.key("meta")
     }
-    pub fn meta_of(&self, task_id: &str) -> String {
-        format!("{}:meta:{task_id}", self.name)
-    }
     pub fn signal(&self) -> String {
         self.key("signal")
-    }
-    pub fn done(&self) -> String {
-        self.key("done")
-    }
-    pub fn dead(&self) -> String {
-        self.key("dead")
     }
     pub fn workers(&self) -> String {
         self.key("workers")
@@ -96,7 +87,6 @@ mod tests {
         let keys = QueueKeys::new("t1", Queue::Email);
         assert_eq!(keys.apalis_queue(), "t1:email");
         assert_eq!(keys.active(), "t1:email:active");
-        assert_eq!(keys.meta_of("abc"), "t1:email:meta:abc");
         assert_eq!(keys.inflight_of("w1"), "t1:email:inflight:w1");
         assert_eq!(wake_channel("t1"), "t1:wake");
         assert_eq!(rates_cache("t1"), "t1:rates");

@@ -20,11 +20,12 @@ pub mod rates;
 mod readiness;
 pub mod wake;
 
+pub use apalis_redis::dead::DeadCursor;
 pub use connect::{client, connect};
 pub use eviction::check_eviction_policy;
 pub use keys::QueueKeys;
 pub use processes::{SeenProcess, WorkerProcess};
-pub use queues::{CHUNK, DeadJob, JobQueues, PushError, QueueCounts, ReadyJob};
+pub use queues::{CHUNK, DeadBounds, DeadJob, JobQueues, PushError, QueueCounts, ReadyJob};
 pub use readiness::{ping, wait_until_reachable};
 // The client library, so callers name its types (`queue::redis::RedisError`)
 // at the version this crate was built against.

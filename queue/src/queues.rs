@@ -7,7 +7,10 @@
 //!   through the scheduled set, whose promotion breaks past ~8,000 due tasks);
 //! - retries wait in our own millisecond-scored delayed set and are promoted
 //!   in bounded chunks;
-//! - finished tasks are swept in bounded chunks (apalis keeps them forever);
+//!
+//! Finished and dead tasks are apalis-redis's own (our patched copy,
+//! vendor/apalis-redis): done tasks are vacuumed in bounded chunks, and the
+//! dead set is bounded by count and age and read a page at a time.
 //! - every push publishes on one wake channel so idle workers fetch at once.
 
 use std::{
@@ -15,6 +18,8 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use apalis_redis::dead::DeadCursor;
+use chrono::{DateTime, Utc};
 use redis::{AsyncCommands, Script, ScriptInvocation, aio::ConnectionManager};
 use shared::jobs::{JobEnvelope, Queue};
 
@@ -23,11 +28,6 @@ use crate::keys::{self, QueueKeys};
 static PUSH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/push.lua")));
 static SCHEDULE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/schedule.lua")));
 static PROMOTE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/promote.lua")));
-static SWEEP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/sweep.lua")));
-static REQUEUE_DEAD: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/requeue_dead.lua")));
-static DISCARD_DEAD: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/discard_dead.lua")));
 static CLAIM_TICK: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/claim_tick.lua")));
 
@@ -49,6 +49,9 @@ pub struct QueueCounts {
     pub delayed: u64,
     pub running: u64,
     pub dead: u64,
+    /// Dead jobs dropped by the bounds (`DEAD_MAX_PER_QUEUE`,
+    /// `DEAD_TTL_DAYS`), ever.
+    pub dead_dropped: u64,
     pub succeeded: u64,
     pub retried: u64,
     pub failed_for_good: u64,
@@ -59,16 +62,61 @@ pub struct QueueCounts {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DeadJob {
     pub task_id: String,
+    /// When it died, on the Redis server's clock.
+    pub died_at: DateTime<Utc>,
     pub attempts: Option<String>,
     pub last_error: Option<String>,
     pub payload: Option<serde_json::Value>,
 }
+
+impl DeadJob {
+    fn from_task(task: apalis_redis::dead::DeadTask) -> Self {
+        Self {
+            died_at: i64::try_from(task.died_at_ms)
+                .ok()
+                .and_then(DateTime::from_timestamp_millis)
+                .unwrap_or_default(),
+            attempts: task.attempts,
+            last_error: task.result.map(|r| dead_reason(&r)),
+            payload: task.data.and_then(|p| serde_json::from_slice(&p).ok()),
+            task_id: task.task_id,
+        }
+    }
+
+    /// Where the next page starts after this job.
+    pub fn cursor(&self) -> DeadCursor {
+        DeadCursor {
+            died_at_ms: u64::try_from(self.died_at.timestamp_millis()).unwrap_or(0),
+            task_id: self.task_id.clone(),
+        }
+    }
+}
+
+/// Bounds of every queue's dead set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeadBounds {
+    pub max_per_queue: usize,
+    pub ttl: Duration,
+}
+
+/// What [`JobQueues::counts`] reads in one round trip: pending, delayed,
+/// scheduled, dead, dead dropped, workers, outcome counters.
+type CountsReply = (
+    u64,
+    u64,
+    u64,
+    u64,
+    Option<u64>,
+    Vec<String>,
+    std::collections::HashMap<String, u64>,
+);
 
 /// Handle on the queues under one key prefix. Cheap to clone.
 #[derive(Clone)]
 pub struct JobQueues {
     pub(crate) conn: ConnectionManager,
     pub(crate) prefix: String,
+    dead_bounds: Option<DeadBounds>,
 }
 
 pub(crate) fn now_millis() -> u64 {
@@ -82,6 +130,27 @@ impl JobQueues {
         Self {
             conn,
             prefix: prefix.into(),
+            dead_bounds: None,
+        }
+    }
+
+    /// Bounds the dead sets: enforced as jobs die (by apalis-redis) and by
+    /// [`JobQueues::trim_dead`]. Without bounds, dead jobs are kept.
+    #[must_use]
+    pub fn with_dead_bounds(mut self, bounds: DeadBounds) -> Self {
+        self.dead_bounds = Some(bounds);
+        self
+    }
+
+    /// apalis-redis's configuration of `queue`: its name under our prefix
+    /// and the dead-set bounds. Workers add their own settings to it.
+    pub fn apalis_config(&self, queue: Queue) -> apalis_redis::Config {
+        let config = apalis_redis::Config::default().queue(self.keys(queue).apalis_queue());
+        match self.dead_bounds {
+            Some(bounds) => config
+                .max_dead_tasks(Some(bounds.max_per_queue))
+                .dead_task_ttl(Some(bounds.ttl)),
+            None => config,
         }
     }
 
@@ -219,16 +288,23 @@ impl JobQueues {
             .await
     }
 
-    /// Deletes up to [`CHUNK`] finished jobs' data.
+    /// Forgets up to [`CHUNK`] finished jobs (their data and metadata),
+    /// oldest first.
     pub async fn sweep_done(&self, queue: Queue) -> Result<usize, redis::RedisError> {
-        let keys = self.keys(queue);
-        SWEEP
-            .key(keys.done())
-            .key(keys.data())
-            .key(keys.meta_prefix())
-            .arg(CHUNK)
-            .invoke_async(&mut self.conn.clone())
-            .await
+        apalis_redis::vacuum_done(&mut self.conn.clone(), &self.apalis_config(queue), CHUNK).await
+    }
+
+    /// Drops up to [`CHUNK`] dead jobs past the bounds (they also go as
+    /// others die; this catches those that age out while none do).
+    pub async fn trim_dead(&self, queue: Queue) -> Result<usize, redis::RedisError> {
+        apalis_redis::dead::trim(&mut self.conn.clone(), &self.apalis_config(queue), CHUNK).await
+    }
+
+    /// Converts done and dead sets written by apalis-redis 1.0.0 (plain
+    /// sets) to the sorted sets our copy keeps. Run by a worker before its
+    /// queue workers start; does nothing once done.
+    pub async fn upgrade_layout(&self, queue: Queue) -> Result<usize, redis::RedisError> {
+        apalis_redis::upgrade_sets(&mut self.conn.clone(), &self.apalis_config(queue), CHUNK).await
     }
 
     /// Adds to the cluster-wide outcome counters of `queue`.
@@ -257,22 +333,18 @@ impl JobQueues {
     pub async fn counts(&self, queue: Queue) -> Result<QueueCounts, redis::RedisError> {
         let keys = self.keys(queue);
         let mut conn = self.conn.clone();
-        let (pending, delayed, scheduled, dead, workers, stats): (
-            u64,
-            u64,
-            u64,
-            u64,
-            Vec<String>,
-            std::collections::HashMap<String, u64>,
-        ) = redis::pipe()
-            .llen(keys.active())
-            .zcard(keys.delayed())
-            .zcard(keys.apalis_scheduled())
-            .scard(keys.dead())
-            .zrange(keys.workers(), 0, -1)
-            .hgetall(keys.stats())
-            .query_async(&mut conn)
-            .await?;
+        let apalis = self.apalis_config(queue);
+        let (pending, delayed, scheduled, dead, dead_dropped, workers, stats): CountsReply =
+            redis::pipe()
+                .llen(keys.active())
+                .zcard(keys.delayed())
+                .zcard(keys.apalis_scheduled())
+                .zcard(apalis.dead_jobs_set())
+                .get(apalis.dead_dropped_counter())
+                .zrange(keys.workers(), 0, -1)
+                .hgetall(keys.stats())
+                .query_async(&mut conn)
+                .await?;
         let mut running = 0;
         for worker in &workers {
             let n: u64 = conn.scard(keys.inflight_of(worker)).await?;
@@ -285,6 +357,7 @@ impl JobQueues {
             delayed: delayed + scheduled,
             running,
             dead,
+            dead_dropped: dead_dropped.unwrap_or(0),
             succeeded: stat("succeeded"),
             retried: stat("retried"),
             failed_for_good: stat("failed_for_good"),
@@ -292,62 +365,36 @@ impl JobQueues {
         })
     }
 
-    /// Up to `limit` dead jobs of `queue`.
-    pub async fn dead(
+    /// Up to `limit` dead jobs of `queue`, newest first, after `cursor`.
+    pub async fn dead_page(
         &self,
         queue: Queue,
+        cursor: Option<&DeadCursor>,
         limit: usize,
     ) -> Result<Vec<DeadJob>, redis::RedisError> {
-        let ids: Vec<String> = redis::cmd("SRANDMEMBER")
-            .arg(self.keys(queue).dead())
-            .arg(limit)
-            .query_async(&mut self.conn.clone())
-            .await?;
-        self.dead_details(queue, ids).await
+        let tasks = apalis_redis::dead::page(
+            &mut self.conn.clone(),
+            &self.apalis_config(queue),
+            cursor,
+            limit,
+        )
+        .await?;
+        Ok(tasks.into_iter().map(DeadJob::from_task).collect())
     }
 
-    /// The stored attempts, last error and payload of the given dead jobs.
-    pub async fn dead_details(
-        &self,
-        queue: Queue,
-        ids: Vec<String>,
-    ) -> Result<Vec<DeadJob>, redis::RedisError> {
-        let keys = self.keys(queue);
-        let mut conn = self.conn.clone();
-        let mut jobs = Vec::with_capacity(ids.len());
-        for id in ids {
-            let meta_key = keys.meta_of(&id);
-            let (attempts, result, payload): (Option<String>, Option<String>, Option<Vec<u8>>) =
-                redis::pipe()
-                    .hget(&meta_key, "attempts")
-                    .hget(&meta_key, "result")
-                    .hget(keys.data(), &id)
-                    .query_async(&mut conn)
-                    .await?;
-            jobs.push(DeadJob {
-                task_id: id,
-                attempts,
-                last_error: result.map(|r| dead_reason(&r)),
-                payload: payload.and_then(|p| serde_json::from_slice(&p).ok()),
-            });
-        }
-        Ok(jobs)
-    }
-
-    /// Puts dead jobs back on the queue with their attempts reset.
+    /// Puts dead jobs back on the queue with their attempts reset, and
+    /// wakes the queue's workers.
     pub async fn requeue_dead(
         &self,
         queue: Queue,
         ids: &[String],
     ) -> Result<usize, redis::RedisError> {
-        if ids.is_empty() {
-            return Ok(0);
+        let mut conn = self.conn.clone();
+        let moved = apalis_redis::dead::retry(&mut conn, &self.apalis_config(queue), ids).await?;
+        if moved > 0 {
+            let _: () = conn.publish(self.wake_channel(), queue.as_str()).await?;
         }
-        let mut invocation = self.onto_active(&REQUEUE_DEAD, queue, self.keys(queue).dead());
-        for id in ids {
-            invocation.arg(id);
-        }
-        invocation.invoke_async(&mut self.conn.clone()).await
+        Ok(moved)
     }
 
     /// Deletes dead jobs.
@@ -356,32 +403,25 @@ impl JobQueues {
         queue: Queue,
         ids: &[String],
     ) -> Result<usize, redis::RedisError> {
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        let keys = self.keys(queue);
-        let mut invocation = DISCARD_DEAD.prepare_invoke();
-        invocation
-            .key(keys.dead())
-            .key(keys.data())
-            .key(keys.meta_prefix());
-        for id in ids {
-            invocation.arg(id);
-        }
-        invocation.invoke_async(&mut self.conn.clone()).await
+        apalis_redis::dead::discard(&mut self.conn.clone(), &self.apalis_config(queue), ids).await
     }
 
     /// Whether `id` is in `queue`'s dead set.
     pub async fn is_dead(&self, queue: Queue, id: &str) -> Result<bool, redis::RedisError> {
-        self.conn
-            .clone()
-            .sismember(self.keys(queue).dead(), id)
-            .await
+        let died =
+            apalis_redis::dead::died_at(&mut self.conn.clone(), &self.apalis_config(queue), id)
+                .await?;
+        Ok(died.is_some())
     }
 
-    /// Every dead job id of `queue` (for "retry all" / "discard all").
-    pub async fn dead_ids(&self, queue: Queue) -> Result<Vec<String>, redis::RedisError> {
-        self.conn.clone().smembers(self.keys(queue).dead()).await
+    /// Up to `limit` dead job ids of `queue`, oldest first.
+    pub async fn oldest_dead_ids(
+        &self,
+        queue: Queue,
+        limit: usize,
+    ) -> Result<Vec<String>, redis::RedisError> {
+        apalis_redis::dead::oldest_ids(&mut self.conn.clone(), &self.apalis_config(queue), limit)
+            .await
     }
 }
 

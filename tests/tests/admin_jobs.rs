@@ -148,6 +148,21 @@ async fn operators_see_queues_and_workers_and_retry_or_discard_dead_jobs() {
         "{}",
         all.body
     );
+    // Newest first, each with its time of death.
+    let died = |item: &Value| -> chrono::DateTime<chrono::Utc> {
+        item["died_at"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no died_at in {item}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(
+        died(&dead[0]) >= died(&dead[1]),
+        "not newest first: {dead:?}"
+    );
+    for item in &dead {
+        assert!(chrono::Utc::now() - died(item) < chrono::Duration::minutes(5));
+    }
     // A retry is a new task (`{job}.{attempt}`); the payload names the job.
     dead.sort_by_key(|d| d["payload"]["id"].as_str().unwrap().to_owned());
     let mut expected = [first.to_string(), second.to_string()];
@@ -286,4 +301,39 @@ async fn operators_see_queues_and_workers_and_retry_or_discard_dead_jobs() {
     app.stop_workers().await;
     let view = overview(&app, &root).await;
     assert_eq!(view["workers"], json!([]), "{view}");
+}
+
+/// DEAD_MAX_PER_QUEUE bounds each dead set: the oldest go first, the API
+/// lists what is left, and the workers' metrics count what was dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_sets_are_bounded_and_what_they_drop_is_counted() {
+    let app = TestAppBuilder::new()
+        .env("DEAD_MAX_PER_QUEUE", 2)
+        .env("JOB_MAX_ATTEMPTS", 1)
+        .start()
+        .await;
+    let root = admin(&app).await;
+    let mut pushed = Vec::new();
+    for n in 0..5 {
+        pushed.push(push(&app, doomed(&format!("bounded-{n}")), None).await);
+    }
+    let metrics_url = app.workers[0].health_url.replace("/healthz", "/metrics");
+    eventually("three dead jobs dropped", WAIT, || async {
+        let text = reqwest::get(&metrics_url).await.ok()?.text().await.ok()?;
+        text.contains("bourse_dead_jobs_dropped{queue=\"probe\"} 3")
+            .then_some(())
+    })
+    .await;
+    let view = overview(&app, &root).await;
+    assert_eq!(queue(&view, "probe")["dead"], 2, "{view}");
+    let listed = app
+        .get_as("/api/v1/admin/jobs/dead?queue=probe", &root.access)
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let items = listed.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{}", listed.body);
+    for item in items {
+        let job: Uuid = item["payload"]["id"].as_str().unwrap().parse().unwrap();
+        assert!(pushed.contains(&job), "{item}");
+    }
 }

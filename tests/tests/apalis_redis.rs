@@ -12,8 +12,12 @@
 use std::time::Duration;
 
 use apalis::prelude::*;
+use apalis_core::{
+    backend::Metrics,
+    error::{AbortError, BoxDynError},
+};
 use apalis_redis::{Config, ConnectionManager, RedisStorage};
-use harness::{app::REDIS_ADDR, random_suffix};
+use harness::{app::REDIS_ADDR, eventually, random_suffix};
 use redis::AsyncCommands;
 
 async fn connection() -> ConnectionManager {
@@ -55,4 +59,338 @@ async fn a_stopped_worker_leaves_the_workers_set() {
         "{name} is still in {workers_set} after stopping: {members:?}"
     );
     let _: () = conn.del(&workers_set).await.unwrap();
+}
+
+/// Runs a worker on `storage` in the background, handling each task with
+/// [`even_succeed`], until the returned sender is fired or dropped.
+fn run_worker(storage: RedisStorage<u32>) -> tokio::sync::oneshot::Sender<()> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = WorkerBuilder::new(format!("patch-worker-{}", random_suffix()).as_str())
+        .backend(storage)
+        .build(even_succeed);
+    tokio::spawn(async move {
+        let _ = worker
+            .run_until(async move {
+                let _ = stopped.await;
+                Ok::<(), std::io::Error>(())
+            })
+            .await;
+    });
+    stop
+}
+
+/// Even jobs succeed; odd ones fail for good (`AbortError`): dead at once.
+async fn even_succeed(job: u32) -> Result<(), BoxDynError> {
+    if job.is_multiple_of(2) {
+        Ok(())
+    } else {
+        Err(Box::new(AbortError::new(format!("job {job} refused"))))
+    }
+}
+
+async fn zcard(conn: &mut ConnectionManager, key: &str) -> u64 {
+    conn.zcard(key).await.unwrap()
+}
+
+async fn server_ms(conn: &mut ConnectionManager) -> u64 {
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await.unwrap();
+    secs * 1000 + micros / 1000
+}
+
+/// PATCHES.md 2: done and dead tasks go into sorted sets scored by the
+/// Redis server's time in milliseconds — what the stats scripts read.
+/// Upstream `SADD`ed them, so `Metrics::fetch_by_queue` failed (WRONGTYPE,
+/// and a missing time argument).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn done_and_dead_tasks_are_time_scored_and_the_queue_stats_count_them() {
+    let mut conn = connection().await;
+    let config = config();
+    let mut storage: RedisStorage<u32> =
+        RedisStorage::new(conn.clone()).with_config(config.clone());
+    let before = server_ms(&mut conn).await;
+    for job in 0..5 {
+        storage.push(job).await.unwrap();
+    }
+    let stop = run_worker(storage.clone());
+    eventually("3 done and 2 dead", Duration::from_secs(60), || {
+        let mut conn = conn.clone();
+        let config = config.clone();
+        async move {
+            let done = zcard(&mut conn, &config.done_jobs_set()).await;
+            let dead = zcard(&mut conn, &config.dead_jobs_set()).await;
+            (done == 3 && dead == 2).then_some(())
+        }
+    })
+    .await;
+    let _ = stop.send(());
+    let after = server_ms(&mut conn).await;
+
+    let dead = apalis_redis::dead::page(&mut conn, &config, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    for task in &dead {
+        assert!(
+            (before..=after).contains(&task.died_at_ms),
+            "died at {} ms, outside {before}..={after}",
+            task.died_at_ms
+        );
+        assert!(
+            task.result
+                .as_deref()
+                .unwrap_or_default()
+                .contains("refused"),
+            "{task:?}"
+        );
+        assert!(task.data.is_some(), "{task:?}");
+    }
+
+    let stats = storage.fetch_by_queue().await.unwrap();
+    let stat = |title: &str| {
+        stats
+            .iter()
+            .find(|s| s.title == title)
+            .map(|s| s.value.clone())
+            .unwrap_or_else(|| panic!("no {title} in {stats:?}"))
+    };
+    assert_eq!(stat("DONE_JOBS"), "3");
+    assert_eq!(stat("FAILED_JOBS"), "2");
+    assert_eq!(stat("JOBS_PAST_HOUR"), "5");
+}
+
+/// PATCHES.md 3: the dead set is bounded by count (the oldest go first,
+/// with their data, and are counted) and by age.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dead_set_keeps_its_bounds_and_counts_what_it_drops() {
+    let mut conn = connection().await;
+    let config = config()
+        .max_dead_tasks(Some(3))
+        .dead_task_ttl(Some(Duration::from_secs(2)));
+    let mut storage: RedisStorage<u32> =
+        RedisStorage::new(conn.clone()).with_config(config.clone());
+    // All odd: all die.
+    for job in [1, 3, 5, 7, 9] {
+        storage.push(job).await.unwrap();
+    }
+    let stop = run_worker(storage.clone());
+    eventually("five deaths, three kept", Duration::from_secs(60), || {
+        let mut conn = conn.clone();
+        let config = config.clone();
+        async move {
+            let dropped = apalis_redis::dead::dropped(&mut conn, &config)
+                .await
+                .unwrap();
+            let kept = apalis_redis::dead::count(&mut conn, &config).await.unwrap();
+            (dropped == 2 && kept == 3).then_some(())
+        }
+    })
+    .await;
+    let _ = stop.send(());
+    // The dropped ones' data went with them.
+    let stored: u64 = conn.hlen(config.job_data_hash()).await.unwrap();
+    assert_eq!(stored, 3, "task data left behind by dropped dead tasks");
+
+    // Past the age bound, trim drops the rest (nobody else dies meanwhile).
+    let trimmed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    eventually("the rest aged out", Duration::from_secs(30), || {
+        let mut conn = conn.clone();
+        let config = config.clone();
+        let trimmed = trimmed.clone();
+        async move {
+            let now = apalis_redis::dead::trim(&mut conn, &config, 1000)
+                .await
+                .unwrap();
+            let total = trimmed.fetch_add(now, std::sync::atomic::Ordering::Relaxed) + now;
+            (total == 3).then_some(())
+        }
+    })
+    .await;
+    assert_eq!(
+        apalis_redis::dead::count(&mut conn, &config).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        apalis_redis::dead::dropped(&mut conn, &config)
+            .await
+            .unwrap(),
+        5
+    );
+}
+
+/// PATCHES.md 3: pages run newest first without repeats or gaps, also
+/// through tasks that died in the same millisecond (one acknowledgement
+/// batch), and retry/discard act on the given ids only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_pages_run_newest_first_through_ties_and_retry_and_discard_act_on_ids() {
+    let mut conn = connection().await;
+    let config = config().batch_size(4);
+    let mut storage: RedisStorage<u32> =
+        RedisStorage::new(conn.clone()).with_config(config.clone());
+    let jobs: Vec<u32> = (0..9).map(|n| n * 2 + 1).collect();
+    for &job in &jobs {
+        storage.push(job).await.unwrap();
+    }
+    let stop = run_worker(storage.clone());
+    eventually("all dead", Duration::from_secs(60), || {
+        let mut conn = conn.clone();
+        let config = config.clone();
+        async move {
+            (apalis_redis::dead::count(&mut conn, &config).await.unwrap() == 9).then_some(())
+        }
+    })
+    .await;
+    let _ = stop.send(());
+
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = apalis_redis::dead::page(&mut conn, &config, cursor.as_ref(), 2)
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        cursor = page.last().map(apalis_redis::dead::DeadCursor::after);
+        seen.extend(page);
+        assert!(seen.len() <= 9, "pages repeat: {seen:?}");
+    }
+    let ids: std::collections::BTreeSet<&str> = seen.iter().map(|t| t.task_id.as_str()).collect();
+    assert_eq!(ids.len(), 9, "pages missed or repeated tasks: {seen:?}");
+    for pair in seen.windows(2) {
+        let order = (pair[0].died_at_ms, &pair[0].task_id);
+        let next = (pair[1].died_at_ms, &pair[1].task_id);
+        assert!(order > next, "not newest first: {order:?} then {next:?}");
+    }
+
+    let retried = vec![seen[0].task_id.clone(), "no-such-task".to_owned()];
+    assert_eq!(
+        apalis_redis::dead::retry(&mut conn, &config, &retried)
+            .await
+            .unwrap(),
+        1
+    );
+    let queued: Vec<String> = conn.lrange(config.active_jobs_list(), 0, -1).await.unwrap();
+    assert_eq!(queued, vec![seen[0].task_id.clone()]);
+    let discarded = vec![seen[1].task_id.clone()];
+    assert_eq!(
+        apalis_redis::dead::discard(&mut conn, &config, &discarded)
+            .await
+            .unwrap(),
+        1
+    );
+    let data: Option<Vec<u8>> = conn
+        .hget(config.job_data_hash(), &seen[1].task_id)
+        .await
+        .unwrap();
+    assert!(data.is_none(), "a discarded task's data stayed");
+    assert_eq!(
+        apalis_redis::dead::count(&mut conn, &config).await.unwrap(),
+        7
+    );
+    assert!(
+        apalis_redis::dead::died_at(&mut conn, &config, &seen[2].task_id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+/// PATCHES.md 4: done tasks are vacuumed oldest first in bounded chunks
+/// (upstream's `vacuum` reads the whole data hash in one script call).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn done_tasks_are_vacuumed_in_bounded_chunks() {
+    let mut conn = connection().await;
+    let config = config();
+    let mut storage: RedisStorage<u32> =
+        RedisStorage::new(conn.clone()).with_config(config.clone());
+    for job in 0..5 {
+        storage.push(job * 2).await.unwrap();
+    }
+    let stop = run_worker(storage.clone());
+    eventually("all done", Duration::from_secs(60), || {
+        let mut conn = conn.clone();
+        let config = config.clone();
+        async move { (zcard(&mut conn, &config.done_jobs_set()).await == 5).then_some(()) }
+    })
+    .await;
+    let _ = stop.send(());
+    assert_eq!(
+        apalis_redis::vacuum_done(&mut conn, &config, 2)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        apalis_redis::vacuum_done(&mut conn, &config, 2)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        apalis_redis::vacuum_done(&mut conn, &config, 2)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        apalis_redis::vacuum_done(&mut conn, &config, 2)
+            .await
+            .unwrap(),
+        0
+    );
+    let stored: u64 = conn.hlen(config.job_data_hash()).await.unwrap();
+    assert_eq!(stored, 0, "vacuumed tasks left their data");
+}
+
+/// PATCHES.md 2: sets written by 1.0.0 (plain sets) are converted in place,
+/// each member scored by its `done_at`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sets_written_by_upstream_are_converted_to_sorted_sets() {
+    let mut conn = connection().await;
+    let config = config();
+    // What 1.0.0's handle_results.lua left: plain sets, and meta with done_at.
+    let _: () = conn
+        .sadd(config.dead_jobs_set(), &["a", "b"])
+        .await
+        .unwrap();
+    let _: () = conn.sadd(config.done_jobs_set(), "c").await.unwrap();
+    for (id, done_at) in [
+        ("a", 1_700_000_000u64),
+        ("b", 1_700_000_005),
+        ("c", 1_700_000_009),
+    ] {
+        let _: () = conn
+            .hset(
+                format!("{}:{id}", config.job_meta_hash()),
+                "done_at",
+                done_at,
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        apalis_redis::upgrade_sets(&mut conn, &config, 1)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        apalis_redis::upgrade_sets(&mut conn, &config, 1)
+            .await
+            .unwrap(),
+        0
+    );
+    let dead = apalis_redis::dead::page(&mut conn, &config, None, 10)
+        .await
+        .unwrap();
+    let order: Vec<(&str, u64)> = dead
+        .iter()
+        .map(|t| (t.task_id.as_str(), t.died_at_ms))
+        .collect();
+    assert_eq!(
+        order,
+        vec![("b", 1_700_000_005_000), ("a", 1_700_000_000_000)]
+    );
+    let done: Option<f64> = conn.zscore(config.done_jobs_set(), "c").await.unwrap();
+    assert_eq!(done, Some(1_700_000_009_000.0));
 }

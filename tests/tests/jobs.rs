@@ -192,7 +192,7 @@ async fn a_failing_job_is_retried_with_backoff_then_dead_and_can_be_retried_by_a
 
     let queues = app.queues();
     let dead = eventually("the doomed job in the dead set", WAIT, || async {
-        let dead = queues.dead(Queue::Probe, 10).await.unwrap();
+        let dead = queues.dead_page(Queue::Probe, None, 10).await.unwrap();
         (!dead.is_empty()).then_some(dead)
     })
     .await;
@@ -250,7 +250,7 @@ async fn a_payload_the_worker_cannot_read_goes_dead_at_once() {
     .unwrap();
     let queues = app.queues();
     let dead = eventually("both jobs dead", WAIT, || async {
-        let dead = queues.dead(Queue::Probe, 10).await.unwrap();
+        let dead = queues.dead_page(Queue::Probe, None, 10).await.unwrap();
         (dead.len() == 2).then_some(dead)
     })
     .await;

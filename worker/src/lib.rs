@@ -162,7 +162,7 @@ pub async fn run_on(
         .map_err(|e| anyhow::anyhow!("exchange: {e}"))?;
     let (client, conn) =
         queue::connect(&config.redis, REDIS_RETRIES).map_err(anyhow::Error::msg)?;
-    let queues = JobQueues::new(conn.clone(), config.redis.prefix.clone());
+    let queues = job_queues(conn.clone(), &config);
     let metrics = Arc::new(Metrics::new());
     let health = Health::default();
     let wakers = Wakers::default();
@@ -207,6 +207,15 @@ pub async fn run_on(
         ready = dependencies => {
             ready?;
             queue::check_eviction_policy(&conn).await;
+            // Done and dead sets written by apalis-redis 1.0.0 are plain
+            // sets; our copy keeps sorted sets. Converted once, before any
+            // worker acknowledges a job into them.
+            for &queue in &options.queues {
+                let converted = queues.upgrade_layout(queue).await?;
+                if converted > 0 {
+                    tracing::info!(queue = %queue, converted, "converted the done and dead sets to sorted sets");
+                }
+            }
             health.ready();
         }
         () = &mut shutdown => {
@@ -358,4 +367,13 @@ pub async fn run_on(
     .await;
     tracing::info!("worker stopped");
     Ok(())
+}
+
+/// The queues as a worker process uses them: with the dead-set bounds
+/// (`DEAD_MAX_PER_QUEUE`, `DEAD_TTL_DAYS`) applied as jobs die.
+pub fn job_queues(conn: queue::redis::aio::ConnectionManager, config: &Config) -> JobQueues {
+    JobQueues::new(conn, config.redis.prefix.clone()).with_dead_bounds(queue::DeadBounds {
+        max_per_queue: config.jobs.dead_max_per_queue,
+        ttl: config.jobs.dead_ttl,
+    })
 }

@@ -122,7 +122,7 @@ fn parse_queue(raw: &str) -> anyhow::Result<Queue> {
 fn job_queues(config: &Config) -> anyhow::Result<queue::JobQueues> {
     let (_, conn) =
         queue::connect(&config.redis, worker::REDIS_RETRIES).map_err(anyhow::Error::msg)?;
-    Ok(queue::JobQueues::new(conn, config.redis.prefix.clone()))
+    Ok(worker::job_queues(conn, config))
 }
 
 async fn run(args: RunArgs, config: Config) -> anyhow::Result<()> {

@@ -1,6 +1,6 @@
 //! Periodic queue upkeep run by every worker process for its queues:
-//! promote due retries, sweep finished jobs, publish outcome counters and
-//! sample queue depths. Every step is safe to run from many processes at
+//! promote due retries, sweep finished jobs, keep dead sets within their
+//! bounds, publish outcome counters and sample queue depths. Every step is safe to run from many processes at
 //! once (each is one atomic script or command).
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use crate::{
     execute::Outcomes,
-    metrics::{DepthLabels, Metrics},
+    metrics::{DepthLabels, Metrics, QueueLabels},
 };
 
 pub struct Maintenance {
@@ -58,6 +58,8 @@ impl Maintenance {
         self.flush_outcomes().await?;
         if sample {
             for &queue in &self.served {
+                // Dead jobs also age out while none die.
+                while self.queues.trim_dead(queue).await? == CHUNK {}
                 let counts = self.queues.counts(queue).await?;
                 let name = queue.as_str();
                 for (state, value) in [
@@ -71,6 +73,10 @@ impl Maintenance {
                         .get_or_create(&DepthLabels { queue: name, state })
                         .set(i64::try_from(value).unwrap_or(i64::MAX));
                 }
+                self.metrics
+                    .dead_dropped
+                    .get_or_create(&QueueLabels { queue: name })
+                    .set(i64::try_from(counts.dead_dropped).unwrap_or(i64::MAX));
             }
         }
         Ok(())

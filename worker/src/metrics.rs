@@ -58,6 +58,7 @@ pub struct Metrics {
     pub outbox_errors: Counter,
     pub worker_restarts: Family<QueueLabels, Counter>,
     pub queue_depth: Family<DepthLabels, Gauge>,
+    pub dead_dropped: Family<QueueLabels, Gauge>,
     pub schedule_ticks: Family<ScheduleLabels, Counter>,
     pub rate_refreshes: Family<ProviderLabels, Counter>,
     pub outbox_backlog: Family<BacklogLabels, Gauge>,
@@ -122,6 +123,14 @@ impl Metrics {
             "Jobs in each queue by state (cluster-wide, sampled)",
             queue_depth.clone(),
         );
+        // A gauge, not a counter: it is the cluster's running total read
+        // from Redis, the same in every process, not this process's count.
+        let dead_dropped = Family::<QueueLabels, Gauge>::default();
+        registry.register(
+            "dead_jobs_dropped",
+            "Dead jobs dropped, oldest first, past DEAD_MAX_PER_QUEUE or DEAD_TTL_DAYS (cluster-wide running total, sampled)",
+            dead_dropped.clone(),
+        );
         let schedule_ticks = Family::<ScheduleLabels, Counter>::default();
         registry.register(
             "schedule_ticks",
@@ -150,6 +159,7 @@ impl Metrics {
             outbox_errors,
             worker_restarts,
             queue_depth,
+            dead_dropped,
             schedule_ticks,
             rate_refreshes,
             outbox_backlog,

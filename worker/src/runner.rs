@@ -89,13 +89,13 @@ impl QueueRunner {
     }
 
     async fn run_once(&self, name: &str, shutdown: watch::Receiver<bool>) -> Result<(), String> {
-        let keys = self.queues.keys(self.queue);
         let heartbeat = self.config.heartbeat;
         let missed =
             usize::try_from((self.config.lease.as_secs() / heartbeat.as_secs().max(1)).max(2))
                 .unwrap_or(2);
-        let redis_config = apalis_redis::Config::default()
-            .queue(keys.apalis_queue())
+        let redis_config = self
+            .queues
+            .apalis_config(self.queue)
             .batch_size(self.config.batch_size)
             .heartbeat_interval(heartbeat)
             .missed_heartbeats(missed)

@@ -7,16 +7,12 @@
 //! tomorrow) is already the system's promise, so it is counted as pending
 //! or scheduled like one waiting in Redis.
 //!
-//! Why not apalis-redis's own `Metrics` / `ListWorkers` (what apalis-board
-//! builds on): in 1.0 its overview scripts count the done and dead jobs
-//! with `ZCARD`/`ZCOUNT`, but its `handle_results.lua` writes them with
-//! `SADD` (sets), so they fail with WRONGTYPE; they count in-flight jobs
-//! under `{queue}:inflight` while `fetch_next.lua` keeps one set per worker
-//! (`{queue}:inflight:{worker}`); and a worker's metadata has no
-//! concurrency. We read apalis's keys ourselves instead (the `queue` crate):
-//! its active list, per-worker in-flight sets, worker heartbeats, dead set
-//! and task metadata, plus our delayed set, outcome counters and worker
-//! process registry.
+//! Dead jobs are listed, retried and discarded through our apalis-redis
+//! copy's dead-set API (vendor/apalis-redis, `dead`): newest first, a page
+//! at a time. The counts read the queues' keys through the `queue` crate:
+//! apalis's active list, per-worker in-flight sets, worker heartbeats and
+//! dead set, plus our delayed set, outcome counters and worker process
+//! registry (apalis's own `ListWorkers` has no concurrency per worker).
 
 use std::collections::HashMap;
 
@@ -25,7 +21,10 @@ use axum::{
     http::StatusCode,
 };
 use chrono::{DateTime, Utc};
-use queue::{JobQueues, SeenProcess, dead};
+use queue::{
+    JobQueues, SeenProcess,
+    dead::{self, PageCursor},
+};
 use serde::{Deserialize, Serialize};
 use shared::jobs::Queue;
 use utoipa::{
@@ -199,12 +198,13 @@ fn queue_name() -> Schema {
         .into()
 }
 
-/// Every `queue/id` with a known queue and a possible id is a cursor.
+/// Every `died_at_ms/queue/id` with a known queue and a possible id is a
+/// cursor.
 fn dead_cursor() -> Schema {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .pattern(Some(format!(
-            "^(?:{})/[A-Za-z0-9._-]{{1,{MAX_ID_LEN}}}$",
+            "^[0-9]{{1,15}}/(?:{})/[A-Za-z0-9._-]{{1,{MAX_ID_LEN}}}$",
             queue_names().join("|")
         )))
         .build()
@@ -223,6 +223,8 @@ pub struct DeadJobResponse {
     /// The job's id (its outbox row), used to retry or discard it.
     pub id: String,
     pub queue: String,
+    /// When it died (its last attempt ended).
+    pub died_at: DateTime<Utc>,
     /// The job's name (`send_email`, `settle_bet`, ...), when readable.
     pub job: Option<String>,
     /// Attempts made before it died.
@@ -246,28 +248,48 @@ fn parse_queue(raw: &str) -> Result<Queue, ApiError> {
     })
 }
 
-/// Cursors are the last item's `queue/id`: pages run in that order, so
-/// any such pair is a place to continue from (see [`dead_cursor`]).
-fn encode_cursor(queue: Queue, id: &str) -> String {
-    format!("{}/{id}", queue.as_str())
+/// Cursors are the last item's `died_at_ms/queue/id`: pages run in that
+/// order (newest first), so any such triple is a place to continue from
+/// (see [`dead_cursor`]).
+fn encode_cursor(cursor: &PageCursor) -> String {
+    format!(
+        "{}/{}/{}",
+        cursor.died_at_ms,
+        cursor.queue.as_str(),
+        cursor.id
+    )
 }
 
-fn decode_cursor(raw: &str) -> Result<(Queue, String), ApiError> {
-    raw.split_once('/')
-        .and_then(|(queue, id)| {
-            let plausible = !id.is_empty()
-                && id.len() <= MAX_ID_LEN
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-            plausible.then_some((Queue::parse(queue)?, id.to_owned()))
+/// Milliseconds since the epoch fit in 15 digits until the year 33658.
+const MAX_MS_DIGITS: usize = 15;
+
+fn decode_cursor(raw: &str) -> Result<PageCursor, ApiError> {
+    let mut parts = raw.splitn(3, '/');
+    let parsed = (|| {
+        let ms = parts.next()?;
+        let queue = Queue::parse(parts.next()?)?;
+        let id = parts.next()?;
+        let plausible_ms =
+            !ms.is_empty() && ms.len() <= MAX_MS_DIGITS && ms.bytes().all(|b| b.is_ascii_digit());
+        let plausible_id = !id.is_empty()
+            && id.len() <= MAX_ID_LEN
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        (plausible_ms && plausible_id).then_some(PageCursor {
+            died_at_ms: ms.parse().ok()?,
+            queue,
+            id: id.to_owned(),
         })
-        .ok_or_else(|| ApiError::field("cursor", "is not a cursor from this endpoint"))
+    })();
+    parsed.ok_or_else(|| ApiError::field("cursor", "is not a cursor from this endpoint"))
 }
 
 /// Dead jobs: those that failed every attempt or could not be read.
 ///
-/// Each with its payload, last error and attempts, ordered by queue and id.
+/// Each with its payload, last error, attempts and time of death, newest
+/// first. Dead sets are bounded (`DEAD_MAX_PER_QUEUE`, `DEAD_TTL_DAYS`):
+/// the oldest are dropped past the bounds.
 #[utoipa::path(
     get,
     path = "/admin/jobs/dead",
@@ -290,7 +312,7 @@ pub async fn list_dead(
     let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
     let (jobs, more) = dead::page(&job_queues(&state), only, after, limit).await?;
     let next_cursor = more
-        .then(|| jobs.last().map(|j| encode_cursor(j.queue, &j.job.task_id)))
+        .then(|| jobs.last().map(|j| encode_cursor(&j.cursor())))
         .flatten();
     let items = jobs
         .into_iter()
@@ -302,6 +324,7 @@ pub async fn list_dead(
                 .and_then(|p| p.get("job"))
                 .and_then(|j| j.as_str())
                 .map(str::to_owned),
+            died_at: dead.job.died_at,
             attempts: dead.job.attempts.as_deref().and_then(|a| a.parse().ok()),
             error: dead.job.last_error,
             payload: dead.job.payload,

@@ -79,6 +79,7 @@ export async function jobsPage(view, ctx) {
   const deadColumns = [
     { label: 'Job', cell: (j) => [h('strong', { text: j.job || 'unreadable' }), h('br'), h('span', { class: 'mono small', text: j.id })] },
     { label: 'Queue', cell: (j) => j.queue },
+    { label: 'Died', cell: (j) => h('span', { title: when(j.died_at), text: relative(j.died_at) }) },
     { label: 'Attempts', class: 'num', cell: (j) => (j.attempts === null || j.attempts === undefined ? '—' : number(j.attempts)) },
     {
       label: 'Last error',

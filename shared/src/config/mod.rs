@@ -227,6 +227,11 @@ pub struct JobsConfig {
     pub backoff_base: Duration,
     pub backoff_max: Duration,
     pub timeout: Duration,
+    /// Dead jobs kept per queue; past it the oldest are dropped (and
+    /// counted), so an outage that kills every email cannot fill Redis.
+    pub dead_max_per_queue: usize,
+    /// Dead jobs older than this are dropped.
+    pub dead_ttl: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -627,6 +632,8 @@ impl Config {
             backoff_base: millis(env.range_or("JOB_BACKOFF_BASE_MS", 1000, 1, 3_600_000)),
             backoff_max: millis(env.range_or("JOB_BACKOFF_MAX_MS", 600_000, 1, 86_400_000)),
             timeout: secs(env.range_or("JOB_TIMEOUT_SECS", 60, 1, 86_400)),
+            dead_max_per_queue: env.range_or("DEAD_MAX_PER_QUEUE", 10_000, 1, 10_000_000),
+            dead_ttl: secs(env.range_or::<u64>("DEAD_TTL_DAYS", 30, 1, 3650) * 86_400),
         };
 
         let outbox = OutboxConfig {

@@ -1,16 +1,23 @@
 -- KEYS[1]: active jobs list
--- KEYS[2]: done jobs zset
--- KEYS[3]: failed jobs zset
--- KEYS[4]: inflight set
--- ARGV[1]: current timestamp (seconds)
+-- KEYS[2]: done jobs zset (scored by completion time, ms)
+-- KEYS[3]: failed jobs zset (the dead set, scored by time of death, ms)
+-- KEYS[4]: the in-flight key prefix (one set per worker: prefix .. ':' .. worker)
+-- KEYS[5]: the workers set
 -- Returns: JSON array of Statistic objects
+--
+-- Times are the Redis server's, in milliseconds, as handle_results.lua
+-- scores the done and dead sets; MOST_RECENT_JOB is reported in seconds.
 
-local now = tonumber(ARGV[1])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 
 local active_count = redis.call("llen", KEYS[1])
 local done_count = redis.call("zcard", KEYS[2])
 local failed_count = redis.call("zcard", KEYS[3])
-local inflight_count = redis.call("scard", KEYS[4])
+local inflight_count = 0
+for _, worker in ipairs(redis.call("zrange", KEYS[5], 0, -1)) do
+    inflight_count = inflight_count + redis.call("scard", KEYS[4] .. ':' .. worker)
+end
 
 -- Overall totals
 local total_jobs = active_count + done_count + failed_count + inflight_count
@@ -22,9 +29,9 @@ if (done_count + failed_count) > 0 then
 end
 
 -- Rolling windows
-local one_hour_ago = now - 3600
-local day_ago = now - 86400
-local seven_days_ago = now - (7 * 86400)
+local one_hour_ago = now - 3600 * 1000
+local day_ago = now - 86400 * 1000
+local seven_days_ago = now - (7 * 86400 * 1000)
 
 local done_1h = redis.call("zcount", KEYS[2], one_hour_ago, now)
 local failed_1h = redis.call("zcount", KEYS[3], one_hour_ago, now)
@@ -67,7 +74,7 @@ push_stat("DONE_JOBS", "Number", done_count, 4)
 push_stat("TOTAL_JOBS", "Number", total_jobs, 5)
 push_stat("SUCCESS_RATE", "Percentage", string.format("%.2f", success_rate), 6)
 push_stat("FAILURE_RATE", "Percentage", string.format("%.2f", failure_rate), 7)
-push_stat("MOST_RECENT_JOB", "Timestamp", tostring(most_recent_ts), 8)
+push_stat("MOST_RECENT_JOB", "Timestamp", tostring(math.floor(most_recent_ts / 1000)), 8)
 
 -- Rolling window metrics
 push_stat("JOBS_PAST_HOUR", "Number", total_1h, 9)

@@ -8,6 +8,7 @@ pub(crate) use apalis_core::backend::queue::Queue;
 const ACTIVE_TASKS_LIST: &str = "{queue}:active";
 const WORKERS_SET: &str = "{queue}:workers";
 const DEAD_TASKS_SET: &str = "{queue}:dead";
+const DEAD_DROPPED_COUNTER: &str = "{queue}:dead:dropped";
 const DONE_TASKS_SET: &str = "{queue}:done";
 const FAILED_TASKS_SET: &str = "{queue}:failed";
 const INFLIGHT_TASKS_SET: &str = "{queue}:inflight";
@@ -72,6 +73,21 @@ pub struct Config {
     /// When `Some(duration)`, the key expires after the configured duration.
     #[serde(default)]
     pub idempotency_ttl: Option<Duration>,
+
+    /// At most this many dead tasks are kept per queue; past it the oldest
+    /// are dropped (their data and metadata deleted) and counted under
+    /// [`Config::dead_dropped_counter`].
+    ///
+    /// When `None`, the dead set is not bounded by count.
+    #[serde(default)]
+    pub max_dead_tasks: Option<usize>,
+
+    /// Dead tasks older than this are dropped like those past
+    /// [`Config::max_dead_tasks`].
+    ///
+    /// When `None`, dead tasks do not age out.
+    #[serde(default)]
+    pub dead_task_ttl: Option<Duration>,
 }
 
 impl Default for Config {
@@ -86,6 +102,8 @@ impl Default for Config {
             persist_results: true,
             emit_events: true,
             idempotency_ttl: None,
+            max_dead_tasks: None,
+            dead_task_ttl: None,
         }
     }
 }
@@ -307,6 +325,41 @@ impl Config {
         self
     }
 
+    /// Bounds the dead set by count: past `max`, the oldest dead tasks are
+    /// dropped. `None` keeps every dead task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use apalis_redis::Config;
+    ///
+    /// let config = Config::default().max_dead_tasks(Some(10_000));
+    /// assert_eq!(config.max_dead_tasks, Some(10_000));
+    /// ```
+    #[must_use]
+    pub fn max_dead_tasks(mut self, max: Option<usize>) -> Self {
+        self.max_dead_tasks = max;
+        self
+    }
+
+    /// Bounds the dead set by age: dead tasks older than `ttl` are dropped.
+    /// `None` keeps dead tasks however old.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use apalis_redis::Config;
+    /// use std::time::Duration;
+    ///
+    /// let config = Config::default().dead_task_ttl(Some(Duration::from_secs(86_400)));
+    /// assert_eq!(config.dead_task_ttl, Some(Duration::from_secs(86_400)));
+    /// ```
+    #[must_use]
+    pub fn dead_task_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.dead_task_ttl = ttl;
+        self
+    }
+
     /// Returns the amount of time after which a worker may be considered
     /// orphaned.
     ///
@@ -350,6 +403,12 @@ impl Config {
     /// A `String` representing the Redis key for the dead jobs set.
     pub fn dead_jobs_set(&self) -> String {
         DEAD_TASKS_SET.replace("{queue}", self.queue.as_ref())
+    }
+
+    /// Returns the Redis key counting the dead tasks dropped by the bounds
+    /// ([`Config::max_dead_tasks`], [`Config::dead_task_ttl`]).
+    pub fn dead_dropped_counter(&self) -> String {
+        DEAD_DROPPED_COUNTER.replace("{queue}", self.queue.as_ref())
     }
 
     /// Returns the Redis key for the set of done jobs associated with the queue.

@@ -40,6 +40,12 @@ pub mod queries;
 /// Factory utilities for building [`RedisStorage`] instances.
 pub mod factory;
 
+/// The dead set: listing, retrying, discarding and bounding dead tasks.
+pub mod dead;
+
+mod sets;
+pub use sets::{upgrade_sets, vacuum_done};
+
 use serde_json::Value;
 use ulid::Ulid;
 

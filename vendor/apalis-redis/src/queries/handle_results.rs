@@ -1,8 +1,15 @@
 use apalis_core::{backend::TaskResult, worker::context::WorkerContext};
+use std::sync::LazyLock;
+
 use redis::{Script, aio::ConnectionLike};
 use serde_json::Value;
 
 use crate::{Config, error::Error, queries::current_timestamp};
+
+// One script object for the process: `Script::new` hashes the source with
+// SHA-1 on every call, and this runs on every acknowledgement.
+static HANDLE_RESULTS: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/handle_results.lua")));
 
 pub(crate) async fn handle_results<C: ConnectionLike>(
     conn: &mut C,
@@ -20,7 +27,7 @@ pub(crate) async fn handle_results<C: ConnectionLike>(
     let scheduled_jobs_set = config.scheduled_jobs_set();
     let worker_inflight_set = config.inflight_set_for(worker);
 
-    let script = Script::new(include_str!("../../lua/handle_results.lua"));
+    let script = &*HANDLE_RESULTS;
     let mut invocation = script.prepare_invoke();
 
     invocation
@@ -29,7 +36,15 @@ pub(crate) async fn handle_results<C: ConnectionLike>(
         .key(dead_jobs_set)
         .key(scheduled_jobs_set)
         .key(job_meta_hash)
-        .arg(config.emit_events);
+        .key(config.job_data_hash())
+        .key(config.dead_dropped_counter())
+        .arg(config.emit_events)
+        .arg(config.max_dead_tasks.unwrap_or(0))
+        .arg(
+            config
+                .dead_task_ttl
+                .map_or(0, |ttl| u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
+        );
 
     let timestamp = current_timestamp();
 

@@ -51,12 +51,14 @@ where
             let dead = format!("{}:dead", queue_name);
             let inflight = format!("{}:inflight", queue_name);
 
-            // Execute the Lua script with 4 keys
+            let workers = format!("{}:workers", queue_name);
+
             let json: String = script
                 .key(active)
                 .key(done)
                 .key(dead)
                 .key(inflight)
+                .key(workers)
                 .invoke_async(&mut conn)
                 .await?;
 

@@ -1,13 +1,15 @@
--- Gives dead jobs a fresh start: out of the dead set, attempts reset,
--- back on the active list.
---
--- KEYS[1] dead set, KEYS[2] active list, KEYS[3] meta key prefix,
--- KEYS[4] signal list
--- ARGV[1] wake channel, ARGV[2] queue name, ARGV[3..] task ids
+-- Gives dead tasks a fresh start: out of the dead set, attempts reset,
+-- back on the active list, and the queue's workers signalled.
+-- KEYS[1]: the dead set
+-- KEYS[2]: the active task list
+-- KEYS[3]: the metadata prefix
+-- KEYS[4]: the signal list
+-- ARGV[1..]: task ids
+-- Returns: how many were dead and are queued again
 local moved = 0
-for i = 3, #ARGV do
+for i = 1, #ARGV do
     local id = ARGV[i]
-    if redis.call('SREM', KEYS[1], id) == 1 then
+    if redis.call('ZREM', KEYS[1], id) == 1 then
         local meta = KEYS[3] .. ':' .. id
         redis.call('HSET', meta, 'attempts', 0, 'status', 'Pending')
         redis.call('HDEL', meta, 'result', 'done_at', 'locked_at', 'locked_by')
@@ -18,6 +20,5 @@ end
 if moved > 0 then
     redis.call('DEL', KEYS[4])
     redis.call('LPUSH', KEYS[4], 1)
-    redis.call('PUBLISH', ARGV[1], ARGV[2])
 end
 return moved
