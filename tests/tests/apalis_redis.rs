@@ -97,6 +97,39 @@ async fn server_ms(conn: &mut ConnectionManager) -> u64 {
     secs * 1000 + micros / 1000
 }
 
+/// Pushes `jobs` to a storage on `config`, runs a worker on them (see
+/// [`even_succeed`]) until `settled(done, dead, dropped)` holds, and stops
+/// it. Returns the storage.
+async fn process(
+    config: &Config,
+    jobs: impl IntoIterator<Item = u32>,
+    what: &str,
+    settled: impl Fn(u64, u64, u64) -> bool,
+) -> RedisStorage<u32> {
+    let conn = connection().await;
+    let mut storage: RedisStorage<u32> =
+        RedisStorage::new(conn.clone()).with_config(config.clone());
+    for job in jobs {
+        storage.push(job).await.unwrap();
+    }
+    let stop = run_worker(storage.clone());
+    eventually(what, Duration::from_secs(60), || {
+        let mut conn = conn.clone();
+        let settled = &settled;
+        async move {
+            let done = zcard(&mut conn, &config.done_jobs_set()).await;
+            let dead = apalis_redis::dead::count(&mut conn, config).await.unwrap();
+            let dropped = apalis_redis::dead::dropped(&mut conn, config)
+                .await
+                .unwrap();
+            settled(done, dead, dropped).then_some(())
+        }
+    })
+    .await;
+    let _ = stop.send(());
+    storage
+}
+
 /// PATCHES.md 2: done and dead tasks go into sorted sets scored by the
 /// Redis server's time in milliseconds — what the stats scripts read.
 /// Upstream `SADD`ed them, so `Metrics::fetch_by_queue` failed (WRONGTYPE,
@@ -105,24 +138,11 @@ async fn server_ms(conn: &mut ConnectionManager) -> u64 {
 async fn done_and_dead_tasks_are_time_scored_and_the_queue_stats_count_them() {
     let mut conn = connection().await;
     let config = config();
-    let mut storage: RedisStorage<u32> =
-        RedisStorage::new(conn.clone()).with_config(config.clone());
     let before = server_ms(&mut conn).await;
-    for job in 0..5 {
-        storage.push(job).await.unwrap();
-    }
-    let stop = run_worker(storage.clone());
-    eventually("3 done and 2 dead", Duration::from_secs(60), || {
-        let mut conn = conn.clone();
-        let config = config.clone();
-        async move {
-            let done = zcard(&mut conn, &config.done_jobs_set()).await;
-            let dead = zcard(&mut conn, &config.dead_jobs_set()).await;
-            (done == 3 && dead == 2).then_some(())
-        }
+    let storage = process(&config, 0..5, "3 done and 2 dead", |done, dead, _| {
+        done == 3 && dead == 2
     })
     .await;
-    let _ = stop.send(());
     let after = server_ms(&mut conn).await;
 
     let dead = apalis_redis::dead::page(&mut conn, &config, None, 10)
@@ -166,26 +186,14 @@ async fn the_dead_set_keeps_its_bounds_and_counts_what_it_drops() {
     let config = config()
         .max_dead_tasks(Some(3))
         .dead_task_ttl(Some(Duration::from_secs(2)));
-    let mut storage: RedisStorage<u32> =
-        RedisStorage::new(conn.clone()).with_config(config.clone());
     // All odd: all die.
-    for job in [1, 3, 5, 7, 9] {
-        storage.push(job).await.unwrap();
-    }
-    let stop = run_worker(storage.clone());
-    eventually("five deaths, three kept", Duration::from_secs(60), || {
-        let mut conn = conn.clone();
-        let config = config.clone();
-        async move {
-            let dropped = apalis_redis::dead::dropped(&mut conn, &config)
-                .await
-                .unwrap();
-            let kept = apalis_redis::dead::count(&mut conn, &config).await.unwrap();
-            (dropped == 2 && kept == 3).then_some(())
-        }
-    })
+    process(
+        &config,
+        [1, 3, 5, 7, 9],
+        "five deaths, three kept",
+        |_, dead, dropped| dead == 3 && dropped == 2,
+    )
     .await;
-    let _ = stop.send(());
     // The dropped ones' data went with them.
     let stored: u64 = conn.hlen(config.job_data_hash()).await.unwrap();
     assert_eq!(stored, 3, "task data left behind by dropped dead tasks");
@@ -224,22 +232,13 @@ async fn the_dead_set_keeps_its_bounds_and_counts_what_it_drops() {
 async fn dead_pages_run_newest_first_through_ties_and_retry_and_discard_act_on_ids() {
     let mut conn = connection().await;
     let config = config().batch_size(4);
-    let mut storage: RedisStorage<u32> =
-        RedisStorage::new(conn.clone()).with_config(config.clone());
-    let jobs: Vec<u32> = (0..9).map(|n| n * 2 + 1).collect();
-    for &job in &jobs {
-        storage.push(job).await.unwrap();
-    }
-    let stop = run_worker(storage.clone());
-    eventually("all dead", Duration::from_secs(60), || {
-        let mut conn = conn.clone();
-        let config = config.clone();
-        async move {
-            (apalis_redis::dead::count(&mut conn, &config).await.unwrap() == 9).then_some(())
-        }
-    })
+    process(
+        &config,
+        (0..9).map(|n| n * 2 + 1),
+        "all dead",
+        |_, dead, _| dead == 9,
+    )
     .await;
-    let _ = stop.send(());
 
     let mut seen = Vec::new();
     let mut cursor = None;
@@ -301,43 +300,21 @@ async fn dead_pages_run_newest_first_through_ties_and_retry_and_discard_act_on_i
 async fn done_tasks_are_vacuumed_in_bounded_chunks() {
     let mut conn = connection().await;
     let config = config();
-    let mut storage: RedisStorage<u32> =
-        RedisStorage::new(conn.clone()).with_config(config.clone());
-    for job in 0..5 {
-        storage.push(job * 2).await.unwrap();
-    }
-    let stop = run_worker(storage.clone());
-    eventually("all done", Duration::from_secs(60), || {
-        let mut conn = conn.clone();
-        let config = config.clone();
-        async move { (zcard(&mut conn, &config.done_jobs_set()).await == 5).then_some(()) }
+    process(&config, (0..5).map(|n| n * 2), "all done", |done, _, _| {
+        done == 5
     })
     .await;
-    let _ = stop.send(());
-    assert_eq!(
-        apalis_redis::vacuum_done(&mut conn, &config, 2)
+    let mut chunks = Vec::new();
+    loop {
+        let n = apalis_redis::vacuum_done(&mut conn, &config, 2)
             .await
-            .unwrap(),
-        2
-    );
-    assert_eq!(
-        apalis_redis::vacuum_done(&mut conn, &config, 2)
-            .await
-            .unwrap(),
-        2
-    );
-    assert_eq!(
-        apalis_redis::vacuum_done(&mut conn, &config, 2)
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        apalis_redis::vacuum_done(&mut conn, &config, 2)
-            .await
-            .unwrap(),
-        0
-    );
+            .unwrap();
+        chunks.push(n);
+        if n == 0 {
+            break;
+        }
+    }
+    assert_eq!(chunks, [2, 2, 1, 0]);
     let stored: u64 = conn.hlen(config.job_data_hash()).await.unwrap();
     assert_eq!(stored, 0, "vacuumed tasks left their data");
 }
