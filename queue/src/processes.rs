@@ -5,12 +5,30 @@
 //! announces itself here on each heartbeat: a hash of process name → JSON
 //! description, and a sorted set of process name → last heartbeat (ms) that
 //! lets readers tell live processes from dead ones and prune old entries.
+//! Heartbeats are scored, and silence judged, on the Redis server's clock:
+//! a host whose clock is off is neither shown dead nor kept alive by it.
 
 use chrono::{DateTime, Utc};
 use redis::AsyncCommands as _;
 use serde::{Deserialize, Serialize};
 
-use crate::queues::{JobQueues, now_millis};
+use crate::queues::JobQueues;
+
+/// The Redis server's time in milliseconds.
+async fn server_millis(conn: &mut redis::aio::ConnectionManager) -> Result<u64, redis::RedisError> {
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await?;
+    Ok(secs.saturating_mul(1000).saturating_add(micros / 1000))
+}
+
+/// Records a process description and its heartbeat at the server's time.
+static ANNOUNCE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        "local t = redis.call('TIME') \
+         redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) \
+         redis.call('ZADD', KEYS[2], t[1] * 1000 + math.floor(t[2] / 1000), ARGV[1]) \
+         return 1",
+    )
+});
 
 /// What a worker process says about itself.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -53,12 +71,12 @@ impl JobQueues {
     /// Records `process` as alive now.
     pub async fn announce(&self, process: &WorkerProcess) -> Result<(), redis::RedisError> {
         let description = serde_json::to_string(process).unwrap_or_default();
-        redis::pipe()
-            .hset(self.processes_key(), &process.name, description)
-            .ignore()
-            .zadd(self.heartbeats_key(), &process.name, now_millis())
-            .ignore()
-            .query_async::<()>(&mut self.conn.clone())
+        ANNOUNCE
+            .key(self.processes_key())
+            .key(self.heartbeats_key())
+            .arg(&process.name)
+            .arg(description)
+            .invoke_async::<()>(&mut self.conn.clone())
             .await
     }
 
@@ -76,7 +94,7 @@ impl JobQueues {
     /// Every process heard from in the last hour, live ones first.
     pub async fn processes(&self) -> Result<Vec<SeenProcess>, redis::RedisError> {
         let mut conn = self.conn.clone();
-        let now = now_millis();
+        let now = server_millis(&mut conn).await?;
         let forgotten: Vec<String> = conn
             .zrangebyscore(
                 self.heartbeats_key(),

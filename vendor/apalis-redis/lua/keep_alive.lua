@@ -1,9 +1,12 @@
 -- KEYS[1]: the active workers sorted set
 --
--- ARGV[1]: current time
--- ARGV[2]: worker name
-local now = tonumber(ARGV[1])
-local worker = ARGV[2]
+-- ARGV[1]: worker name
+--
+-- Heartbeats are scored by the Redis server's clock in milliseconds, so
+-- hosts whose clocks disagree judge each other's leases alike.
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local worker = ARGV[1]
 
 local last_seen = redis.call("zscore", KEYS[1], worker)
 

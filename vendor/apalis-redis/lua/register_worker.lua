@@ -1,11 +1,12 @@
 -- KEYS[1]: the active workers set
 -- KEYS[2]: worker metadata_key
--- ARGV[1]: current time
+-- ARGV[1]: unused (was the caller's clock; the server's is used)
 -- ARGV[2]: worker name
--- ARGV[3]: threshold
+-- ARGV[3]: threshold in milliseconds
 -- ARGV[4]: backend_name
 -- ARGV[5]: service
-local now = tonumber(ARGV[1])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local worker_name = ARGV[2]
 local threshold = tonumber(ARGV[3])
 local backend_name = ARGV[4]

@@ -1,7 +1,7 @@
 use apalis_core::worker::context::WorkerContext;
 use redis::aio::ConnectionLike;
 
-use crate::{Config, error::Error, queries::current_timestamp};
+use crate::{Config, error::Error};
 
 pub(crate) async fn keep_alive<Conn>(
     conn: &mut Conn,
@@ -15,11 +15,8 @@ where
 
     let workers_set = config.workers_set();
 
-    let now = current_timestamp();
-
     keep_alive
         .key(workers_set)
-        .arg(now)
         .arg(worker.name())
         .invoke_async::<bool>(conn)
         .await?;

@@ -22,6 +22,12 @@ fn current_timestamp() -> u64 {
         .as_secs()
 }
 
+/// A duration in whole milliseconds, for scripts that compare it with the
+/// Redis server's clock.
+fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
 pub use fetch_next::CompactTask;
 pub use fetch_next::deserialize_with_meta;
 pub use fetch_next::fetch_next;

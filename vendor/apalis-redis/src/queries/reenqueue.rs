@@ -1,7 +1,7 @@
 use apalis_core::backend::WorkerFilter;
 use redis::{Script, aio::ConnectionLike};
 
-use crate::{Config, error::Error, queries::current_timestamp};
+use crate::{Config, error::Error, queries::millis};
 
 pub(crate) async fn reenqueue_orphaned<C>(
     conn: &mut C,
@@ -17,32 +17,27 @@ where
 
     let script = Script::new(include_str!("../../lua/reenqueue_orphaned.lua"));
 
-    let now = current_timestamp();
     let processed = match worker_filter {
         WorkerFilter::Only(worker_name) => {
-            let dead_for = config.heartbeat_interval.as_secs();
-
-            let expired_before = now - dead_for;
+            let dead_for = millis(config.heartbeat_interval);
             script
                 .key(worker_set)
                 .key(active_jobs_list)
                 .key(signal_list)
                 .key(config.inflight_jobs_set())
-                .arg(expired_before)
+                .arg(dead_for)
                 .arg(worker_name)
                 .invoke_async::<u32>(conn)
                 .await?
         }
         _ => {
-            let dead_for = config.orphaned_duration().as_secs();
-
-            let expired_before = now - dead_for;
+            let dead_for = millis(config.orphaned_duration());
             script
                 .key(worker_set)
                 .key(active_jobs_list)
                 .key(signal_list)
                 .key(config.inflight_jobs_set())
-                .arg(expired_before)
+                .arg(dead_for)
                 .invoke_async::<u32>(conn)
                 .await?
         }

@@ -1,7 +1,7 @@
 use apalis_core::worker::context::WorkerContext;
 use redis::aio::ConnectionLike;
 
-use crate::{Config, error::Error, queries::current_timestamp};
+use crate::{Config, error::Error, queries::millis};
 
 pub(crate) async fn register_worker<Conn>(
     conn: &mut Conn,
@@ -16,14 +16,12 @@ where
 
     let metadata_key = config.worker_metadata_key(worker);
 
-    let now = current_timestamp();
-
     register_worker
         .key(workers_set)
         .key(metadata_key)
-        .arg(now)
+        .arg(0)
         .arg(worker.name())
-        .arg(config.orphaned_duration().as_secs())
+        .arg(millis(config.orphaned_duration()))
         .arg("RedisStorage")
         .arg(worker.get_service())
         .invoke_async::<()>(conn)
