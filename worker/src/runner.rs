@@ -109,6 +109,7 @@ impl QueueRunner {
             // Per-task pub/sub events nobody listens to; wake-ups use our own
             // channel, one message per push batch.
             .emit_events(false);
+        let apalis = redis_config.clone();
         let storage: RedisStorage<JobEnvelope, ConnectionManager> =
             RedisStorage::new(self.queues.connection()).with_config(redis_config);
         let strategy = Strategy::new()
@@ -138,6 +139,31 @@ impl QueueRunner {
             let _ = shutdown.wait_for(|stop| *stop).await;
             Ok::<(), std::io::Error>(())
         };
-        worker.run_until(signal).await.map_err(|e| e.to_string())
+        tokio::select! {
+            result = worker.run_until(signal) => result.map_err(|e| e.to_string()),
+            never = self.keep_leased(name, apalis) => match never {},
+        }
+    }
+
+    /// Renews the worker's lease every heartbeat, beside apalis's own
+    /// heartbeats: apalis heartbeats only when it polls for work, which it
+    /// does not while every concurrency slot is busy, so a worker whose
+    /// slots all run jobs longer than the lease would be taken for dead and
+    /// its jobs run again. Failures are left to apalis's heartbeat (before
+    /// registration, or once taken for dead, they are expected).
+    async fn keep_leased(
+        &self,
+        name: &str,
+        config: apalis_redis::Config,
+    ) -> std::convert::Infallible {
+        let mut conn = self.queues.connection();
+        let mut every = tokio::time::interval(self.config.heartbeat);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            if let Err(error) = apalis_redis::queries::heartbeat(&mut conn, &config, name).await {
+                tracing::debug!(queue = %self.queue, worker = name, %error, "lease renewal failed");
+            }
+        }
     }
 }

@@ -32,6 +32,7 @@ pub use fetch_next::CompactTask;
 pub use fetch_next::deserialize_with_meta;
 pub use fetch_next::fetch_next;
 pub(crate) use handle_results::handle_results;
+pub use keep_alive::heartbeat;
 pub(crate) use keep_alive::keep_alive;
 pub use push_tasks::push_tasks;
 pub(crate) use reenqueue::reenqueue_orphaned;
