@@ -371,3 +371,62 @@ async fn sets_written_by_upstream_are_converted_to_sorted_sets() {
     let done: Option<f64> = conn.zscore(config.done_jobs_set(), "c").await.unwrap();
     assert_eq!(done, Some(1_700_000_009_000.0));
 }
+
+/// PATCHES.md 7: after a fetch that found nothing, the next fetch waits for
+/// the caller's idle wait; upstream fetched again on every wake-up of the
+/// worker's task and at each heartbeat. Here the wait holds until the test
+/// lets it go, so a task pushed meanwhile stays queued through four
+/// heartbeats, and runs once the wait ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_worker_fetches_only_when_its_idle_wait_ends() {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    use futures::FutureExt as _;
+
+    let mut conn = connection().await;
+    let config = config().heartbeat_interval(Duration::from_millis(500));
+    let go = Arc::new(tokio::sync::Notify::new());
+    let waits = Arc::new(AtomicUsize::new(0));
+    let (wait_go, wait_count) = (go.clone(), waits.clone());
+    let mut storage: RedisStorage<u32> = RedisStorage::new(conn.clone())
+        .with_config(config.clone())
+        .with_idle_wait(move || {
+            wait_count.fetch_add(1, Ordering::SeqCst);
+            let go = wait_go.clone();
+            async move { go.notified().await }.boxed()
+        });
+    let stop = run_worker(storage.clone());
+    eventually("the first empty fetch, then a wait", Duration::from_secs(30), || {
+        let waits = waits.clone();
+        async move { (waits.load(Ordering::SeqCst) >= 1).then_some(()) }
+    })
+    .await;
+
+    // apalis-redis's push stores the task as scheduled; a fetch would move
+    // it to the active list and then to the worker's in-flight set.
+    storage.push(2).await.unwrap();
+    let (active, scheduled) = (config.active_jobs_list(), config.scheduled_jobs_set());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while tokio::time::Instant::now() < deadline {
+        let queued: u64 = conn.llen(&active).await.unwrap();
+        let waiting = zcard(&mut conn, &scheduled).await;
+        assert_eq!(
+            queued + waiting,
+            1,
+            "the task was fetched while the idle wait held"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    go.notify_one();
+    eventually("the task done once the wait ends", Duration::from_secs(30), || {
+        let mut conn = conn.clone();
+        let done = config.done_jobs_set();
+        async move { (zcard(&mut conn, &done).await == 1).then_some(()) }
+    })
+    .await;
+    let _ = stop.send(());
+}

@@ -118,7 +118,7 @@ where
         let config = Config::default().queue(std::any::type_name::<T>());
         RedisStorage {
             job_type: PhantomData,
-            persist: Persisted::new(RedisPersistence { config, conn }),
+            persist: Persisted::new(RedisPersistence::new(conn, config)),
             codec: JsonCodec::default(),
             cleanup: None,
         }
@@ -133,6 +133,25 @@ where
             codec: self.codec,
             cleanup: None,
         }
+    }
+
+    /// After a fetch that found nothing, wait for `wait()` before fetching
+    /// again (without it, every wake-up of the worker's task fetches). The
+    /// future should resolve when work may have arrived: a push
+    /// notification, or a timer as a fallback. Resolve it once per
+    /// notification that arrives *during* a fetch too (a permit, as
+    /// `tokio::sync::Notify` keeps), or a task pushed then waits for the
+    /// fallback timer. While it waits the worker does not heartbeat, so
+    /// bound it by the heartbeat interval.
+    pub fn with_idle_wait(
+        mut self,
+        wait: impl Fn() -> futures::future::BoxFuture<'static, ()> + Send + Sync + 'static,
+    ) -> Self {
+        self.persist.idle = Some(persist::IdleGate {
+            wait: std::sync::Arc::new(wait),
+            empty: std::sync::Arc::default(),
+        });
+        self
     }
 
     /// Get current connection

@@ -6,8 +6,13 @@ use apalis_core::{
     task::Task,
     worker::context::WorkerContext,
 };
+use futures::future::BoxFuture;
 use redis::aio::{ConnectionLike, ConnectionManager};
 use serde_json::Value;
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
 
 use crate::{
     Config, RedisTask,
@@ -18,11 +23,51 @@ use crate::{
     },
 };
 
+/// What a worker waits for, after a fetch found nothing, before it asks
+/// Redis again (see `RedisStorage::with_idle_wait`).
+pub(crate) type IdleWait = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
+
 /// The default persistence implementation
-#[derive(Debug)]
 pub struct RedisPersistence<Conn = ConnectionManager> {
     pub(crate) conn: Conn,
     pub(crate) config: Config,
+    pub(crate) idle: Option<IdleGate>,
+}
+
+/// Holds back the fetch after an empty one until [`IdleWait`] resolves.
+///
+/// apalis-core starts a fetch every time it polls a ready backend, and it
+/// polls on every wake-up of the worker's task (each finished task, each
+/// acknowledgement, each heartbeat), not only when its poll strategy fires:
+/// an idle worker asked Redis about eight times per finished task and again
+/// at every tick of its strategy. With a gate, those polls find the fetch
+/// still waiting and cost nothing.
+#[derive(Clone)]
+pub(crate) struct IdleGate {
+    pub(crate) wait: IdleWait,
+    /// Whether the last fetch came back empty (shared by the clones each
+    /// fetch future is built from).
+    pub(crate) empty: Arc<AtomicBool>,
+}
+
+impl<C> RedisPersistence<C> {
+    pub(crate) fn new(conn: C, config: Config) -> Self {
+        Self {
+            conn,
+            config,
+            idle: None,
+        }
+    }
+}
+
+impl<C: std::fmt::Debug> std::fmt::Debug for RedisPersistence<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisPersistence")
+            .field("conn", &self.conn)
+            .field("config", &self.config)
+            .field("idle_wait", &self.idle.is_some())
+            .finish()
+    }
 }
 
 impl<C: Clone> Clone for RedisPersistence<C> {
@@ -30,6 +75,7 @@ impl<C: Clone> Clone for RedisPersistence<C> {
         RedisPersistence {
             conn: self.conn.clone(),
             config: self.config.clone(),
+            idle: self.idle.clone(),
         }
     }
 }
@@ -75,7 +121,16 @@ where
         Ok(())
     }
     async fn fetch_next(&mut self, worker: &WorkerContext) -> Result<Vec<RedisTask>, Error> {
-        queries::fetch_next(&mut self.conn, worker, &self.config).await
+        if let Some(gate) = &self.idle {
+            if gate.empty.load(Ordering::Acquire) {
+                (gate.wait)().await;
+            }
+        }
+        let tasks = queries::fetch_next(&mut self.conn, worker, &self.config).await?;
+        if let Some(gate) = &self.idle {
+            gate.empty.store(tasks.is_empty(), Ordering::Release);
+        }
+        Ok(tasks)
     }
 
     async fn handle_events(
