@@ -23,6 +23,12 @@ pub fn rates_stream(prefix: &str) -> String {
     format!("{prefix}:rates:stream")
 }
 
+/// Who runs the cluster-wide queue upkeep (see `upkeep`): the holder's
+/// name, with a time to live.
+pub fn upkeep_lease(prefix: &str) -> String {
+    format!("{prefix}:upkeep")
+}
+
 #[derive(Debug, Clone)]
 pub struct QueueKeys {
     name: String,

@@ -2,7 +2,8 @@
 //! the connection ([`connect`]), the job queues and their key layout
 //! ([`JobQueues`], [`QueueKeys`]), dead-set operations ([`dead`]), the
 //! worker registry ([`WorkerProcess`]), wake-ups ([`wake`]), the
-//! latest-price cache ([`rates`]), readiness pings ([`ping`]) and the
+//! latest-price cache ([`rates`]), readiness pings ([`ping`]), the upkeep lease
+//! ([`JobQueues::hold_upkeep`]) and the
 //! start-up check of Redis's eviction policy ([`check_eviction_policy`]).
 //!
 //! Dependencies point one way: this crate uses `shared` (configuration, job
@@ -18,6 +19,7 @@ mod processes;
 mod queues;
 pub mod rates;
 mod readiness;
+mod upkeep;
 pub mod wake;
 
 pub use apalis_redis::dead::DeadCursor;

@@ -399,10 +399,14 @@ async fn an_idle_worker_fetches_only_when_its_idle_wait_ends() {
             async move { go.notified().await }.boxed()
         });
     let stop = run_worker(storage.clone());
-    eventually("the first empty fetch, then a wait", Duration::from_secs(30), || {
-        let waits = waits.clone();
-        async move { (waits.load(Ordering::SeqCst) >= 1).then_some(()) }
-    })
+    eventually(
+        "the first empty fetch, then a wait",
+        Duration::from_secs(30),
+        || {
+            let waits = waits.clone();
+            async move { (waits.load(Ordering::SeqCst) >= 1).then_some(()) }
+        },
+    )
     .await;
 
     // apalis-redis's push stores the task as scheduled; a fetch would move
@@ -422,11 +426,15 @@ async fn an_idle_worker_fetches_only_when_its_idle_wait_ends() {
     }
 
     go.notify_one();
-    eventually("the task done once the wait ends", Duration::from_secs(30), || {
-        let mut conn = conn.clone();
-        let done = config.done_jobs_set();
-        async move { (zcard(&mut conn, &done).await == 1).then_some(()) }
-    })
+    eventually(
+        "the task done once the wait ends",
+        Duration::from_secs(30),
+        || {
+            let mut conn = conn.clone();
+            let done = config.done_jobs_set();
+            async move { (zcard(&mut conn, &done).await == 1).then_some(()) }
+        },
+    )
     .await;
     let _ = stop.send(());
 }

@@ -203,6 +203,7 @@ async fn settle(
                 .await
             {
                 Ok(_) => {
+                    promote_when_due(executor, delay);
                     executor.outcomes.retried.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(%reason, retry_in_ms = delay.as_millis() as u64, "job failed; will retry");
                     Ok(Settled::Retrying)
@@ -216,6 +217,28 @@ async fn settle(
             }
         }
     }
+}
+
+/// Moves the retry to the active list when its backoff ends. The process
+/// that schedules a retry promotes it, on time and at no cost while nothing
+/// fails; the upkeep holder's periodic pass (`maintenance`) catches retries
+/// whose process stopped first.
+fn promote_when_due(executor: &Executor, delay: std::time::Duration) {
+    let queues = executor.queues.clone();
+    let queue = executor.queue;
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        loop {
+            match queues.promote_due(queue).await {
+                Ok(moved) if moved == queue::CHUNK => {}
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::debug!(%error, "cannot promote a due retry; the upkeep pass will");
+                    break;
+                }
+            }
+        }
+    });
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

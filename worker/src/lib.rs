@@ -287,10 +287,9 @@ pub async fn run_on(
         tokio::spawn(
             Maintenance {
                 queues: queues.clone(),
-                served: options.queues.clone(),
+                name: options.name.clone(),
                 outcomes,
                 metrics: metrics.clone(),
-                interval: config.worker.poll_interval,
             }
             .run(stop_rx.clone()),
         ),

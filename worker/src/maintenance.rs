@@ -1,7 +1,13 @@
-//! Periodic queue upkeep run by every worker process for its queues:
-//! promote due retries, sweep finished jobs, keep dead sets within their
-//! bounds, publish outcome counters and sample queue depths. Every step is safe to run from many processes at
-//! once (each is one atomic script or command).
+//! Queue upkeep. Every process publishes its own outcome counters. The
+//! cluster-wide chores are done by one process at a time, the holder of
+//! the upkeep lease (`JobQueues::hold_upkeep`): promoting due retries (their
+//! scheduler promotes them on time, see `execute`; this catches those whose
+//! scheduler died), vacuuming done jobs, trimming dead sets and sampling
+//! queue depths for the metrics. When every process did all of it for its
+//! own queues, an idle deployment's Redis load grew with the number of
+//! processes, and the depth sample (one `SCARD` per registered worker) with
+//! its square (issue 19). Every step is one atomic script or command, so a
+//! brief overlap of two holders is harmless.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -16,20 +22,29 @@ use crate::{
 
 pub struct Maintenance {
     pub queues: JobQueues,
-    pub served: Vec<Queue>,
+    /// This process's name: the upkeep lease's holder.
+    pub name: String,
     pub outcomes: HashMap<Queue, Arc<Outcomes>>,
     pub metrics: Arc<Metrics>,
-    pub interval: Duration,
 }
 
-const SAMPLE_EVERY: u32 = 20;
+/// How often outcome counters are published and the lease is renewed.
+const TICK: Duration = Duration::from_secs(1);
+/// A holder silent this long loses the lease to another process.
+const LEASE: Duration = Duration::from_secs(6);
+/// Ticks between promotion and vacuum passes, and between depth samples
+/// (a sample reads eight keys per queue and one per registered worker).
+const SWEEP_EVERY: u32 = 10;
+/// Ticks between passes over the dead sets' age bound.
+const TRIM_EVERY: u32 = 60;
 
 impl Maintenance {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut ticks: u32 = 0;
         let mut failing = false;
+        let mut leading = false;
         loop {
-            let result = self.tick(ticks.is_multiple_of(SAMPLE_EVERY)).await;
+            let result = self.tick(ticks, &mut leading).await;
             match result {
                 Ok(()) => failing = false,
                 Err(error) if !failing => {
@@ -40,44 +55,75 @@ impl Maintenance {
             }
             ticks = ticks.wrapping_add(1);
             tokio::select! {
-                () = tokio::time::sleep(self.interval) => {}
+                () = tokio::time::sleep(TICK) => {}
                 _ = shutdown.changed() => {
-                    // Publish the last counts before leaving.
+                    // Publish the last counts and let another process take
+                    // the upkeep at once.
                     let _ = self.flush_outcomes().await;
+                    if leading {
+                        let _ = self.queues.release_upkeep(&self.name).await;
+                    }
                     return;
                 }
             }
         }
     }
 
-    async fn tick(&self, sample: bool) -> Result<(), redis::RedisError> {
-        for &queue in &self.served {
-            while self.queues.promote_due(queue).await? == CHUNK {}
-            while self.queues.sweep_done(queue).await? == CHUNK {}
-        }
+    async fn tick(&self, ticks: u32, leading: &mut bool) -> Result<(), redis::RedisError> {
         self.flush_outcomes().await?;
-        if sample {
-            for &queue in &self.served {
+        let held = self.queues.hold_upkeep(&self.name, LEASE).await?;
+        if held != *leading {
+            tracing::info!(
+                upkeep = held,
+                "queue upkeep {}",
+                if held { "taken" } else { "handed over" }
+            );
+            *leading = held;
+            if !held {
+                // Another process samples now; stale depths would mislead.
+                self.metrics.queue_depth.clear();
+                self.metrics.dead_dropped.clear();
+            }
+        }
+        if !held {
+            return Ok(());
+        }
+        if ticks.is_multiple_of(SWEEP_EVERY) {
+            for queue in Queue::ALL {
+                while self.queues.promote_due(queue).await? == CHUNK {}
+                while self.queues.sweep_done(queue).await? == CHUNK {}
+            }
+            self.sample().await?;
+        }
+        if ticks.is_multiple_of(TRIM_EVERY) {
+            for queue in Queue::ALL {
                 // Dead jobs also age out while none die.
                 while self.queues.trim_dead(queue).await? == CHUNK {}
-                let counts = self.queues.counts(queue).await?;
-                let name = queue.as_str();
-                for (state, value) in [
-                    ("pending", counts.pending),
-                    ("delayed", counts.delayed),
-                    ("running", counts.running),
-                    ("dead", counts.dead),
-                ] {
-                    self.metrics
-                        .queue_depth
-                        .get_or_create(&DepthLabels { queue: name, state })
-                        .set(i64::try_from(value).unwrap_or(i64::MAX));
-                }
-                self.metrics
-                    .dead_dropped
-                    .get_or_create(&QueueLabels { queue: name })
-                    .set(i64::try_from(counts.dead_dropped).unwrap_or(i64::MAX));
             }
+        }
+        Ok(())
+    }
+
+    /// Queue depths and dead-set drops, for this process's metrics.
+    async fn sample(&self) -> Result<(), redis::RedisError> {
+        for queue in Queue::ALL {
+            let counts = self.queues.counts(queue).await?;
+            let name = queue.as_str();
+            for (state, value) in [
+                ("pending", counts.pending),
+                ("delayed", counts.delayed),
+                ("running", counts.running),
+                ("dead", counts.dead),
+            ] {
+                self.metrics
+                    .queue_depth
+                    .get_or_create(&DepthLabels { queue: name, state })
+                    .set(i64::try_from(value).unwrap_or(i64::MAX));
+            }
+            self.metrics
+                .dead_dropped
+                .get_or_create(&QueueLabels { queue: name })
+                .set(i64::try_from(counts.dead_dropped).unwrap_or(i64::MAX));
         }
         Ok(())
     }

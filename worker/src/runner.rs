@@ -110,21 +110,32 @@ impl QueueRunner {
             // channel, one message per push batch.
             .emit_events(false);
         let apalis = redis_config.clone();
+        // Wake-driven; an idle worker fetches again after WORKER_POLL_MS
+        // at most without a wake-up, and never waits past a heartbeat,
+        // which apalis does not send while a fetch is pending (see `wake`).
+        let (wakes, idle_wait) = self
+            .wakers
+            .subscribe(self.queue, self.config.poll_interval.min(heartbeat));
         let storage: RedisStorage<JobEnvelope, ConnectionManager> =
-            RedisStorage::new(self.queues.connection()).with_config(redis_config);
-        let strategy = Strategy::new()
-            .stream(self.wakers.subscribe(self.queue))
-            .interval(self.config.poll_interval);
+            RedisStorage::new(self.queues.connection())
+                .with_config(redis_config)
+                .with_idle_wait(idle_wait);
+        let strategy = Strategy::new().stream(wakes);
         let backend = storage.poll_with_strategy(strategy);
 
         let health = self.health.clone();
         let queue = self.queue;
+        let beats = Beats::default();
+        let beaten = beats.clone();
         let worker = WorkerBuilder::new(name)
             .backend(backend)
             .data(self.executor.clone())
             .concurrency(self.concurrency)
             .on_event(move |_ctx, event| match event {
-                Event::HeartBeat | Event::Start => health.heartbeat(queue),
+                Event::HeartBeat | Event::Start => {
+                    beaten.record();
+                    health.heartbeat(queue);
+                }
                 // Job failures are logged where they are settled (execute.rs)
                 // and backend failures where the supervisor restarts.
                 Event::Error(error) => {
@@ -141,29 +152,67 @@ impl QueueRunner {
         };
         tokio::select! {
             result = worker.run_until(signal) => result.map_err(|e| e.to_string()),
-            never = self.keep_leased(name, apalis) => match never {},
+            never = self.keep_leased(name, apalis, beats) => match never {},
         }
     }
 
-    /// Renews the worker's lease every heartbeat, beside apalis's own
-    /// heartbeats: apalis heartbeats only when it polls for work, which it
-    /// does not while every concurrency slot is busy, so a worker whose
-    /// slots all run jobs longer than the lease would be taken for dead and
-    /// its jobs run again. Failures are left to apalis's heartbeat (before
-    /// registration, or once taken for dead, they are expected).
+    /// Renews the worker's lease when apalis has not: apalis heartbeats only
+    /// when it polls for work, which it does not while every concurrency
+    /// slot is busy, so a worker whose slots all run jobs longer than the
+    /// lease would be taken for dead and its jobs run again. While apalis
+    /// heartbeats on time this costs Redis nothing. Failures are left to
+    /// apalis's heartbeat (before registration, or once taken for dead,
+    /// they are expected).
     async fn keep_leased(
         &self,
         name: &str,
         config: apalis_redis::Config,
+        beats: Beats,
     ) -> std::convert::Infallible {
         let mut conn = self.queues.connection();
-        let mut every = tokio::time::interval(self.config.heartbeat);
+        let heartbeat = self.config.heartbeat;
+        let mut every = tokio::time::interval(heartbeat);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            if let Err(error) = apalis_redis::queries::heartbeat(&mut conn, &config, name).await {
-                tracing::debug!(queue = %self.queue, worker = name, %error, "lease renewal failed");
+            if beats.since_last() < heartbeat {
+                continue;
+            }
+            match apalis_redis::queries::heartbeat(&mut conn, &config, name).await {
+                // A renewed lease is a heartbeat for /healthz too: the
+                // worker is alive, only busy.
+                Ok(()) => self.health.heartbeat(self.queue),
+                Err(error) => {
+                    tracing::debug!(queue = %self.queue, worker = name, %error, "lease renewal failed");
+                }
             }
         }
+    }
+}
+
+/// When apalis last heartbeated for a worker (its `HeartBeat` events).
+#[derive(Clone)]
+struct Beats(Arc<std::sync::Mutex<Option<tokio::time::Instant>>>);
+
+impl Default for Beats {
+    fn default() -> Self {
+        Self(Arc::new(std::sync::Mutex::new(None)))
+    }
+}
+
+impl Beats {
+    fn record(&self) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tokio::time::Instant::now());
+    }
+
+    /// Time since the last heartbeat; forever when there was none.
+    fn since_last(&self) -> Duration {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .map_or(Duration::MAX, |at| at.elapsed())
     }
 }

@@ -1,16 +1,24 @@
 //! Instant wake-ups: every push publishes the queue name on one channel;
 //! `queue::wake::listen` turns messages into a [`Wake`], and [`Wakers`]
-//! into a nudge for that queue's worker, which then fetches at once instead
-//! of at its next idle poll.
+//! into a nudge for that queue's worker, which then fetches at once.
+//!
+//! An idle worker does not poll. After a fetch that found nothing, its next
+//! fetch waits (apalis-redis's idle wait, our patch 7) for a wake-up, or for
+//! one heartbeat (`WORKER_HEARTBEAT_SECS`) as the fallback that also covers
+//! a lost wake-up channel. Each wake-up reaches the worker twice: as a
+//! permit the waiting fetch takes (kept if it arrives while a fetch is in
+//! flight, so no push is missed), and as an item of the stream apalis's
+//! poll strategy watches (which wakes a worker parked after an empty fetch).
 
 use std::{
     collections::HashMap,
     pin::Pin,
     sync::{Arc, Mutex},
     task::{Context, Poll},
+    time::Duration,
 };
 
-use futures::{Stream, StreamExt, channel::mpsc};
+use futures::{FutureExt as _, Stream, StreamExt, channel::mpsc, future::BoxFuture};
 use queue::wake::Wake;
 use shared::jobs::Queue;
 
@@ -18,7 +26,12 @@ use shared::jobs::Queue;
 /// worker (re)starts.
 #[derive(Clone, Default)]
 pub struct Wakers {
-    slots: Arc<Mutex<HashMap<Queue, mpsc::Sender<()>>>>,
+    slots: Arc<Mutex<HashMap<Queue, Slot>>>,
+}
+
+struct Slot {
+    stream: mpsc::Sender<()>,
+    permits: Arc<tokio::sync::Notify>,
 }
 
 /// The stream an apalis poll strategy waits on. Wake-ups coalesce: the
@@ -33,25 +46,50 @@ impl Stream for WakeStream {
 }
 
 impl Wakers {
-    /// A fresh stream for `queue`'s worker; replaces the previous one.
-    pub fn subscribe(&self, queue: Queue) -> WakeStream {
+    /// A fresh stream and idle wait for `queue`'s worker (replacing the
+    /// previous ones): the idle wait ends at the next wake-up, or after
+    /// `fallback`.
+    pub fn subscribe(
+        &self,
+        queue: Queue,
+        fallback: Duration,
+    ) -> (
+        WakeStream,
+        impl Fn() -> BoxFuture<'static, ()> + Send + Sync + 'static,
+    ) {
         let (tx, rx) = mpsc::channel(1);
+        let permits = Arc::new(tokio::sync::Notify::new());
         self.slots
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(queue, tx);
-        WakeStream(rx)
+            .insert(
+                queue,
+                Slot {
+                    stream: tx,
+                    permits: permits.clone(),
+                },
+            );
+        let idle_wait = move || {
+            let permits = permits.clone();
+            async move {
+                let _ = tokio::time::timeout(fallback, permits.notified()).await;
+            }
+            .boxed()
+        };
+        (WakeStream(rx), idle_wait)
     }
 
     pub fn wake(&self, queue: Queue) {
-        if let Some(tx) = self
+        if let Some(slot) = self
             .slots
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get_mut(&queue)
         {
-            // Full means a wake-up is already pending: nothing to add.
-            let _ = tx.try_send(());
+            // One permit at most is kept, and a full channel means a
+            // wake-up is already pending: nothing to add either way.
+            slot.permits.notify_one();
+            let _ = slot.stream.try_send(());
         }
     }
 

@@ -216,7 +216,7 @@ pub struct WorkerConfig {
     /// to the queue for the others.
     pub lease: Duration,
     pub shutdown_timeout: Duration,
-    /// Idle re-poll interval; new jobs normally wake workers at once.
+    /// Longest an idle worker waits for a wake-up before fetching anyway.
     pub poll_interval: Duration,
     pub name: Option<String>,
 }
@@ -601,8 +601,11 @@ impl Config {
                 }
             },
         };
-        let heartbeat_secs: u64 = env.range_or("WORKER_HEARTBEAT_SECS", 1, 1, 300);
-        let lease_secs: u64 = env.range_or("WORKER_LEASE_SECS", 5, 2, 3600);
+        // Each heartbeat costs Redis a few commands per queue served (and an
+        // idle worker fetches once per heartbeat): 3 s keeps an idle process
+        // serving every queue under 50 commands/s (bench `idle`).
+        let heartbeat_secs: u64 = env.range_or("WORKER_HEARTBEAT_SECS", 3, 1, 300);
+        let lease_secs: u64 = env.range_or("WORKER_LEASE_SECS", 9, 2, 3600);
         if lease_secs < heartbeat_secs * 2 {
             env.problem(
                 "WORKER_LEASE_SECS",
@@ -623,7 +626,7 @@ impl Config {
             heartbeat: secs(heartbeat_secs),
             lease: secs(lease_secs),
             shutdown_timeout: secs(env.range_or("WORKER_SHUTDOWN_TIMEOUT_SECS", 30, 1, 3600)),
-            poll_interval: millis(env.range_or("WORKER_POLL_MS", 250, 10, 60_000)),
+            poll_interval: millis(env.range_or("WORKER_POLL_MS", 3000, 10, 60_000)),
             name: env.optional("WORKER_NAME"),
         };
 

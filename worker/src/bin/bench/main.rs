@@ -12,6 +12,8 @@
 //!   crosses none, and of one that crosses ten thousand (triggers, emails).
 //! - `fees`: a million fiat wallets due at once (10% short): time until all
 //!   are charged or blocked, a rerun, transfers meanwhile, the ledger check.
+//! - `idle`: Redis commands per second that 1, 10 and 50 idle worker
+//!   processes cost, on a private `redis-server`.
 //! - `mixed`: a realistic mix (rates, transfers, orders, bets, alerts) over
 //!   HTTP against one API and two workers serving every queue: per-route
 //!   throughput and latency, the job backlog over time, settlement lateness,
@@ -27,6 +29,7 @@
 //! target/release/bourse-bench alerts
 //! target/release/bourse-bench fees
 //! target/release/bourse-bench mixed
+//! target/release/bourse-bench idle --processes 1,10,50
 //! ```
 //!
 //! Each scenario uses its own Redis prefix (and `transfers` its own
@@ -35,6 +38,7 @@
 mod alerts;
 mod delayed;
 mod fees;
+mod idle;
 mod jobs;
 mod mixed;
 mod rates;
@@ -190,6 +194,22 @@ enum Scenario {
         #[arg(long, default_value_t = 5)]
         series_every: u64,
     },
+    /// Idle worker processes: the Redis commands per second they cost.
+    Idle {
+        /// Worker process counts to run, comma-separated.
+        #[arg(long, default_value = "1,10,50")]
+        processes: String,
+        /// Seconds between the last process registering and the window.
+        #[arg(long, default_value_t = 10)]
+        warmup: u64,
+        /// Seconds of measurement.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// RATE_REFRESH_CRON of the workers (default: once a year, so no
+        /// job runs; `"* * * * * *"` measures a default deployment).
+        #[arg(long, default_value = "0 0 0 1 1 *")]
+        refresh_cron: String,
+    },
     /// A million active alerts: quiet and crossing observations.
     Alerts {
         /// Active alerts.
@@ -218,13 +238,8 @@ async fn main() -> anyhow::Result<()> {
             latency_count,
             latency_secs,
         } => {
-            let processes: Vec<usize> = processes
-                .split(',')
-                .map(|p| p.trim().parse())
-                .collect::<Result<_, _>>()
-                .context("--processes")?;
             shared::db::run_migrations(config.database.url.expose_secret(), None).await?;
-            for workers in processes {
+            for workers in parse_counts(&processes)? {
                 jobs::JobsRun {
                     config: &config,
                     count,
@@ -337,6 +352,25 @@ async fn main() -> anyhow::Result<()> {
             .measure()
             .await?;
         }
+        Scenario::Idle {
+            processes,
+            warmup,
+            seconds,
+            refresh_cron,
+        } => {
+            shared::db::run_migrations(config.database.url.expose_secret(), None).await?;
+            for processes in parse_counts(&processes)? {
+                idle::IdleRun {
+                    config: &config,
+                    processes,
+                    warmup: std::time::Duration::from_secs(warmup),
+                    window: std::time::Duration::from_secs(seconds),
+                    refresh_cron: refresh_cron.clone(),
+                }
+                .measure()
+                .await?;
+            }
+        }
         Scenario::Alerts {
             count,
             crossed,
@@ -355,4 +389,12 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--processes 1,10,50`.
+fn parse_counts(list: &str) -> anyhow::Result<Vec<usize>> {
+    list.split(',')
+        .map(|p| p.trim().parse())
+        .collect::<Result<_, _>>()
+        .context("--processes")
 }
