@@ -28,8 +28,6 @@ use crate::keys::{self, QueueKeys};
 static PUSH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/push.lua")));
 static SCHEDULE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/schedule.lua")));
 static PROMOTE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/promote.lua")));
-static CLAIM_TICK: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/claim_tick.lua")));
 
 /// Upper bound of ids moved per script call, so no call blocks Redis long.
 pub const CHUNK: usize = 1000;
@@ -236,38 +234,6 @@ impl JobQueues {
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(stored == 1)
-    }
-
-    /// Claims schedule tick `tick_secs` of `schedule` for `claimant` and
-    /// queues `job` if the claim is won, atomically. Returns whether this
-    /// caller won. The claim outlives any late wake-up of a paused worker.
-    pub async fn claim_tick(
-        &self,
-        schedule: &str,
-        tick_secs: i64,
-        claimant: &str,
-        job: &ReadyJob,
-        queue: Queue,
-        max_attempts: u32,
-    ) -> Result<bool, PushError> {
-        let keys = self.keys(queue);
-        let claim_key = format!("{}:tick:{schedule}:{tick_secs}", self.prefix);
-        let won: u32 = CLAIM_TICK
-            .key(claim_key)
-            .key(keys.data())
-            .key(keys.active())
-            .key(keys.meta_prefix())
-            .key(keys.signal())
-            .arg(claimant)
-            .arg(24 * 3600)
-            .arg(self.wake_channel())
-            .arg(queue.as_str())
-            .arg(&job.task_id)
-            .arg(serde_json::to_vec(&job.envelope)?)
-            .arg(max_attempts)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
-        Ok(won == 1)
     }
 
     /// Moves up to [`CHUNK`] due delayed jobs to the active list.

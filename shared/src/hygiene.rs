@@ -5,7 +5,8 @@
 //! - idempotency keys older than 24 hours (their promise has lapsed);
 //! - one-time codes that are spent or expired (nothing can use them);
 //! - refresh tokens past their expiry (refreshing with them fails anyway);
-//! - resend cool-downs older than a day.
+//! - resend cool-downs older than a day;
+//! - schedule tick claims older than a day (`crate::schedule`).
 
 use std::time::Instant;
 
@@ -21,12 +22,13 @@ pub struct Purged {
     pub codes: usize,
     pub refresh_tokens: usize,
     pub cooldowns: usize,
+    pub tick_claims: usize,
     /// Stopped at the deadline with rows left (a continuation finishes).
     pub unfinished: bool,
 }
 
 /// `(table, condition)` of each kind of expired row.
-const KINDS: [(&str, &str); 4] = [
+const KINDS: [(&str, &str); 5] = [
     (
         "idempotency_keys",
         "created_at < now() - interval '24 hours'",
@@ -37,6 +39,7 @@ const KINDS: [(&str, &str); 4] = [
     ),
     ("refresh_tokens", "expires_at < now()"),
     ("code_cooldowns", "last_sent_at < now() - interval '1 day'"),
+    ("schedule_ticks", "tick < now() - interval '1 day'"),
 ];
 
 /// Deletes every expired row, batch by batch, until none is left or
@@ -45,7 +48,7 @@ pub async fn purge(
     conn: &mut AsyncPgConnection,
     deadline: Option<Instant>,
 ) -> diesel::QueryResult<Purged> {
-    let mut counts = [0usize; 4];
+    let mut counts = [0usize; KINDS.len()];
     for (index, (table, condition)) in KINDS.iter().enumerate() {
         loop {
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -68,12 +71,13 @@ pub async fn purge(
     Ok(purged(counts, false))
 }
 
-fn purged(counts: [usize; 4], unfinished: bool) -> Purged {
+fn purged(counts: [usize; KINDS.len()], unfinished: bool) -> Purged {
     Purged {
         idempotency_keys: counts[0],
         codes: counts[1],
         refresh_tokens: counts[2],
         cooldowns: counts[3],
+        tick_claims: counts[4],
         unfinished,
     }
 }

@@ -26,6 +26,7 @@ pub mod outbox;
 pub mod password;
 pub mod probe;
 pub mod rates;
+pub mod schedule;
 pub mod schema;
 pub mod seed;
 pub mod sessions;

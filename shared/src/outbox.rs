@@ -24,7 +24,10 @@ use diesel::{prelude::*, sql_types};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::{jobs::JobSpec, schema::outbox};
+use crate::{
+    jobs::{JobSpec, Queue},
+    schema::outbox,
+};
 
 /// The channel relays LISTEN on; the payload is the queue name.
 pub const NOTIFY_CHANNEL: &str = "bourse_outbox";
@@ -83,6 +86,20 @@ pub async fn push_many_quiet<J: JobSpec>(
     Ok(ids)
 }
 
+/// Records a job given by its parts, due now, waking the relays: for
+/// callers that build jobs of several types at run time (the schedules'
+/// ticks, see [`crate::schedule`]). Call it inside the transaction the job
+/// follows. Returns the job id.
+pub async fn push_parts(
+    conn: &AsyncPgConnection,
+    queue: Queue,
+    job: &str,
+    version: u16,
+    payload: &serde_json::Value,
+) -> QueryResult<Uuid> {
+    insert_parts(conn, queue, job, version, payload, None, true).await
+}
+
 async fn insert<J: JobSpec>(
     conn: &AsyncPgConnection,
     job: &J,
@@ -91,6 +108,18 @@ async fn insert<J: JobSpec>(
 ) -> QueryResult<Uuid> {
     let payload = serde_json::to_value(job)
         .map_err(|e| diesel::result::Error::SerializationError(e.into()))?;
+    insert_parts(conn, J::QUEUE, J::NAME, J::VERSION, &payload, run_at, wake).await
+}
+
+async fn insert_parts(
+    conn: &AsyncPgConnection,
+    queue: Queue,
+    job: &str,
+    version: u16,
+    payload: &serde_json::Value,
+    run_at: Option<DateTime<Utc>>,
+    wake: bool,
+) -> QueryResult<Uuid> {
     // v7: time-ordered ids keep the primary key index append-only.
     let id = Uuid::now_v7();
     // The row and the wake-up in one round trip.
@@ -101,9 +130,9 @@ async fn insert<J: JobSpec>(
          SELECT pg_notify($7, queue) FROM row WHERE $8",
     )
     .bind::<sql_types::Uuid, _>(id)
-    .bind::<sql_types::Text, _>(J::QUEUE.as_str())
-    .bind::<sql_types::Text, _>(J::NAME)
-    .bind::<sql_types::SmallInt, _>(i16::try_from(J::VERSION).unwrap_or(i16::MAX))
+    .bind::<sql_types::Text, _>(queue.as_str())
+    .bind::<sql_types::Text, _>(job)
+    .bind::<sql_types::SmallInt, _>(i16::try_from(version).unwrap_or(i16::MAX))
     .bind::<sql_types::Jsonb, _>(payload)
     .bind::<sql_types::Timestamptz, _>(run_at.unwrap_or_else(Utc::now))
     .bind::<sql_types::Text, _>(NOTIFY_CHANNEL)

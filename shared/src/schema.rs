@@ -113,6 +113,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    schedule_ticks (schedule, tick) {
+        schedule -> Text,
+        tick -> Timestamptz,
+        claimed_by -> Text,
+        claimed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     ledger_accounts (id) {
         id -> Uuid,
         kind -> Text,
@@ -315,6 +324,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     currencies,
     price_history,
     rate_refreshes,
+    schedule_ticks,
     ledger_accounts,
     wallets,
     ledger_transactions,

@@ -576,6 +576,10 @@ async fn expired_keys_codes_and_refresh_tokens_are_purged_on_a_schedule() {
          SELECT gen_random_uuid(), id, gen_random_uuid(), 'expired', now() - interval '1 second' FROM users",
         "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at)
          SELECT gen_random_uuid(), id, gen_random_uuid(), 'live', now() + interval '1 day' FROM users",
+        // A schedule tick claimed more than a day ago, and a recent one.
+        "INSERT INTO schedule_ticks (schedule, tick, claimed_by)
+         VALUES ('old_schedule', now() - interval '25 hours', 'w'),
+                ('new_schedule', now() - interval '1 hour', 'w')",
     ] {
         diesel::sql_query(sql).execute(&mut conn).await.unwrap();
     }
@@ -590,7 +594,8 @@ async fn expired_keys_codes_and_refresh_tokens_are_purged_on_a_schedule() {
             .count(
                 "SELECT (SELECT count(*) FROM idempotency_keys WHERE key = 'old')
                   + (SELECT count(*) FROM one_time_codes WHERE code_hash IN ('x', 'y'))
-                  + (SELECT count(*) FROM refresh_tokens WHERE token_hash = 'expired') AS n",
+                  + (SELECT count(*) FROM refresh_tokens WHERE token_hash = 'expired')
+                  + (SELECT count(*) FROM schedule_ticks WHERE schedule = 'old_schedule') AS n",
             )
             .await;
         (left == 0).then_some(())
@@ -600,8 +605,9 @@ async fn expired_keys_codes_and_refresh_tokens_are_purged_on_a_schedule() {
         .count(
             "SELECT (SELECT count(*) FROM idempotency_keys WHERE key = 'new')
               + (SELECT count(*) FROM one_time_codes WHERE code_hash = 'live')
-              + (SELECT count(*) FROM refresh_tokens WHERE token_hash = 'live') AS n",
+              + (SELECT count(*) FROM refresh_tokens WHERE token_hash = 'live')
+              + (SELECT count(*) FROM schedule_ticks WHERE schedule = 'new_schedule') AS n",
         )
         .await;
-    assert_eq!(kept, 3, "live rows stay");
+    assert_eq!(kept, 4, "live rows stay");
 }

@@ -22,18 +22,20 @@ use std::{collections::HashMap, future::Future, sync::Arc, time::Instant};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
+use futures::FutureExt as _;
 use secrecy::ExposeSecret as _;
 use shared::{
     config::Config,
     email::Mailer,
-    jobs::{ChargeFees, PurgeExpired, Queue, ReconcileBets, ReconcileEmails, RefreshRates},
+    jobs::{ChargeFees, PurgeExpired, Queue, ReconcileBets, ReconcileEmails},
+    schedule::TickJob,
 };
 use tokio::sync::watch;
 
 pub use crate::execute::Outcomes;
 use crate::{
     execute::Executor, health::Health, jobs::JobContext, maintenance::Maintenance,
-    metrics::Metrics, relay::Relay, retry::RetryPolicy, runner::QueueRunner, scheduler::TickJob,
+    metrics::Metrics, relay::Relay, retry::RetryPolicy, runner::QueueRunner, scheduler::OnTick,
     wake::Wakers,
 };
 use queue::JobQueues;
@@ -117,15 +119,12 @@ pub async fn run_on(
         .context("DATABASE_URL")?;
     shared::email::render::self_check().context("email templates")?;
     let mailer = Mailer::from_config(&config.mail).map_err(anyhow::Error::msg)?;
-    // Every process carries every schedule; each tick runs once in the
-    // cluster (see `scheduler`).
-    let schedules: Vec<(&'static str, cron::Schedule, MakeTickJob)> = vec![
-        (
-            "rate_refresh",
-            scheduler::parse(&config.rates.refresh_cron)
-                .map_err(|e| anyhow::anyhow!("RATE_REFRESH_CRON: {e}"))?,
-            |tick| TickJob::of(&RefreshRates { tick }),
-        ),
+    // Every process carries these schedules, whatever its queues; each
+    // tick runs once in the cluster and its job goes through the outbox
+    // (see `scheduler`). The price refresh is apart, below.
+    let refresh_cron = scheduler::parse(&config.rates.refresh_cron)
+        .map_err(|e| anyhow::anyhow!("RATE_REFRESH_CRON: {e}"))?;
+    let queued: Vec<(&'static str, cron::Schedule, MakeTickJob)> = vec![
         (
             "bet_reconcile",
             scheduler::parse(&config.bets.reconcile_cron)
@@ -294,18 +293,30 @@ pub async fn run_on(
             .run(stop_rx.clone()),
         ),
     ];
-    for (name, schedule, make) in schedules {
+    let make_scheduler = |name, on_tick, schedule| scheduler::Scheduler {
+        name,
+        on_tick,
+        db: db.clone(),
+        schedule,
+        claimant: options.name.clone(),
+        metrics: metrics.clone(),
+    };
+    for (name, schedule, make) in queued {
         background.push(tokio::spawn(
-            scheduler::Scheduler {
-                name,
-                make,
-                queues: queues.clone(),
-                schedule,
-                claimant: options.name.clone(),
-                max_attempts: config.jobs.max_attempts,
-                metrics: metrics.clone(),
-            }
-            .run(stop_rx.clone()),
+            make_scheduler(name, OnTick::Queue(make), schedule).run(stop_rx.clone()),
+        ));
+    }
+    if options.queues.contains(&Queue::RateRefresh) {
+        // The winner of a refresh tick refreshes here and now, with no
+        // Redis on the way: prices must keep coming while Redis is down, or
+        // bets due meanwhile are voided (see `scheduler`). Only processes
+        // serving `rate_refresh` carry it, as only they ran the job before.
+        let (ctx, stop) = (ctx.clone(), stop_rx.clone());
+        let run: scheduler::RunTick = Arc::new(move |tick| {
+            jobs::refresh_rates::run_here(ctx.clone(), tick, stop.clone()).boxed()
+        });
+        background.push(tokio::spawn(
+            make_scheduler("rate_refresh", OnTick::RunHere(run), refresh_cron).run(stop_rx.clone()),
         ));
     }
     if options.queues.contains(&Queue::OrderClearing) {

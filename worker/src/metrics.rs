@@ -31,7 +31,7 @@ pub struct DepthLabels {
 pub struct ScheduleLabels {
     pub schedule: &'static str,
     /// `claimed` (this process won the tick), `taken` (another did),
-    /// `late` (skipped), `failed` (Redis unreachable).
+    /// `late` (skipped), `failed` (the claim failed: PostgreSQL unreachable).
     pub outcome: &'static str,
 }
 

@@ -1,15 +1,29 @@
-//! Cluster-wide schedules. Every worker process carries every schedule; on
-//! each tick each one tries to claim the tick in Redis (`SET NX` on a key
-//! per tick, queueing the tick's job in the same atomic script) and only
-//! the winner's job exists. So a tick runs once however many workers carry
-//! the schedule, and ticks keep coming while any worker lives: there is no
-//! scheduler process to lose.
+//! Cluster-wide schedules. Every worker process carries the schedules; on
+//! each tick each one tries to claim the tick in PostgreSQL
+//! (`shared::schedule`: one `INSERT … ON CONFLICT DO NOTHING` of the tick's
+//! `schedule_ticks` row) and only the winner acts on it. So a tick runs once
+//! however many workers carry the schedule, and ticks keep coming while any
+//! worker lives: there is no scheduler process to lose.
+//!
+//! What the winner does ([`OnTick`]):
+//! - most schedules (the reconcilers, the fee run, the purge) queue their
+//!   job through the outbox in the claim's own transaction. The job runs on
+//!   whichever worker serves its queue; while Redis is unreachable it waits
+//!   in PostgreSQL and the relays push it when Redis answers again;
+//! - the price refresh runs in the winning process, at once, with no Redis
+//!   on the way: a bet is settled at the price in force at its `settles_at`
+//!   and voided without one, so prices must keep coming through a Redis
+//!   outage. Only processes serving the `rate_refresh` queue carry that
+//!   schedule, so `--queues` still says which processes call the providers.
+//!
+//! The election lived in Redis before (`SET NX` plus a push, in one script):
+//! a Redis outage then stopped every schedule, the price refresh included.
 //!
 //! Schedules are six-field cron expressions in UTC (apalis-cron). Missed
 //! ticks are not replayed after downtime: apalis-cron computes the next
 //! tick from the current time, and a tick that fires late (a process that
 //! was paused) is skipped when it is older than [`LATE_AFTER`]; if another
-//! worker ran it, its claim key refuses it anyway.
+//! worker ran it, its claim refuses it anyway.
 //!
 //! apalis-cron's stream also gets stuck in an error loop once a tick falls
 //! into the past before its delay is armed (it keeps returning
@@ -19,45 +33,39 @@ use std::{str::FromStr, sync::Arc, time::Duration};
 
 use apalis_cron::CronScheduler;
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
-use queue::{JobQueues, ReadyJob};
-use shared::jobs::{JobEnvelope, JobSpec, Queue};
+use futures::{StreamExt, future::BoxFuture};
+use shared::{
+    db::DbPool,
+    schedule::{self, TickJob},
+};
 use tokio::sync::watch;
-use uuid::Uuid;
 
 use crate::metrics::{Metrics, ScheduleLabels};
 
 /// A tick noticed later than this is not fired: the next one catches up.
 pub const LATE_AFTER: Duration = Duration::from_secs(2);
 
-/// What a schedule queues on each tick: the job's queue and envelope
-/// fields, built from the tick's time.
-pub struct TickJob {
-    pub queue: Queue,
-    pub job: &'static str,
-    pub version: u16,
-    pub args: serde_json::Value,
-}
+/// Runs a won tick's work in this process; the future ends when the work is
+/// done or given up.
+pub type RunTick = Arc<dyn Fn(DateTime<Utc>) -> BoxFuture<'static, ()> + Send + Sync>;
 
-impl TickJob {
-    pub fn of<J: JobSpec>(job: &J) -> Self {
-        Self {
-            queue: J::QUEUE,
-            job: J::NAME,
-            version: J::VERSION,
-            args: serde_json::to_value(job).unwrap_or_default(),
-        }
-    }
+/// What the winner of a tick does.
+pub enum OnTick {
+    /// Queues this job through the outbox, in the claim's transaction.
+    Queue(fn(DateTime<Utc>) -> TickJob),
+    /// Runs the work here, at once (the price refresh). It is spawned, so a
+    /// slow run never delays the next tick's claim; the work must be
+    /// idempotent per tick.
+    RunHere(RunTick),
 }
 
 pub struct Scheduler {
-    /// The schedule's name: part of its tick claim keys and metric labels.
+    /// The schedule's name: part of its tick claims and metric labels.
     pub name: &'static str,
-    pub make: fn(DateTime<Utc>) -> TickJob,
-    pub queues: JobQueues,
+    pub on_tick: OnTick,
+    pub db: DbPool,
     pub schedule: cron::Schedule,
     pub claimant: String,
-    pub max_attempts: u32,
     pub metrics: Arc<Metrics>,
 }
 
@@ -91,11 +99,17 @@ impl Scheduler {
         }
     }
 
+    fn count(&self, outcome: &'static str) {
+        self.metrics
+            .schedule_ticks
+            .get_or_create(&ScheduleLabels {
+                schedule: self.name,
+                outcome,
+            })
+            .inc();
+    }
+
     async fn on_tick(&self, tick_secs: u64) {
-        let labels = |outcome: &'static str| ScheduleLabels {
-            schedule: self.name,
-            outcome,
-        };
         let tick_secs = i64::try_from(tick_secs).unwrap_or(i64::MAX);
         let Some(tick) = DateTime::<Utc>::from_timestamp(tick_secs, 0) else {
             return;
@@ -103,55 +117,43 @@ impl Scheduler {
         let late = (Utc::now() - tick).to_std().unwrap_or_default();
         if late > LATE_AFTER {
             tracing::info!(%tick, late_ms = late.as_millis() as u64, "skipping a late tick");
-            self.metrics
-                .schedule_ticks
-                .get_or_create(&labels("late"))
-                .inc();
+            self.count("late");
             return;
         }
-        let job = (self.make)(tick);
-        let id = Uuid::now_v7();
-        let ready = ReadyJob {
-            task_id: format!("{}:{tick_secs}", self.name),
-            envelope: JobEnvelope {
-                id,
-                job: job.job.to_owned(),
-                v: job.version,
-                args: job.args,
-                due_at: tick,
-            },
-        };
-        match self
-            .queues
-            .claim_tick(
-                self.name,
-                tick_secs,
-                &self.claimant,
-                &ready,
-                job.queue,
-                self.max_attempts,
-            )
-            .await
-        {
+        match self.claim(tick).await {
             Ok(true) => {
-                self.metrics
-                    .schedule_ticks
-                    .get_or_create(&labels("claimed"))
-                    .inc();
+                self.count("claimed");
+                if let OnTick::RunHere(run) = &self.on_tick {
+                    tokio::spawn(run(tick));
+                }
             }
-            Ok(false) => {
-                self.metrics
-                    .schedule_ticks
-                    .get_or_create(&labels("taken"))
-                    .inc();
-            }
+            Ok(false) => self.count("taken"),
             Err(error) => {
-                self.metrics
-                    .schedule_ticks
-                    .get_or_create(&labels("failed"))
-                    .inc();
-                tracing::warn!(%error, %tick, "cannot claim the tick (Redis unreachable?)");
+                self.count("failed");
+                tracing::warn!(%error, %tick, "cannot claim the tick (PostgreSQL unreachable?)");
             }
         }
+    }
+
+    /// Claims `tick` in PostgreSQL, queueing its job in the same
+    /// transaction when there is one. Returns whether this process won.
+    async fn claim(&self, tick: DateTime<Utc>) -> Result<bool, String> {
+        let mut conn = self.db.get().await.map_err(|e| e.to_string())?;
+        let won = match &self.on_tick {
+            OnTick::Queue(make) => {
+                schedule::claim_tick_and_queue(
+                    &mut conn,
+                    self.name,
+                    tick,
+                    &self.claimant,
+                    &make(tick),
+                )
+                .await
+            }
+            OnTick::RunHere(_) => {
+                schedule::claim_tick(&mut conn, self.name, tick, &self.claimant).await
+            }
+        };
+        won.map_err(|e| e.to_string())
     }
 }

@@ -83,6 +83,7 @@ pub async fn purge(ctx: Arc<JobContext>, envelope: JobEnvelope) -> Result<(), Jo
         codes = purged.codes,
         refresh_tokens = purged.refresh_tokens,
         cooldowns = purged.cooldowns,
+        tick_claims = purged.tick_claims,
         unfinished = purged.unfinished,
         "expired rows purged"
     );

@@ -6,7 +6,7 @@ mod clearing;
 mod fees;
 mod prices_observed;
 mod probe;
-mod refresh_rates;
+pub mod refresh_rates;
 mod send_email;
 
 use std::{sync::Arc, time::Duration};

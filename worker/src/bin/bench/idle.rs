@@ -100,11 +100,13 @@ impl IdleRun<'_> {
         let url = format!("redis://127.0.0.1:{port}/0");
         let prefix = "idle";
         // One relay is enough (it reads PostgreSQL, not Redis, while idle);
-        // fifty would also hold fifty LISTEN connections.
+        // fifty would also hold fifty LISTEN connections. One pooled
+        // connection each (tick claims) keeps fifty processes within
+        // PostgreSQL's default 100 connections.
         let env = [
             ("REDIS_URL", url.clone()),
             ("REDIS_PREFIX", prefix.to_owned()),
-            ("DATABASE_POOL_SIZE", "2".to_owned()),
+            ("DATABASE_POOL_SIZE", "1".to_owned()),
             ("RATE_REFRESH_CRON", self.refresh_cron.clone()),
         ];
         let mut children = spawn_workers(prefix, 1, 16, "all", &env)?;
