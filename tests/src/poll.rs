@@ -21,3 +21,16 @@ where
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// Waits until `health_url` answers 2xx (a worker's `/healthz`).
+pub async fn healthy(what: &str, health_url: &str, timeout: Duration) {
+    eventually(what, timeout, || async {
+        reqwest::get(health_url)
+            .await
+            .ok()?
+            .status()
+            .is_success()
+            .then_some(())
+    })
+    .await;
+}

@@ -173,6 +173,22 @@ impl TestApp {
         (session, wallets)
     }
 
+    /// A verified user with one USD wallet holding `amount` (deposited).
+    pub async fn user_with_usd(&self, username: &str, amount: &str) -> Session {
+        let (session, wallets) = self.user_with_wallets(username, &["USD"]).await;
+        let wallet = wallets[0]["id"].as_str().expect("wallet id");
+        let reply = self
+            .send_as(
+                reqwest::Method::POST,
+                &format!("/api/v1/wallets/{wallet}/deposit"),
+                &session.access,
+                &json!({ "amount": amount }),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        session
+    }
+
     /// Records one observation of `prices` (one stamp, by the database's
     /// clock, as a refresh does) and, when `announce`, its `prices_observed`
     /// job through the outbox in the same transaction. Returns the stamp.

@@ -66,19 +66,7 @@ async fn members(app: &TestApp, tag: &str, n: usize) -> Vec<(Session, String)> {
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let name = format!("{tag}{i}");
-        let (session, wallets) = app.user_with_wallets(&name, &["USD"]).await;
-        let reply = app
-            .send_as(
-                Method::POST,
-                &format!(
-                    "/api/v1/wallets/{}/deposit",
-                    wallets[0]["id"].as_str().unwrap()
-                ),
-                &session.access,
-                &json!({ "amount": "1000.00" }),
-            )
-            .await;
-        assert_eq!(reply.status, 201, "{}", reply.body);
+        let session = app.user_with_usd(&name, "1000.00").await;
         out.push((session, format!("{name}@example.com")));
     }
     out

@@ -113,16 +113,7 @@ async fn many_jobs_through_two_relays_and_workers_each_run_once() {
         .await;
     app.start_worker().await;
     for worker in &app.workers {
-        let url = worker.health_url.clone();
-        eventually("both workers healthy", WAIT, || async {
-            reqwest::get(&url)
-                .await
-                .ok()?
-                .status()
-                .is_success()
-                .then_some(())
-        })
-        .await;
+        harness::poll::healthy("both workers healthy", &worker.health_url, WAIT).await;
     }
     let mut conn = app.conn().await;
     let mut ids = HashSet::new();
@@ -324,17 +315,10 @@ async fn writes_succeed_while_redis_is_down_and_their_jobs_go_out_when_it_return
         .await;
     assert!(mail.subject().starts_with("Your Bourse verification code"));
     assert_eq!(undispatched(&app).await, 0);
-    eventually(
+    harness::poll::healthy(
         "the worker to be healthy again",
+        &health,
         Duration::from_secs(30),
-        || async {
-            reqwest::get(&health)
-                .await
-                .ok()?
-                .status()
-                .is_success()
-                .then_some(())
-        },
     )
     .await;
     assert_eq!(app.smtp.mails().len(), 1, "sent once");

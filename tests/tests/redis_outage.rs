@@ -98,33 +98,17 @@ async fn refreshed_since(app: &TestApp, from: DateTime<Utc>) -> Vec<DateTime<Utc
 }
 
 async fn healthy(worker: &WorkerProcess) {
-    eventually(&format!("{} healthy", worker.name), WAIT, || async {
-        reqwest::get(&worker.health_url)
-            .await
-            .ok()?
-            .status()
-            .is_success()
-            .then_some(())
-    })
+    harness::poll::healthy(
+        &format!("{} healthy", worker.name),
+        &worker.health_url,
+        WAIT,
+    )
     .await;
 }
 
 /// A verified user with 1000 USD.
 async fn bettor(app: &TestApp, name: &str) -> Session {
-    let (session, wallets) = app.user_with_wallets(name, &["USD"]).await;
-    let reply = app
-        .send_as(
-            Method::POST,
-            &format!(
-                "/api/v1/wallets/{}/deposit",
-                wallets[0]["id"].as_str().unwrap()
-            ),
-            &session.access,
-            &json!({ "amount": "1000.00" }),
-        )
-        .await;
-    assert_eq!(reply.status, 201, "{}", reply.body);
-    session
+    app.user_with_usd(name, "1000.00").await
 }
 
 fn bet_mails(app: &TestApp, email: &str) -> usize {

@@ -17,7 +17,7 @@ use std::{collections::BTreeMap, time::Duration};
 use chrono::{DateTime, Utc};
 use diesel::{prelude::*, sql_types};
 use diesel_async::RunQueryDsl;
-use harness::{TestApp, TestAppBuilder, TestDb, eventually, process::WorkerProcess};
+use harness::{TestApp, TestAppBuilder, TestDb, process::WorkerProcess};
 use shared::{
     jobs::ReconcileBets,
     schedule::{self, TickJob},
@@ -156,14 +156,11 @@ async fn three_workers_refresh_once_per_tick_through_a_kill_a_freeze_and_an_outa
     let b = WorkerProcess::spawn(&app.settings, "sched-b", &args);
     let c = WorkerProcess::spawn(&app.settings, "sched-c", &args);
     for worker in [&a, &b, &c] {
-        eventually("the workers healthy", Duration::from_secs(30), || async {
-            reqwest::get(&worker.health_url)
-                .await
-                .ok()?
-                .status()
-                .is_success()
-                .then_some(())
-        })
+        harness::poll::healthy(
+            "the workers healthy",
+            &worker.health_url,
+            Duration::from_secs(30),
+        )
         .await;
     }
     let start = Utc::now().timestamp() + 1;
