@@ -113,14 +113,18 @@ impl QueueRunner {
         // Wake-driven; an idle worker fetches again after WORKER_POLL_MS
         // at most without a wake-up, and never waits past a heartbeat,
         // which apalis does not send while a fetch is pending (see `wake`).
-        let (wakes, idle_wait) = self
-            .wakers
-            .subscribe(self.queue, self.config.poll_interval.min(heartbeat));
+        let idle_fetch = self.config.poll_interval.min(heartbeat);
+        let (wakes, idle_wait) = self.wakers.subscribe(self.queue, idle_fetch);
         let storage: RedisStorage<JobEnvelope, ConnectionManager> =
             RedisStorage::new(self.queues.connection())
                 .with_config(redis_config)
                 .with_idle_wait(idle_wait);
-        let strategy = Strategy::new().stream(wakes);
+        // The interval only wakes the worker's task: apalis heartbeats (and
+        // checks for other workers' orphans) only when its task is polled,
+        // and a worker parked after an empty fetch is polled by nothing
+        // else but a wake-up. The fetch it starts still waits in the idle
+        // wait, so the tick costs Redis one heartbeat, not a poll.
+        let strategy = Strategy::new().stream(wakes).interval(idle_fetch);
         let backend = storage.poll_with_strategy(strategy);
 
         let health = self.health.clone();

@@ -84,6 +84,12 @@ impl Scheduler {
                     item = ticks.next() => match item {
                         Some(Ok(tick)) => self.on_tick(tick.get_timestamp()).await,
                         Some(Err(error)) => {
+                            // apalis-cron reports a tick it noticed in the
+                            // past (a paused process) this way: it is a late
+                            // tick, skipped like one.
+                            if matches!(error, apalis_cron::Error::OutOfRange { .. }) {
+                                self.count("late");
+                            }
                             tracing::warn!(%error, "schedule stream failed; rebuilding it");
                             break;
                         }
