@@ -12,6 +12,9 @@ use crate::{JobQueues, keys};
 
 static LEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/upkeep_lease.lua")));
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end")
+});
 
 impl JobQueues {
     /// Takes or renews the upkeep lease for `holder` for `ttl`; whether
@@ -31,18 +34,14 @@ impl JobQueues {
         Ok(held == 1)
     }
 
-    /// Gives the upkeep lease up if `holder` has it (a clean stop), so
-    /// another process takes over at once.
+    /// Gives the upkeep lease up if `holder` still has it (a clean stop),
+    /// so another process takes over at once. One script: a separate `GET`
+    /// and `DEL` could delete a lease another process took in between.
     pub async fn release_upkeep(&self, holder: &str) -> Result<(), redis::RedisError> {
-        let key = keys::upkeep_lease(&self.prefix);
-        let mut conn = self.conn.clone();
-        let current: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut conn).await?;
-        if current.as_deref() == Some(holder) {
-            redis::cmd("DEL")
-                .arg(&key)
-                .query_async::<()>(&mut conn)
-                .await?;
-        }
-        Ok(())
+        RELEASE
+            .key(keys::upkeep_lease(&self.prefix))
+            .arg(holder)
+            .invoke_async::<()>(&mut self.conn.clone())
+            .await
     }
 }

@@ -16,7 +16,7 @@ use anyhow::{Context as _, bail};
 use queue::JobQueues;
 use tokio::process::{Child, Command};
 
-use crate::support::{free_port, spawn_workers, stop};
+use crate::support::{free_port, spawn_worker, stop};
 
 pub struct IdleRun<'a> {
     pub config: &'a shared::config::Config,
@@ -109,24 +109,14 @@ impl IdleRun<'_> {
             ("DATABASE_POOL_SIZE", "1".to_owned()),
             ("RATE_REFRESH_CRON", self.refresh_cron.clone()),
         ];
-        let mut children = spawn_workers(prefix, 1, 16, "all", &env)?;
-        if self.processes > 1 {
-            let mut rest = Vec::new();
-            for i in 1..self.processes {
-                rest.push(crate::support::spawn_worker(
-                    &[
-                        "--concurrency",
-                        "16",
-                        "--name",
-                        &format!("{prefix}-w{i}"),
-                        "--queues",
-                        "all",
-                        "--no-relay",
-                    ],
-                    &env,
-                )?);
+        let mut children = Vec::new();
+        for i in 0..self.processes {
+            let name = format!("{prefix}-w{i}");
+            let mut args = vec!["--concurrency", "16", "--name", &name, "--queues", "all"];
+            if i > 0 {
+                args.push("--no-relay");
             }
-            children.append(&mut rest);
+            children.push(spawn_worker(&args, &env)?);
         }
         let outcome = self.observe(&url, prefix, &mut children).await;
         for mut child in children {
