@@ -438,3 +438,90 @@ async fn an_idle_worker_fetches_only_when_its_idle_wait_ends() {
     .await;
     let _ = stop.send(());
 }
+
+/// PATCHES.md 12: on Redis Cluster a worker registers, runs its tasks, and
+/// its queue is listed with its statistics. Upstream's
+/// `register_worker.lua` also wrote the global `core:apalis:queues:list`
+/// in the same script as the queue's keys, which a cluster refuses
+/// (CROSSSLOT), so every worker failed at its first heartbeat; the queue
+/// list and the global statistics read every queue's keys in one script.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_runs_and_its_queue_is_listed_on_a_redis_cluster() {
+    use apalis_core::backend::ListQueues;
+    use redis::cluster_async::ClusterConnection;
+
+    let cluster = harness::redis_cluster::RedisCluster::start().await;
+    let nodes: Vec<String> = cluster
+        .ports
+        .iter()
+        .map(|p| format!("redis://127.0.0.1:{p}/"))
+        .collect();
+    let mut conn = redis::cluster::ClusterClient::new(nodes)
+        .unwrap()
+        .get_async_connection()
+        .await
+        .unwrap();
+    // A hash tag keeps every key of the queue in one slot.
+    let queue = format!("{{apalis-patch-{}}}", random_suffix());
+    let config = Config::default()
+        .queue(queue.clone())
+        .heartbeat_interval(Duration::from_secs(1))
+        .emit_events(false);
+    let mut storage: RedisStorage<u32, ClusterConnection> =
+        RedisStorage::new(conn.clone()).with_config(config.clone());
+    for job in [2, 4, 6] {
+        storage.push(job).await.unwrap();
+    }
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = WorkerBuilder::new(format!("patch-worker-{}", random_suffix()).as_str())
+        .backend(storage.clone())
+        .build(even_succeed);
+    let running = tokio::spawn(async move {
+        worker
+            .run_until(async move {
+                let _ = stopped.await;
+                Ok::<(), std::io::Error>(())
+            })
+            .await
+    });
+    eventually(
+        "three tasks done on the cluster",
+        Duration::from_secs(60),
+        || {
+            let mut conn = conn.clone();
+            let done = config.done_jobs_set();
+            async move {
+                let n: u64 = conn.zcard(done).await.ok()?;
+                (n == 3).then_some(())
+            }
+        },
+    )
+    .await;
+    let queues = storage.list_queues().await.unwrap();
+    let listed = queues
+        .iter()
+        .find(|q| q.name == queue)
+        .unwrap_or_else(|| panic!("{queue} not listed: {queues:?}"));
+    assert_eq!(listed.workers.len(), 1, "{listed:?}");
+    let done = |stats: &[apalis_core::backend::Statistic]| {
+        stats
+            .iter()
+            .find(|s| s.title == "DONE_JOBS")
+            .map(|s| s.value.clone())
+    };
+    assert_eq!(done(&listed.stats).as_deref(), Some("3"), "{listed:?}");
+    assert_eq!(
+        done(&storage.global().await.unwrap()).as_deref(),
+        Some("3"),
+        "the only queue's tasks are all the cluster's"
+    );
+    let _ = stop.send(());
+    let stopped = tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("the worker stops");
+    assert!(
+        matches!(stopped, Ok(Ok(()))),
+        "the worker failed: {stopped:?}"
+    );
+    let _: () = conn.del(config.workers_set()).await.unwrap();
+}

@@ -23,10 +23,11 @@ end
 -- Update the active workers sorted set
 redis.call("zadd", KEYS[1], now, worker_name)
 
--- Register as a queue if missing
-redis.call("zadd", "core:apalis:queues:list", 'GT', now, KEYS[1])
+-- The queue is listed in the global queue registry by the caller, in a
+-- command of its own: that key lives in another hash slot than the
+-- queue's keys, which Redis Cluster refuses in one script.
 
 -- Store or update worker metadata
 redis.call("hmset", worker_metadata_key, "backend_name", backend_name, "service", service)
 
-return true
+return now

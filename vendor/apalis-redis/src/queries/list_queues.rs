@@ -1,7 +1,6 @@
 use apalis_core::backend::{ListQueues, QueueInfo};
-use redis::Script;
 
-use crate::{RedisStorage, build_error, error::Error, queries::current_timestamp};
+use crate::{RedisStorage, error::Error, queries::registry};
 
 impl<Args, Conn> ListQueues for RedisStorage<Args, Conn>
 where
@@ -12,29 +11,24 @@ where
         let mut conn = self.persist.conn.clone();
 
         async move {
-            let queues = redis::cmd("ZRANGE")
-                .arg("core:apalis:queues:list")
-                .arg(0)
-                .arg(-1)
-                .query_async::<Vec<String>>(&mut conn)
-                .await?
-                .into_iter()
-                .map(|name| name.replace(":workers", ""))
-                .collect::<Vec<_>>();
-            let lua = include_str!("../../lua/overview_by_queue.lua");
-            let script = Script::new(lua);
-            let now = current_timestamp();
-            let res = script
-                .arg(now)
-                .key(queues)
-                .invoke_async::<String>(&mut conn)
-                .await
-                .and_then(|json| {
-                    let stats =
-                        serde_json::from_str(&json).map_err(|e| build_error(&e.to_string()))?;
-                    Ok(stats)
-                })?;
-            Ok(res)
+            let mut queues = Vec::new();
+            // One queue at a time: each call touches one hash slot.
+            for name in registry::registered_queues(&mut conn).await? {
+                let stats = registry::queue_stats(&mut conn, &name).await?;
+                let workers: Vec<String> = redis::cmd("ZRANGE")
+                    .arg(format!("{name}:workers"))
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut conn)
+                    .await?;
+                queues.push(QueueInfo {
+                    name,
+                    stats,
+                    workers,
+                    activity: Vec::new(),
+                });
+            }
+            Ok(queues)
         }
     }
 }

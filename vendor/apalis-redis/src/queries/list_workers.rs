@@ -1,7 +1,7 @@
 use apalis_core::backend::{Backend, ListWorkers, RunningWorker};
 use redis::Script;
 
-use crate::{RedisStorage, error::Error};
+use crate::{RedisStorage, error::Error, queries::registry};
 
 impl<Args: Sync, Conn> ListWorkers for RedisStorage<Args, Conn>
 where
@@ -26,19 +26,26 @@ where
         }
     }
 
+    /// The workers of every registered queue, a queue at a time (one hash
+    /// slot per call, so it works on Redis Cluster).
     fn list_all_workers(
         &self,
     ) -> impl Future<Output = Result<Vec<RunningWorker>, Self::Error>> + Send {
         let mut conn = self.persist.conn.clone();
 
         async move {
-            let json: String = Script::new(include_str!("../../lua/list_all_workers.lua"))
-                .invoke_async(&mut conn)
-                .await?;
-
-            let workers: Vec<RunningWorker> = serde_json::from_str(&json).map_err(Error::Json)?;
-
-            Ok(workers)
+            let mut all = Vec::new();
+            for queue in registry::registered_queues(&mut conn).await? {
+                let json: String = Script::new(include_str!("../../lua/list_workers.lua"))
+                    .key(format!("{queue}:workers"))
+                    .key(format!("{queue}:workers:"))
+                    .invoke_async(&mut conn)
+                    .await?;
+                let workers: Vec<RunningWorker> =
+                    serde_json::from_str(&json).map_err(Error::Json)?;
+                all.extend(workers);
+            }
+            Ok(all)
         }
     }
 }
