@@ -1,32 +1,56 @@
 //! The Redis key layout. apalis-redis derives its keys from a queue name
-//! (`{name}:active`, `{name}:data`, ...); our queue name is
-//! `{prefix}:{queue}`, and our own keys sit beside its keys under the same
-//! name so one prefix holds everything of one deployment (or one test).
+//! (`{name}:active`, `{name}:data`, ...); our queue name for `email` under
+//! the prefix `bourse` is `{bourse:email}`, and our own per-queue keys sit
+//! beside its keys under the same name, so one prefix holds everything of
+//! one deployment (or one test).
+//!
+//! The braces are Redis Cluster hash tags: only the part inside them picks
+//! a key's hash slot, so every key of one queue lives in one slot and the
+//! scripts that touch several of them (apalis-redis's fetch, acknowledge,
+//! lease and dead-set scripts, our counts) run on a cluster. Different
+//! queues hash to different slots, so a cluster spreads them over its
+//! masters. Keys of the whole deployment (processes, wake channel, upkeep
+//! lease, prices) share the tag `{bourse}`.
 
 use shared::jobs::Queue;
 
+/// A key of the whole deployment, tagged with the prefix.
+pub fn deployment_key(prefix: &str, suffix: &str) -> String {
+    format!("{{{prefix}}}:{suffix}")
+}
+
+/// The glob patterns that match every key under `prefix`, this layout's
+/// and the one before hash tags (`prefix:...`), for tools that clean up.
+pub fn patterns(prefix: &str) -> [String; 3] {
+    [
+        format!("{{{prefix}}}:*"),
+        format!("{{{prefix}:*"),
+        format!("{prefix}:*"),
+    ]
+}
+
 /// The channel every push publishes its queue's name on (see `wake`).
 pub fn wake_channel(prefix: &str) -> String {
-    format!("{prefix}:wake")
+    deployment_key(prefix, "wake")
 }
 
 /// The latest-price hash: one field per symbol (its JSON entry) and one
 /// `{symbol}:ms` field (its time, so an older price never replaces a
 /// newer one). Written by the workers, read by every API process.
 pub fn rates_cache(prefix: &str) -> String {
-    format!("{prefix}:rates")
+    deployment_key(prefix, "rates")
 }
 
 /// Where the workers announce new prices (a JSON array of entries) and
 /// every API process relays them to its SSE clients.
 pub fn rates_stream(prefix: &str) -> String {
-    format!("{prefix}:rates:stream")
+    deployment_key(prefix, "rates:stream")
 }
 
 /// Who runs the cluster-wide queue upkeep (see `upkeep`): the holder's
 /// name, with a time to live.
 pub fn upkeep_lease(prefix: &str) -> String {
-    format!("{prefix}:upkeep")
+    deployment_key(prefix, "upkeep")
 }
 
 #[derive(Debug, Clone)]
@@ -37,7 +61,7 @@ pub struct QueueKeys {
 impl QueueKeys {
     pub fn new(prefix: &str, queue: Queue) -> Self {
         Self {
-            name: format!("{prefix}:{}", queue.as_str()),
+            name: format!("{{{prefix}:{}}}", queue.as_str()),
         }
     }
 
@@ -91,11 +115,11 @@ mod tests {
     #[test]
     fn keys_match_apalis_layout_under_our_prefix() {
         let keys = QueueKeys::new("t1", Queue::Email);
-        assert_eq!(keys.apalis_queue(), "t1:email");
-        assert_eq!(keys.active(), "t1:email:active");
-        assert_eq!(keys.inflight_of("w1"), "t1:email:inflight:w1");
-        assert_eq!(wake_channel("t1"), "t1:wake");
-        assert_eq!(rates_cache("t1"), "t1:rates");
-        assert_eq!(rates_stream("t1"), "t1:rates:stream");
+        assert_eq!(keys.apalis_queue(), "{t1:email}");
+        assert_eq!(keys.active(), "{t1:email}:active");
+        assert_eq!(keys.inflight_of("w1"), "{t1:email}:inflight:w1");
+        assert_eq!(wake_channel("t1"), "{t1}:wake");
+        assert_eq!(rates_cache("t1"), "{t1}:rates");
+        assert_eq!(rates_stream("t1"), "{t1}:rates:stream");
     }
 }

@@ -14,9 +14,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::queues::JobQueues;
 
-/// The Redis server's time in milliseconds.
-async fn server_millis(conn: &mut redis::aio::ConnectionManager) -> Result<u64, redis::RedisError> {
-    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await?;
+/// The time in milliseconds of the Redis server holding `key`: on a
+/// cluster, the node whose clock scored the heartbeats compared with it (a
+/// bare `TIME` would go to any node).
+async fn server_millis(conn: &mut crate::Conn, key: &str) -> Result<u64, redis::RedisError> {
+    static TIME: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+        redis::Script::new("local t = redis.call('TIME') return {tonumber(t[1]), tonumber(t[2])}")
+    });
+    let (secs, micros): (u64, u64) = TIME.key(key).invoke_async(conn).await?;
     Ok(secs.saturating_mul(1000).saturating_add(micros / 1000))
 }
 
@@ -61,11 +66,11 @@ const FORGET_AFTER_MS: u64 = 3600 * 1000;
 
 impl JobQueues {
     fn processes_key(&self) -> String {
-        format!("{}:processes", self.prefix)
+        crate::keys::deployment_key(&self.prefix, "processes")
     }
 
     fn heartbeats_key(&self) -> String {
-        format!("{}:processes:heartbeats", self.prefix)
+        crate::keys::deployment_key(&self.prefix, "processes:heartbeats")
     }
 
     /// Records `process` as alive now.
@@ -94,7 +99,7 @@ impl JobQueues {
     /// Every process heard from in the last hour, live ones first.
     pub async fn processes(&self) -> Result<Vec<SeenProcess>, redis::RedisError> {
         let mut conn = self.conn.clone();
-        let now = server_millis(&mut conn).await?;
+        let now = server_millis(&mut conn, &self.heartbeats_key()).await?;
         let forgotten: Vec<String> = conn
             .zrangebyscore(
                 self.heartbeats_key(),

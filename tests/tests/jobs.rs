@@ -410,3 +410,55 @@ async fn a_delayed_job_waits_in_the_outbox_until_due() {
         run.started_at
     );
 }
+
+/// Jobs queued by a version before hash-tagged key names
+/// (`{prefix}:probe:active` rather than `{{prefix}:probe}:active`) run
+/// after the upgrade: the worker renames the old keys at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_queued_under_the_untagged_key_names_runs_after_the_upgrade() {
+    let mut app = TestAppBuilder::new().without_worker().start().await;
+    let queues = app.queues();
+    let id = Uuid::now_v7();
+    let job = queue::ReadyJob {
+        task_id: id.to_string(),
+        envelope: shared::jobs::JobEnvelope {
+            id,
+            job: Probe::NAME.to_owned(),
+            v: Probe::VERSION,
+            args: serde_json::to_value(recorded("untagged")).unwrap(),
+            due_at: chrono::Utc::now(),
+        },
+    };
+    assert_eq!(queues.push(Queue::Probe, &[job], 3).await.unwrap(), 1);
+    // Give the queued job the names the previous version used.
+    let tagged = queues.keys(Queue::Probe).apalis_queue().to_owned();
+    let untagged = format!("{}:probe", app.prefix);
+    let mut conn = queues.connection();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{tagged}:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!keys.is_empty());
+    for key in &keys {
+        let old = key.replacen(&tagged, &untagged, 1);
+        let _: () = redis::cmd("RENAME")
+            .arg(key)
+            .arg(&old)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+
+    app.start_worker().await;
+    eventually("the job queued under the old names ran", WAIT, || async {
+        (runs(&app, "untagged").await.len() == 1).then_some(())
+    })
+    .await;
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{untagged}:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "keys left under the old names: {left:?}");
+}

@@ -28,7 +28,7 @@ async fn samples_depths(worker: &WorkerProcess) -> Option<bool> {
 async fn lease_holder(app: &TestApp) -> Option<String> {
     let mut conn = app.queues().connection();
     redis::cmd("GET")
-        .arg(format!("{}:upkeep", app.prefix))
+        .arg(queue::keys::upkeep_lease(&app.prefix))
         .query_async(&mut conn)
         .await
         .ok()
