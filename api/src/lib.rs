@@ -40,7 +40,7 @@ pub fn state(config: Config) -> anyhow::Result<AppState> {
         config: Arc::new(config),
         db,
         redis,
-        redis_client: client,
+        redis_subscriber: client,
         rates: Arc::new(rates_feed::RatesFeed::default()),
         revoked: Arc::new(revocations::RevokedSessions::default()),
         metrics: Arc::new(metrics::HttpMetrics::new()),
@@ -58,7 +58,7 @@ pub async fn wait_for_dependencies(state: AppState) {
     let postgres =
         shared::startup::wait_for_postgres(&state.db, config.database.url.expose_secret(), None);
     let redis = async {
-        if queue::wait_until_reachable(&state.redis, config.redis.url.expose_secret(), None)
+        if queue::wait_until_reachable(&state.redis, &config.redis, None)
             .await
             .is_ok()
         {

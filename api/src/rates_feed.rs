@@ -261,7 +261,7 @@ async fn from_database(state: &AppState, symbols: &[String]) -> Result<Vec<Rate>
 async fn listen_loop(state: AppState) {
     let prefix = state.config.redis.prefix.clone();
     loop {
-        let followed = queue::rates::follow(&state.redis_client, &prefix, |payload| async {
+        let followed = queue::rates::follow(&state.redis_subscriber, &prefix, |payload| async {
             if let Ok(rates) = serde_json::from_str::<Vec<Rate>>(&payload) {
                 state.rates.merge(rates).await;
                 // No subscribers is fine.

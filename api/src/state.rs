@@ -1,6 +1,5 @@
 use std::{sync::Arc, time::Instant};
 
-use redis::aio::ConnectionManager;
 use shared::{config::Config, db::DbPool};
 
 use crate::{metrics::HttpMetrics, rates_feed::RatesFeed};
@@ -11,9 +10,9 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub db: DbPool,
     /// Lazily connected; the API starts and takes writes while Redis is down.
-    pub redis: ConnectionManager,
+    pub redis: queue::Conn,
     /// For subscriptions (SSE relay).
-    pub redis_client: redis::Client,
+    pub redis_subscriber: queue::Subscriber,
     pub rates: Arc<RatesFeed>,
     /// Sessions whose access tokens are refused (see `revocations`).
     pub revoked: Arc<crate::revocations::RevokedSessions>,

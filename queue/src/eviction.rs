@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use redis::aio::ConnectionManager;
+use crate::Conn;
 
 /// The one policy under which Redis keeps every key.
 const SAFE_POLICY: &str = "noeviction";
@@ -17,7 +17,7 @@ const SAFE_POLICY: &str = "noeviction";
 /// `CONFIG` (their policy is set in their console): that is logged at
 /// debug only, and `None` returned, since the process can do nothing
 /// about it.
-pub async fn check_eviction_policy(conn: &ConnectionManager) -> Option<String> {
+pub async fn check_eviction_policy(conn: &Conn) -> Option<String> {
     let reply: Result<HashMap<String, String>, _> = redis::cmd("CONFIG")
         .arg("GET")
         .arg("maxmemory-policy")

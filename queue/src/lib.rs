@@ -14,18 +14,19 @@
 mod connect;
 pub mod dead;
 mod eviction;
-mod keys;
+pub mod keys;
 mod processes;
 mod queues;
 pub mod rates;
 mod readiness;
+mod rename;
 mod upkeep;
 pub mod wake;
 
 pub use apalis_redis::dead::DeadCursor;
-pub use connect::{client, connect};
+pub use connect::{Conn, Subscriber, client, connect};
 pub use eviction::check_eviction_policy;
-pub use keys::QueueKeys;
+pub use keys::{QueueKeys, patterns as key_patterns};
 pub use processes::{SeenProcess, WorkerProcess};
 pub use queues::{CHUNK, DeadBounds, DeadJob, JobQueues, PushError, QueueCounts, ReadyJob};
 pub use readiness::{ping, wait_until_reachable};

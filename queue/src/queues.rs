@@ -20,9 +20,10 @@ use std::{
 
 use apalis_redis::dead::DeadCursor;
 use chrono::{DateTime, Utc};
-use redis::{AsyncCommands, Script, ScriptInvocation, aio::ConnectionManager};
+use redis::{AsyncCommands, Script, ScriptInvocation};
 use shared::jobs::{JobEnvelope, Queue};
 
+use crate::Conn;
 use crate::keys::{self, QueueKeys};
 
 static PUSH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/push.lua")));
@@ -112,7 +113,7 @@ type CountsReply = (
 /// Handle on the queues under one key prefix. Cheap to clone.
 #[derive(Clone)]
 pub struct JobQueues {
-    pub(crate) conn: ConnectionManager,
+    pub(crate) conn: Conn,
     pub(crate) prefix: String,
     dead_bounds: Option<DeadBounds>,
 }
@@ -124,7 +125,7 @@ pub(crate) fn now_millis() -> u64 {
 }
 
 impl JobQueues {
-    pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> Self {
+    pub fn new(conn: Conn, prefix: impl Into<String>) -> Self {
         Self {
             conn,
             prefix: prefix.into(),
@@ -160,7 +161,7 @@ impl JobQueues {
         keys::wake_channel(&self.prefix)
     }
 
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> Conn {
         self.conn.clone()
     }
 

@@ -7,10 +7,10 @@
 use std::{collections::BTreeMap, future::Future, sync::LazyLock};
 
 use futures::StreamExt as _;
-use redis::{AsyncCommands as _, Script, aio::ConnectionManager};
+use redis::{AsyncCommands as _, Script};
 use shared::rates::Price;
 
-use crate::keys;
+use crate::{Conn, Subscriber, keys};
 
 pub use keys::{rates_cache as cache_key, rates_stream as stream_channel};
 
@@ -30,7 +30,7 @@ pub fn entry(price: &Price) -> serde_json::Value {
 /// was, announces them on the stream channel. Returns how many replaced
 /// the cache. Call it after the observations are committed.
 pub async fn store(
-    conn: &ConnectionManager,
+    conn: &Conn,
     prefix: &str,
     prices: &[Price],
 ) -> Result<usize, redis::RedisError> {
@@ -53,10 +53,7 @@ pub async fn store(
 }
 
 /// Every cached entry (the JSON [`entry`] wrote), in symbol order.
-pub async fn cached(
-    conn: &ConnectionManager,
-    prefix: &str,
-) -> Result<Vec<String>, redis::RedisError> {
+pub async fn cached(conn: &Conn, prefix: &str) -> Result<Vec<String>, redis::RedisError> {
     let all: BTreeMap<String, String> = conn.clone().hgetall(keys::rates_cache(prefix)).await?;
     Ok(all
         .into_iter()
@@ -69,7 +66,7 @@ pub async fn cached(
 /// array of entries) to `on_message`, until the subscription ends. Returns
 /// the error that ended it, if any; the caller reconnects.
 pub async fn follow<F, Fut>(
-    client: &redis::Client,
+    subscriber: &Subscriber,
     prefix: &str,
     mut on_message: F,
 ) -> Result<(), redis::RedisError>
@@ -77,7 +74,7 @@ where
     F: FnMut(String) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let mut pubsub = client.get_async_pubsub().await?;
+    let mut pubsub = subscriber.pubsub().await?;
     pubsub.subscribe(keys::rates_stream(prefix)).await?;
     let mut messages = pubsub.on_message();
     while let Some(message) = messages.next().await {

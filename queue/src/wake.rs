@@ -23,14 +23,14 @@ pub enum Wake {
 /// Listens on `channel` until shutdown, reconnecting after errors. Missed
 /// messages only cost latency: workers also poll on an interval.
 pub async fn listen(
-    client: redis::Client,
+    subscriber: crate::Subscriber,
     channel: String,
     mut wake: impl FnMut(Wake),
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut failures = 0u32;
     while !*shutdown.borrow() {
-        match client.get_async_pubsub().await {
+        match subscriber.pubsub().await {
             Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
                 Ok(()) => {
                     if failures > 0 {

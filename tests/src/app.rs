@@ -8,7 +8,10 @@ use serde_json::Value;
 use shared::config::Config;
 use tokio::sync::oneshot;
 
-use crate::{SmtpReceiver, TestDb, proxy::TcpProxy, redis_server::RedisServer};
+use crate::{
+    SmtpReceiver, TestDb, proxy::TcpProxy, redis_cluster::RedisCluster,
+    redis_sentinel::RedisSentinel, redis_server::RedisServer,
+};
 
 /// The shared Redis every test uses under its own key prefix.
 pub const REDIS_ADDR: &str = "127.0.0.1:6379";
@@ -27,6 +30,8 @@ pub struct TestAppBuilder {
     redis_proxy: bool,
     postgres_proxy: bool,
     private_redis: bool,
+    redis_cluster: bool,
+    redis_sentinel: bool,
 }
 
 impl Default for TestAppBuilder {
@@ -43,6 +48,8 @@ impl TestAppBuilder {
             redis_proxy: false,
             postgres_proxy: false,
             private_redis: false,
+            redis_cluster: false,
+            redis_sentinel: false,
         }
     }
 
@@ -79,6 +86,20 @@ impl TestAppBuilder {
         self
     }
 
+    /// A three-master Redis Cluster of this test's own
+    /// (`TestApp::redis_cluster`), reached through `REDIS_CLUSTER_NODES`.
+    pub fn redis_cluster(mut self) -> Self {
+        self.redis_cluster = true;
+        self
+    }
+
+    /// A primary, a replica and three sentinels of this test's own
+    /// (`TestApp::redis_sentinel`), reached through `REDIS_SENTINEL_NODES`.
+    pub fn redis_sentinel(mut self) -> Self {
+        self.redis_sentinel = true;
+        self
+    }
+
     pub async fn start(self) -> TestApp {
         init_tracing();
         let db = TestDb::new().await;
@@ -86,6 +107,16 @@ impl TestAppBuilder {
         let prefix = format!("t{}", crate::random_suffix());
         let redis_server = if self.private_redis {
             Some(RedisServer::start().await)
+        } else {
+            None
+        };
+        let redis_cluster = if self.redis_cluster {
+            Some(RedisCluster::start().await)
+        } else {
+            None
+        };
+        let redis_sentinel = if self.redis_sentinel {
+            Some(RedisSentinel::start().await)
         } else {
             None
         };
@@ -146,6 +177,16 @@ impl TestAppBuilder {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        if let Some(cluster) = &redis_cluster {
+            settings.insert("REDIS_CLUSTER_NODES".to_owned(), cluster.nodes_setting());
+        }
+        if let Some(sentinel) = &redis_sentinel {
+            settings.insert("REDIS_SENTINEL_NODES".to_owned(), sentinel.nodes_setting());
+            settings.insert(
+                "REDIS_SENTINEL_MASTER".to_owned(),
+                crate::redis_sentinel::MASTER_NAME.to_owned(),
+            );
+        }
         settings.extend(self.overrides);
         let config = Config::from_map(settings.clone()).expect("test configuration is valid");
 
@@ -162,6 +203,8 @@ impl TestAppBuilder {
             proxy,
             postgres_proxy,
             redis_server,
+            redis_cluster,
+            redis_sentinel,
             api_stop: Some(api_stop),
             api_task: Some(api_task),
             workers: Vec::new(),
@@ -235,6 +278,10 @@ pub struct TestApp {
     pub postgres_proxy: Option<TcpProxy>,
     /// See [`TestAppBuilder::private_redis`].
     pub redis_server: Option<RedisServer>,
+    /// See [`TestAppBuilder::redis_cluster`].
+    pub redis_cluster: Option<RedisCluster>,
+    /// See [`TestAppBuilder::redis_sentinel`].
+    pub redis_sentinel: Option<RedisSentinel>,
     api_stop: Option<oneshot::Sender<()>>,
     api_task: Option<tokio::task::JoinHandle<()>>,
     pub workers: Vec<InProcessWorker>,
@@ -420,12 +467,14 @@ impl Drop for TestApp {
             let Ok(mut conn) = client.get_connection() else {
                 return;
             };
-            let keys: Vec<String> = redis::cmd("KEYS")
-                .arg(format!("{prefix}:*"))
-                .query(&mut conn)
-                .unwrap_or_default();
-            for chunk in keys.chunks(500) {
-                let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query(&mut conn);
+            for pattern in queue::key_patterns(&prefix) {
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(pattern)
+                    .query(&mut conn)
+                    .unwrap_or_default();
+                for chunk in keys.chunks(500) {
+                    let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query(&mut conn);
+                }
             }
         })
         .join();

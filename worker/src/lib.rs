@@ -198,8 +198,7 @@ pub async fn run_on(
         let url = config.database.url.expose_secret();
         shared::startup::wait_for_postgres(&db, url, config.startup_wait).await?;
         shared::startup::wait_for_migrations(&config.database, config.startup_wait).await?;
-        queue::wait_until_reachable(&conn, config.redis.url.expose_secret(), config.startup_wait)
-            .await
+        queue::wait_until_reachable(&conn, &config.redis, config.startup_wait).await
     };
     health.waiting("starting: waiting for PostgreSQL, the migrations and Redis");
     tokio::select! {
@@ -210,6 +209,12 @@ pub async fn run_on(
             // sets; our copy keeps sorted sets. Converted once, before any
             // worker acknowledges a job into them.
             for &queue in &options.queues {
+                // Keys named before hash tags (`bourse:email:active`) move
+                // to their tagged names first.
+                let renamed = queues.rename_untagged_keys(queue).await?;
+                if renamed > 0 {
+                    tracing::info!(queue = %queue, renamed, "renamed the queue's keys to hash-tagged names");
+                }
                 let converted = queues.upgrade_layout(queue).await?;
                 if converted > 0 {
                     tracing::info!(queue = %queue, converted, "converted the done and dead sets to sorted sets");
@@ -381,7 +386,7 @@ pub async fn run_on(
 
 /// The queues as a worker process uses them: with the dead-set bounds
 /// (`DEAD_MAX_PER_QUEUE`, `DEAD_TTL_DAYS`) applied as jobs die.
-pub fn job_queues(conn: queue::redis::aio::ConnectionManager, config: &Config) -> JobQueues {
+pub fn job_queues(conn: queue::Conn, config: &Config) -> JobQueues {
     JobQueues::new(conn, config.redis.prefix.clone()).with_dead_bounds(queue::DeadBounds {
         max_per_queue: config.jobs.dead_max_per_queue,
         ttl: config.jobs.dead_ttl,

@@ -15,7 +15,7 @@ use std::{sync::Arc, time::Duration};
 
 use apalis::{layers::WorkerBuilderExt, prelude::*};
 use apalis_core::backend::ext::poll_strategy::Strategy;
-use apalis_redis::{ConnectionManager, RedisStorage};
+use apalis_redis::RedisStorage;
 use queue::JobQueues;
 use shared::{
     config::WorkerConfig,
@@ -115,7 +115,7 @@ impl QueueRunner {
         // which apalis does not send while a fetch is pending (see `wake`).
         let idle_fetch = self.config.poll_interval.min(heartbeat);
         let (wakes, idle_wait) = self.wakers.subscribe(self.queue, idle_fetch);
-        let storage: RedisStorage<JobEnvelope, ConnectionManager> =
+        let storage: RedisStorage<JobEnvelope, queue::Conn> =
             RedisStorage::new(self.queues.connection())
                 .with_config(redis_config)
                 .with_idle_wait(idle_wait);

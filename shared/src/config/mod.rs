@@ -56,7 +56,10 @@ pub struct DatabaseConfig {
 
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
+    /// The one server of `Single` mode (`REDIS_URL`); unused otherwise.
     pub url: SecretString,
+    /// One server, a Redis Cluster, or a primary found through Sentinel.
+    pub topology: RedisTopology,
     /// Every key and channel we create starts with `{prefix}:`; tests give
     /// each test its own prefix, operators can share one Redis between
     /// deployments.
@@ -66,6 +69,23 @@ pub struct RedisConfig {
     /// PEM certificates that sign a `rediss://` server's certificate (a
     /// private CA); else the system's roots.
     pub ca_file: Option<PathBuf>,
+}
+
+/// How the processes find Redis.
+#[derive(Debug, Clone)]
+pub enum RedisTopology {
+    /// `REDIS_URL`.
+    Single,
+    /// `REDIS_CLUSTER_NODES`: some of the cluster's nodes (any will do;
+    /// the client learns the rest from them).
+    Cluster { nodes: Vec<SecretString> },
+    /// `REDIS_SENTINEL_NODES` and `REDIS_SENTINEL_MASTER`: the sentinels
+    /// and the name they know the primary by. `REDIS_URL`'s credentials,
+    /// database and TLS apply to the primary.
+    Sentinel {
+        nodes: Vec<SecretString>,
+        master: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -361,6 +381,66 @@ pub struct Config {
 const LOCAL_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/bourse";
 const LOCAL_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
 
+/// `REDIS_CLUSTER_NODES` or `REDIS_SENTINEL_NODES` + `REDIS_SENTINEL_MASTER`
+/// (comma-separated `redis://` or `rediss://` addresses); neither means one
+/// server at `REDIS_URL`.
+fn read_redis_topology(env: &mut env::EnvReader) -> RedisTopology {
+    fn nodes(raw: Option<SecretString>) -> Option<Vec<SecretString>> {
+        use secrecy::ExposeSecret as _;
+        let raw = raw?;
+        Some(
+            raw.expose_secret()
+                .split(',')
+                .map(str::trim)
+                .filter(|node| !node.is_empty())
+                .map(|node| SecretString::from(node.to_owned()))
+                .collect(),
+        )
+    }
+    let cluster = nodes(env.optional_secret("REDIS_CLUSTER_NODES"));
+    let sentinel = nodes(env.optional_secret("REDIS_SENTINEL_NODES"));
+    let master = env.optional("REDIS_SENTINEL_MASTER");
+    match (cluster, sentinel, master) {
+        (None, None, None) => RedisTopology::Single,
+        (Some(_), Some(_), _) | (Some(_), None, Some(_)) => {
+            env.problem(
+                "REDIS_CLUSTER_NODES",
+                "set either REDIS_CLUSTER_NODES or REDIS_SENTINEL_NODES, not both",
+            );
+            RedisTopology::Single
+        }
+        (Some(nodes), None, None) if nodes.is_empty() => {
+            env.problem("REDIS_CLUSTER_NODES", "lists no address");
+            RedisTopology::Single
+        }
+        (Some(nodes), None, None) => RedisTopology::Cluster { nodes },
+        (None, Some(nodes), Some(master)) if !nodes.is_empty() && !master.is_empty() => {
+            RedisTopology::Sentinel { nodes, master }
+        }
+        (None, Some(_), Some(_)) => {
+            env.problem(
+                "REDIS_SENTINEL_NODES",
+                "needs at least one address and a REDIS_SENTINEL_MASTER name",
+            );
+            RedisTopology::Single
+        }
+        (None, Some(_), None) => {
+            env.problem(
+                "REDIS_SENTINEL_MASTER",
+                "not set (REDIS_SENTINEL_NODES needs it)",
+            );
+            RedisTopology::Single
+        }
+        (None, None, Some(_)) => {
+            env.problem(
+                "REDIS_SENTINEL_NODES",
+                "not set (REDIS_SENTINEL_MASTER needs it)",
+            );
+            RedisTopology::Single
+        }
+    }
+}
+
 /// A cron expression with seconds (six fields, UTC), checked for shape
 /// here and parsed by the worker.
 fn six_field_cron(env: &mut env::EnvReader, name: &'static str, default: &str) -> String {
@@ -492,8 +572,15 @@ impl Config {
                 format!("invalid value {prefix:?} (letters, digits, _ - . : only)"),
             );
         }
+        let topology = read_redis_topology(&mut env);
         let redis = RedisConfig {
-            url: env.secret("REDIS_URL", LOCAL_REDIS_URL),
+            url: match topology {
+                RedisTopology::Single => env.secret("REDIS_URL", LOCAL_REDIS_URL),
+                _ => env
+                    .optional_secret("REDIS_URL")
+                    .unwrap_or_else(|| SecretString::from(LOCAL_REDIS_URL.to_owned())),
+            },
+            topology,
             prefix,
             timeout: millis(env.range_or("REDIS_TIMEOUT_MS", 5000, 10, 600_000)),
             ca_file: env.optional("REDIS_CA_FILE").map(PathBuf::from),
@@ -941,6 +1028,63 @@ mod tests {
                 "RATE_CRYPTO_PROVIDER"
             ]
         );
+    }
+
+    #[test]
+    fn redis_is_one_server_a_cluster_or_a_sentinel_group() {
+        use secrecy::ExposeSecret as _;
+        let config = Config::from_map(HashMap::new()).unwrap();
+        assert!(matches!(config.redis.topology, RedisTopology::Single));
+
+        let config = Config::from_map(map(&[(
+            "REDIS_CLUSTER_NODES",
+            "redis://10.0.0.1:6379, redis://10.0.0.2:6379,",
+        )]))
+        .unwrap();
+        let RedisTopology::Cluster { nodes } = &config.redis.topology else {
+            panic!("{:?}", config.redis.topology);
+        };
+        let nodes: Vec<&str> = nodes.iter().map(|n| n.expose_secret()).collect();
+        assert_eq!(nodes, ["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"]);
+
+        let config = Config::from_map(map(&[
+            ("REDIS_SENTINEL_NODES", "redis://s1:26379,redis://s2:26379"),
+            ("REDIS_SENTINEL_MASTER", "bourse"),
+        ]))
+        .unwrap();
+        let RedisTopology::Sentinel { nodes, master } = &config.redis.topology else {
+            panic!("{:?}", config.redis.topology);
+        };
+        assert_eq!((nodes.len(), master.as_str()), (2, "bourse"));
+
+        // Production needs no REDIS_URL when the cluster is named.
+        let errors = Config::from_map(map(&[
+            ("APP_ENV", "production"),
+            ("REDIS_CLUSTER_NODES", "rediss://10.0.0.1:6379"),
+        ]))
+        .unwrap_err();
+        let vars: Vec<&str> = errors.0.iter().map(|p| p.variable).collect();
+        assert_eq!(vars, ["DATABASE_URL", "JWT_SECRET", "RATE_CRYPTO_PROVIDER"]);
+    }
+
+    #[test]
+    fn a_half_or_doubly_named_redis_is_refused() {
+        for (pairs, variable) in [
+            (
+                &[
+                    ("REDIS_CLUSTER_NODES", "redis://a:1"),
+                    ("REDIS_SENTINEL_NODES", "redis://b:2"),
+                ][..],
+                "REDIS_CLUSTER_NODES",
+            ),
+            (&[("REDIS_CLUSTER_NODES", " , ")][..], "REDIS_CLUSTER_NODES"),
+            (&[("REDIS_SENTINEL_NODES", "redis://b:2")][..], "REDIS_SENTINEL_MASTER"),
+            (&[("REDIS_SENTINEL_MASTER", "bourse")][..], "REDIS_SENTINEL_NODES"),
+        ] {
+            let errors = Config::from_map(map(pairs)).unwrap_err();
+            let vars: Vec<&str> = errors.0.iter().map(|p| p.variable).collect();
+            assert_eq!(vars, [variable], "{pairs:?}: {errors}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ mod send_email;
 use std::{sync::Arc, time::Duration};
 
 use futures::future::BoxFuture;
-use redis::aio::ConnectionManager;
+
 use shared::{
     config::Config,
     db::DbPool,
@@ -37,7 +37,7 @@ pub struct JobContext {
     pub worker_name: String,
     pub providers: Providers,
     /// For the latest-price cache.
-    pub redis: ConnectionManager,
+    pub redis: queue::Conn,
     pub metrics: Arc<Metrics>,
     /// Where clearing batches are placed.
     pub exchange: Arc<dyn Exchange>,

@@ -129,9 +129,12 @@ impl IdleRun<'_> {
     async fn observe(&self, url: &str, prefix: &str, children: &mut [Child]) -> anyhow::Result<()> {
         let redis_config = shared::config::RedisConfig {
             url: secrecy::SecretString::from(url.to_owned()),
+            // The bench's own server, whatever the environment names.
+            topology: shared::config::RedisTopology::Single,
             ..self.config.redis.clone()
         };
-        let (client, manager) =
+        let client = queue::client(&redis_config).map_err(anyhow::Error::msg)?;
+        let (_, manager) =
             queue::connect(&redis_config, worker::REDIS_RETRIES).map_err(anyhow::Error::msg)?;
         let queues = JobQueues::new(manager, prefix);
         let deadline = Instant::now() + Duration::from_secs(60 + 2 * self.processes as u64);

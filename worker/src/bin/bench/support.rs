@@ -50,17 +50,19 @@ pub async fn stop(child: &mut Child) {
     }
 }
 
-pub async fn cleanup(conn: &redis::aio::ConnectionManager, prefix: &str) -> anyhow::Result<()> {
+pub async fn cleanup(conn: &queue::Conn, prefix: &str) -> anyhow::Result<()> {
     let mut conn = conn.clone();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}:*"))
-        .query_async(&mut conn)
-        .await?;
-    for chunk in keys.chunks(500) {
-        redis::cmd("DEL")
-            .arg(chunk)
-            .query_async::<()>(&mut conn)
+    for pattern in queue::key_patterns(prefix) {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(pattern)
+            .query_async(&mut conn)
             .await?;
+        for chunk in keys.chunks(500) {
+            redis::cmd("DEL")
+                .arg(chunk)
+                .query_async::<()>(&mut conn)
+                .await?;
+        }
     }
     Ok(())
 }
