@@ -1078,8 +1078,14 @@ mod tests {
                 "REDIS_CLUSTER_NODES",
             ),
             (&[("REDIS_CLUSTER_NODES", " , ")][..], "REDIS_CLUSTER_NODES"),
-            (&[("REDIS_SENTINEL_NODES", "redis://b:2")][..], "REDIS_SENTINEL_MASTER"),
-            (&[("REDIS_SENTINEL_MASTER", "bourse")][..], "REDIS_SENTINEL_NODES"),
+            (
+                &[("REDIS_SENTINEL_NODES", "redis://b:2")][..],
+                "REDIS_SENTINEL_MASTER",
+            ),
+            (
+                &[("REDIS_SENTINEL_MASTER", "bourse")][..],
+                "REDIS_SENTINEL_NODES",
+            ),
         ] {
             let errors = Config::from_map(map(pairs)).unwrap_err();
             let vars: Vec<&str> = errors.0.iter().map(|p| p.variable).collect();
