@@ -409,8 +409,8 @@ async fn an_idle_worker_fetches_only_when_its_idle_wait_ends() {
     )
     .await;
 
-    // apalis-redis's push stores the task as scheduled; a fetch would move
-    // it to the active list and then to the worker's in-flight set.
+    // The push queues the task (upstream: in the scheduled set, ours: on
+    // the active list); a fetch would move it to the in-flight set.
     storage.push(2).await.unwrap();
     let (active, scheduled) = (config.active_jobs_list(), config.scheduled_jobs_set());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
@@ -439,7 +439,7 @@ async fn an_idle_worker_fetches_only_when_its_idle_wait_ends() {
     let _ = stop.send(());
 }
 
-/// PATCHES.md 12: on Redis Cluster a worker registers, runs its tasks, and
+/// PATCHES.md 8: on Redis Cluster a worker registers, runs its tasks, and
 /// its queue is listed with its statistics. Upstream's
 /// `register_worker.lua` also wrote the global `core:apalis:queues:list`
 /// in the same script as the queue's keys, which a cluster refuses
@@ -524,4 +524,254 @@ async fn a_worker_runs_and_its_queue_is_listed_on_a_redis_cluster() {
         "the worker failed: {stopped:?}"
     );
     let _: () = conn.del(config.workers_set()).await.unwrap();
+}
+
+/// PATCHES.md 9: a task due now goes straight to the active list (upstream
+/// put every task in the scheduled set, scored in seconds, and each fetch
+/// promoted every due one with one `unpack`); a delayed one waits in the
+/// scheduled set scored in milliseconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn due_tasks_go_straight_to_the_active_list_and_delayed_ones_are_scored_in_ms() {
+    use apalis_core::task::builder::TaskBuilder;
+
+    let mut conn = connection().await;
+    let config = config();
+    let now_secs = server_ms(&mut conn).await / 1000;
+    let due = TaskBuilder::new(b"1".to_vec())
+        .task_id(TaskId::from("due".to_owned()))
+        .build();
+    let later = TaskBuilder::new(b"2".to_vec())
+        .task_id(TaskId::from("later".to_owned()))
+        .run_at_timestamp(now_secs + 3600)
+        .build();
+    let (enqueued, scheduled) =
+        apalis_redis::queries::push_tasks(&mut conn, &config, &[due, later])
+            .await
+            .unwrap();
+    assert_eq!((enqueued, scheduled), (1, 1));
+    let active: Vec<String> = conn.lrange(config.active_jobs_list(), 0, -1).await.unwrap();
+    assert_eq!(active, ["due"]);
+    let score: Option<f64> = conn
+        .zscore(config.scheduled_jobs_set(), "later")
+        .await
+        .unwrap();
+    assert_eq!(score, Some(((now_secs + 3600) * 1000) as f64));
+}
+
+/// PATCHES.md 9: due scheduled tasks are promoted in bounded chunks, so a
+/// backlog larger than Lua's `unpack` limit (about 8,000) drains; upstream
+/// failed every fetch with "too many results to unpack" and the queue was
+/// wedged. Scores written by 1.0.0 (seconds) are rescored to milliseconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_of_due_tasks_is_promoted_in_chunks_and_runs() {
+    let mut conn = connection().await;
+    let config = config();
+    let storage: RedisStorage<u32> = RedisStorage::new(conn.clone()).with_config(config.clone());
+    // 10,000 due tasks as the scheduled set holds them: data, metadata and
+    // a score in the past (written here directly, as a fixture).
+    let past = server_ms(&mut conn).await - 1000;
+    let mut pipe = redis::pipe();
+    for i in 0..10_000u32 {
+        let id = format!("t{i}");
+        pipe.hset(
+            config.job_data_hash(),
+            &id,
+            serde_json::to_vec(&(2 * i)).unwrap(),
+        )
+        .ignore()
+        .hset_multiple(
+            format!("{}:{id}", config.job_meta_hash()),
+            &[
+                ("attempts", "0"),
+                ("max_attempts", "3"),
+                ("status", "Pending"),
+            ],
+        )
+        .ignore()
+        .zadd(config.scheduled_jobs_set(), &id, past)
+        .ignore();
+    }
+    // One task scheduled by 1.0.0: due in an hour, scored in seconds.
+    pipe.zadd(config.scheduled_jobs_set(), "old", past / 1000 + 3600)
+        .ignore();
+    pipe.query_async::<()>(&mut conn).await.unwrap();
+    apalis_redis::upgrade_sets(&mut conn, &config, 1000)
+        .await
+        .unwrap();
+    let old: Option<f64> = conn
+        .zscore(config.scheduled_jobs_set(), "old")
+        .await
+        .unwrap();
+    assert_eq!(old, Some(((past / 1000 + 3600) * 1000) as f64));
+    let _: () = conn.zrem(config.scheduled_jobs_set(), "old").await.unwrap();
+
+    // One explicit promotion moves one chunk and says more is due.
+    let promoted = apalis_redis::promote_due(&mut conn, &config, 1000)
+        .await
+        .unwrap();
+    assert_eq!(promoted.moved, 1000);
+    assert_eq!(promoted.next_due_in, Some(Duration::ZERO));
+
+    // A worker's fetches promote the rest, a chunk at a time.
+    let stop = run_worker(storage);
+    eventually("every task done", Duration::from_secs(120), || {
+        let mut conn = conn.clone();
+        let done = config.done_jobs_set();
+        async move { (zcard(&mut conn, &done).await == 10_000).then_some(()) }
+    })
+    .await;
+    let _ = stop.send(());
+    assert_eq!(zcard(&mut conn, &config.scheduled_jobs_set()).await, 0);
+}
+
+/// PATCHES.md 10: a failed task runs again after the configured backoff
+/// until it has run its `max_attempts` times, then goes to the dead set.
+/// Upstream ignored `max_attempts` (a hard-coded 25) and waited `attempt`
+/// seconds between attempts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_task_runs_max_attempts_times_with_backoff_then_dies() {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    use apalis_core::task::builder::TaskBuilder;
+
+    let mut conn = connection().await;
+    let backoff = apalis_redis::Backoff {
+        base: Duration::from_millis(40),
+        max: Duration::from_millis(80),
+    };
+    let config = config().retry_backoff(backoff);
+    let task = TaskBuilder::new(serde_json::to_vec(&7u32).unwrap())
+        .task_id(TaskId::from("flaky".to_owned()))
+        .max_attempts(3)
+        .build();
+    apalis_redis::queries::push_tasks(&mut conn, &config, &[task])
+        .await
+        .unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
+    let storage: RedisStorage<u32> = RedisStorage::new(conn.clone()).with_config(config.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = WorkerBuilder::new(format!("patch-worker-{}", random_suffix()).as_str())
+        .backend(storage)
+        .data(counted)
+        .build(always_fail);
+    tokio::spawn(async move {
+        let _ = worker
+            .run_until(async move {
+                let _ = stopped.await;
+                Ok::<(), std::io::Error>(())
+            })
+            .await;
+    });
+    eventually("the task dead", Duration::from_secs(60), || {
+        let mut conn = conn.clone();
+        let dead = config.dead_jobs_set();
+        async move { (zcard(&mut conn, &dead).await == 1).then_some(()) }
+    })
+    .await;
+    let _ = stop.send(());
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        3,
+        "one run per allowed attempt"
+    );
+    let attempts: Option<String> = conn
+        .hget(format!("{}:flaky", config.job_meta_hash()), "attempts")
+        .await
+        .unwrap();
+    assert_eq!(attempts.as_deref(), Some("3"));
+}
+
+/// Counts its runs and fails (to be retried).
+async fn always_fail(
+    _job: u32,
+    runs: Data<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
+) -> Result<(), BoxDynError> {
+    runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    Err("always fails".into())
+}
+
+/// Succeeds after a while: heartbeats and empty fetches happen meanwhile.
+async fn slow_success(_job: u32) -> Result<(), BoxDynError> {
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    Ok(())
+}
+
+/// PATCHES.md 10: the backoff doubles per attempt up to its cap, and each
+/// delay is a point in the upper half of its step, the same for the same
+/// task and attempt and spread over tasks.
+#[test]
+fn the_backoff_doubles_is_capped_and_jitters_within_the_upper_half() {
+    let backoff = apalis_redis::Backoff {
+        base: Duration::from_millis(100),
+        max: Duration::from_secs(2),
+    };
+    assert_eq!(backoff.step(1), Duration::from_millis(100));
+    assert_eq!(backoff.step(2), Duration::from_millis(200));
+    assert_eq!(backoff.step(5), Duration::from_millis(1600));
+    assert_eq!(backoff.step(6), Duration::from_secs(2));
+    assert_eq!(backoff.step(99), Duration::from_secs(2));
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..200 {
+        let id = format!("task-{i}");
+        let delay = backoff.delay(&id, 3);
+        assert!(
+            delay >= Duration::from_millis(200) && delay <= Duration::from_millis(400),
+            "{delay:?}"
+        );
+        assert_eq!(
+            delay,
+            backoff.delay(&id, 3),
+            "the same task, the same delay"
+        );
+        seen.insert(delay);
+    }
+    assert!(seen.len() > 50, "delays spread over tasks: {}", seen.len());
+}
+
+/// PATCHES.md 7 (amended): the idle wait does not hold back the
+/// acknowledgements of tasks that finish while it would: a task that takes
+/// a while is acknowledged when it ends, though the wait never ends. With
+/// the wait applied to every fetch after an empty one, a fetch started by a
+/// heartbeat during the task held its acknowledgement until the wait ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_finishing_during_an_idle_wait_is_acknowledged() {
+    use futures::FutureExt as _;
+
+    let mut conn = connection().await;
+    let config = config().heartbeat_interval(Duration::from_millis(100));
+    let mut storage: RedisStorage<u32> = RedisStorage::new(conn.clone())
+        .with_config(config.clone())
+        .with_idle_wait(|| futures::future::pending::<()>().boxed());
+    storage.push(2).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = WorkerBuilder::new(format!("patch-worker-{}", random_suffix()).as_str())
+        .backend(storage)
+        .build(slow_success);
+    tokio::spawn(async move {
+        let _ = worker
+            .run_until(async move {
+                let _ = stopped.await;
+                Ok::<(), std::io::Error>(())
+            })
+            .await;
+    });
+    eventually("the task acknowledged", Duration::from_secs(20), || {
+        let mut conn = conn.clone();
+        let done = config.done_jobs_set();
+        async move { (zcard(&mut conn, &done).await == 1).then_some(()) }
+    })
+    .await;
+    let _ = stop.send(());
+    let inflight: Vec<String> = conn
+        .keys(format!("{}:*", config.inflight_jobs_set()))
+        .await
+        .unwrap();
+    for key in inflight {
+        let n: u64 = conn.scard(&key).await.unwrap();
+        assert_eq!(n, 0, "{key} still holds the task");
+    }
 }

@@ -7,6 +7,9 @@
 
 -- ARGV[1]: the idempotency_ttl
 -- ARGV[2]: emit pubsub events
+-- schedule_time: when a delayed task falls due, in milliseconds since the
+-- epoch (the scheduled set's score); 0 for a task due now, which goes
+-- straight to the active list.
 -- ARGV[3..]: [task_id1, task_data1, attempts1, max_attempts1, metadata_json1, schedule_time1, idempotency_key1,
 --        task_id2, task_data2, attempts2, max_attempts2, metadata_json2, schedule_time2, idempotency_key2, ...]
 local newly_enqueued = 0

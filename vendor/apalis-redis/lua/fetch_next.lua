@@ -6,7 +6,7 @@
 -- KEYS[6]: the task metadata prefix
 -- KEYS[7]: the scheduled jobs sorted set
 
--- ARGV[1]: current timestamp
+-- ARGV[1]: at most this many due scheduled jobs are promoted per call
 -- ARGV[2]: maximum number of jobs to fetch
 -- ARGV[3]: worker name
 
@@ -22,12 +22,19 @@ if not registered then
     error("Cant fetch next: worker not registered")
 end
 
--- 1. Promote any due scheduled jobs
+-- 1. Promote due scheduled jobs: scores are milliseconds on this server's
+-- clock, and at most ARGV[1] per call (an unbounded `unpack` fails past
+-- Lua's stack limit, about 8,000 ids, and would wedge the queue).
+local time = redis.call("time")
+local now_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local scheduled_ids = redis.call(
     "zrangebyscore",
     KEYS[7],
+    "-inf",
+    now_ms,
+    "LIMIT",
     0,
-    ARGV[1]
+    tonumber(ARGV[1])
 )
 
 if #scheduled_ids > 0 then

@@ -8,7 +8,8 @@
 -- ARGV[1] = emit events
 -- ARGV[2] = max dead tasks (0: unbounded)
 -- ARGV[3] = dead task ttl in milliseconds (0: unbounded)
--- ARGV[4..] = repeating groups of: task_id, timestamp, result_data, status, attempt
+-- ARGV[4..] = repeating groups of: task_id, timestamp, result_data, status,
+--             attempt, retry delay in milliseconds
 --
 -- The done and dead sets are sorted sets scored by the Redis server's time
 -- in milliseconds, as the stats scripts (stats.lua, overview*.lua) read
@@ -25,7 +26,7 @@ local max_dead = tonumber(ARGV[2]) or 0
 local dead_ttl_ms = tonumber(ARGV[3]) or 0
 
 local header = 3
-local args_per_task = 5
+local args_per_task = 6
 local num_tasks = (#ARGV - header) / args_per_task
 local acked = 0
 local died = 0
@@ -40,6 +41,8 @@ for i = 0, num_tasks - 1 do
     local result_data = ARGV[base + 3]
     local status = ARGV[base + 4]
     local attempt = ARGV[base + 5]
+    local retry_delay_ms = tonumber(ARGV[base + 6]) or 0
+    local meta_key = job_meta_hash .. ':' .. task_id
 
     local removed = redis.call('SREM', inflight_set, task_id)
     if removed == 0 then
@@ -52,12 +55,12 @@ for i = 0, num_tasks - 1 do
             redis.call("publish", "tasks:" .. done_jobs_set, task_id)
         end
 
-    elseif (status == 'Failed' or status == 'Pending') and (tonumber(attempt) or 0) < 25 then
-        -- TODO: @geofmureithi: Update lifecycle to check max_attempt so we hardcode 25
-        -- We might also want to handle RetryAfter
-        -- e if e.downcast_ref::<AbortError>().is_some() => Status::Killed,
-        -- we also for now simulate a basic backoff timestamp + attempt
-        redis.call("zadd", scheduled_jobs_set, tonumber(timestamp) + tonumber(attempt), task_id)
+    elseif (status == 'Failed' or status == 'Pending')
+        and (tonumber(attempt) or 0) < (tonumber(redis.call('HGET', meta_key, 'max_attempts')) or 25) then
+        -- Another attempt after the caller's backoff, on the server's clock
+        -- in milliseconds like every score here; the task's own
+        -- max_attempts (stored when it was pushed) bounds the attempts.
+        redis.call('ZADD', scheduled_jobs_set, now_ms + retry_delay_ms, task_id)
         if emit_events then
             redis.call("publish", "tasks:" .. scheduled_jobs_set .. ':retry', task_id)
         end
@@ -69,7 +72,6 @@ for i = 0, num_tasks - 1 do
         end
     end
 
-    local meta_key = job_meta_hash .. ':' .. task_id
     redis.call('HSET', meta_key, 'result', result_data, 'status', status, 'attempts', attempt, 'done_at', timestamp)
 
     acked = acked + 1

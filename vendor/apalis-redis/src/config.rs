@@ -88,6 +88,69 @@ pub struct Config {
     /// When `None`, dead tasks do not age out.
     #[serde(default)]
     pub dead_task_ttl: Option<Duration>,
+
+    /// How long a failed task waits before its next attempt (see
+    /// [`Backoff`]). A task is retried until it has run its
+    /// `max_attempts` times, then it goes to the dead set.
+    #[serde(default)]
+    pub retry_backoff: Backoff,
+}
+
+/// Exponential backoff with jitter between the attempts of a failed task:
+/// after the `n`th failed attempt the step is `base × 2^(n-1)`, capped at
+/// `max`, and the delay is a point in the upper half of the step ("equal
+/// jitter"), so tasks that failed together (an outage) come back spread
+/// out, yet each waits at least half its step.
+///
+/// The point is chosen by a hash of the task id and the attempt, not at
+/// random: the same failure always gets the same delay, so a caller can
+/// compute when a retry falls due ([`Backoff::delay`]), for example to
+/// wake a worker then instead of polling for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backoff {
+    /// The first step.
+    pub base: Duration,
+    /// The largest step.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl Backoff {
+    /// The un-jittered step after `failed_attempt` (1 = the first run
+    /// failed).
+    #[must_use]
+    pub fn step(&self, failed_attempt: usize) -> Duration {
+        let exponent = u32::try_from(failed_attempt.saturating_sub(1))
+            .unwrap_or(u32::MAX)
+            .min(31);
+        self.base.saturating_mul(1u32 << exponent).min(self.max)
+    }
+
+    /// The delay before the attempt after `failed_attempt` of `task_id`.
+    #[must_use]
+    pub fn delay(&self, task_id: &str, failed_attempt: usize) -> Duration {
+        let step = u64::try_from(self.step(failed_attempt).as_millis()).unwrap_or(u64::MAX);
+        let half = step / 2;
+        // FNV-1a: stable across processes and versions, unlike std's hasher.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in task_id
+            .bytes()
+            .chain((failed_attempt as u64).to_le_bytes())
+        {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        let jitter = hash % (step - half).saturating_add(1);
+        Duration::from_millis(half.saturating_add(jitter))
+    }
 }
 
 impl Default for Config {
@@ -104,6 +167,7 @@ impl Default for Config {
             idempotency_ttl: None,
             max_dead_tasks: None,
             dead_task_ttl: None,
+            retry_backoff: Backoff::default(),
         }
     }
 }
@@ -357,6 +421,25 @@ impl Config {
     #[must_use]
     pub fn dead_task_ttl(mut self, ttl: Option<Duration>) -> Self {
         self.dead_task_ttl = ttl;
+        self
+    }
+
+    /// Sets the backoff between the attempts of a failed task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use apalis_redis::{Backoff, Config};
+    /// use std::time::Duration;
+    ///
+    /// let backoff = Backoff { base: Duration::from_millis(500), max: Duration::from_secs(60) };
+    /// let config = Config::default().retry_backoff(backoff);
+    ///
+    /// assert_eq!(config.retry_backoff.step(3), Duration::from_secs(2));
+    /// ```
+    #[must_use]
+    pub fn retry_backoff(mut self, backoff: Backoff) -> Self {
+        self.retry_backoff = backoff;
         self
     }
 

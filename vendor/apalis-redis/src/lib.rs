@@ -43,13 +43,15 @@ pub mod factory;
 /// The dead set: listing, retrying, discarding and bounding dead tasks.
 pub mod dead;
 
+mod scheduled;
 mod sets;
+pub use scheduled::{Promoted, promote_due};
 pub use sets::{upgrade_sets, vacuum_done};
 
 use serde_json::Value;
 use ulid::Ulid;
 
-pub use crate::config::Config;
+pub use crate::config::{Backoff, Config};
 
 pub use crate::{error::Error, persist::RedisPersistence};
 

@@ -122,7 +122,14 @@ where
     }
     async fn fetch_next(&mut self, worker: &WorkerContext) -> Result<Vec<RedisTask>, Error> {
         if let Some(gate) = &self.idle {
-            if gate.empty.load(Ordering::Acquire) {
+            // Not while tasks run: apalis-core writes acknowledgements only
+            // between fetches, so a fetch held here would hold back the
+            // acknowledgement (and the retry, or the dead-set entry) of every
+            // task that finishes meanwhile until the wait ends. A worker with
+            // tasks in flight fetches as it did without a gate; the wake-up
+            // when its last task ends lets the acknowledgements through, and
+            // then the gate holds the fetch.
+            if gate.empty.load(Ordering::Acquire) && worker.task_count() == 0 {
                 (gate.wait)().await;
             }
         }

@@ -30,15 +30,16 @@ pub async fn vacuum_done<C: ConnectionLike>(
 }
 
 /// Converts the done and dead sets that apalis-redis 1.0.0 wrote as plain
-/// sets into the time-scored sorted sets this version keeps, `chunk`
-/// members per call. Run before the queue's workers start; it does nothing
-/// once converted. Returns how many members were converted.
+/// sets into the time-scored sorted sets this version keeps, and rescores
+/// its scheduled tasks from seconds to milliseconds, `chunk` members per
+/// call. Run before the queue's workers start; it does nothing once
+/// converted. Returns how many members were converted.
 pub async fn upgrade_sets<C: ConnectionLike>(
     conn: &mut C,
     config: &Config,
     chunk: usize,
 ) -> Result<usize, RedisError> {
-    let mut converted = 0;
+    let mut converted = crate::scheduled::upgrade_scheduled(conn, config, chunk).await?;
     for set in [config.done_jobs_set(), config.dead_jobs_set()] {
         let scratch = format!("{set}:upgrading");
         loop {

@@ -1,4 +1,4 @@
-use std::{collections::HashMap, str::FromStr};
+use std::{collections::HashMap, str::FromStr, sync::LazyLock};
 
 use apalis_core::{
     backend::codec::Codec,
@@ -8,7 +8,7 @@ use apalis_core::{
 };
 use redis::{RedisError, aio::ConnectionLike};
 
-use crate::{Config, RedisTask, build_error, error::Error, queries::current_timestamp};
+use crate::{Config, RedisTask, build_error, error::Error};
 
 /// A task structure that includes metadata.
 #[derive(Debug, Clone)]
@@ -185,6 +185,14 @@ pub fn deserialize_with_meta(data: Vec<redis::Value>) -> Result<Vec<CompactTask>
     Ok(result)
 }
 
+// One script object for the process: `Script::new` hashes the source with
+// SHA-1, and this runs on every fetch.
+static FETCH_NEXT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(include_str!("../../lua/fetch_next.lua")));
+
+/// Due scheduled tasks moved to the active list per fetch, at most.
+const PROMOTE_CHUNK: usize = 1000;
+
 /// Manually fetch the next set of jobs
 pub async fn fetch_next<C>(
     conn: &mut C,
@@ -194,7 +202,7 @@ pub async fn fetch_next<C>(
 where
     C: ConnectionLike,
 {
-    let fetch_jobs = redis::Script::new(include_str!("../../lua/fetch_next.lua"));
+    let fetch_jobs = &*FETCH_NEXT;
     let workers_set = config.workers_set();
     let active_jobs_list = config.active_jobs_list();
     let job_data_hash = config.job_data_hash();
@@ -209,7 +217,7 @@ where
         .key(&signal_list)
         .key(config.job_meta_hash())
         .key(config.scheduled_jobs_set())
-        .arg(current_timestamp())
+        .arg(PROMOTE_CHUNK)
         .arg(config.batch_size)
         .arg(worker.name())
         .invoke_async::<Vec<redis::Value>>(conn)

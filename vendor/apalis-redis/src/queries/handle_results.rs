@@ -52,12 +52,16 @@ pub(crate) async fn handle_results<C: ConnectionLike>(
         let status = payload.status().to_string();
         let result_data = serde_json::to_value(&payload.result).map_err(Error::Json)?;
 
+        let task_id = payload.task_id.to_string();
+        // Used only if the task failed and has attempts left.
+        let retry_delay = config.retry_backoff.delay(&task_id, payload.attempt);
         invocation
-            .arg(payload.task_id.to_string())
+            .arg(task_id)
             .arg(timestamp)
             .arg(result_data.to_string())
             .arg(status)
-            .arg(payload.attempt);
+            .arg(payload.attempt)
+            .arg(super::millis(retry_delay));
     }
 
     invocation.invoke_async::<u32>(conn).await?;

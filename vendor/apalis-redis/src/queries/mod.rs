@@ -23,6 +23,17 @@ fn current_timestamp() -> u64 {
         .as_secs()
 }
 
+/// This machine's time in milliseconds since the epoch.
+fn current_millis() -> u64 {
+    u64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis(),
+    )
+    .unwrap_or(u64::MAX)
+}
+
 /// A duration in whole milliseconds, for scripts that compare it with the
 /// Redis server's clock.
 fn millis(duration: std::time::Duration) -> u64 {

@@ -3,7 +3,7 @@ use std::sync::LazyLock;
 use redis::{Script, aio::ConnectionLike};
 use ulid::Ulid;
 
-use crate::{Config, RedisTask, error::Error, queries::current_timestamp};
+use crate::{Config, RedisTask, error::Error, queries::current_millis};
 
 static BATCH_PUSH_SCRIPT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../lua/batch_push.lua")));
@@ -31,6 +31,7 @@ where
                 .unwrap_or_default(), // 0 is forever
         )
         .arg(config.emit_events);
+    let now_ms = current_millis();
     for request in tasks {
         let task_id = request
             .task_id()
@@ -40,10 +41,14 @@ where
         let max_attempts = request.max_attempts().unwrap_or(25);
         let job = &request.args;
         let meta = serde_json::to_string(request.metadata()).map_err(Error::Json)?;
-        let run_at = request.run_at().unwrap_or_default();
-        let current = current_timestamp();
-        // Ensure run_at is not in the past
-        let run_at = if run_at > current { run_at } else { current };
+        // `run_at` is in seconds (apalis-core's contract); the scheduled
+        // set is scored in milliseconds. A task due now or earlier goes
+        // straight to the active list (0): routing every task through the
+        // scheduled set made each fetch promote all of them at once.
+        let run_at = match request.run_at() {
+            Some(secs) if secs.saturating_mul(1000) > now_ms => secs.saturating_mul(1000),
+            _ => 0,
+        };
 
         let idempotency_key = request.idempotency_key().unwrap_or("");
 
