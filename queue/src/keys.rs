@@ -98,8 +98,9 @@ impl QueueKeys {
     }
 
     // Ours.
-    /// Retries waiting for their backoff, scored by due time in milliseconds.
-    pub fn delayed(&self) -> String {
+    /// Where retries waited before apalis-redis scheduled them itself (see
+    /// `rename`); read once, at the upgrade.
+    pub fn old_delayed(&self) -> String {
         self.key("delayed")
     }
     /// Cluster-wide outcome counters.

@@ -1,34 +1,24 @@
 //! Our side of the Redis job queues.
 //!
-//! Workers fetch, heartbeat, acknowledge and recover orphans through
-//! apalis-redis. A few of its paths do not hold up at our volumes, so this
-//! crate replaces them while keeping its key layout (see `lua/`):
-//! - pushing goes straight to the active list (apalis's push routes every task
-//!   through the scheduled set, whose promotion breaks past ~8,000 due tasks);
-//! - retries wait in our own millisecond-scored delayed set and are promoted
-//!   in bounded chunks;
-//!
-//! Finished and dead tasks are apalis-redis's own (our patched copy,
-//! vendor/apalis-redis): done tasks are vacuumed in bounded chunks, and the
-//! dead set is bounded by count and age and read a page at a time.
-//! - every push publishes on one wake channel so idle workers fetch at once.
+//! apalis-redis (our patched copy, vendor/apalis-redis) owns the queues'
+//! layout and is the only writer of it: pushing (due jobs straight to the
+//! active list, delayed ones to its millisecond-scored scheduled set),
+//! fetching, heartbeats, acknowledging, retries after a backoff (up to each
+//! job's `max_attempts`), promotion of due retries in bounded chunks,
+//! vacuuming done jobs and the bounded dead set. This crate calls its
+//! public API, adds the wake channel (every push publishes the queue's
+//! name so idle workers fetch at once) and the counts operators read.
 
-use std::{
-    sync::LazyLock,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::time::Duration;
 
+use apalis_core::task::{builder::TaskBuilder, task_id::TaskId};
 use apalis_redis::dead::DeadCursor;
 use chrono::{DateTime, Utc};
-use redis::{AsyncCommands, Script, ScriptInvocation};
+use redis::AsyncCommands;
 use shared::jobs::{JobEnvelope, Queue};
 
 use crate::Conn;
 use crate::keys::{self, QueueKeys};
-
-static PUSH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/push.lua")));
-static SCHEDULE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/schedule.lua")));
-static PROMOTE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/promote.lua")));
 
 /// Upper bound of ids moved per script call, so no call blocks Redis long.
 pub const CHUNK: usize = 1000;
@@ -98,10 +88,9 @@ pub struct DeadBounds {
     pub ttl: Duration,
 }
 
-/// What [`JobQueues::counts`] reads in one round trip: pending, delayed,
-/// scheduled, dead, dead dropped, workers, outcome counters.
+/// What [`JobQueues::counts`] reads in one round trip: pending, scheduled,
+/// dead, dead dropped, workers, outcome counters.
 type CountsReply = (
-    u64,
     u64,
     u64,
     u64,
@@ -116,12 +105,7 @@ pub struct JobQueues {
     pub(crate) conn: Conn,
     pub(crate) prefix: String,
     dead_bounds: Option<DeadBounds>,
-}
-
-pub(crate) fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    retry_backoff: apalis_redis::Backoff,
 }
 
 impl JobQueues {
@@ -130,7 +114,26 @@ impl JobQueues {
             conn,
             prefix: prefix.into(),
             dead_bounds: None,
+            retry_backoff: apalis_redis::Backoff::default(),
         }
+    }
+
+    /// The backoff between the attempts of a failed job (apalis-redis
+    /// schedules the retry; see [`JobQueues::retry_delay`]).
+    #[must_use]
+    pub fn with_retry_backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.retry_backoff = apalis_redis::Backoff { base, max };
+        self
+    }
+
+    /// How long after its `failed_attempt`th run failed the job `task_id`
+    /// is due again: the delay apalis-redis gives it (the jitter is a hash
+    /// of the id and attempt, so both sides compute the same).
+    pub fn retry_delay(&self, task_id: &str, failed_attempt: u32) -> Duration {
+        self.retry_backoff.delay(
+            task_id,
+            usize::try_from(failed_attempt).unwrap_or(usize::MAX),
+        )
     }
 
     /// Bounds the dead sets: enforced as jobs die (by apalis-redis) and by
@@ -144,7 +147,9 @@ impl JobQueues {
     /// apalis-redis's configuration of `queue`: its name under our prefix
     /// and the dead-set bounds. Workers add their own settings to it.
     pub fn apalis_config(&self, queue: Queue) -> apalis_redis::Config {
-        let config = apalis_redis::Config::default().queue(self.keys(queue).apalis_queue());
+        let config = apalis_redis::Config::default()
+            .queue(self.keys(queue).apalis_queue())
+            .retry_backoff(self.retry_backoff);
         match self.dead_bounds {
             Some(bounds) => config
                 .max_dead_tasks(Some(bounds.max_per_queue))
@@ -165,30 +170,9 @@ impl JobQueues {
         self.conn.clone()
     }
 
-    /// An invocation of `script`, one that moves jobs from `source` onto
-    /// `queue`'s active list and wakes its workers (push.lua,
-    /// requeue_dead.lua): the keys and first arguments both read, in their
-    /// order. The caller adds the ids.
-    fn onto_active<'a>(
-        &self,
-        script: &'a Script,
-        queue: Queue,
-        source: String,
-    ) -> ScriptInvocation<'a> {
-        let keys = self.keys(queue);
-        let mut invocation = script.prepare_invoke();
-        invocation
-            .key(source)
-            .key(keys.active())
-            .key(keys.meta_prefix())
-            .key(keys.signal())
-            .arg(self.wake_channel())
-            .arg(queue.as_str());
-        invocation
-    }
-
-    /// Pushes jobs onto `queue`'s active list in one round trip. Ids already
-    /// known to Redis are skipped; returns how many were new.
+    /// Pushes jobs onto `queue`'s active list in one round trip (through
+    /// apalis-redis), then wakes its workers. Ids already known to Redis are
+    /// skipped (a relay pushing a batch again); returns how many were new.
     pub async fn push(
         &self,
         queue: Queue,
@@ -198,61 +182,55 @@ impl JobQueues {
         if jobs.is_empty() {
             return Ok(0);
         }
-        let mut invocation = self.onto_active(&PUSH, queue, self.keys(queue).data());
-        for job in jobs {
-            invocation
-                .arg(&job.task_id)
-                .arg(serde_json::to_vec(&job.envelope)?)
-                .arg(max_attempts)
-                .arg(0);
+        let tasks = jobs
+            .iter()
+            .map(|job| {
+                Ok(TaskBuilder::new(serde_json::to_vec(&job.envelope)?)
+                    .task_id(TaskId::from(job.task_id.clone()))
+                    .max_attempts(usize::try_from(max_attempts).unwrap_or(usize::MAX))
+                    .build())
+            })
+            .collect::<Result<Vec<_>, PushError>>()?;
+        let mut conn = self.conn.clone();
+        let (pushed, _) =
+            apalis_redis::queries::push_tasks(&mut conn, &self.apalis_config(queue), &tasks)
+                .await
+                .map_err(|e| match e {
+                    apalis_redis::Error::Database(e) => PushError::Redis(e),
+                    apalis_redis::Error::Json(e) => PushError::Encode(e),
+                    other => PushError::Redis(redis::RedisError::from((
+                        redis::ErrorKind::Client,
+                        "apalis-redis push",
+                        other.to_string(),
+                    ))),
+                })?;
+        if pushed > 0 {
+            self.wake(queue).await?;
         }
-        let pushed: usize = invocation.invoke_async(&mut self.conn.clone()).await?;
-        Ok(pushed)
+        Ok(pushed as usize)
     }
 
-    /// Stores a job to run after `delay` (a retry). `attempts` is how many
-    /// runs it already had. Idempotent per task id.
-    pub async fn schedule(
+    /// Tells idle workers of `queue`, on every process, to fetch now.
+    async fn wake(&self, queue: Queue) -> Result<(), redis::RedisError> {
+        self.conn
+            .clone()
+            .publish::<_, _, ()>(self.wake_channel(), queue.as_str())
+            .await
+    }
+
+    /// Moves up to [`CHUNK`] due retries of `queue` to its active list and
+    /// wakes its workers; says when the next one is due.
+    pub async fn promote_due(
         &self,
         queue: Queue,
-        task_id: &str,
-        envelope: &JobEnvelope,
-        attempts: u32,
-        max_attempts: u32,
-        delay: Duration,
-    ) -> Result<bool, PushError> {
-        let keys = self.keys(queue);
-        let due = now_millis().saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
-        let stored: u32 = SCHEDULE
-            .key(keys.data())
-            .key(keys.delayed())
-            .key(keys.meta_prefix())
-            .arg(task_id)
-            .arg(serde_json::to_vec(envelope)?)
-            .arg(max_attempts)
-            .arg(attempts)
-            .arg(due)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
-        Ok(stored == 1)
-    }
-
-    /// Moves up to [`CHUNK`] due delayed jobs to the active list.
-    pub async fn promote_due(&self, queue: Queue) -> Result<usize, redis::RedisError> {
-        let keys = self.keys(queue);
-        let now = now_millis();
-        PROMOTE
-            .key(keys.delayed())
-            .key(keys.apalis_scheduled())
-            .key(keys.active())
-            .key(keys.signal())
-            .arg(now)
-            .arg(now / 1000)
-            .arg(CHUNK)
-            .arg(self.wake_channel())
-            .arg(queue.as_str())
-            .invoke_async(&mut self.conn.clone())
-            .await
+    ) -> Result<apalis_redis::Promoted, redis::RedisError> {
+        let promoted =
+            apalis_redis::promote_due(&mut self.conn.clone(), &self.apalis_config(queue), CHUNK)
+                .await?;
+        if promoted.moved > 0 {
+            self.wake(queue).await?;
+        }
+        Ok(promoted)
     }
 
     /// Forgets up to [`CHUNK`] finished jobs (their data and metadata),
@@ -301,17 +279,15 @@ impl JobQueues {
         let keys = self.keys(queue);
         let mut conn = self.conn.clone();
         let apalis = self.apalis_config(queue);
-        let (pending, delayed, scheduled, dead, dead_dropped, workers, stats): CountsReply =
-            redis::pipe()
-                .llen(keys.active())
-                .zcard(keys.delayed())
-                .zcard(keys.apalis_scheduled())
-                .zcard(apalis.dead_jobs_set())
-                .get(apalis.dead_dropped_counter())
-                .zrange(keys.workers(), 0, -1)
-                .hgetall(keys.stats())
-                .query_async(&mut conn)
-                .await?;
+        let (pending, delayed, dead, dead_dropped, workers, stats): CountsReply = redis::pipe()
+            .llen(keys.active())
+            .zcard(keys.apalis_scheduled())
+            .zcard(apalis.dead_jobs_set())
+            .get(apalis.dead_dropped_counter())
+            .zrange(keys.workers(), 0, -1)
+            .hgetall(keys.stats())
+            .query_async(&mut conn)
+            .await?;
         let mut running = 0;
         for worker in &workers {
             let n: u64 = conn.scard(keys.inflight_of(worker)).await?;
@@ -321,7 +297,7 @@ impl JobQueues {
         Ok(QueueCounts {
             queue: queue.as_str().to_owned(),
             pending,
-            delayed: delayed + scheduled,
+            delayed,
             running,
             dead,
             dead_dropped: dead_dropped.unwrap_or(0),

@@ -5,6 +5,11 @@
 //! workers run, so jobs queued by the previous version are not stranded.
 //! Only a single server can hold the old names (they never worked on a
 //! cluster), and `RENAME` there is atomic and cheap.
+//!
+//! Retries used to wait in a sorted set of ours beside apalis-redis's keys
+//! (`{bourse:email}:delayed`); apalis-redis now schedules them itself, and
+//! the retries still waiting there move to its scheduled set, same scores
+//! (milliseconds), when a worker of this version starts.
 
 use redis::AsyncCommands as _;
 use shared::jobs::Queue;
@@ -60,5 +65,29 @@ impl JobQueues {
                 .await?;
         }
         Ok(renamed)
+    }
+
+    /// Moves the retries still waiting in our old delayed set into
+    /// apalis-redis's scheduled set (both scored by due time in
+    /// milliseconds), in one transaction; returns how many there were.
+    /// Run after [`JobQueues::upgrade_layout`] has rescored apalis-redis's
+    /// own entries to milliseconds.
+    pub async fn retire_delayed_set(&self, queue: Queue) -> Result<usize, redis::RedisError> {
+        let keys = self.keys(queue);
+        let mut conn = self.conn.clone();
+        let (waiting, _, _): (usize, usize, usize) = redis::pipe()
+            .atomic()
+            .zcard(keys.old_delayed())
+            .cmd("ZUNIONSTORE")
+            .arg(keys.apalis_scheduled())
+            .arg(2)
+            .arg(keys.apalis_scheduled())
+            .arg(keys.old_delayed())
+            .arg("AGGREGATE")
+            .arg("MIN")
+            .del(keys.old_delayed())
+            .query_async(&mut conn)
+            .await?;
+        Ok(waiting)
     }
 }

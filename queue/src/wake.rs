@@ -1,5 +1,5 @@
 //! Instant wake-ups, the subscribing side: every push publishes its
-//! queue's name on one channel (`{prefix}:wake`, see the scripts in `lua/`
+//! queue's name on one channel (`{prefix}:wake`, see [`JobQueues::push`](crate::JobQueues::push)
 //! and [`JobQueues::wake_channel`](crate::JobQueues::wake_channel)); this
 //! listener turns each message into a [`Wake`] for the worker process,
 //! which then fetches at once instead of at its next idle poll.

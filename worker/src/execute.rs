@@ -1,11 +1,11 @@
 //! Runs one job attempt inside an apalis worker and decides what happens on
 //! failure.
 //!
-//! apalis-redis's own retry path (a fixed `attempt`-seconds delay, a
-//! hard-coded 25 attempts, no jitter) is bypassed: a failed attempt that may
-//! be retried is stored as a new task in our delayed set with exponential
-//! backoff and jitter, and the current task completes; the last attempt, or
-//! a permanent error, ends with `AbortError`, which apalis-redis files in the
+//! A failed attempt that may be retried fails the task: apalis-redis (our
+//! patched copy) schedules it again after the configured backoff
+//! (exponential with jitter, `JOB_BACKOFF_BASE_MS` to `JOB_BACKOFF_MAX_MS`)
+//! until it has run `JOB_MAX_ATTEMPTS` times. The last attempt, or a
+//! permanent error, ends with `AbortError`, which apalis-redis files in the
 //! queue's dead set for operators to inspect, retry or discard.
 
 use std::{
@@ -27,7 +27,6 @@ use shared::jobs::{JobEnvelope, Queue};
 use crate::{
     jobs::{self, JobContext, JobError},
     metrics::{JobLabels, Metrics, QueueLabels},
-    retry::RetryPolicy,
 };
 
 /// Outcome counts not yet added to the cluster-wide counters in Redis.
@@ -61,7 +60,8 @@ pub struct Executor {
     pub queue: Queue,
     pub ctx: Arc<JobContext>,
     pub queues: JobQueues,
-    pub policy: RetryPolicy,
+    /// `JOB_MAX_ATTEMPTS`: the attempt that fails last goes to the dead set.
+    pub max_attempts: u32,
     pub metrics: Arc<Metrics>,
     pub outcomes: Arc<Outcomes>,
 }
@@ -135,12 +135,11 @@ pub async fn execute(
         .get_or_create(&QueueLabels { queue })
         .observe(started.elapsed().as_secs_f64());
 
-    let outcome = settle(&executor, &envelope, &task_id.to_string(), attempt, result).await;
-    let label = match &outcome {
-        Ok(Settled::Succeeded) => "succeeded",
-        Ok(Settled::Retrying) => "retried",
-        Ok(Settled::Dead(_)) => "failed",
-        Err(_) => "retried",
+    let settled = settle(&executor, &task_id.to_string(), attempt, result);
+    let label = match &settled {
+        Settled::Succeeded => "succeeded",
+        Settled::Retrying(_) => "retried",
+        Settled::Dead(_) => "failed",
     };
     executor
         .metrics
@@ -151,89 +150,81 @@ pub async fn execute(
             outcome: label,
         })
         .inc();
-    match outcome {
-        Ok(Settled::Succeeded | Settled::Retrying) => Ok(()),
-        Ok(Settled::Dead(reason)) => Err(Box::new(AbortError::new(reason))),
-        Err(error) => Err(error.into()),
+    match settled {
+        Settled::Succeeded => Ok(()),
+        Settled::Retrying(reason) => Err(reason.into()),
+        Settled::Dead(reason) => Err(Box::new(AbortError::new(reason))),
     }
 }
 
 enum Settled {
     Succeeded,
-    Retrying,
+    /// apalis-redis schedules the next attempt.
+    Retrying(String),
     Dead(String),
 }
 
-async fn settle(
+fn settle(
     executor: &Executor,
-    envelope: &JobEnvelope,
     task_id: &str,
     attempt: u32,
     result: Result<(), JobError>,
-) -> Result<Settled, String> {
-    let max = executor.policy.max_attempts;
+) -> Settled {
+    let max = executor.max_attempts;
     match result {
         Ok(()) => {
             executor.outcomes.succeeded.fetch_add(1, Ordering::Relaxed);
             tracing::debug!("job succeeded");
-            Ok(Settled::Succeeded)
+            Settled::Succeeded
         }
         Err(JobError::Permanent(reason)) => {
             executor.outcomes.dead.fetch_add(1, Ordering::Relaxed);
             tracing::error!(%reason, "job failed permanently; moved to the dead set");
-            Ok(Settled::Dead(reason))
+            Settled::Dead(reason)
         }
         Err(JobError::Retry(reason)) if attempt >= max => {
             executor.outcomes.dead.fetch_add(1, Ordering::Relaxed);
             tracing::error!(%reason, "job failed its last attempt ({max}); moved to the dead set");
-            Ok(Settled::Dead(format!(
-                "gave up after {attempt} attempts: {reason}"
-            )))
+            Settled::Dead(format!("gave up after {attempt} attempts: {reason}"))
         }
         Err(JobError::Retry(reason)) => {
-            let delay = executor.policy.backoff(attempt);
-            // The retry's id extends this task's id: a redelivered attempt
-            // that fails again schedules the same id, which is stored once,
-            // while a dead job an operator puts back starts a fresh chain
-            // that cannot collide with ids of its earlier runs.
-            let retry_id = format!("{task_id}.{}", attempt + 1);
-            match executor
-                .queues
-                .schedule(executor.queue, &retry_id, envelope, attempt, max, delay)
-                .await
-            {
-                Ok(_) => {
-                    promote_when_due(executor, delay);
-                    executor.outcomes.retried.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(%reason, retry_in_ms = delay.as_millis() as u64, "job failed; will retry");
-                    Ok(Settled::Retrying)
-                }
-                // Redis refused the retry: fail the task instead, and
-                // apalis-redis keeps it (its own delayed retry, or orphan
-                // recovery if the acknowledgement cannot be written either).
-                Err(error) => Err(format!(
-                    "{reason}; and the retry could not be stored: {error}"
-                )),
-            }
+            let delay = executor.queues.retry_delay(task_id, attempt);
+            promote_when_due(executor, delay);
+            executor.outcomes.retried.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%reason, retry_in_ms = delay.as_millis() as u64, "job failed; will retry");
+            Settled::Retrying(reason)
         }
     }
 }
 
 /// Moves the retry to the active list when its backoff ends. The process
-/// that schedules a retry promotes it, on time and at no cost while nothing
-/// fails; the upkeep holder's periodic pass (`maintenance`) catches retries
-/// whose process stopped first.
+/// that failed the job wakes it, on time and at no cost while nothing
+/// fails; otherwise a fetch promotes due retries (idle workers fetch once
+/// per heartbeat), as does the upkeep holder's periodic pass
+/// (`maintenance`).
+///
+/// The retry is scored when apalis-redis records the failure, a moment
+/// after this timer starts, and on the Redis server's clock: when the
+/// timer finds it not quite due, it waits the little that is left.
 fn promote_when_due(executor: &Executor, delay: std::time::Duration) {
+    /// Waits this short are for this retry (or one due as soon); longer
+    /// ones are other retries with timers of their own.
+    const CLOSE: std::time::Duration = std::time::Duration::from_millis(500);
     let queues = executor.queues.clone();
     let queue = executor.queue;
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
-        loop {
+        for _ in 0..8 {
             match queues.promote_due(queue).await {
-                Ok(moved) if moved == queue::CHUNK => {}
-                Ok(_) => break,
+                Ok(promoted) if promoted.moved == queue::CHUNK => {}
+                Ok(promoted) => match promoted.next_due_in {
+                    Some(wait) if wait <= CLOSE => {
+                        tokio::time::sleep(wait + std::time::Duration::from_millis(1)).await;
+                    }
+                    _ => break,
+                },
                 Err(error) => {
-                    tracing::debug!(%error, "cannot promote a due retry; the upkeep pass will");
+                    tracing::debug!(%error, "cannot promote a due retry; a fetch or the upkeep pass will");
                     break;
                 }
             }

@@ -13,7 +13,6 @@ mod jobs;
 mod maintenance;
 mod metrics;
 mod relay;
-mod retry;
 mod runner;
 mod scheduler;
 mod wake;
@@ -35,8 +34,7 @@ use tokio::sync::watch;
 pub use crate::execute::Outcomes;
 use crate::{
     execute::Executor, health::Health, jobs::JobContext, maintenance::Maintenance,
-    metrics::Metrics, relay::Relay, retry::RetryPolicy, runner::QueueRunner, scheduler::OnTick,
-    wake::Wakers,
+    metrics::Metrics, relay::Relay, runner::QueueRunner, scheduler::OnTick, wake::Wakers,
 };
 use queue::JobQueues;
 
@@ -217,7 +215,11 @@ pub async fn run_on(
                 }
                 let converted = queues.upgrade_layout(queue).await?;
                 if converted > 0 {
-                    tracing::info!(queue = %queue, converted, "converted the done and dead sets to sorted sets");
+                    tracing::info!(queue = %queue, converted, "converted the done, dead and scheduled sets to the current layout");
+                }
+                let retries = queues.retire_delayed_set(queue).await?;
+                if retries > 0 {
+                    tracing::info!(queue = %queue, retries, "moved waiting retries to apalis-redis's scheduled set");
                 }
             }
             health.ready();
@@ -246,7 +248,6 @@ pub async fn run_on(
         ),
         clock: options.clock.clone(),
     });
-    let policy = RetryPolicy::from_config(&config.jobs);
     let mut outcomes = HashMap::new();
     let mut supervisors = Vec::new();
     for &queue in &options.queues {
@@ -259,7 +260,7 @@ pub async fn run_on(
                 queue,
                 ctx: ctx.clone(),
                 queues: queues.clone(),
-                policy,
+                max_attempts: config.jobs.max_attempts,
                 metrics: metrics.clone(),
                 outcomes: queue_outcomes,
             }),
@@ -385,10 +386,13 @@ pub async fn run_on(
 }
 
 /// The queues as a worker process uses them: with the dead-set bounds
-/// (`DEAD_MAX_PER_QUEUE`, `DEAD_TTL_DAYS`) applied as jobs die.
+/// (`DEAD_MAX_PER_QUEUE`, `DEAD_TTL_DAYS`) applied as jobs die, and the
+/// retry backoff (`JOB_BACKOFF_BASE_MS`, `JOB_BACKOFF_MAX_MS`).
 pub fn job_queues(conn: queue::Conn, config: &Config) -> JobQueues {
-    JobQueues::new(conn, config.redis.prefix.clone()).with_dead_bounds(queue::DeadBounds {
-        max_per_queue: config.jobs.dead_max_per_queue,
-        ttl: config.jobs.dead_ttl,
-    })
+    JobQueues::new(conn, config.redis.prefix.clone())
+        .with_dead_bounds(queue::DeadBounds {
+            max_per_queue: config.jobs.dead_max_per_queue,
+            ttl: config.jobs.dead_ttl,
+        })
+        .with_retry_backoff(config.jobs.backoff_base, config.jobs.backoff_max)
 }

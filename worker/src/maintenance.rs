@@ -90,7 +90,7 @@ impl Maintenance {
         }
         if ticks.is_multiple_of(SWEEP_EVERY) {
             for queue in Queue::ALL {
-                while self.queues.promote_due(queue).await? == CHUNK {}
+                while self.queues.promote_due(queue).await?.moved == CHUNK {}
                 while self.queues.sweep_done(queue).await? == CHUNK {}
             }
             self.sample().await?;

@@ -11,7 +11,7 @@
 //! copy's dead-set API (vendor/apalis-redis, `dead`): newest first, a page
 //! at a time. The counts read the queues' keys through the `queue` crate:
 //! apalis's active list, per-worker in-flight sets, worker heartbeats and
-//! dead set, plus our delayed set, outcome counters and worker process
+//! scheduled and dead sets, plus our outcome counters and worker process
 //! registry (apalis's own `ListWorkers` has no concurrency per worker).
 
 use std::collections::HashMap;
