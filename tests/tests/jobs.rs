@@ -413,7 +413,9 @@ async fn a_delayed_job_waits_in_the_outbox_until_due() {
 
 /// Jobs queued by a version before hash-tagged key names
 /// (`{prefix}:probe:active` rather than `{{prefix}:probe}:active`) run
-/// after the upgrade: the worker renames the old keys at start.
+/// after the upgrade: the worker renames the old keys at start, and moves
+/// a retry left in the delayed set that version kept (beside apalis-redis's
+/// keys) to apalis-redis's scheduled set.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_queued_under_the_untagged_key_names_runs_after_the_upgrade() {
     let mut app = TestAppBuilder::new().without_worker().start().await;
@@ -429,18 +431,42 @@ async fn a_job_queued_under_the_untagged_key_names_runs_after_the_upgrade() {
             due_at: chrono::Utc::now(),
         },
     };
-    assert_eq!(queues.push(Queue::Probe, &[job], 3).await.unwrap(), 1);
-    // Give the queued job the names the previous version used.
-    let tagged = queues.keys(Queue::Probe).apalis_queue().to_owned();
-    let untagged = format!("{}:probe", app.prefix);
+    let retry_id = Uuid::now_v7();
+    let retry = queue::ReadyJob {
+        task_id: retry_id.to_string(),
+        envelope: shared::jobs::JobEnvelope {
+            id: retry_id,
+            args: serde_json::to_value(recorded("old-retry")).unwrap(),
+            ..job.envelope.clone()
+        },
+    };
+    assert_eq!(queues.push(Queue::Probe, &[job, retry], 3).await.unwrap(), 2);
+    let keys = queues.keys(Queue::Probe);
     let mut conn = queues.connection();
-    let keys: Vec<String> = redis::cmd("KEYS")
+    // The previous version kept retries waiting out their backoff in a
+    // sorted set of its own (scored in ms): put the second job there, due.
+    let _: () = redis::pipe()
+        .lrem(keys.active(), 1, retry_id.to_string())
+        .ignore()
+        .zadd(
+            keys.old_delayed(),
+            retry_id.to_string(),
+            chrono::Utc::now().timestamp_millis() - 1000,
+        )
+        .ignore()
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // Give the queued jobs the names the previous version used.
+    let tagged = keys.apalis_queue().to_owned();
+    let untagged = format!("{}:probe", app.prefix);
+    let queued: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{tagged}:*"))
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert!(!keys.is_empty());
-    for key in &keys {
+    assert!(!queued.is_empty());
+    for key in &queued {
         let old = key.replacen(&tagged, &untagged, 1);
         let _: () = redis::cmd("RENAME")
             .arg(key)
@@ -455,6 +481,16 @@ async fn a_job_queued_under_the_untagged_key_names_runs_after_the_upgrade() {
         (runs(&app, "untagged").await.len() == 1).then_some(())
     })
     .await;
+    eventually("the retry left in the old delayed set ran", WAIT, || async {
+        (runs(&app, "old-retry").await.len() == 1).then_some(())
+    })
+    .await;
+    let waiting: u64 = redis::cmd("EXISTS")
+        .arg(keys.old_delayed())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(waiting, 0, "the old delayed set is retired");
     let left: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{untagged}:*"))
         .query_async(&mut conn)
