@@ -96,22 +96,28 @@ pub struct Bettor {
 /// Registers `name` with 1000 USD and places one 10 USD BTC bet per
 /// duration.
 pub async fn bettor(app: &TestApp, name: &str, durations: &[u32]) -> Bettor {
-    let session = app.user_with_usd(name, "1000.00").await;
+    let mut bettor = Bettor {
+        session: app.user_with_usd(name, "1000.00").await,
+        email: format!("{name}@example.com"),
+        placed: 0,
+    };
+    place_bets(app, &mut bettor, durations).await;
+    bettor
+}
+
+/// One 10 USD BTC bet (up, leverage 2) per duration, in seconds.
+pub async fn place_bets(app: &TestApp, bettor: &mut Bettor, durations: &[u32]) {
     for duration in durations {
         let bet = app
             .send_as(
                 Method::POST,
                 "/api/v1/bets",
-                &session.access,
+                &bettor.session.access,
                 &json!({ "symbol": "BTC", "direction": "up", "stake": "10", "leverage": 2, "duration_seconds": duration }),
             )
             .await;
         assert_eq!(bet.status, 201, "{}", bet.body);
-    }
-    Bettor {
-        session,
-        email: format!("{name}@example.com"),
-        placed: durations.len(),
+        bettor.placed += 1;
     }
 }
 

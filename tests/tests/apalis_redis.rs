@@ -68,15 +68,14 @@ fn run_worker(storage: RedisStorage<u32>) -> tokio::sync::oneshot::Sender<()> {
     let worker = WorkerBuilder::new(format!("patch-worker-{}", random_suffix()).as_str())
         .backend(storage)
         .build(even_succeed);
-    tokio::spawn(async move {
-        let _ = worker
-            .run_until(async move {
-                let _ = stopped.await;
-                Ok::<(), std::io::Error>(())
-            })
-            .await;
-    });
+    tokio::spawn(worker.run_until(until(stopped)));
     stop
+}
+
+/// The signal `run_until` stops a worker on: `stopped` fired or dropped.
+async fn until(stopped: tokio::sync::oneshot::Receiver<()>) -> Result<(), std::io::Error> {
+    let _ = stopped.await;
+    Ok(())
 }
 
 /// Even jobs succeed; odd ones fail for good (`AbortError`): dead at once.
@@ -476,14 +475,7 @@ async fn a_worker_runs_and_its_queue_is_listed_on_a_redis_cluster() {
     let worker = WorkerBuilder::new(format!("patch-worker-{}", random_suffix()).as_str())
         .backend(storage.clone())
         .build(even_succeed);
-    let running = tokio::spawn(async move {
-        worker
-            .run_until(async move {
-                let _ = stopped.await;
-                Ok::<(), std::io::Error>(())
-            })
-            .await
-    });
+    let running = tokio::spawn(worker.run_until(until(stopped)));
     eventually(
         "three tasks done on the cluster",
         Duration::from_secs(60),
@@ -658,14 +650,7 @@ async fn a_failing_task_runs_max_attempts_times_with_backoff_then_dies() {
         .backend(storage)
         .data(counted)
         .build(always_fail);
-    tokio::spawn(async move {
-        let _ = worker
-            .run_until(async move {
-                let _ = stopped.await;
-                Ok::<(), std::io::Error>(())
-            })
-            .await;
-    });
+    tokio::spawn(worker.run_until(until(stopped)));
     eventually("the task dead", Duration::from_secs(60), || {
         let mut conn = conn.clone();
         let dead = config.dead_jobs_set();
@@ -751,14 +736,7 @@ async fn a_task_finishing_during_an_idle_wait_is_acknowledged() {
     let worker = WorkerBuilder::new(format!("patch-worker-{}", random_suffix()).as_str())
         .backend(storage)
         .build(slow_success);
-    tokio::spawn(async move {
-        let _ = worker
-            .run_until(async move {
-                let _ = stopped.await;
-                Ok::<(), std::io::Error>(())
-            })
-            .await;
-    });
+    tokio::spawn(worker.run_until(until(stopped)));
     eventually("the task acknowledged", Duration::from_secs(20), || {
         let mut conn = conn.clone();
         let done = config.done_jobs_set();

@@ -440,7 +440,10 @@ async fn a_job_queued_under_the_untagged_key_names_runs_after_the_upgrade() {
             ..job.envelope.clone()
         },
     };
-    assert_eq!(queues.push(Queue::Probe, &[job, retry], 3).await.unwrap(), 2);
+    assert_eq!(
+        queues.push(Queue::Probe, &[job, retry], 3).await.unwrap(),
+        2
+    );
     let keys = queues.keys(Queue::Probe);
     let mut conn = queues.connection();
     // The previous version kept retries waiting out their backoff in a
@@ -481,9 +484,11 @@ async fn a_job_queued_under_the_untagged_key_names_runs_after_the_upgrade() {
         (runs(&app, "untagged").await.len() == 1).then_some(())
     })
     .await;
-    eventually("the retry left in the old delayed set ran", WAIT, || async {
-        (runs(&app, "old-retry").await.len() == 1).then_some(())
-    })
+    eventually(
+        "the retry left in the old delayed set ran",
+        WAIT,
+        || async { (runs(&app, "old-retry").await.len() == 1).then_some(()) },
+    )
     .await;
     let waiting: u64 = redis::cmd("EXISTS")
         .arg(keys.old_delayed())

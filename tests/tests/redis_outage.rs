@@ -19,9 +19,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use diesel::{prelude::*, sql_types};
 use diesel_async::RunQueryDsl;
-use harness::{TestApp, TestAppBuilder, eventually, process::WorkerProcess, session::Session};
-use reqwest::Method;
-use serde_json::json;
+use harness::{TestApp, TestAppBuilder, eventually, failover};
 use shared::jobs::Queue;
 
 /// How long Redis stays down.
@@ -97,83 +95,31 @@ async fn refreshed_since(app: &TestApp, from: DateTime<Utc>) -> Vec<DateTime<Utc
     .collect()
 }
 
-async fn healthy(worker: &WorkerProcess) {
-    harness::poll::healthy(
-        &format!("{} healthy", worker.name),
-        &worker.health_url,
-        WAIT,
-    )
-    .await;
-}
-
-/// A verified user with 1000 USD.
-async fn bettor(app: &TestApp, name: &str) -> Session {
-    app.user_with_usd(name, "1000.00").await
-}
-
-fn bet_mails(app: &TestApp, email: &str) -> usize {
-    app.smtp
-        .mails_to(email)
-        .iter()
-        .filter(|m| m.subject().contains("BTC bet"))
-        .count()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_minute_without_redis_stops_no_refresh_and_voids_no_bet() {
-    let mut app = TestAppBuilder::new()
-        .private_redis()
-        .without_worker()
-        .env("RATE_REFRESH_CRON", "* * * * * *")
-        // A price older than 5 s is no price: without refreshes during the
-        // outage, every bet due in it would be void.
-        .env("RATE_MAX_AGE_SECS", "5")
-        .env("SIMULATED_SEED", "19")
-        // Enough attempts that nothing reaches the dead set while the
-        // queue workers find their feet again after the outage.
-        .env("JOB_MAX_ATTEMPTS", "20")
-        // Redis comes back empty: a settlement that was in it is queued
-        // again by the reconciler, soon.
-        .env("BET_RECONCILE_CRON", "* * * * * *")
-        .env("BET_RECONCILE_AFTER_SECS", "3")
-        .start()
-        .await;
-    let mut workers = [
-        WorkerProcess::spawn(&app.settings, "outage-a", &[]),
-        WorkerProcess::spawn(&app.settings, "outage-b", &[]),
-    ];
-    for worker in &workers {
-        healthy(worker).await;
-    }
-    eventually("a fresh BTC price from the refresh", WAIT, || async {
-        let rates = app.get("/api/v1/rates").await;
-        rates.body["items"]
-            .as_array()?
-            .iter()
-            .any(|r| r["symbol"] == "BTC" && r["fresh"] == true)
-            .then_some(())
-    })
+    let (mut app, mut workers) = failover::start(
+        TestAppBuilder::new().private_redis(),
+        &[
+            // A price older than 5 s is no price: without refreshes during
+            // the outage, every bet due in it would be void.
+            ("RATE_MAX_AGE_SECS", "5"),
+            ("SIMULATED_SEED", "19"),
+            // Redis comes back empty: a settlement that was in it is
+            // queued again by the reconciler, soon.
+            ("BET_RECONCILE_CRON", "* * * * * *"),
+            ("BET_RECONCILE_AFTER_SECS", "3"),
+        ],
+    )
     .await;
-    let mut users = Vec::new();
+    let mut bettors = Vec::new();
     for i in 0..USERS {
-        let name = format!("outage{i}");
-        users.push((bettor(&app, &name).await, format!("{name}@example.com")));
+        bettors.push(failover::bettor(&app, &format!("outage{i}"), &[]).await);
     }
 
     // Every bet is placed, then Redis dies at once: each bet falls due in
     // the gap (its settlement waits in the outbox, not yet due).
-    for (session, _) in &users {
-        for duration in DURATIONS {
-            let bet = app
-                .send_as(
-                    Method::POST,
-                    "/api/v1/bets",
-                    &session.access,
-                    &json!({ "symbol": "BTC", "direction": "up", "stake": "10", "leverage": 2, "duration_seconds": duration }),
-                )
-                .await;
-            assert_eq!(bet.status, 201, "{}", bet.body);
-        }
+    for bettor in &mut bettors {
+        failover::place_bets(&app, bettor, &DURATIONS).await;
     }
     let outage_started = tokio::time::Instant::now();
     app.redis_server.as_mut().unwrap().stop().await;
@@ -255,19 +201,6 @@ async fn a_minute_without_redis_stops_no_refresh_and_voids_no_bet() {
             > 0,
         "the reconciler's ticks were claimed during the outage"
     );
-    for (_, email) in &users {
-        eventually(&format!("the bet emails of {email}"), WAIT, || async {
-            (bet_mails(&app, email) >= DURATIONS.len()).then_some(())
-        })
-        .await;
-    }
-    for worker in &mut workers {
-        worker.terminate().await;
-        worker.wait(Duration::from_secs(30)).await;
-    }
-    for (_, email) in &users {
-        assert_eq!(bet_mails(&app, email), DURATIONS.len(), "one email per bet");
-    }
     assert_eq!(
         app.queues()
             .counts(Queue::BetSettlement)
@@ -277,7 +210,6 @@ async fn a_minute_without_redis_stops_no_refresh_and_voids_no_bet() {
         0,
         "no settlement gave up"
     );
-    let mut conn = app.conn().await;
-    let report = shared::ledger::check(&mut conn).await.unwrap();
-    assert!(report.ok, "{report:?}");
+    // One email per bet, with the workers stopped; a balanced ledger.
+    failover::assert_settled_once(&app, &mut workers, &bettors).await;
 }
