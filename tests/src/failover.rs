@@ -129,9 +129,10 @@ fn bet_mails(app: &TestApp, email: &str) -> usize {
         .count()
 }
 
-/// Every bet settled, each with one payout transaction; then, with the
-/// workers stopped, one email per bet, no call that crossed hash slots in
-/// the workers' logs, and a balanced ledger.
+/// Every bet settled, each with one payout transaction and no settlement
+/// in the dead set; then, with the workers stopped, one email per bet, no
+/// call that crossed hash slots in the workers' logs, and a balanced
+/// ledger.
 pub async fn assert_settled_once(app: &TestApp, workers: &mut [WorkerProcess], bettors: &[Bettor]) {
     let settled = eventually("every bet settled", WAIT, || async {
         let all = bets(app).await;
@@ -143,6 +144,13 @@ pub async fn assert_settled_once(app: &TestApp, workers: &mut [WorkerProcess], b
         assert!(bet.result.is_some(), "{bet:?}");
         assert_eq!(bet.payouts, 1, "one payout transaction: {bet:?}");
     }
+    let dead = app
+        .queues()
+        .counts(shared::jobs::Queue::BetSettlement)
+        .await
+        .expect("queue counts")
+        .dead;
+    assert_eq!(dead, 0, "no settlement gave up");
     for bettor in bettors {
         eventually(
             &format!("the bet emails of {}", bettor.email),
