@@ -208,7 +208,19 @@ async fn sending_by(app: &TestApp, worker: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_killed_again_and_again_lose_and_duplicate_nothing() {
-    let mut app = builder().start().await;
+    kill_workers_again_and_again(builder()).await;
+}
+
+/// The same on a three-master Redis Cluster (`REDIS_CLUSTER_NODES`): the
+/// killed workers' in-flight jobs come back through orphan recovery on the
+/// masters that hold their queues.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_killed_again_and_again_on_a_redis_cluster_lose_and_duplicate_nothing() {
+    kill_workers_again_and_again(builder().redis_cluster()).await;
+}
+
+async fn kill_workers_again_and_again(builder: TestAppBuilder) {
+    let mut app = builder.start().await;
     app.set_prices(&[("BTC", "100")]).await;
     let users = members(&app, "kill", 8).await;
     // From here on two real worker processes do all the work.

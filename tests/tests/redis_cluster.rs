@@ -9,8 +9,8 @@
 //! real worker processes. Every queue's keys carry a hash tag, so each
 //! multi-key script stays in one slot, and the queues spread over the
 //! masters. The first test runs the whole pipeline (registration emails,
-//! deposits, scheduled price refreshes and the price cache, delayed bet
-//! settlements, their emails); the second kills the master holding the
+//! deposits, scheduled price refreshes and the price cache, login rate
+//! limits, delayed bet settlements, their emails, the operators' counts); the second kills the master holding the
 //! settlement queue while bets fall due and starts it again, empty: every
 //! bet is still settled and paid exactly once.
 
@@ -24,10 +24,23 @@ use shared::jobs::Queue;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_schedules_and_settlements_run_on_a_three_master_cluster() {
-    let (app, mut workers) = start(TestAppBuilder::new().redis_cluster(), &[]).await;
+    let (app, mut workers) = start(
+        TestAppBuilder::new().redis_cluster(),
+        &[("RATE_LIMIT_LOGIN_PER_ACCOUNT", "3/900")],
+    )
+    .await;
     // Registration (its verification email goes through the email queue),
     // a deposit and bets.
     let bettors = vec![bettor(&app, "cluster", &[10, 11, 12]).await];
+
+    // The rate limiter counts on the cluster: the fourth wrong password in
+    // a row is refused before it is checked.
+    for _ in 0..3 {
+        let reply = app.try_login("cluster", "wrong password").await;
+        assert_eq!(reply.status, 401, "{}", reply.body);
+    }
+    let reply = app.try_login("cluster", "wrong password").await;
+    assert_eq!(reply.status, 429, "{}", reply.body);
 
     // The queues are spread: more than one master holds keys.
     let cluster = app.redis_cluster.as_ref().unwrap();
