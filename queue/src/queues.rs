@@ -205,17 +205,25 @@ impl JobQueues {
                     ))),
                 })?;
         if pushed > 0 {
-            self.wake(queue).await?;
+            self.wake(queue).await;
         }
         Ok(pushed as usize)
     }
 
-    /// Tells idle workers of `queue`, on every process, to fetch now.
-    async fn wake(&self, queue: Queue) -> Result<(), redis::RedisError> {
-        self.conn
+    /// Tells idle workers of `queue`, on every process, to fetch now. The
+    /// jobs are queued whatever happens to the wake-up: a failed one only
+    /// delays them to the workers' next idle fetch, so it is logged, never
+    /// returned (a relay told its push failed would push again, find every
+    /// id known, and then wake no one).
+    async fn wake(&self, queue: Queue) {
+        let woken: Result<(), _> = self
+            .conn
             .clone()
-            .publish::<_, _, ()>(self.wake_channel(), queue.as_str())
-            .await
+            .publish(self.wake_channel(), queue.as_str())
+            .await;
+        if let Err(error) = woken {
+            tracing::warn!(%error, queue = %queue, "jobs queued, but cannot wake the workers; they fetch at their next idle poll");
+        }
     }
 
     /// Moves up to [`CHUNK`] due retries of `queue` to its active list and
@@ -228,7 +236,7 @@ impl JobQueues {
             apalis_redis::promote_due(&mut self.conn.clone(), &self.apalis_config(queue), CHUNK)
                 .await?;
         if promoted.moved > 0 {
-            self.wake(queue).await?;
+            self.wake(queue).await;
         }
         Ok(promoted)
     }
