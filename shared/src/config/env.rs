@@ -1,7 +1,12 @@
 //! A small reader that collects every configuration problem at once, so an
 //! operator fixes them in one go instead of one restart per typo.
 
-use std::{collections::HashMap, fmt, str::FromStr};
+use std::{
+    collections::{BTreeSet, HashMap},
+    fmt,
+    str::FromStr,
+    time::Duration,
+};
 
 use secrecy::SecretString;
 
@@ -40,6 +45,10 @@ pub struct EnvReader {
     source: Source,
     production: bool,
     problems: Vec<ConfigProblem>,
+    /// Every name asked for, set or not: the list of settings Bourse has
+    /// (`Config::variables`), which the README's table and
+    /// `docker-compose.yml` are checked against.
+    names: BTreeSet<&'static str>,
 }
 
 impl EnvReader {
@@ -48,6 +57,7 @@ impl EnvReader {
             source,
             production: false,
             problems: Vec::new(),
+            names: BTreeSet::new(),
         }
     }
 
@@ -57,7 +67,8 @@ impl EnvReader {
 
     /// The raw value; an empty string counts as unset so `FOO=` in a `.env`
     /// file falls back to the default instead of failing to parse.
-    pub fn raw(&self, name: &str) -> Option<String> {
+    pub fn raw(&mut self, name: &'static str) -> Option<String> {
+        self.names.insert(name);
         let value = match &self.source {
             Source::Process => std::env::var(name).ok(),
             Source::Map(map) => map.get(name).cloned(),
@@ -155,6 +166,24 @@ impl EnvReader {
         default
     }
 
+    /// A cron expression with seconds (six fields, UTC), checked for shape
+    /// here and parsed by the worker.
+    pub fn cron_or(&mut self, name: &'static str, default: &str) -> String {
+        let cron = self.string_or(name, default);
+        if cron.split_whitespace().count() != 6 {
+            self.problem(
+                name,
+                format!("invalid value {cron:?} (expected six fields with seconds)"),
+            );
+        }
+        cron
+    }
+
+    /// The names read so far, in order.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.names.iter().copied()
+    }
+
     pub fn finish(self) -> Result<(), ConfigErrors> {
         if self.problems.is_empty() {
             Ok(())
@@ -162,4 +191,12 @@ impl EnvReader {
             Err(ConfigErrors(self.problems))
         }
     }
+}
+
+pub(super) fn secs(value: u64) -> Duration {
+    Duration::from_secs(value)
+}
+
+pub(super) fn millis(value: u64) -> Duration {
+    Duration::from_millis(value)
 }
