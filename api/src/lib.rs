@@ -3,6 +3,7 @@
 //! problem+json errors everywhere.
 
 pub mod auth;
+pub mod cli;
 pub mod error;
 pub mod extract;
 pub mod idempotency;

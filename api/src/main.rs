@@ -3,52 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use api::cli::{ADMIN_PASSWORD, AdminAction, Cli, Command};
+use clap::Parser as _;
 use secrecy::ExposeSecret as _;
 use shared::config::Config;
-
-#[derive(Parser)]
-#[command(name = "bourse-api", version, about = "Bourse HTTP API")]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Serve the API on HTTP_ADDR (the default).
-    Serve,
-    /// Apply pending database migrations and exit.
-    Migrate,
-    /// Create the demo accounts (admin and demo) if missing and print them.
-    Seed {
-        #[arg(long, env = "DEMO_ADMIN_PASSWORD", default_value = "bourse-admin")]
-        admin_password: String,
-        #[arg(long, env = "DEMO_USER_PASSWORD", default_value = "bourse-demo")]
-        demo_password: String,
-    },
-    /// Print the OpenAPI document and exit.
-    Openapi,
-    /// Manage administrators.
-    Admin {
-        #[command(subcommand)]
-        action: AdminAction,
-    },
-}
-
-#[derive(Subcommand)]
-enum AdminAction {
-    /// Create an administrator. The password comes from ADMIN_PASSWORD or,
-    /// when unset, the first line of standard input.
-    Create {
-        #[arg(long)]
-        username: String,
-        #[arg(long)]
-        email: String,
-    },
-    /// Make an existing user an administrator.
-    Promote { username: String },
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -135,7 +93,7 @@ async fn admin(action: AdminAction, config: Config) -> anyhow::Result<()> {
         .context("cannot connect to PostgreSQL")?;
     match action {
         AdminAction::Create { username, email } => {
-            let password = match std::env::var("ADMIN_PASSWORD") {
+            let password = match std::env::var(ADMIN_PASSWORD) {
                 Ok(password) if !password.is_empty() => password,
                 _ => {
                     eprintln!("password for {username} (one line on standard input):");
