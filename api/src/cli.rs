@@ -75,7 +75,11 @@ mod tests {
     #[test]
     fn the_seed_passwords_and_the_admin_password_are_listed() {
         let names = super::variables();
-        for name in ["ADMIN_PASSWORD", "DEMO_ADMIN_PASSWORD", "DEMO_USER_PASSWORD"] {
+        for name in [
+            "ADMIN_PASSWORD",
+            "DEMO_ADMIN_PASSWORD",
+            "DEMO_USER_PASSWORD",
+        ] {
             assert!(names.iter().any(|n| n == name), "{name} not in {names:?}");
         }
     }

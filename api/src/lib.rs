@@ -9,6 +9,8 @@ pub mod extract;
 pub mod idempotency;
 pub mod metrics;
 pub mod middleware;
+#[cfg(test)]
+mod openapi_snapshot;
 pub mod rate_limit;
 pub mod rates_feed;
 pub mod revocations;

@@ -220,10 +220,11 @@ fn sample<T: EmailTemplate>(mail: &T) -> Result<(&'static str, serde_json::Value
         .map_err(|e| RenderError::Template(e.to_string()))
 }
 
-/// Renders every template once with sample data; used at worker start-up so
-/// a broken template fails the deploy, not the first customer email.
-pub fn self_check() -> Result<(), RenderError> {
-    let samples = [
+/// One sample of every template: rendered at worker start-up
+/// ([`self_check`]) and snapshot-tested, so a change to an email shows in
+/// review.
+fn samples() -> Result<Vec<(&'static str, serde_json::Value)>, RenderError> {
+    let samples = vec![
         sample(&VerifyEmail {
             username: "sample".into(),
             email: "sample@example.com".into(),
@@ -279,7 +280,13 @@ pub fn self_check() -> Result<(), RenderError> {
     if samples.len() != TEMPLATES.len() {
         return Err(RenderError::Template("a template has no sample".into()));
     }
-    for (name, context) in samples {
+    Ok(samples)
+}
+
+/// Renders every template once with sample data; used at worker start-up so
+/// a broken template fails the deploy, not the first customer email.
+pub fn self_check() -> Result<(), RenderError> {
+    for (name, context) in samples()? {
         render(name, &context, "http://localhost")?;
     }
     Ok(())
@@ -380,5 +387,20 @@ mod tests {
     #[test]
     fn every_template_renders() {
         self_check().unwrap();
+    }
+
+    /// Each email as its reader gets it, subject, text and HTML: a change
+    /// to a template or its data shows as a diff of its snapshot under
+    /// `snapshots/` (`cargo insta review`, or `INSTA_UPDATE=always`).
+    #[test]
+    fn every_email_matches_its_snapshot() {
+        for (name, context) in samples().unwrap() {
+            let mail = render(name, &context, "https://bourse.example").unwrap();
+            let shown = format!(
+                "Subject: {}\n\n----- text/plain -----\n{}\n----- text/html -----\n{}",
+                mail.subject, mail.text, mail.html
+            );
+            insta::assert_snapshot!(name, shown);
+        }
     }
 }
