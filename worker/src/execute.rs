@@ -219,7 +219,7 @@ fn settle(
 /// that failed the job wakes it, on time and at no cost while nothing
 /// fails; otherwise a fetch promotes due retries (idle workers fetch once
 /// per heartbeat), as does the upkeep holder's periodic pass
-/// (`maintenance`).
+/// (`upkeep`).
 ///
 /// The retry is scored when apalis-redis records the failure, a moment
 /// after this timer starts, and on the Redis server's clock: when the

@@ -29,6 +29,26 @@ pub struct HttpState {
     pub worker_name: String,
 }
 
+/// Serves health and metrics until `stop` turns true.
+pub fn spawn(
+    listener: tokio::net::TcpListener,
+    state: HttpState,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let app = router(state);
+    tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        };
+        if let Err(error) = axum::serve(listener, app)
+            .with_graceful_shutdown(stopped)
+            .await
+        {
+            tracing::error!(%error, "worker HTTP server failed");
+        }
+    })
+}
+
 pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))

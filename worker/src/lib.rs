@@ -10,36 +10,28 @@ mod execute;
 mod health;
 mod http;
 mod jobs;
-mod maintenance;
 mod metrics;
 mod relay;
 mod runner;
 mod scheduler;
+mod schedules;
+mod upgrade;
+mod upkeep;
 mod wake;
 
 use std::{collections::HashMap, future::Future, sync::Arc, time::Instant};
 
 use anyhow::Context as _;
-use chrono::{DateTime, Utc};
-use futures::FutureExt as _;
 use secrecy::ExposeSecret as _;
-use shared::{
-    config::Config,
-    email::Mailer,
-    jobs::{ChargeFees, PurgeExpired, Queue, ReconcileBets, ReconcileEmails},
-    schedule::TickJob,
-};
-use tokio::sync::watch;
+use shared::{config::Config, email::Mailer, jobs::Queue};
+use tokio::{sync::watch, task::JoinHandle};
 
 pub use crate::execute::Outcomes;
 use crate::{
-    execute::Executor, health::Health, jobs::JobContext, maintenance::Maintenance,
-    metrics::Metrics, relay::Relay, runner::QueueRunner, scheduler::OnTick, wake::Wakers,
+    execute::Executor, health::Health, jobs::JobContext, metrics::Metrics, relay::Relay,
+    runner::QueueRunner, upkeep::Upkeep, wake::Wakers,
 };
 use queue::JobQueues;
-
-/// Builds a schedule's job for a tick.
-type MakeTickJob = fn(DateTime<Utc>) -> TickJob;
 
 /// Per-process choices, from the command line (they override the
 /// `WORKER_*` settings).
@@ -104,6 +96,10 @@ pub async fn run(
 }
 
 /// [`run`] with an already bound listener for the health server.
+///
+/// In order: build the clients, serve health at once, wait for PostgreSQL
+/// and Redis, upgrade old queue layouts, start a supervised runner per
+/// queue and the background tasks, then drain on `shutdown`.
 pub async fn run_on(
     listener: tokio::net::TcpListener,
     config: Config,
@@ -117,42 +113,7 @@ pub async fn run_on(
         .context("DATABASE_URL")?;
     shared::email::render::self_check().context("email templates")?;
     let mailer = Mailer::from_config(&config.mail).map_err(anyhow::Error::msg)?;
-    // Every process carries these schedules, whatever its queues; each
-    // tick runs once in the cluster and its job goes through the outbox
-    // (see `scheduler`). The price refresh is apart, below.
-    let refresh_cron = scheduler::parse(&config.rates.refresh_cron)
-        .map_err(|e| anyhow::anyhow!("RATE_REFRESH_CRON: {e}"))?;
-    let queued: Vec<(&'static str, cron::Schedule, MakeTickJob)> = vec![
-        (
-            "bet_reconcile",
-            scheduler::parse(&config.bets.reconcile_cron)
-                .map_err(|e| anyhow::anyhow!("BET_RECONCILE_CRON: {e}"))?,
-            |tick| TickJob::of(&ReconcileBets { tick }),
-        ),
-        (
-            "email_reconcile",
-            scheduler::parse(&config.mail.reconcile_cron)
-                .map_err(|e| anyhow::anyhow!("EMAIL_RECONCILE_CRON: {e}"))?,
-            |tick| TickJob::of(&ReconcileEmails { tick }),
-        ),
-        (
-            "monthly_fee",
-            scheduler::parse(&config.fees.cron)
-                .map_err(|e| anyhow::anyhow!("MONTHLY_FEE_CRON: {e}"))?,
-            |tick| {
-                TickJob::of(&ChargeFees {
-                    at: tick,
-                    fan_out: 0,
-                })
-            },
-        ),
-        (
-            "purge",
-            scheduler::parse(&config.fees.purge_cron)
-                .map_err(|e| anyhow::anyhow!("PURGE_CRON: {e}"))?,
-            |tick| TickJob::of(&PurgeExpired { tick }),
-        ),
-    ];
+    let schedules = schedules::Schedules::from_config(&config)?;
     let providers = shared::rates::Providers::from_config(&config.rates)
         .map_err(|e| anyhow::anyhow!("price providers: {e}"))?;
     let exchange = shared::trading::exchange::from_config(&config.trading)
@@ -162,66 +123,33 @@ pub async fn run_on(
     let queues = job_queues(conn.clone(), &config);
     let metrics = Arc::new(Metrics::new());
     let health = Health::default();
-    let wakers = Wakers::default();
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let http_addr = listener.local_addr()?;
-    let app = http::router(http::HttpState {
-        health: health.clone(),
-        lease: config.worker.lease,
-        started,
-        db: db.clone(),
-        queues: queues.clone(),
-        metrics: metrics.clone(),
-        worker_name: options.name.clone(),
-    });
-    let mut http_stop = stop_rx.clone();
-    let http_task = tokio::spawn(async move {
-        let stopped = async move {
-            let _ = http_stop.wait_for(|stop| *stop).await;
-        };
-        if let Err(error) = axum::serve(listener, app)
-            .with_graceful_shutdown(stopped)
-            .await
-        {
-            tracing::error!(%error, "worker HTTP server failed");
-        }
-    });
+    let http_task = http::spawn(
+        listener,
+        http::HttpState {
+            health: health.clone(),
+            lease: config.worker.lease,
+            started,
+            db: db.clone(),
+            queues: queues.clone(),
+            metrics: metrics.clone(),
+            worker_name: options.name.clone(),
+        },
+        stop_rx.clone(),
+    );
 
     // Nothing below works without PostgreSQL (with our migrations) and
     // Redis: wait for them, health answering 503 meanwhile, rather than
     // crash and be restarted in a loop.
     let mut shutdown = std::pin::pin!(shutdown);
-    let dependencies = async {
-        let url = config.database.url.expose_secret();
-        shared::startup::wait_for_postgres(&db, url, config.startup_wait).await?;
-        shared::startup::wait_for_migrations(&config.database, config.startup_wait).await?;
-        queue::wait_until_reachable(&conn, &config.redis, config.startup_wait).await
-    };
     health.waiting("starting: waiting for PostgreSQL, the migrations and Redis");
     tokio::select! {
-        ready = dependencies => {
+        ready = wait_for_dependencies(&config, &db, &conn) => {
             ready?;
             queue::check_eviction_policy(&conn).await;
-            // Done and dead sets written by apalis-redis 1.0.0 are plain
-            // sets; our copy keeps sorted sets. Converted once, before any
-            // worker acknowledges a job into them.
-            for &queue in &options.queues {
-                // Keys named before hash tags (`bourse:email:active`) move
-                // to their tagged names first.
-                let renamed = queues.rename_untagged_keys(queue).await?;
-                if renamed > 0 {
-                    tracing::info!(queue = %queue, renamed, "renamed the queue's keys to hash-tagged names");
-                }
-                let converted = queues.upgrade_layout(queue).await?;
-                if converted > 0 {
-                    tracing::info!(queue = %queue, converted, "converted the done, dead and scheduled sets to the current layout");
-                }
-                let retries = queues.retire_delayed_set(queue).await?;
-                if retries > 0 {
-                    tracing::info!(queue = %queue, retries, "moved waiting retries to apalis-redis's scheduled set");
-                }
-            }
+            upgrade::queue_layouts(&queues, &options.queues).await?;
             health.ready();
         }
         () = &mut shutdown => {
@@ -248,31 +176,9 @@ pub async fn run_on(
         ),
         clock: options.clock.clone(),
     });
-    let mut outcomes = HashMap::new();
-    let mut supervisors = Vec::new();
-    for &queue in &options.queues {
-        let queue_outcomes = Arc::new(Outcomes::default());
-        outcomes.insert(queue, queue_outcomes.clone());
-        let runner = QueueRunner {
-            queue,
-            queues: queues.clone(),
-            executor: Arc::new(Executor {
-                queue,
-                ctx: ctx.clone(),
-                queues: queues.clone(),
-                max_attempts: config.jobs.max_attempts,
-                metrics: metrics.clone(),
-                outcomes: queue_outcomes,
-            }),
-            config: config.worker.clone(),
-            concurrency: options.concurrency,
-            process_name: options.name.clone(),
-            health: health.clone(),
-            wakers: wakers.clone(),
-        };
-        supervisors.push(tokio::spawn(runner.supervise(stop_rx.clone())));
-    }
-
+    let wakers = Wakers::default();
+    let (supervisors, outcomes) =
+        start_queue_runners(&ctx, &queues, &options, &health, &wakers, &stop_rx);
     let mut background = vec![
         tokio::spawn(queue::wake::listen(
             client,
@@ -290,7 +196,7 @@ pub async fn run_on(
             .run(stop_rx.clone()),
         ),
         tokio::spawn(
-            Maintenance {
+            Upkeep {
                 queues: queues.clone(),
                 name: options.name.clone(),
                 outcomes,
@@ -299,32 +205,7 @@ pub async fn run_on(
             .run(stop_rx.clone()),
         ),
     ];
-    let make_scheduler = |name, on_tick, schedule| scheduler::Scheduler {
-        name,
-        on_tick,
-        db: db.clone(),
-        schedule,
-        claimant: options.name.clone(),
-        metrics: metrics.clone(),
-    };
-    for (name, schedule, make) in queued {
-        background.push(tokio::spawn(
-            make_scheduler(name, OnTick::Queue(make), schedule).run(stop_rx.clone()),
-        ));
-    }
-    if options.queues.contains(&Queue::RateRefresh) {
-        // The winner of a refresh tick refreshes here and now, with no
-        // Redis on the way: prices must keep coming while Redis is down, or
-        // bets due meanwhile are voided (see `scheduler`). Only processes
-        // serving `rate_refresh` carry it, as only they ran the job before.
-        let (ctx, stop) = (ctx.clone(), stop_rx.clone());
-        let run: scheduler::RunTick = Arc::new(move |tick| {
-            jobs::refresh_rates::run_here(ctx.clone(), tick, stop.clone()).boxed()
-        });
-        background.push(tokio::spawn(
-            make_scheduler("rate_refresh", OnTick::RunHere(run), refresh_cron).run(stop_rx.clone()),
-        ));
-    }
+    background.extend(schedules.start(&ctx, &options, &stop_rx));
     if options.queues.contains(&Queue::OrderClearing) {
         background.push(tokio::spawn(
             clearing_sweep::ClearingSweep {
@@ -357,11 +238,77 @@ pub async fn run_on(
     );
 
     shutdown.await;
+    background.push(http_task);
+    drain(&config, &stop_tx, supervisors, background).await;
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+/// PostgreSQL, our migrations and Redis, each within `STARTUP_WAIT_SECS`.
+async fn wait_for_dependencies(
+    config: &Config,
+    db: &shared::db::DbPool,
+    conn: &queue::Conn,
+) -> anyhow::Result<()> {
+    let url = config.database.url.expose_secret();
+    shared::startup::wait_for_postgres(db, url, config.startup_wait).await?;
+    shared::startup::wait_for_migrations(&config.database, config.startup_wait).await?;
+    queue::wait_until_reachable(conn, &config.redis, config.startup_wait).await?;
+    Ok(())
+}
+
+/// One supervised runner per queue served, each with the counts of its
+/// jobs' outcomes (which the upkeep task publishes).
+fn start_queue_runners(
+    ctx: &Arc<JobContext>,
+    queues: &JobQueues,
+    options: &Options,
+    health: &Health,
+    wakers: &Wakers,
+    stop: &watch::Receiver<bool>,
+) -> (Vec<JoinHandle<()>>, HashMap<Queue, Arc<Outcomes>>) {
+    let mut outcomes = HashMap::new();
+    let mut supervisors = Vec::new();
+    for &queue in &options.queues {
+        let queue_outcomes = Arc::new(Outcomes::default());
+        outcomes.insert(queue, queue_outcomes.clone());
+        let runner = QueueRunner {
+            queue,
+            queues: queues.clone(),
+            executor: Arc::new(Executor {
+                queue,
+                ctx: ctx.clone(),
+                queues: queues.clone(),
+                max_attempts: ctx.config.jobs.max_attempts,
+                metrics: ctx.metrics.clone(),
+                outcomes: queue_outcomes,
+            }),
+            config: ctx.config.worker.clone(),
+            concurrency: options.concurrency,
+            process_name: options.name.clone(),
+            health: health.clone(),
+            wakers: wakers.clone(),
+        };
+        supervisors.push(tokio::spawn(runner.supervise(stop.clone())));
+    }
+    (supervisors, outcomes)
+}
+
+/// Stops fetching, lets in-flight jobs finish within
+/// `WORKER_SHUTDOWN_TIMEOUT_SECS`, then gives the background tasks and the
+/// HTTP server 2 s together, so a stop stays inside the drain timeout plus
+/// 2 s (orchestrators' grace periods are set from that).
+async fn drain(
+    config: &Config,
+    stop: &watch::Sender<bool>,
+    supervisors: Vec<JoinHandle<()>>,
+    background: Vec<JoinHandle<()>>,
+) {
     tracing::info!(
         timeout_secs = config.worker.shutdown_timeout.as_secs(),
         "shutting down: no new jobs, finishing in-flight ones"
     );
-    let _ = stop_tx.send(true);
+    let _ = stop.send(true);
     let drained = tokio::time::timeout(
         config.worker.shutdown_timeout,
         futures::future::join_all(supervisors),
@@ -372,17 +319,11 @@ pub async fn run_on(
             "in-flight jobs did not finish in time; they return to the queue after the lease"
         );
     }
-    // Background tasks and the HTTP server stop together, within 2 s in all,
-    // so a stop stays inside the drain timeout plus 2 s (orchestrators'
-    // grace periods are set from that).
-    background.push(http_task);
     let _ = tokio::time::timeout(
         std::time::Duration::from_secs(2),
         futures::future::join_all(background),
     )
     .await;
-    tracing::info!("worker stopped");
-    Ok(())
 }
 
 /// The queues as a worker process uses them: with the dead-set bounds

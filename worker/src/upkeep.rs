@@ -20,7 +20,7 @@ use crate::{
     metrics::{DepthLabels, Metrics, QueueLabels},
 };
 
-pub struct Maintenance {
+pub struct Upkeep {
     pub queues: JobQueues,
     /// This process's name: the upkeep lease's holder.
     pub name: String,
@@ -38,7 +38,7 @@ const SWEEP_EVERY: u32 = 10;
 /// Ticks between passes over the dead sets' age bound.
 const TRIM_EVERY: u32 = 60;
 
-impl Maintenance {
+impl Upkeep {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut ticks: u32 = 0;
         let mut failing = false;
@@ -49,7 +49,7 @@ impl Maintenance {
                 Ok(()) => failing = false,
                 Err(error) if !failing => {
                     failing = true;
-                    tracing::warn!(%error, "queue maintenance failed; will retry");
+                    tracing::warn!(%error, "queue upkeep failed; will retry");
                 }
                 Err(_) => {}
             }
