@@ -6,6 +6,7 @@
 
 mod pnl;
 mod settle;
+mod settled_email;
 
 use chrono::{DateTime, Utc};
 use diesel::{prelude::*, sql_types};

@@ -19,11 +19,11 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use super::{BetError, Direction, STAKE_CURRENCY, pnl};
+use super::{BetError, Direction, STAKE_CURRENCY, Settlement, pnl, settled_email::settled_email};
 use crate::{
     config::RatesConfig,
     currencies::Kind,
-    email::{self, BetSettled},
+    email,
     ledger::{self, Movement, SystemAccount, TxKind},
     rates,
 };
@@ -49,44 +49,44 @@ pub enum Settled {
 
 /// The bet row, locked, with what settling it needs from elsewhere.
 #[derive(Debug, Clone, QueryableByName)]
-struct OpenBet {
+pub(super) struct OpenBet {
     #[diesel(sql_type = sql_types::Uuid)]
-    id: Uuid,
+    pub(super) id: Uuid,
     #[diesel(sql_type = sql_types::Uuid)]
-    user_id: Uuid,
+    pub(super) user_id: Uuid,
     #[diesel(sql_type = sql_types::Uuid)]
-    wallet_id: Uuid,
+    pub(super) wallet_id: Uuid,
     #[diesel(sql_type = sql_types::Text)]
-    symbol: String,
+    pub(super) symbol: String,
     #[diesel(sql_type = sql_types::Text)]
-    direction: String,
+    pub(super) direction: String,
     #[diesel(sql_type = sql_types::Numeric)]
-    stake: Decimal,
+    pub(super) stake: Decimal,
     #[diesel(sql_type = sql_types::Integer)]
-    leverage: i32,
+    pub(super) leverage: i32,
     #[diesel(sql_type = sql_types::Numeric)]
-    start_price: Decimal,
+    pub(super) start_price: Decimal,
     #[diesel(sql_type = sql_types::Text)]
-    status: String,
+    pub(super) status: String,
     #[diesel(sql_type = sql_types::Timestamptz)]
-    settles_at: DateTime<Utc>,
+    pub(super) settles_at: DateTime<Utc>,
     #[diesel(sql_type = sql_types::Text)]
-    kind: String,
+    pub(super) kind: String,
     #[diesel(sql_type = sql_types::Text)]
-    username: String,
+    pub(super) username: String,
     #[diesel(sql_type = sql_types::Text)]
-    email: String,
+    pub(super) email: String,
     /// Seconds until `settles_at` by the database's clock (≤ 0 when due).
     #[diesel(sql_type = sql_types::Double)]
-    early: f64,
+    pub(super) early: f64,
     /// `settles_at` is at or before the price barrier: its price is final.
     #[diesel(sql_type = sql_types::Bool)]
-    due: bool,
+    pub(super) due: bool,
     /// The price in force at `settles_at` (when due and one was observed).
     #[diesel(sql_type = sql_types::Nullable<sql_types::Numeric>)]
-    end_price: Option<Decimal>,
+    pub(super) end_price: Option<Decimal>,
     #[diesel(sql_type = sql_types::Nullable<sql_types::Timestamptz>)]
-    end_observed_at: Option<DateTime<Utc>>,
+    pub(super) end_observed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(QueryableByName)]
@@ -219,48 +219,11 @@ async fn settle_in(
             results.insert(*id, state);
         }
     }
-    let mut due = Vec::with_capacity(rows.len());
-    for bet in rows {
-        if bet.status != "open" {
-            results.insert(bet.id, Settled::AlreadySettled);
-        } else if bet.early > 0.0 || !bet.due {
-            // Not due by the database's clock (when the barrier passed).
-            results.insert(
-                bet.id,
-                Settled::Early(Duration::from_secs_f64(bet.early.clamp(0.001, 86_400.0))),
-            );
-        } else {
-            due.push(bet);
-        }
-    }
+    let due = due_bets(rows, &mut results);
     if due.is_empty() {
         return Ok(results);
     }
-
-    let mut outcomes = Vec::with_capacity(due.len());
-    for bet in &due {
-        let kind = if bet.kind == "fiat" {
-            Kind::Fiat
-        } else {
-            Kind::Crypto
-        };
-        // The price in force at settles_at, if it was fresh then.
-        let end = bet
-            .end_price
-            .zip(bet.end_observed_at)
-            .filter(|(_, at)| super::fresh_at(rates_config, kind, *at, bet.settles_at));
-        let outcome = end.map(|(price, _)| {
-            pnl::settle(
-                Direction::parse(&bet.direction).unwrap_or(Direction::Up),
-                bet.stake,
-                u32::try_from(bet.leverage).unwrap_or(1),
-                bet.start_price,
-                price,
-            )
-        });
-        let payout = outcome.map_or(bet.stake, |o| o.payout);
-        outcomes.push((outcome, payout, end));
-    }
+    let outcomes = price_outcomes(rates_config, &due);
     let paid: Vec<Decimal> = outcomes.iter().map(|(_, payout, _)| *payout).collect();
     let blocked: HashSet<Uuid> = wallets
         .into_iter()
@@ -278,7 +241,6 @@ async fn settle_in(
     }
     let shared: &AsyncPgConnection = conn;
 
-    let money = |d: Decimal| format!("{:.2}", d);
     let bet_ids: Vec<Uuid> = due.iter().map(|b| b.id).collect();
     let mut statuses = Vec::with_capacity(due.len());
     let mut result_codes: Vec<Option<String>> = Vec::with_capacity(due.len());
@@ -297,25 +259,7 @@ async fn settle_in(
         mails.push((
             Some(bet.user_id),
             bet.email.clone(),
-            BetSettled {
-                username: bet.username.clone(),
-                symbol: bet.symbol.clone(),
-                direction: bet.direction.clone(),
-                status: status.to_owned(),
-                result: result.clone().unwrap_or_default(),
-                stake: money(bet.stake),
-                leverage: bet.leverage,
-                start_price: bet.start_price.normalize().to_string(),
-                end_price: end
-                    .map(|(p, _)| p.normalize().to_string())
-                    .unwrap_or_default(),
-                payout: money(*payout),
-                profit: money(*payout - bet.stake),
-                settles_at: bet
-                    .settles_at
-                    .format("%Y-%m-%d %H:%M:%S%.3f UTC")
-                    .to_string(),
-            },
+            settled_email(bet, status, result.as_deref(), *payout, end.map(|(p, _)| p)),
         ));
         results.insert(
             bet.id,
@@ -352,6 +296,61 @@ async fn settle_in(
     let emails = email::enqueue_many_quiet_on(shared, &mails);
     futures::try_join!(posted, update, emails)?;
     Ok(results)
+}
+
+/// Sorts the locked rows: settled already, not due yet by the database's
+/// clock (when the barrier passed), or due now (returned).
+fn due_bets(rows: Vec<OpenBet>, results: &mut HashMap<Uuid, Settled>) -> Vec<OpenBet> {
+    let mut due = Vec::with_capacity(rows.len());
+    for bet in rows {
+        if bet.status != "open" {
+            results.insert(bet.id, Settled::AlreadySettled);
+        } else if bet.early > 0.0 || !bet.due {
+            results.insert(
+                bet.id,
+                Settled::Early(Duration::from_secs_f64(bet.early.clamp(0.001, 86_400.0))),
+            );
+        } else {
+            due.push(bet);
+        }
+    }
+    due
+}
+
+/// A due bet's result at the price in force at its `settles_at`, if that
+/// price was fresh then (else none: the bet is void and the stake goes
+/// back), with the payout and that price.
+type PricedOutcome = (
+    Option<Settlement>,
+    Decimal,
+    Option<(Decimal, DateTime<Utc>)>,
+);
+
+fn price_outcomes(rates_config: &RatesConfig, due: &[OpenBet]) -> Vec<PricedOutcome> {
+    due.iter()
+        .map(|bet| {
+            let kind = if bet.kind == "fiat" {
+                Kind::Fiat
+            } else {
+                Kind::Crypto
+            };
+            let end = bet
+                .end_price
+                .zip(bet.end_observed_at)
+                .filter(|(_, at)| super::fresh_at(rates_config, kind, *at, bet.settles_at));
+            let outcome = end.map(|(price, _)| {
+                pnl::settle(
+                    Direction::parse(&bet.direction).unwrap_or(Direction::Up),
+                    bet.stake,
+                    u32::try_from(bet.leverage).unwrap_or(1),
+                    bet.start_price,
+                    price,
+                )
+            });
+            let payout = outcome.map_or(bet.stake, |o| o.payout);
+            (outcome, payout, end)
+        })
+        .collect()
 }
 
 /// One bet's payout as a ledger movement: escrow releases the stake; the
