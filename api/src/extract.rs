@@ -232,7 +232,7 @@ mod tests {
 
     #[derive(Debug, serde::Deserialize)]
     #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
+    #[expect(dead_code, reason = "the fields are only deserialized, to test the extractor")]
     struct Sample {
         name: String,
         age: Option<u8>,

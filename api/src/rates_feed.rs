@@ -20,6 +20,7 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use shared::rates::CachedPrice;
 use tokio::sync::{RwLock, broadcast, watch};
 use utoipa::ToSchema;
 
@@ -35,6 +36,19 @@ pub struct Rate {
     /// When the price was received.
     pub as_of: DateTime<Utc>,
     pub source: String,
+}
+
+/// A cached price as `GET /rates` shows it (the same fields; the cache's
+/// form is the workers' and the stream's contract, [`CachedPrice`]).
+impl From<CachedPrice> for Rate {
+    fn from(cached: CachedPrice) -> Self {
+        Self {
+            symbol: cached.symbol,
+            price_usd: cached.price_usd,
+            as_of: cached.as_of,
+            source: cached.source,
+        }
+    }
 }
 
 /// The mirror and the relay.
@@ -224,7 +238,8 @@ async fn reload(state: &AppState) -> Result<(), String> {
         .unwrap_or_default();
     let mut rates: Vec<Rate> = cached
         .iter()
-        .filter_map(|json| serde_json::from_str(json).ok())
+        .filter_map(|json| serde_json::from_str::<CachedPrice>(json).ok())
+        .map(Rate::from)
         .collect();
     let missing: Vec<String> = state
         .rates
@@ -262,8 +277,11 @@ async fn listen_loop(state: AppState) {
     let prefix = state.config.redis.prefix.clone();
     loop {
         let followed = queue::rates::follow(&state.redis_subscriber, &prefix, |payload| async {
-            if let Ok(rates) = serde_json::from_str::<Vec<Rate>>(&payload) {
-                state.rates.merge(rates).await;
+            if let Ok(rates) = serde_json::from_str::<Vec<CachedPrice>>(&payload) {
+                state
+                    .rates
+                    .merge(rates.into_iter().map(Rate::from).collect())
+                    .await;
                 // No subscribers is fine.
                 let _ = state.rates.relay.send(Arc::from(payload));
             }

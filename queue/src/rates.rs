@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, future::Future, sync::LazyLock};
 
 use futures::StreamExt as _;
 use redis::{AsyncCommands as _, Script};
-use shared::rates::Price;
+use shared::rates::{CachedPrice, Price};
 
 use crate::{Conn, Subscriber, keys};
 
@@ -16,13 +16,11 @@ pub use keys::{rates_cache as cache_key, rates_stream as stream_channel};
 
 static STORE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/store_rates.lua")));
 
-/// The JSON of one cached price, as `GET /rates` serves it.
-pub fn entry(price: &Price) -> serde_json::Value {
-    serde_json::json!({
-        "symbol": price.symbol,
-        "price_usd": price.price_usd.to_string(),
-        "as_of": price.observed_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        "source": price.source,
+/// The JSON of cached prices ([`CachedPrice`], as `GET /rates` serves
+/// them).
+fn json<T: serde::Serialize>(value: &T) -> Result<String, redis::RedisError> {
+    serde_json::to_string(value).map_err(|e| {
+        redis::RedisError::from((redis::ErrorKind::Client, "cached price", e.to_string()))
     })
 }
 
@@ -37,22 +35,23 @@ pub async fn store(
     if prices.is_empty() {
         return Ok(0);
     }
-    let message = serde_json::Value::Array(prices.iter().map(entry).collect()).to_string();
+    let entries: Vec<CachedPrice> = prices.iter().map(CachedPrice::from).collect();
+    let message = json(&entries)?;
     let mut invocation = STORE.prepare_invoke();
     invocation
         .key(keys::rates_cache(prefix))
         .arg(keys::rates_stream(prefix))
         .arg(message);
-    for price in prices {
+    for entry in &entries {
         invocation
-            .arg(&price.symbol)
-            .arg(price.observed_at.timestamp_millis())
-            .arg(entry(price).to_string());
+            .arg(&entry.symbol)
+            .arg(entry.as_of.timestamp_millis())
+            .arg(json(entry)?);
     }
     invocation.invoke_async(&mut conn.clone()).await
 }
 
-/// Every cached entry (the JSON [`entry`] wrote), in symbol order.
+/// Every cached entry (the JSON of a [`CachedPrice`]), in symbol order.
 pub async fn cached(conn: &Conn, prefix: &str) -> Result<Vec<String>, redis::RedisError> {
     let all: BTreeMap<String, String> = conn.clone().hgetall(keys::rates_cache(prefix)).await?;
     Ok(all

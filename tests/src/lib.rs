@@ -1,4 +1,4 @@
-#![allow(
+#![expect(
     clippy::expect_used,
     clippy::unwrap_used,
     reason = "test harness: a setup step that fails must stop the test loudly"

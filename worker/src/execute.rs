@@ -135,11 +135,11 @@ pub async fn execute(
         .get_or_create(&QueueLabels { queue })
         .observe(started.elapsed().as_secs_f64());
 
-    let settled = settle(&executor, &task_id.to_string(), attempt, result);
-    let label = match &settled {
-        Settled::Succeeded => "succeeded",
-        Settled::Retrying(_) => "retried",
-        Settled::Dead(_) => "failed",
+    let verdict = verdict(&executor, &task_id.to_string(), attempt, result);
+    let label = match &verdict {
+        Verdict::Succeeded => "succeeded",
+        Verdict::Retrying(_) => "retried",
+        Verdict::Dead(_) => "failed",
     };
     executor
         .metrics
@@ -150,10 +150,10 @@ pub async fn execute(
             outcome: label,
         })
         .inc();
-    match settled {
-        Settled::Succeeded => Ok(()),
-        Settled::Retrying(reason) => Err(reason.into()),
-        Settled::Dead(reason) => Err(Box::new(AbortError::new(reason))),
+    match verdict {
+        Verdict::Succeeded => Ok(()),
+        Verdict::Retrying(reason) => Err(reason.into()),
+        Verdict::Dead(reason) => Err(Box::new(AbortError::new(reason))),
     }
 }
 
@@ -175,42 +175,43 @@ async fn hold(wait: std::time::Duration) {
     }
 }
 
-enum Settled {
+/// What becomes of a job after an attempt.
+enum Verdict {
     Succeeded,
     /// apalis-redis schedules the next attempt.
     Retrying(String),
     Dead(String),
 }
 
-fn settle(
+fn verdict(
     executor: &Executor,
     task_id: &str,
     attempt: u32,
     result: Result<(), JobError>,
-) -> Settled {
+) -> Verdict {
     let max = executor.max_attempts;
     match result {
         Ok(()) => {
             executor.outcomes.succeeded.fetch_add(1, Ordering::Relaxed);
             tracing::debug!("job succeeded");
-            Settled::Succeeded
+            Verdict::Succeeded
         }
         Err(JobError::Permanent(reason)) => {
             executor.outcomes.dead.fetch_add(1, Ordering::Relaxed);
             tracing::error!(%reason, "job failed permanently; moved to the dead set");
-            Settled::Dead(reason)
+            Verdict::Dead(reason)
         }
         Err(JobError::Retry(reason)) if attempt >= max => {
             executor.outcomes.dead.fetch_add(1, Ordering::Relaxed);
             tracing::error!(%reason, "job failed its last attempt ({max}); moved to the dead set");
-            Settled::Dead(format!("gave up after {attempt} attempts: {reason}"))
+            Verdict::Dead(format!("gave up after {attempt} attempts: {reason}"))
         }
         Err(JobError::Retry(reason)) => {
             let delay = executor.queues.retry_delay(task_id, attempt);
             promote_when_due(executor, delay);
             executor.outcomes.retried.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%reason, retry_in_ms = delay.as_millis() as u64, "job failed; will retry");
-            Settled::Retrying(reason)
+            Verdict::Retrying(reason)
         }
     }
 }

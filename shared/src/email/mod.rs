@@ -238,7 +238,7 @@ pub async fn deliver(
             .map_err(|e| DeliveryError::Pool(e.to_string()))?;
         match claim(&mut conn, id, claimant).await? {
             Some(email) => email,
-            None => return settle_unclaimable(&mut conn, id, stale_after).await,
+            None => return resolve_unclaimable(&mut conn, id, stale_after).await,
         }
     };
     let message = render::render(&claimed.template, &claimed.context, public_url)
@@ -321,7 +321,7 @@ async fn record(
     }
 }
 
-async fn settle_unclaimable(
+async fn resolve_unclaimable(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     stale_after: Duration,

@@ -208,7 +208,7 @@ pub enum LedgerError {
 diesel::define_sql_function! {
     /// The posting itself, in the database: see
     /// `migrations/2026-11-23-100800_create_ledger_post/up.sql`.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(clippy::too_many_arguments, reason = "the SQL function's parameters, one per column of a posting")]
     fn ledger_post(
         id: sql_types::Uuid,
         kind: sql_types::Text,
