@@ -47,12 +47,12 @@ pub enum ApiError {
     /// 403; `code` is `forbidden` or a more precise one such as
     /// `email_not_verified`.
     #[error("{detail}")]
-    Forbidden { code: &'static str, detail: String },
+    Forbidden { code: ErrorCode, detail: String },
     /// 422 business-rule refusal with its own code (`insufficient_funds`,
     /// `wallet_blocked`, `same_wallet`, `currency_not_supported`,
     /// `rate_unavailable`, `limit_exceeded`).
     #[error("{detail}")]
-    Refused { code: &'static str, detail: String },
+    Refused { code: ErrorCode, detail: String },
     #[error("too many requests; retry in {retry_after_secs}s")]
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
@@ -88,7 +88,7 @@ impl ApiError {
     /// 422 `rate_unavailable`: no fresh price of `symbol` to move money at.
     pub fn rate_unavailable(symbol: &str, reason: &str) -> Self {
         Self::Refused {
-            code: "rate_unavailable",
+            code: ErrorCode::RateUnavailable,
             detail: format!("no fresh price for {symbol} ({reason}); try again shortly"),
         }
     }
@@ -114,96 +114,134 @@ impl ApiError {
         };
         let body = Problem {
             kind: format!("/problems/{code}"),
-            title: title_for(code).to_owned(),
+            title: code.title().to_owned(),
             status: status.as_u16(),
             detail: self.to_string(),
-            code: code.to_owned(),
+            code: code.as_str().to_owned(),
             errors,
         };
         (status, serde_json::to_value(body).unwrap_or_default())
     }
 
-    fn parts(&self) -> (StatusCode, &'static str) {
-        // `code` fields are &'static str, so every code is a literal in the
-        // code base: the set of codes is greppable and stable.
+    fn parts(&self) -> (StatusCode, ErrorCode) {
         match self {
-            Self::Validation { .. } => (StatusCode::BAD_REQUEST, "validation_failed"),
-            Self::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            Self::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
-            Self::Refused { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
-            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            Self::Conflict(..) => (StatusCode::CONFLICT, "conflict"),
-            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            Self::UnsupportedMediaType(_) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
-            }
+            Self::Validation { .. } => (StatusCode::BAD_REQUEST, ErrorCode::ValidationFailed),
+            Self::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated),
+            Self::Forbidden { code, .. } => (StatusCode::FORBIDDEN, *code),
+            Self::Refused { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, *code),
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited),
+            Self::Conflict(..) => (StatusCode::CONFLICT, ErrorCode::Conflict),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge),
+            Self::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode::UnsupportedMediaType,
+            ),
             Self::Unavailable | Self::QueuesUnavailable => {
-                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+                (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable)
             }
-            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
         }
     }
 }
 
-/// Title for each code: the wording clients see for the problem type.
-pub fn title_for(code: &str) -> &'static str {
-    match code {
-        "validation_failed" => "Validation failed",
-        "unauthenticated" => "Authentication required",
-        "forbidden" => "Forbidden",
-        "email_not_verified" => "Email not verified",
-        "insufficient_funds" => "Insufficient funds",
-        "wallet_blocked" => "Wallet blocked",
-        "same_wallet" => "Same wallet",
-        "currency_not_supported" => "Currency not supported",
-        "rate_unavailable" => "Rate unavailable",
-        "limit_exceeded" => "Limit exceeded",
-        "invalid_current_password" => "Invalid current password",
-        "not_found" => "Not found",
-        "method_not_allowed" => "Method not allowed",
-        "conflict" => "Conflict",
-        "payload_too_large" => "Payload too large",
-        "unsupported_media_type" => "Unsupported media type",
-        "rate_limited" => "Too many requests",
-        "unavailable" => "Service unavailable",
-        "timeout" => "Request timed out",
-        _ => "Internal error",
+/// Every problem `code` the API answers with, and its title (the wording
+/// clients see for the problem type). An enum, not strings: a typo is a
+/// compile error instead of a problem titled "Internal error".
+macro_rules! error_codes {
+    ($($variant:ident = ($code:literal, $title:literal),)+) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ErrorCode {
+            $($variant,)+
+        }
+
+        impl ErrorCode {
+            pub const ALL: &'static [Self] = &[$(Self::$variant,)+];
+
+            /// The stable machine-readable code, e.g. `validation_failed`.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $code,)+
+                }
+            }
+
+            pub const fn title(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $title,)+
+                }
+            }
+
+            pub fn parse(raw: &str) -> Option<Self> {
+                match raw {
+                    $($code => Some(Self::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    ValidationFailed = ("validation_failed", "Validation failed"),
+    Unauthenticated = ("unauthenticated", "Authentication required"),
+    Forbidden = ("forbidden", "Forbidden"),
+    EmailNotVerified = ("email_not_verified", "Email not verified"),
+    InsufficientFunds = ("insufficient_funds", "Insufficient funds"),
+    WalletBlocked = ("wallet_blocked", "Wallet blocked"),
+    SameWallet = ("same_wallet", "Same wallet"),
+    CurrencyNotSupported = ("currency_not_supported", "Currency not supported"),
+    RateUnavailable = ("rate_unavailable", "Rate unavailable"),
+    LimitExceeded = ("limit_exceeded", "Limit exceeded"),
+    InvalidCurrentPassword = ("invalid_current_password", "Invalid current password"),
+    NotFound = ("not_found", "Not found"),
+    MethodNotAllowed = ("method_not_allowed", "Method not allowed"),
+    Conflict = ("conflict", "Conflict"),
+    PayloadTooLarge = ("payload_too_large", "Payload too large"),
+    UnsupportedMediaType = ("unsupported_media_type", "Unsupported media type"),
+    RateLimited = ("rate_limited", "Too many requests"),
+    Unavailable = ("unavailable", "Service unavailable"),
+    Timeout = ("timeout", "Request timed out"),
+    Internal = ("internal", "Internal error"),
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
 /// The code used when a response was produced without our error type (a
 /// framework rejection, a layer), by status.
-pub fn code_for_status(status: StatusCode) -> &'static str {
+pub fn code_for_status(status: StatusCode) -> ErrorCode {
     match status.as_u16() {
-        400 => "validation_failed",
-        401 => "unauthenticated",
-        403 => "forbidden",
-        404 => "not_found",
-        405 => "method_not_allowed",
-        408 => "timeout",
-        409 => "conflict",
-        413 => "payload_too_large",
-        415 => "unsupported_media_type",
-        429 => "rate_limited",
-        503 => "unavailable",
-        _ => "internal",
+        400 => ErrorCode::ValidationFailed,
+        401 => ErrorCode::Unauthenticated,
+        403 => ErrorCode::Forbidden,
+        404 => ErrorCode::NotFound,
+        405 => ErrorCode::MethodNotAllowed,
+        408 => ErrorCode::Timeout,
+        409 => ErrorCode::Conflict,
+        413 => ErrorCode::PayloadTooLarge,
+        415 => ErrorCode::UnsupportedMediaType,
+        429 => ErrorCode::RateLimited,
+        503 => ErrorCode::Unavailable,
+        _ => ErrorCode::Internal,
     }
 }
 
 /// Builds a problem+json response.
 pub fn problem_response(
     status: StatusCode,
-    code: &str,
+    code: ErrorCode,
     detail: String,
     errors: Option<BTreeMap<String, String>>,
 ) -> Response {
     let body = Problem {
         kind: format!("/problems/{code}"),
-        title: title_for(code).to_owned(),
+        title: code.title().to_owned(),
         status: status.as_u16(),
         detail,
-        code: code.to_owned(),
+        code: code.as_str().to_owned(),
         errors,
     };
     let mut response = (status, Json(body)).into_response();
@@ -283,7 +321,7 @@ impl From<AccountError> for ApiError {
                 Self::Unauthenticated("invalid login or password".into())
             }
             AccountError::WrongPassword => Self::Refused {
-                code: "invalid_current_password",
+                code: ErrorCode::InvalidCurrentPassword,
                 detail: "the current password is wrong".into(),
             },
             AccountError::CurrentPasswordRequired => Self::field(
@@ -301,6 +339,21 @@ impl From<AccountError> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every code and its title, as clients see them: a change shows as a
+    /// diff of the snapshot.
+    #[test]
+    fn every_code_has_its_title_and_parses_back() {
+        let table: Vec<String> = ErrorCode::ALL
+            .iter()
+            .map(|code| {
+                assert_eq!(ErrorCode::parse(code.as_str()), Some(*code));
+                format!("{}: {}", code.as_str(), code.title())
+            })
+            .collect();
+        insta::assert_snapshot!("error_codes", table.join("\n"));
+        assert_eq!(ErrorCode::parse("Internal"), None);
+    }
 
     async fn body_of(error: ApiError) -> (StatusCode, String, serde_json::Value) {
         let response = error.into_response();
@@ -332,7 +385,7 @@ mod tests {
             ),
             (
                 ApiError::Forbidden {
-                    code: "forbidden",
+                    code: ErrorCode::Forbidden,
                     detail: "admins only".into(),
                 },
                 403,
@@ -340,7 +393,7 @@ mod tests {
             ),
             (
                 ApiError::Forbidden {
-                    code: "email_not_verified",
+                    code: ErrorCode::EmailNotVerified,
                     detail: "verify first".into(),
                 },
                 403,
@@ -348,7 +401,7 @@ mod tests {
             ),
             (
                 ApiError::Refused {
-                    code: "insufficient_funds",
+                    code: ErrorCode::InsufficientFunds,
                     detail: "balance too low".into(),
                 },
                 422,

@@ -232,7 +232,10 @@ mod tests {
 
     #[derive(Debug, serde::Deserialize)]
     #[serde(deny_unknown_fields)]
-    #[expect(dead_code, reason = "the fields are only deserialized, to test the extractor")]
+    #[expect(
+        dead_code,
+        reason = "the fields are only deserialized, to test the extractor"
+    )]
     struct Sample {
         name: String,
         age: Option<u8>,

@@ -24,7 +24,7 @@ use shared::schema::idempotency_keys as keys;
 use uuid::Uuid;
 
 use crate::{
-    error::{ApiError, problem_response},
+    error::{ApiError, ErrorCode, problem_response},
     state::AppState,
 };
 
@@ -72,10 +72,15 @@ pub fn fingerprint(method: &str, path: &str, body: &Value) -> String {
 
 fn into_response((status, body): Answer) -> Response {
     if status.is_client_error() || status.is_server_error() {
-        let code = body["code"].as_str().unwrap_or("internal").to_owned();
+        // A stored answer carries one of our codes; anything else (never
+        // written) replays as `internal`.
+        let code = body["code"]
+            .as_str()
+            .and_then(ErrorCode::parse)
+            .unwrap_or(ErrorCode::Internal);
         let detail = body["detail"].as_str().unwrap_or_default().to_owned();
         let errors = serde_json::from_value(body["errors"].clone()).ok();
-        return problem_response(status, &code, detail, errors);
+        return problem_response(status, code, detail, errors);
     }
     (status, axum::Json(body)).into_response()
 }

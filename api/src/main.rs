@@ -59,7 +59,7 @@ async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
             )
             .await?;
             for user in users {
-                let password = if user.role == "admin" {
+                let password = if user.role == shared::accounts::Role::Admin {
                     &admin_password
                 } else {
                     &demo_password

@@ -12,7 +12,7 @@ use axum::{
 };
 
 use crate::{
-    error::{PROBLEM_JSON, code_for_status, problem_response},
+    error::{ErrorCode, PROBLEM_JSON, code_for_status, problem_response},
     state::AppState,
 };
 
@@ -75,7 +75,7 @@ pub async fn body_limit(State(state): State<AppState>, request: Request, next: N
             }
             problem_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 format!("request body is larger than {limit} bytes"),
                 None,
             )
@@ -92,7 +92,7 @@ pub async fn time_limit(State(state): State<AppState>, request: Request, next: N
         Ok(response) => response,
         Err(_) => problem_response(
             StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+            ErrorCode::Unavailable,
             format!(
                 "the request took longer than {}s and was abandoned",
                 limit.as_secs()
@@ -155,7 +155,7 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
     tracing::error!(panic = %message, "handler panicked");
     problem_response(
         StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
+        ErrorCode::Internal,
         "internal error".to_owned(),
         None,
     )

@@ -5,10 +5,12 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::schema::currencies;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Fiat,
-    Crypto,
+crate::text_enum! {
+    /// A currency's kind, and so its wallets' (`fiat` or `crypto`).
+    pub enum Kind {
+        Fiat = "fiat",
+        Crypto = "crypto",
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +24,7 @@ pub struct Currency {
 
 /// Every currency, ordered by code.
 pub async fn all(conn: &mut AsyncPgConnection) -> QueryResult<Vec<Currency>> {
-    let rows: Vec<(String, String, String, i16)> = currencies::table
+    let rows: Vec<(String, String, Kind, i16)> = currencies::table
         .select((
             currencies::code,
             currencies::name,
@@ -37,11 +39,7 @@ pub async fn all(conn: &mut AsyncPgConnection) -> QueryResult<Vec<Currency>> {
         .map(|(code, name, kind, decimals)| Currency {
             code,
             name,
-            kind: if kind == "crypto" {
-                Kind::Crypto
-            } else {
-                Kind::Fiat
-            },
+            kind,
             decimals: u32::try_from(decimals).unwrap_or(0),
         })
         .collect())

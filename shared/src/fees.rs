@@ -36,6 +36,7 @@ use crate::{
     currencies::{self, Kind},
     email::{self, WalletBlocked},
     rates,
+    wallets::WalletStatus,
 };
 
 /// Days between two fees of a wallet.
@@ -96,7 +97,7 @@ struct Due {
     #[diesel(sql_type = sql_types::Timestamptz)]
     next_fee_at: DateTime<Utc>,
     #[diesel(sql_type = sql_types::Text)]
-    status: String,
+    status: WalletStatus,
     #[diesel(sql_type = sql_types::Numeric)]
     balance: Decimal,
 }
@@ -294,10 +295,10 @@ async fn charge_batch(
             if price.amount.is_zero() {
                 continue;
             }
-            let pays = wallet.status == "active" && wallet.balance >= price.amount;
+            let pays = wallet.status == WalletStatus::Active && wallet.balance >= price.amount;
             if pays {
                 batch.charged += 1;
-            } else if wallet.status == "active" {
+            } else if wallet.status == WalletStatus::Active {
                 batch.blocked += 1;
                 newly_blocked.push((wallet, price));
             } else {
@@ -398,7 +399,8 @@ impl FeeRows {
         self.currencies.push(wallet.currency.clone());
         self.rates.push(price.rate);
         self.transactions.push(pays.then(Uuid::now_v7));
-        self.newly_blocked.push(!pays && wallet.status == "active");
+        self.newly_blocked
+            .push(!pays && wallet.status == WalletStatus::Active);
     }
 
     fn blocked_wallets(&self) -> Vec<Uuid> {

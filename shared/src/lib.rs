@@ -32,6 +32,7 @@ pub mod seed;
 pub mod sessions;
 pub mod startup;
 pub mod telemetry;
+pub mod text_enum;
 pub mod tls;
 pub mod trading;
 pub mod wallets;

@@ -7,6 +7,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::{
+    accounts::Role,
     accounts::{AccountError, lower, model::NewUser},
     password,
     schema::users,
@@ -17,7 +18,7 @@ use crate::{
 pub struct SeededUser {
     pub username: &'static str,
     pub email: &'static str,
-    pub role: &'static str,
+    pub role: Role,
     pub created: bool,
 }
 
@@ -29,8 +30,8 @@ pub async fn seed_demo_users(
     demo_password: &str,
 ) -> Result<Vec<SeededUser>, AccountError> {
     let accounts = [
-        ("admin", "admin@bourse.local", "admin", admin_password),
-        ("demo", "demo@bourse.local", "user", demo_password),
+        ("admin", "admin@bourse.local", Role::Admin, admin_password),
+        ("demo", "demo@bourse.local", Role::User, demo_password),
     ];
     let mut seeded = Vec::new();
     for (username, email, role, password) in accounts {

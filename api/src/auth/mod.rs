@@ -6,8 +6,8 @@
 //! - [`CurrentUser`]: the account behind it, which must still exist.
 //! - [`VerifiedUser`]: and its email verified (money movements), else 403
 //!   `email_not_verified`. The hottest money routes instead check this in
-//!   the query that reads the wallet (one statement, not two) and call
-//!   [`movement_refusal`] only when that query finds nothing.
+//!   the query that reads the wallet (one statement, not two): see
+//!   `shared::wallets::Refusal`.
 //! - [`AdminUser`]: and an administrator, else 403 `forbidden`.
 //!
 //! A request authenticated by cookie that changes state must prove it comes
@@ -23,7 +23,10 @@ use axum::{
 use shared::{accounts::User, sessions::tokens};
 use uuid::Uuid;
 
-use crate::{error::ApiError, state::AppState};
+use crate::{
+    error::{ApiError, ErrorCode},
+    state::AppState,
+};
 
 /// A caller with a valid access token.
 #[derive(Debug, Clone, Copy)]
@@ -84,7 +87,7 @@ pub fn check_csrf(parts: &Parts, state: &AppState) -> Result<(), ApiError> {
         return Ok(());
     }
     Err(ApiError::Forbidden {
-        code: "forbidden",
+        code: ErrorCode::Forbidden,
         detail: "cross-site request refused: send the X-CSRF-Token header with the bourse_csrf cookie's value".into(),
     })
 }
@@ -167,25 +170,22 @@ impl FromRequestParts<AppState> for VerifiedUser {
 /// 403 `email_not_verified`: money moves only for verified users.
 pub fn email_not_verified() -> ApiError {
     ApiError::Forbidden {
-        code: "email_not_verified",
+        code: ErrorCode::EmailNotVerified,
         detail: "verify your email address first (POST /api/v1/auth/verify-email)".into(),
     }
 }
 
-/// Why the caller may not move money, if they may not, in
-/// [`VerifiedUser`]'s terms: the account is gone (401) or its email is not
-/// verified (403).
-pub async fn movement_refusal(
-    conn: &mut diesel_async::AsyncPgConnection,
-    user_id: Uuid,
-) -> Option<ApiError> {
-    match shared::accounts::find(conn, user_id).await {
-        Ok(None) => Some(ApiError::Unauthenticated(
-            "the account no longer exists".into(),
-        )),
-        Ok(Some(user)) if !user.is_email_verified() => Some(email_not_verified()),
-        Ok(Some(_)) => None,
-        Err(error) => Some(error.into()),
+/// Why the caller may not move money, in [`VerifiedUser`]'s terms: the
+/// account is gone (401), its email is not verified (403
+/// `email_not_verified`), or the wallet is not theirs (404).
+impl From<shared::wallets::Refusal> for ApiError {
+    fn from(refusal: shared::wallets::Refusal) -> Self {
+        use shared::wallets::{Refusal, WalletError};
+        match refusal {
+            Refusal::NoSuchUser => ApiError::Unauthenticated("the account no longer exists".into()),
+            Refusal::EmailNotVerified => email_not_verified(),
+            Refusal::NoSuchWallet => WalletError::NotFound.into(),
+        }
     }
 }
 
@@ -197,9 +197,9 @@ impl FromRequestParts<AppState> for AdminUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
-        if user.role != "admin" {
+        if user.role != shared::accounts::Role::Admin {
             return Err(ApiError::Forbidden {
-                code: "forbidden",
+                code: ErrorCode::Forbidden,
                 detail: "administrators only".into(),
             });
         }

@@ -25,7 +25,7 @@ use uuid::Uuid;
 use super::pagination;
 use crate::{
     auth::{CurrentUser, VerifiedUser},
-    error::{ApiError, Problem},
+    error::{ApiError, ErrorCode, Problem},
     extract::ApiJson,
     rate_limit,
     routes::spec,
@@ -48,7 +48,7 @@ impl From<AlertError> for ApiError {
     fn from(error: AlertError) -> Self {
         match error {
             AlertError::Limit(detail) => ApiError::Refused {
-                code: "limit_exceeded",
+                code: ErrorCode::LimitExceeded,
                 detail,
             },
             AlertError::Rate(RateError::Unavailable { symbol, reason }) => {
@@ -77,7 +77,7 @@ pub struct AlertResponse {
     pub direction: String,
     /// `created` (active), `triggered` or `deleted`.
     #[schema(value_type = AlertStatus)]
-    pub status: String,
+    pub status: &'static str,
     pub created_at: DateTime<Utc>,
     /// The observed price that triggered it, USD per unit.
     pub triggered_price: Option<String>,
@@ -111,7 +111,7 @@ impl From<Alert> for AlertResponse {
             symbol: a.symbol,
             target_price: a.target_price.normalize().to_string(),
             direction: a.direction,
-            status: a.status,
+            status: a.status.as_str(),
             created_at: a.created_at,
             triggered_price: a.triggered_price.map(|p| p.normalize().to_string()),
             observed_at: a.observed_at,
@@ -274,7 +274,7 @@ pub async fn list_alerts(
 ) -> Result<Response, ApiError> {
     let status = match params.status.as_deref() {
         None => None,
-        Some(s) if alerts::STATUSES.contains(&s) => Some(s.to_owned()),
+        Some(s) if let Some(status) = alerts::AlertStatus::parse(s) => Some(status),
         Some(_) => {
             return Err(ApiError::field(
                 "status",
@@ -286,7 +286,7 @@ pub async fn list_alerts(
     let before = pagination::uuid_cursor(params.cursor.as_deref())?;
     let query = format!(
         "list:{}:{limit}:{}",
-        status.as_deref().unwrap_or(""),
+        status.map_or("", |s| s.as_str()),
         before.map(|id| id.to_string()).unwrap_or_default()
     );
     let ttl = state.config.alerts.cache_ttl;
@@ -297,8 +297,7 @@ pub async fn list_alerts(
         ttl,
         async || {
             let mut conn = state.conn().await?;
-            let rows =
-                alerts::list(&mut conn, user.id, status.as_deref(), before, limit + 1).await?;
+            let rows = alerts::list(&mut conn, user.id, status, before, limit + 1).await?;
             let (rows, next_cursor) = pagination::uuid_page(rows, limit, |row| row.id);
             to_json(&AlertPage {
                 items: rows.into_iter().map(Into::into).collect(),

@@ -25,7 +25,7 @@ use uuid::Uuid;
 use super::{pagination, wallets::money};
 use crate::{
     auth::{CurrentUser, VerifiedUser},
-    error::{ApiError, Problem},
+    error::{ApiError, ErrorCode, Problem},
     extract::ApiJson,
     idempotency::{self, IdempotencyKey, Operation},
     routes::spec,
@@ -46,19 +46,19 @@ impl From<BetError> for ApiError {
                 "you have no USD wallet: open one with POST /api/v1/wallets".into(),
             ),
             BetError::Limit(detail) => ApiError::Refused {
-                code: "limit_exceeded",
+                code: ErrorCode::LimitExceeded,
                 detail,
             },
             BetError::InsufficientFunds => ApiError::Refused {
-                code: "insufficient_funds",
+                code: ErrorCode::InsufficientFunds,
                 detail,
             },
             BetError::Blocked => ApiError::Refused {
-                code: "wallet_blocked",
+                code: ErrorCode::WalletBlocked,
                 detail,
             },
             BetError::BalanceCap => ApiError::Refused {
-                code: "limit_exceeded",
+                code: ErrorCode::LimitExceeded,
                 detail,
             },
             BetError::Rate(RateError::Unavailable { symbol, reason }) => {
@@ -90,7 +90,7 @@ pub struct BetResponse {
     /// `open`, `settled` or `void` (no fresh price at `settles_at`: the
     /// stake was returned).
     #[schema(value_type = BetStatus)]
-    pub status: String,
+    pub status: &'static str,
     /// `W`, `L` or `D` once settled.
     #[schema(value_type = Option<BetResult>)]
     pub result: Option<String>,
@@ -143,7 +143,7 @@ impl From<Bet> for BetResponse {
             stake: money(b.stake, 2),
             leverage: b.leverage,
             duration_seconds: b.duration_seconds,
-            status: b.status,
+            status: b.status.as_str(),
             result: b.result,
             start_price: b.start_price.normalize().to_string(),
             end_price: b.end_price.map(|p| p.normalize().to_string()),
@@ -329,7 +329,7 @@ pub async fn place_bet(
     };
     if currency.kind != Kind::Crypto {
         return Err(ApiError::Refused {
-            code: "currency_not_supported",
+            code: ErrorCode::CurrencyNotSupported,
             detail: format!("bets are on crypto prices; {} is fiat", currency.code),
         });
     }

@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::{pagination, wallets::money};
 use crate::{
     auth::{CurrentUser, VerifiedUser},
-    error::{ApiError, Problem},
+    error::{ApiError, ErrorCode, Problem},
     extract::ApiJson,
     idempotency::{self, IdempotencyKey, Operation},
     routes::spec,
@@ -47,15 +47,15 @@ impl From<OrderError> for ApiError {
             )),
             OrderError::RecipientNotFound(_) => ApiError::NotFound(detail),
             OrderError::InsufficientFunds => ApiError::Refused {
-                code: "insufficient_funds",
+                code: ErrorCode::InsufficientFunds,
                 detail,
             },
             OrderError::Blocked => ApiError::Refused {
-                code: "wallet_blocked",
+                code: ErrorCode::WalletBlocked,
                 detail,
             },
             OrderError::BalanceCap => ApiError::Refused {
-                code: "limit_exceeded",
+                code: ErrorCode::LimitExceeded,
                 detail,
             },
             OrderError::Rate(RateError::Unavailable { symbol, reason }) => {
@@ -92,7 +92,7 @@ pub struct OrderResponse {
     /// `pending` until the house has hedged it at the exchange, then
     /// `cleared`.
     #[schema(value_type = OrderStatus)]
-    pub status: String,
+    pub status: &'static str,
     /// A sale whose USD went to another user: their username.
     pub to_username: Option<String>,
     /// Your crypto wallet that paid or received.
@@ -133,7 +133,7 @@ impl From<Order> for OrderResponse {
             currency: o.currency,
             price_usd: o.price_usd.normalize().to_string(),
             usd_amount: money(o.usd_amount, 2),
-            status: o.status,
+            status: o.status.as_str(),
             usd_wallet_id: o.recipient.is_none().then_some(o.usd_wallet),
             to_username: o.recipient,
             wallet_id: o.crypto_wallet,
@@ -227,7 +227,7 @@ async fn parse(
     };
     if currency.kind != Kind::Crypto {
         return Err(ApiError::Refused {
-            code: "currency_not_supported",
+            code: ErrorCode::CurrencyNotSupported,
             detail: format!(
                 "{} is a fiat currency: orders buy and sell crypto for USD (use a transfer to convert fiat)",
                 currency.code

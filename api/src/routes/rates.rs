@@ -19,7 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    error::{ApiError, Problem, problem_response},
+    error::{ApiError, ErrorCode, Problem, problem_response},
     rate_limit::ClientIp,
     rates_feed::{Rate, StreamRefused},
     routes::spec,
@@ -99,7 +99,7 @@ fn rate_error(error: rates::RateError) -> ApiError {
             ApiError::field("symbol", format!("unknown currency {symbol:?}"))
         }
         rates::RateError::Unavailable { symbol, reason } => ApiError::Refused {
-            code: "rate_unavailable",
+            code: ErrorCode::RateUnavailable,
             detail: format!("no fresh price for {symbol} ({reason}); try again shortly"),
         },
         rates::RateError::Database(e) => e.into(),
@@ -411,12 +411,12 @@ fn stream_refused(refused: StreamRefused) -> Response {
     let (status, code, detail) = match refused {
         StreamRefused::PerIp => (
             StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            ErrorCode::RateLimited,
             "too many open price streams from your address; close one first",
         ),
         StreamRefused::Total => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+            ErrorCode::Unavailable,
             "this server holds as many price streams as it can; try again shortly",
         ),
     };

@@ -11,15 +11,15 @@ use serde::{Deserialize, Serialize};
 use shared::money::AmountInput;
 use shared::{
     ledger::TxKind,
-    wallets::{self, HistoryItem, Receipt, Wallet, WalletError},
+    wallets::{self, HistoryItem, Receipt, Wallet, WalletError, WalletNumber},
 };
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
-    auth::{self, Authenticated, CurrentUser},
-    error::{ApiError, Problem},
+    auth::{Authenticated, CurrentUser},
+    error::{ApiError, ErrorCode, Problem},
     extract::ApiJson,
     idempotency::{self, IdempotencyKey, Operation},
     routes::spec,
@@ -39,7 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 impl From<WalletError> for ApiError {
     fn from(error: WalletError) -> Self {
-        let refused = |code: &'static str, error: &WalletError| ApiError::Refused {
+        let refused = |code: ErrorCode, error: &WalletError| ApiError::Refused {
             code,
             detail: error.to_string(),
         };
@@ -53,11 +53,13 @@ impl From<WalletError> for ApiError {
             WalletError::NotFound | WalletError::RecipientNotFound(_) => {
                 ApiError::NotFound(error.to_string())
             }
-            WalletError::CurrencyNotSupported(_) => refused("currency_not_supported", &error),
-            WalletError::SameWallet => refused("same_wallet", &error),
-            WalletError::InsufficientFunds => refused("insufficient_funds", &error),
-            WalletError::Blocked => refused("wallet_blocked", &error),
-            WalletError::BalanceCap => refused("limit_exceeded", &error),
+            WalletError::CurrencyNotSupported(_) => {
+                refused(ErrorCode::CurrencyNotSupported, &error)
+            }
+            WalletError::SameWallet => refused(ErrorCode::SameWallet, &error),
+            WalletError::InsufficientFunds => refused(ErrorCode::InsufficientFunds, &error),
+            WalletError::Blocked => refused(ErrorCode::WalletBlocked, &error),
+            WalletError::BalanceCap => refused(ErrorCode::LimitExceeded, &error),
             WalletError::InvalidAmount(message) => ApiError::field("amount", message),
             WalletError::Rate(shared::rates::RateError::Unavailable { symbol, reason }) => {
                 ApiError::rate_unavailable(&symbol, &reason)
@@ -84,7 +86,7 @@ pub struct WalletResponse {
     pub name: String,
     /// `active`, or `blocked` (can receive, cannot send or withdraw).
     #[schema(value_type = WalletStatus)]
-    pub status: String,
+    pub status: &'static str,
     #[schema(example = "125.50")]
     pub balance: String,
     pub created_at: DateTime<Utc>,
@@ -107,7 +109,7 @@ impl From<Wallet> for WalletResponse {
             currency: w.currency,
             wallet_number: w.wallet_number,
             name: w.name,
-            status: w.status,
+            status: w.status.as_str(),
             balance: money(w.balance, w.decimals),
             created_at: w.created_at,
             updated_at: w.updated_at,
@@ -348,25 +350,9 @@ async fn wallet_and_amount(
     wallet: Uuid,
     raw: &Option<AmountInput>,
 ) -> Result<(Wallet, rust_decimal::Decimal), ApiError> {
-    let found = wallets::for_movement(conn, user_id, wallet).await?;
-    let wallet = mover(conn, user_id, found).await?;
+    let wallet = wallets::for_movement(conn, user_id, wallet).await??;
     let amount = amount_in(&wallet, raw)?;
     Ok((wallet, amount))
-}
-
-/// The caller's wallet as found for a money movement, or why not.
-async fn mover(
-    conn: &mut diesel_async::AsyncPgConnection,
-    user_id: Uuid,
-    found: Option<(Wallet, bool)>,
-) -> Result<Wallet, ApiError> {
-    match found {
-        Some((wallet, true)) => Ok(wallet),
-        Some((_, false)) => Err(auth::email_not_verified()),
-        None => Err(auth::movement_refusal(conn, user_id)
-            .await
-            .unwrap_or_else(|| WalletError::NotFound.into())),
-    }
 }
 
 /// `raw` as an amount of `wallet`'s currency.
@@ -529,41 +515,36 @@ pub async fn transfer(
     ApiJson(body): ApiJson<TransferRequest>,
 ) -> Result<Response, ApiError> {
     let wallet = wallet_id(&id)?;
-    let number = body
-        .to_wallet_number
-        .clone()
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
+    let number = body.to_wallet_number.as_deref().map(WalletNumber::parse);
     let mut errors = std::collections::BTreeMap::new();
-    if body.to_wallet_number.is_none() {
-        errors.insert("to_wallet_number".to_owned(), "is required".to_owned());
-    } else if number.len() != 10 || !number.chars().all(|c| c.is_ascii_digit()) {
-        errors.insert(
-            "to_wallet_number".to_owned(),
-            "must be a ten-digit wallet number".to_owned(),
-        );
+    match &number {
+        None => {
+            errors.insert("to_wallet_number".to_owned(), "is required".to_owned());
+        }
+        Some(Err(message)) => {
+            errors.insert("to_wallet_number".to_owned(), (*message).to_owned());
+        }
+        Some(Ok(_)) => {}
     }
     if body.amount.is_none() {
         errors.insert("amount".to_owned(), "is required".to_owned());
     }
     if !errors.is_empty() {
         // A caller who may not move money hears that first.
-        if let Some(refusal) =
-            auth::movement_refusal(&mut *state.conn().await?, caller.user_id).await
-        {
-            return Err(refusal);
-        }
+        wallets::may_move_money(&mut *state.conn().await?, caller.user_id).await??;
         return Err(ApiError::validation(
             "the request has invalid fields",
             errors,
         ));
     }
+    let Some(Ok(number)) = number else {
+        return Err(ApiError::field("to_wallet_number", "is required"));
+    };
     let hash = request_hash(
         &format!("/wallets/{wallet}/transfer"),
         &Fingerprint {
             amount: &body.amount,
-            to_wallet_number: Some(&number),
+            to_wallet_number: Some(number.as_str()),
         },
     );
     let user_id = caller.user_id;
@@ -571,9 +552,10 @@ pub async fn transfer(
     let operation: Operation = Box::new(move |conn| {
         Box::pin(async move {
             let (payer, payee) = wallets::payer_and_payee(conn, user_id, wallet, &number).await?;
-            let payer = mover(conn, user_id, payer).await?;
+            let payer = payer?;
             let amount = amount_in(&payer, &body.amount)?;
-            let payee = payee.ok_or_else(|| WalletError::RecipientNotFound(number.clone()))?;
+            let payee =
+                payee.ok_or_else(|| WalletError::RecipientNotFound(number.as_str().to_owned()))?;
             let receipt =
                 wallets::transfer(conn, &rates, user_id, payer, payee, amount, Utc::now()).await?;
             Ok(movement_answer(TxKind::Transfer, amount, receipt))

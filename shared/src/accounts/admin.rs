@@ -4,7 +4,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::{
-    AccountError, Registration, lower,
+    AccountError, Registration, Role, lower,
     model::{NewUser, User},
     register::taken_fields,
 };
@@ -28,7 +28,7 @@ pub async fn create_admin(
             username: &input.username,
             email: &input.email,
             password_hash: &hash,
-            role: "admin",
+            role: Role::Admin,
             email_verified_at: Some(Utc::now()),
         })
         .returning(User::as_returning())

@@ -17,7 +17,7 @@ pub use codes::CodeRejection;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 pub use login::{authenticate, check_password};
-pub use model::User;
+pub use model::{Role, User};
 pub use password_change::{change_password, confirm_password_reset, request_password_reset};
 pub use profile::{ProfileChanges, update_profile};
 pub use register::{Registration, register};

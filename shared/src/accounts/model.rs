@@ -4,6 +4,13 @@ use uuid::Uuid;
 
 use crate::schema::users;
 
+crate::text_enum! {
+    pub enum Role {
+        User = "user",
+        Admin = "admin",
+    }
+}
+
 /// A user row. Never serialised to clients directly: the API maps it to its
 /// own response type so the password hash cannot leak.
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
@@ -16,7 +23,7 @@ pub struct User {
     pub email_verified_at: Option<DateTime<Utc>>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
-    pub role: String,
+    pub role: Role,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -34,6 +41,6 @@ pub struct NewUser<'a> {
     pub username: &'a str,
     pub email: &'a str,
     pub password_hash: &'a str,
-    pub role: &'a str,
+    pub role: Role,
     pub email_verified_at: Option<DateTime<Utc>>,
 }

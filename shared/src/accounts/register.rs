@@ -3,7 +3,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::{
-    AccountError, codes, lower,
+    AccountError, Role, codes, lower,
     model::{NewUser, User},
     validate::{self, FieldErrors},
 };
@@ -69,7 +69,7 @@ pub async fn register(
                     username: &input.username,
                     email: &input.email,
                     password_hash: &password_hash,
-                    role: "user",
+                    role: Role::User,
                     email_verified_at: None,
                 })
                 .returning(User::as_returning())

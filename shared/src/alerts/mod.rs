@@ -55,7 +55,6 @@ impl AlertDirection {
 }
 
 /// The statuses an alert can have, for filters.
-pub const STATUSES: [&str; 3] = ["created", "triggered", "deleted"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum AlertError {
@@ -67,6 +66,15 @@ pub enum AlertError {
     Database(#[from] diesel::result::Error),
 }
 
+crate::text_enum! {
+    pub enum AlertStatus {
+        /// Waiting for its price.
+        Created = "created",
+        Triggered = "triggered",
+        Deleted = "deleted",
+    }
+}
+
 /// An alert as its owner sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = alerts)]
@@ -76,7 +84,7 @@ pub struct Alert {
     pub symbol: String,
     pub target_price: Decimal,
     pub direction: String,
-    pub status: String,
+    pub status: AlertStatus,
     pub created_at: DateTime<Utc>,
     pub triggered_price: Option<Decimal>,
     pub observed_at: Option<DateTime<Utc>>,
@@ -167,7 +175,7 @@ pub async fn get(
 pub async fn list(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
-    status: Option<&str>,
+    status: Option<AlertStatus>,
     before: Option<Uuid>,
     limit: i64,
 ) -> QueryResult<Vec<Alert>> {
@@ -178,7 +186,7 @@ pub async fn list(
         .limit(limit)
         .into_boxed();
     if let Some(status) = status {
-        query = query.filter(alerts::status.eq(status.to_owned()));
+        query = query.filter(alerts::status.eq(status));
     }
     if let Some(before) = before {
         query = query.filter(alerts::id.lt(before));

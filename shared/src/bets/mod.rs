@@ -68,6 +68,15 @@ impl From<LedgerError> for BetError {
     }
 }
 
+crate::text_enum! {
+    pub enum BetStatus {
+        Open = "open",
+        Settled = "settled",
+        /// No fresh price at `settles_at`: the stake went back.
+        Void = "void",
+    }
+}
+
 /// A bet as its owner sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = bets)]
@@ -81,7 +90,7 @@ pub struct Bet {
     pub leverage: i32,
     pub duration_seconds: i32,
     pub start_price: Decimal,
-    pub status: String,
+    pub status: BetStatus,
     pub result: Option<String>,
     pub end_price: Option<Decimal>,
     pub payout: Option<Decimal>,

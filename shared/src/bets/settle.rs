@@ -19,13 +19,16 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use super::{BetError, Direction, STAKE_CURRENCY, Settlement, pnl, settled_email::settled_email};
+use super::{
+    BetError, BetStatus, Direction, STAKE_CURRENCY, Settlement, pnl, settled_email::settled_email,
+};
 use crate::{
     config::RatesConfig,
     currencies::Kind,
     email,
     ledger::{self, Movement, SystemAccount, TxKind},
     rates,
+    wallets::WalletStatus,
 };
 
 /// What settling one bet did.
@@ -67,11 +70,11 @@ pub(super) struct OpenBet {
     #[diesel(sql_type = sql_types::Numeric)]
     pub(super) start_price: Decimal,
     #[diesel(sql_type = sql_types::Text)]
-    pub(super) status: String,
+    pub(super) status: BetStatus,
     #[diesel(sql_type = sql_types::Timestamptz)]
     pub(super) settles_at: DateTime<Utc>,
     #[diesel(sql_type = sql_types::Text)]
-    pub(super) kind: String,
+    pub(super) kind: Kind,
     #[diesel(sql_type = sql_types::Text)]
     pub(super) username: String,
     #[diesel(sql_type = sql_types::Text)]
@@ -100,7 +103,7 @@ struct WalletState {
     #[diesel(sql_type = sql_types::Uuid)]
     id: Uuid,
     #[diesel(sql_type = sql_types::Text)]
-    status: String,
+    status: WalletStatus,
 }
 
 /// The escrow and house accounts of the stake currency, on a shared
@@ -227,7 +230,7 @@ async fn settle_in(
     let paid: Vec<Decimal> = outcomes.iter().map(|(_, payout, _)| *payout).collect();
     let blocked: HashSet<Uuid> = wallets
         .into_iter()
-        .filter(|w| w.status != "active")
+        .filter(|w| w.status != WalletStatus::Active)
         .map(|w| w.id)
         .collect();
     let payouts = Payouts::plan(&due, &paid, &blocked);
@@ -303,7 +306,7 @@ async fn settle_in(
 fn due_bets(rows: Vec<OpenBet>, results: &mut HashMap<Uuid, Settled>) -> Vec<OpenBet> {
     let mut due = Vec::with_capacity(rows.len());
     for bet in rows {
-        if bet.status != "open" {
+        if bet.status != BetStatus::Open {
             results.insert(bet.id, Settled::AlreadySettled);
         } else if bet.early > 0.0 || !bet.due {
             results.insert(
@@ -329,15 +332,10 @@ type PricedOutcome = (
 fn price_outcomes(rates_config: &RatesConfig, due: &[OpenBet]) -> Vec<PricedOutcome> {
     due.iter()
         .map(|bet| {
-            let kind = if bet.kind == "fiat" {
-                Kind::Fiat
-            } else {
-                Kind::Crypto
-            };
             let end = bet
                 .end_price
                 .zip(bet.end_observed_at)
-                .filter(|(_, at)| super::fresh_at(rates_config, kind, *at, bet.settles_at));
+                .filter(|(_, at)| super::fresh_at(rates_config, bet.kind, *at, bet.settles_at));
             let outcome = end.map(|(price, _)| {
                 pnl::settle(
                     Direction::parse(&bet.direction).unwrap_or(Direction::Up),

@@ -28,7 +28,7 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::{
-    Side,
+    OrderStatus, Side,
     exchange::{Exchange, ExchangeError, HedgeOrder},
 };
 use crate::{
@@ -138,7 +138,8 @@ struct Batch {
     side: String,
     amount: Decimal,
     usd_amount: Decimal,
-    status: String,
+    /// A batch is pending or cleared as its orders are.
+    status: OrderStatus,
 }
 
 /// What [`submit`] did.
@@ -181,7 +182,7 @@ pub async fn submit(
         .await
         .optional()?
         .ok_or(SubmitError::UnknownBatch(batch_id))?;
-    if batch.status == "cleared" {
+    if batch.status == OrderStatus::Cleared {
         return Ok(Submitted::AlreadyCleared);
     }
     let side = Side::parse(&batch.side).ok_or(SubmitError::UnknownBatch(batch_id))?;

@@ -12,7 +12,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use orders::{Order, OrderError, PlaceOrder, get, list, place};
+pub use orders::{Order, OrderError, OrderStatus, PlaceOrder, get, list, place};
 
 /// Which way an order goes, from the user's side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

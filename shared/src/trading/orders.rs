@@ -75,6 +75,14 @@ impl From<WalletError> for OrderError {
     }
 }
 
+crate::text_enum! {
+    /// Whether the house has hedged the order on the exchange yet.
+    pub enum OrderStatus {
+        Pending = "pending",
+        Cleared = "cleared",
+    }
+}
+
 /// An order as its owner sees it.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
 pub struct Order {
@@ -105,7 +113,7 @@ pub struct Order {
     #[diesel(sql_type = sql_types::Uuid)]
     pub transaction_id: Uuid,
     #[diesel(sql_type = sql_types::Text)]
-    pub status: String,
+    pub status: OrderStatus,
     #[diesel(sql_type = sql_types::Nullable<sql_types::Text>)]
     pub exchange_reference: Option<String>,
     #[diesel(sql_type = sql_types::Nullable<sql_types::Timestamptz>)]

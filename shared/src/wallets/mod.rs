@@ -22,6 +22,15 @@ use crate::{
     schema::{currencies, ledger_accounts, users, wallets},
 };
 
+crate::text_enum! {
+    /// A blocked wallet owes monthly fees it could not pay: it takes
+    /// credits (which pay the fees first) and nothing else.
+    pub enum WalletStatus {
+        Active = "active",
+        Blocked = "blocked",
+    }
+}
+
 /// A wallet with its balance.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName, Queryable)]
 pub struct Wallet {
@@ -36,15 +45,14 @@ pub struct Wallet {
     #[diesel(sql_type = sql_types::Text)]
     pub name: String,
     #[diesel(sql_type = sql_types::Text)]
-    pub status: String,
+    pub status: WalletStatus,
     #[diesel(sql_type = sql_types::Numeric)]
     pub balance: Decimal,
     /// Decimal places of the currency.
     #[diesel(sql_type = sql_types::SmallInt)]
     pub decimals: i16,
-    /// `fiat` or `crypto`.
     #[diesel(sql_type = sql_types::Text)]
-    pub kind: String,
+    pub kind: crate::currencies::Kind,
     #[diesel(sql_type = sql_types::Timestamptz)]
     pub created_at: DateTime<Utc>,
     #[diesel(sql_type = sql_types::Timestamptz)]
@@ -88,7 +96,7 @@ pub enum WalletError {
 
 impl Wallet {
     pub fn is_fiat(&self) -> bool {
-        self.kind == "fiat"
+        self.kind == crate::currencies::Kind::Fiat
     }
 }
 
@@ -178,18 +186,68 @@ macro_rules! for_movement_query {
     };
 }
 
-/// The user's wallet `id`, to move money out of or into, with whether the
-/// user's email is verified (required for that): one statement where the
-/// account lookup and the wallet lookup would be two.
+/// Why a user may not move money (with a wallet of theirs), in one place:
+/// the API answers 401, 403 `email_not_verified` or 404 from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The account is gone (deleted since its token was issued).
+    NoSuchUser,
+    /// Money moves only once the email address is verified.
+    EmailNotVerified,
+    /// No such wallet of theirs.
+    NoSuchWallet,
+}
+
+/// Whether user `user_id` may move money at all.
+pub async fn may_move_money(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+) -> QueryResult<Result<(), Refusal>> {
+    let verified: Option<bool> = users::table
+        .find(user_id)
+        .select(users::email_verified_at.is_not_null())
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(match verified {
+        None => Err(Refusal::NoSuchUser),
+        Some(false) => Err(Refusal::EmailNotVerified),
+        Some(true) => Ok(()),
+    })
+}
+
+/// What the wallet query found, as a [`Refusal`] or the wallet. The query
+/// reads whether the email is verified with the wallet (one statement
+/// where two lookups would be two); only when it finds nothing is the
+/// account read, to tell a missing wallet from a missing or unverified
+/// account.
+async fn movable(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    found: Option<(Wallet, bool)>,
+) -> QueryResult<Result<Wallet, Refusal>> {
+    Ok(match found {
+        Some((wallet, true)) => Ok(wallet),
+        Some((_, false)) => Err(Refusal::EmailNotVerified),
+        None => Err(may_move_money(conn, user_id)
+            .await?
+            .err()
+            .unwrap_or(Refusal::NoSuchWallet)),
+    })
+}
+
+/// The user's wallet `id`, to move money out of or into, or why they may
+/// not.
 pub async fn for_movement(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
     id: Uuid,
-) -> QueryResult<Option<(Wallet, bool)>> {
-    for_movement_query!(user_id, id)
+) -> QueryResult<Result<Wallet, Refusal>> {
+    let found = for_movement_query!(user_id, id)
         .first(conn)
         .await
-        .optional()
+        .optional()?;
+    movable(conn, user_id, found).await
 }
 
 /// [`for_movement`] for the payer and the wallet numbered `number`
@@ -197,6 +255,16 @@ pub async fn for_movement(
 /// lookups measured cheaper than one statement with an `OR`, which
 /// PostgreSQL answers with a bitmap scan.)
 pub async fn payer_and_payee(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    id: Uuid,
+    number: &WalletNumber,
+) -> QueryResult<(Result<Wallet, Refusal>, Option<Wallet>)> {
+    let (payer, payee) = payer_and_payee_rows(conn, user_id, id, number.as_str()).await?;
+    Ok((movable(conn, user_id, payer).await?, payee))
+}
+
+async fn payer_and_payee_rows(
     conn: &AsyncPgConnection,
     user_id: Uuid,
     id: Uuid,
@@ -219,6 +287,25 @@ fn new_wallet_number() -> String {
         "{}",
         rand::random_range(1_000_000_000u64..10_000_000_000u64)
     )
+}
+
+/// A wallet number as a payer types it: ten digits (surrounding spaces
+/// ignored). Whether a wallet has it is for the database to say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletNumber(String);
+
+impl WalletNumber {
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        let number = raw.trim();
+        if number.len() != 10 || !number.chars().all(|c| c.is_ascii_digit()) {
+            return Err("must be a ten-digit wallet number");
+        }
+        Ok(Self(number.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// A valid wallet name: 1–100 characters without control characters.

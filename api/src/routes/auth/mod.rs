@@ -45,7 +45,7 @@ pub struct UserResponse {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     /// `user` or `admin`.
-    pub role: String,
+    pub role: &'static str,
     pub created_at: DateTime<Utc>,
 }
 
@@ -58,7 +58,7 @@ impl From<shared::accounts::User> for UserResponse {
             email: user.email,
             first_name: user.first_name,
             last_name: user.last_name,
-            role: user.role,
+            role: user.role.as_str(),
             created_at: user.created_at,
         }
     }
