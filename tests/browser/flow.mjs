@@ -5,7 +5,7 @@
 // log out → the admin's jobs page. A screenshot of every page goes to
 // ARTIFACTS_DIR.
 //
-// Run by tests/tests/web.rs, which starts the system and passes:
+// Run by tests/tests/e2e/web.rs, which starts the system and passes:
 //   BASE_URL        the API (serving the page at /)
 //   MAIL_URL        GET ?to=ADDRESS → {subject, text} of the newest mail to it (404: none yet)
 //   ADMIN_LOGIN, ADMIN_PASSWORD

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the browser tests (tests/tests/web.rs) need when it is
+# Installs what the browser tests (tests/tests/e2e/web.rs) need when it is
 # missing: Debian's chromium (/usr/bin/chromium) and the npm packages locked
 # in tests/browser/package-lock.json (playwright-core). Quiet when all is
 # there; fails loudly when something cannot be installed. Run by

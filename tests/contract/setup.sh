@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs Schemathesis, the OpenAPI fuzzer of the contract test
-# (tests/tests/contract.rs), into a virtualenv at target/contract-venv, at
+# (tests/tests/e2e/contract.rs), into a virtualenv at target/contract-venv, at
 # the exact versions of tests/contract/requirements.txt. Quiet when it is
 # there; fails loudly when it cannot be installed. Run by scripts/test and
 # by the test itself.

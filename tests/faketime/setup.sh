@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes libfaketime available to the clock-skew test
-# (tests/tests/leases.rs) and prints the library's path on stdout. Quiet
+# (tests/tests/e2e/leases.rs) and prints the library's path on stdout. Quiet
 # when it is there; fails loudly when it cannot be had. Run by scripts/test
 # and by the test itself.
 #

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes Prometheus's `promtool` available to the metrics test
-# (tests/tests/first_run.rs) and prints its path on stdout. Quiet when it is
+# (tests/tests/e2e/first_run.rs) and prints its path on stdout. Quiet when it is
 # there; fails loudly when it cannot be had. Run by scripts/test and by the
 # test itself.
 #

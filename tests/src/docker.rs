@@ -1,5 +1,5 @@
 //! A Docker engine and Compose stacks for the stack tests
-//! (`tests/tests/stack.rs`). The engine, the local base images, the vendored
+//! (`tests/tests/e2e/stack.rs`). The engine, the local base images, the vendored
 //! crates and the Bourse image come from `scripts/docker/setup`, which
 //! installs and starts what is missing; a stack is torn down (`docker
 //! compose down -v`) by its guard, also when the test fails.

@@ -2,7 +2,7 @@
 //! answers most of them can give, and the schemas of the values many
 //! requests carry (currency codes, amounts, cursors, `Idempotency-Key`).
 //! Each schema states exactly what the handlers accept, so a client (or
-//! the contract test's fuzzer, tests/tests/contract.rs) that follows the
+//! the contract test's fuzzer, tests/tests/e2e/contract.rs) that follows the
 //! document is never refused for the shape of its request.
 
 use std::collections::BTreeMap;

@@ -1,0 +1,333 @@
+//! The operators' view of the job system (PRODUCT.md §10): per-queue
+//! counts, the live workers, dead jobs with their payload and error,
+//! retrying and discarding them, and the workers' job metrics.
+
+use std::time::Duration;
+
+use harness::{TestApp, TestAppBuilder, app::Reply, eventually, session::Session};
+use reqwest::Method;
+use serde_json::{Value, json};
+use shared::{jobs::Probe, outbox, probe};
+use uuid::Uuid;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn admin(app: &TestApp) -> Session {
+    app.register_verified("root", "root@example.com", "correct horse")
+        .await;
+    let mut conn = app.conn().await;
+    shared::accounts::promote(&mut conn, "root").await.unwrap();
+    app.login("root", "correct horse").await
+}
+
+async fn push(app: &TestApp, probe: Probe, run_at: Option<chrono::DateTime<chrono::Utc>>) -> Uuid {
+    let mut conn = app.conn().await;
+    outbox::push(&mut conn, &probe, run_at).await.unwrap()
+}
+
+fn doomed(tag: &str) -> Probe {
+    Probe {
+        tag: tag.to_owned(),
+        record: true,
+        fail_attempts: u32::MAX,
+        ..Probe::default()
+    }
+}
+
+async fn overview(app: &TestApp, session: &Session) -> Value {
+    let reply = app.get_as("/api/v1/admin/jobs", &session.access).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.body
+}
+
+fn queue<'a>(overview: &'a Value, name: &str) -> &'a Value {
+    overview["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["queue"] == name)
+        .unwrap_or_else(|| panic!("no queue {name} in {overview}"))
+}
+
+async fn send(app: &TestApp, session: &Session, method: Method, path: &str) -> Reply {
+    app.send_as(method, path, &session.access, &json!({})).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_see_queues_and_workers_and_retry_or_discard_dead_jobs() {
+    let mut app = TestAppBuilder::new().start().await;
+    let root = admin(&app).await;
+    let (ada, _) = app.user_with_wallets("ada", &[]).await;
+
+    // JOB_MAX_ATTEMPTS=3 in tests: two jobs die; one waits an hour.
+    let first = push(&app, doomed("dead-1"), None).await;
+    let second = push(&app, doomed("dead-2"), None).await;
+    push(
+        &app,
+        Probe::default(),
+        Some(chrono::Utc::now() + chrono::Duration::hours(1)),
+    )
+    .await;
+
+    let view = eventually("both jobs dead", WAIT, || async {
+        let view = overview(&app, &root).await;
+        let probes = queue(&view, "probe");
+        (probes["dead"] == 2 && probes["failed"] == 6).then_some(view)
+    })
+    .await;
+    let names: Vec<&str> = view["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["queue"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "email",
+            "bet_settlement",
+            "price_alert",
+            "monthly_fee",
+            "rate_refresh",
+            "order_clearing",
+            "probe"
+        ]
+    );
+    let probes = queue(&view, "probe");
+    assert_eq!(
+        probes["scheduled"], 1,
+        "the delayed job in the outbox: {view}"
+    );
+    assert_eq!(probes["pending"], 0);
+    assert_eq!(probes["running"], 0);
+    assert_eq!(probes["failed"], 6, "three failed attempts each: {view}");
+    assert!(
+        queue(&view, "email")["done"].as_u64().unwrap() >= 2,
+        "{view}"
+    );
+    let workers = view["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 1, "{view}");
+    let worker = &workers[0];
+    assert_eq!(worker["alive"], true);
+    assert_eq!(worker["concurrency"], 8);
+    assert_eq!(worker["relay"], true);
+    assert_eq!(worker["pid"], std::process::id());
+    assert_eq!(worker["queues"].as_array().unwrap().len(), 7);
+    let beat: chrono::DateTime<chrono::Utc> =
+        worker["last_heartbeat"].as_str().unwrap().parse().unwrap();
+    assert!(chrono::Utc::now() - beat < chrono::Duration::seconds(10));
+
+    // The dead jobs, one page at a time, with payload, error and attempts.
+    let page = app
+        .get_as("/api/v1/admin/jobs/dead?queue=probe&limit=1", &root.access)
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let cursor = page.body["next_cursor"].as_str().unwrap().to_owned();
+    let rest = app
+        .get_as(
+            &format!("/api/v1/admin/jobs/dead?queue=probe&limit=1&cursor={cursor}"),
+            &root.access,
+        )
+        .await;
+    assert_eq!(rest.status, 200, "{}", rest.body);
+    assert!(rest.body["next_cursor"].is_null());
+    let mut dead: Vec<Value> = [&page.body, &rest.body]
+        .iter()
+        .flat_map(|p| p["items"].as_array().unwrap().clone())
+        .collect();
+    let all = app.get_as("/api/v1/admin/jobs/dead", &root.access).await;
+    assert_eq!(
+        all.body["items"].as_array().unwrap().len(),
+        2,
+        "{}",
+        all.body
+    );
+    // Newest first, each with its time of death.
+    let died = |item: &Value| -> chrono::DateTime<chrono::Utc> {
+        item["died_at"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no died_at in {item}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(
+        died(&dead[0]) >= died(&dead[1]),
+        "not newest first: {dead:?}"
+    );
+    for item in &dead {
+        assert!(chrono::Utc::now() - died(item) < chrono::Duration::minutes(5));
+    }
+    // A retry is a new task (`{job}.{attempt}`); the payload names the job.
+    dead.sort_by_key(|d| d["payload"]["id"].as_str().unwrap().to_owned());
+    let mut expected = [first.to_string(), second.to_string()];
+    expected.sort();
+    for (item, id) in dead.iter().zip(&expected) {
+        assert!(
+            item["id"].as_str().unwrap().starts_with(id.as_str()),
+            "{item}"
+        );
+        assert_eq!(item["queue"], "probe");
+        assert_eq!(item["job"], "probe");
+        assert_eq!(item["attempts"], 3);
+        assert!(
+            item["error"]
+                .as_str()
+                .unwrap()
+                .contains("gave up after 3 attempts"),
+            "{item}"
+        );
+        assert_eq!(item["payload"]["id"], id.as_str());
+        assert!(
+            item["payload"]["args"]["tag"]
+                .as_str()
+                .unwrap()
+                .starts_with("dead-")
+        );
+    }
+
+    let task = |job: Uuid| {
+        dead.iter()
+            .find(|d| d["payload"]["id"] == job.to_string())
+            .map(|d| d["id"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    let (first_task, second_task) = (task(first), task(second));
+
+    // Retry one: it runs again (and, as asked, fails again).
+    let retried = send(
+        &app,
+        &root,
+        Method::POST,
+        &format!("/api/v1/admin/jobs/dead/{first_task}/retry"),
+    )
+    .await;
+    assert_eq!(retried.status, 200, "{}", retried.body);
+    assert_eq!(retried.body["status"], "queued");
+    assert_eq!(retried.body["queue"], "probe");
+    eventually("the retried job to run again", WAIT, || async {
+        let mut conn = app.conn().await;
+        let runs = probe::runs(&mut conn, "dead-1").await.unwrap();
+        (runs.len() > 3).then_some(())
+    })
+    .await;
+    // Discard the other: gone, and a second discard finds nothing.
+    let discarded = send(
+        &app,
+        &root,
+        Method::DELETE,
+        &format!("/api/v1/admin/jobs/dead/{second_task}"),
+    )
+    .await;
+    assert_eq!(discarded.status, 204, "{}", discarded.body);
+    let again = send(
+        &app,
+        &root,
+        Method::DELETE,
+        &format!("/api/v1/admin/jobs/dead/{second_task}"),
+    )
+    .await;
+    assert_eq!(again.status, 404);
+    assert_eq!(again.body["code"], "not_found");
+    let unknown = send(
+        &app,
+        &root,
+        Method::POST,
+        "/api/v1/admin/jobs/dead/no-such-job/retry",
+    )
+    .await;
+    assert_eq!(unknown.status, 404);
+    eventually(
+        "the retried job dead again, the other gone",
+        WAIT,
+        || async {
+            let view = overview(&app, &root).await;
+            let dead = app.get_as("/api/v1/admin/jobs/dead", &root.access).await;
+            let ids: Vec<String> = dead.body["items"]
+                .as_array()?
+                .iter()
+                .map(|d| d["payload"]["id"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            (queue(&view, "probe")["dead"] == 1 && ids == [first.to_string()]).then_some(())
+        },
+    )
+    .await;
+
+    // Refusals.
+    let forbidden = app.get_as("/api/v1/admin/jobs", &ada.access).await;
+    assert_eq!(forbidden.status, 403);
+    assert_eq!(forbidden.body["code"], "forbidden");
+    let anonymous = app.get("/api/v1/admin/jobs/dead").await;
+    assert_eq!(anonymous.status, 401);
+    for bad in [
+        "/api/v1/admin/jobs/dead?queue=nope",
+        "/api/v1/admin/jobs/dead?limit=0",
+        "/api/v1/admin/jobs/dead?cursor=garbage",
+    ] {
+        let reply = app.get_as(bad, &root.access).await;
+        assert_eq!(reply.status, 400, "{bad}: {}", reply.body);
+        assert_eq!(reply.body["code"], "validation_failed");
+    }
+
+    // The worker's metrics count attempts by queue and outcome and show
+    // the outbox backlog.
+    let metrics_url = app.workers[0].health_url.replace("/healthz", "/metrics");
+    // (The backlog gauge is sampled every 5 s.)
+    let text = eventually("the backlog sampled", WAIT, || async {
+        let text = reqwest::get(&metrics_url).await.ok()?.text().await.ok()?;
+        text.contains("bourse_outbox_backlog{queue=\"probe\",state=\"scheduled\"} 1")
+            .then_some(text)
+    })
+    .await;
+    assert!(
+        text.contains("bourse_jobs_started_total{queue=\"probe\"} 9"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bourse_jobs_total{queue=\"probe\",job=\"probe\",outcome=\"failed\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bourse_outbox_backlog{queue=\"email\",state=\"due\"} 0"),
+        "{text}"
+    );
+
+    // A worker that stops cleanly leaves the list.
+    app.stop_workers().await;
+    let view = overview(&app, &root).await;
+    assert_eq!(view["workers"], json!([]), "{view}");
+}
+
+/// DEAD_MAX_PER_QUEUE bounds each dead set: the oldest go first, the API
+/// lists what is left, and the workers' metrics count what was dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_sets_are_bounded_and_what_they_drop_is_counted() {
+    let app = TestAppBuilder::new()
+        .env("DEAD_MAX_PER_QUEUE", 2)
+        .env("JOB_MAX_ATTEMPTS", 1)
+        .start()
+        .await;
+    let root = admin(&app).await;
+    let mut pushed = Vec::new();
+    for n in 0..5 {
+        pushed.push(push(&app, doomed(&format!("bounded-{n}")), None).await);
+    }
+    let metrics_url = app.workers[0].health_url.replace("/healthz", "/metrics");
+    eventually("three dead jobs dropped", WAIT, || async {
+        let text = reqwest::get(&metrics_url).await.ok()?.text().await.ok()?;
+        text.contains("bourse_dead_jobs_dropped{queue=\"probe\"} 3")
+            .then_some(())
+    })
+    .await;
+    let view = overview(&app, &root).await;
+    assert_eq!(queue(&view, "probe")["dead"], 2, "{view}");
+    let listed = app
+        .get_as("/api/v1/admin/jobs/dead?queue=probe", &root.access)
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let items = listed.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{}", listed.body);
+    for item in items {
+        let job: Uuid = item["payload"]["id"].as_str().unwrap().parse().unwrap();
+        assert!(pushed.contains(&job), "{item}");
+    }
+}

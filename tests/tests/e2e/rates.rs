@@ -1,0 +1,338 @@
+//! Market data through the API: latest prices, conversion quotes, history,
+//! the live stream, staleness, and bad input.
+
+use std::{str::FromStr, time::Duration};
+
+use diesel_async::RunQueryDsl;
+use futures::StreamExt;
+use harness::{TestApp, TestAppBuilder, eventually};
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Waits until `/rates` lists every currency, fresh, and returns them.
+async fn fresh_rates(app: &TestApp) -> Vec<Value> {
+    eventually("fresh prices for every currency", WAIT, || async {
+        let reply = app.get("/api/v1/rates").await;
+        let items = reply.body["items"].as_array().cloned().unwrap_or_default();
+        (items.len() == 6 && items.iter().all(|i| i["fresh"] == true)).then_some(items)
+    })
+    .await
+}
+
+fn price_of(items: &[Value], symbol: &str) -> Decimal {
+    let item = items.iter().find(|i| i["symbol"] == symbol).unwrap();
+    Decimal::from_str(item["price_usd"].as_str().unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_prices_and_quotes_agree_with_each_other() {
+    let app = TestAppBuilder::new().start().await;
+    let items = fresh_rates(&app).await;
+    assert_eq!(price_of(&items, "USD"), Decimal::ONE);
+    for item in &items {
+        assert!(item["as_of"].is_string() && item["source"].is_string());
+    }
+    assert_eq!(
+        items.iter().find(|i| i["symbol"] == "BTC").unwrap()["source"],
+        "simulated"
+    );
+
+    // A quote uses the cached prices: compare at a moment both agree on.
+    let (quote, items) = eventually("a quote at the cached prices", WAIT, || async {
+        let before = app.get("/api/v1/rates").await.body["items"]
+            .as_array()
+            .cloned()?;
+        let quote = app
+            .get("/api/v1/rates/convert?from=usd&to=BTC&amount=1234.56")
+            .await;
+        let after = app.get("/api/v1/rates").await.body["items"]
+            .as_array()
+            .cloned()?;
+        (quote.status == 200 && before == after).then_some((quote.body, after))
+    })
+    .await;
+    let expected = (Decimal::from_str("1234.56").unwrap() * price_of(&items, "USD")
+        / price_of(&items, "BTC"))
+    .round_dp_with_strategy(8, RoundingStrategy::ToZero);
+    assert_eq!(quote["converted"], expected.to_string());
+    assert_eq!(
+        (quote["from"].clone(), quote["to"].clone()),
+        (Value::from("USD"), Value::from("BTC"))
+    );
+    let btc = items.iter().find(|i| i["symbol"] == "BTC").unwrap();
+    assert_eq!(quote["as_of"], btc["as_of"]);
+    let rate = Decimal::from_str(quote["rate"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        rate,
+        (Decimal::ONE / price_of(&items, "BTC"))
+            .round_dp(18)
+            .normalize()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_pages_and_down_samples() {
+    let app = TestAppBuilder::new().start().await;
+    eventually("five BTC observations", WAIT, || async {
+        let reply = app.get("/api/v1/rates/BTC/history?limit=5").await;
+        (reply.body["items"].as_array().map_or(0, Vec::len) == 5).then_some(())
+    })
+    .await;
+    let first = app.get("/api/v1/rates/btc/history?limit=2").await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.body["symbol"], "BTC");
+    let cursor = first.body["next_cursor"].as_str().unwrap();
+    let second = app
+        .get(&format!(
+            "/api/v1/rates/BTC/history?limit=2&cursor={cursor}"
+        ))
+        .await;
+    let times: Vec<&str> = first.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second.body["items"].as_array().unwrap())
+        .map(|p| p["as_of"].as_str().unwrap())
+        .collect();
+    assert_eq!(times.len(), 4);
+    assert!(
+        times.windows(2).all(|w| w[0] < w[1]),
+        "oldest first, no overlap: {times:?}"
+    );
+
+    let sampled = app
+        .get("/api/v1/rates/BTC/history?interval=3600&limit=100")
+        .await;
+    assert_eq!(
+        sampled.body["items"].as_array().unwrap().len(),
+        1,
+        "one point per hour bucket"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_rate_requests_are_400_or_404_with_clear_codes() {
+    let app = TestAppBuilder::new().without_worker().start().await;
+    let cases = [
+        ("/api/v1/rates/DOGE/history", 404, "not_found", None),
+        (
+            "/api/v1/rates/BTC/history?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+            400,
+            "validation_failed",
+            Some("from"),
+        ),
+        (
+            "/api/v1/rates/BTC/history?from=2025-01-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+            400,
+            "validation_failed",
+            Some("to"),
+        ),
+        (
+            "/api/v1/rates/BTC/history?from=yesterday",
+            400,
+            "validation_failed",
+            Some("from"),
+        ),
+        (
+            "/api/v1/rates/BTC/history?limit=0",
+            400,
+            "validation_failed",
+            Some("limit"),
+        ),
+        (
+            "/api/v1/rates/BTC/history?limit=1000",
+            400,
+            "validation_failed",
+            Some("limit"),
+        ),
+        (
+            "/api/v1/rates/BTC/history?interval=0",
+            400,
+            "validation_failed",
+            Some("interval"),
+        ),
+        (
+            "/api/v1/rates/BTC/history?cursor=garbage!",
+            400,
+            "validation_failed",
+            Some("cursor"),
+        ),
+        (
+            "/api/v1/rates/BTC/history?limit=ten",
+            400,
+            "validation_failed",
+            None,
+        ),
+        (
+            "/api/v1/rates/convert?from=USD&to=DOGE&amount=1",
+            400,
+            "validation_failed",
+            Some("to"),
+        ),
+        (
+            "/api/v1/rates/convert?from=USD&to=BTC",
+            400,
+            "validation_failed",
+            Some("amount"),
+        ),
+        (
+            "/api/v1/rates/convert?from=USD&to=BTC&amount=-5",
+            400,
+            "validation_failed",
+            Some("amount"),
+        ),
+        (
+            "/api/v1/rates/convert?from=USD&to=BTC&amount=0",
+            400,
+            "validation_failed",
+            Some("amount"),
+        ),
+        (
+            "/api/v1/rates/convert?from=USD&to=BTC&amount=1.001",
+            400,
+            "validation_failed",
+            Some("amount"),
+        ),
+        (
+            "/api/v1/rates/convert?from=USD&to=BTC&amount=1e9",
+            400,
+            "validation_failed",
+            Some("amount"),
+        ),
+        (
+            "/api/v1/rates/convert?from=USD&to=BTC&amount=99999999999999999999",
+            400,
+            "validation_failed",
+            Some("amount"),
+        ),
+    ];
+    for (path, status, code, field) in cases {
+        let reply = app.get(path).await;
+        assert_eq!(reply.status, status, "{path}: {}", reply.body);
+        assert_eq!(reply.body["code"], code, "{path}");
+        if let Some(field) = field {
+            assert!(
+                reply.body["errors"][field].is_string(),
+                "{path}: {}",
+                reply.body
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_provider_fails_prices_go_stale_and_money_is_refused() {
+    // Crypto comes from a "Binance" that always fails; fiat stays simulated.
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead_url = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let app = TestAppBuilder::new()
+        .env("RATE_CRYPTO_PROVIDER", "binance")
+        .env("BINANCE_URL", &dead_url)
+        .env("RATE_MAX_AGE_SECS", 2)
+        .env("RATE_HTTP_RETRIES", 0)
+        .start()
+        .await;
+    // A BTC price from before the outage.
+    let mut conn = app.conn().await;
+    diesel::sql_query(
+        "INSERT INTO price_history (symbol, price_usd, source, observed_at) VALUES ('BTC', 90000, 'binance', now() - interval '5 seconds')",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    // Once USD has its (fixed) price, the quote fails on BTC alone.
+    let refused = eventually("the quote to be refused for BTC", WAIT, || async {
+        let reply = app
+            .get("/api/v1/rates/convert?from=USD&to=BTC&amount=100")
+            .await;
+        let about_btc = reply.body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("for BTC");
+        (reply.status == 422 && about_btc).then_some(reply)
+    })
+    .await;
+    assert_eq!(refused.body["code"], "rate_unavailable");
+    // Fiat still works: the fiat provider is fine.
+    let fiat = eventually("a fiat quote", WAIT, || async {
+        let reply = app
+            .get("/api/v1/rates/convert?from=USD&to=EUR&amount=100")
+            .await;
+        (reply.status == 200).then_some(reply)
+    })
+    .await;
+    assert!(fiat.body["converted"].is_string());
+    // The list says so too.
+    let listed = eventually("BTC listed as stale", WAIT, || async {
+        let items = app.get("/api/v1/rates").await.body["items"]
+            .as_array()
+            .cloned()?;
+        let btc = items.into_iter().find(|i| i["symbol"] == "BTC")?;
+        (btc["fresh"] == false).then_some(btc)
+    })
+    .await;
+    assert_eq!(listed["price_usd"], "90000");
+}
+
+async fn next_event(lines: &mut (impl futures::Stream<Item = String> + Unpin)) -> Value {
+    loop {
+        let line = tokio::time::timeout(WAIT, lines.next())
+            .await
+            .expect("an event in time")
+            .expect("stream open");
+        if let Some(data) = line.strip_prefix("data: ") {
+            return serde_json::from_str(data).unwrap();
+        }
+    }
+}
+
+fn sse_lines(response: reqwest::Response) -> impl futures::Stream<Item = String> + Unpin {
+    Box::pin(
+        response
+            .bytes_stream()
+            .map(|chunk| String::from_utf8_lossy(&chunk.unwrap()).into_owned())
+            .flat_map(|text| {
+                futures::stream::iter(text.lines().map(str::to_owned).collect::<Vec<_>>())
+            }),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_delivers_every_refresh_to_every_client_of_every_api_process() {
+    let mut app = TestAppBuilder::new().start().await;
+    fresh_rates(&app).await;
+    let other_api = app.spawn_api().await;
+    let mut clients = Vec::new();
+    for base in [app.base_url.clone(), app.base_url.clone(), other_api] {
+        let response = app
+            .client
+            .get(format!("{base}/api/v1/rates/stream"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        clients.push(sse_lines(response));
+    }
+    let mut seen = Vec::new();
+    for lines in &mut clients {
+        // The current prices first (the second API may still be loading)...
+        let _snapshot = next_event(lines).await;
+        // ...then each refresh as it happens.
+        let update = next_event(lines).await;
+        let update = update.as_array().unwrap().clone();
+        assert_eq!(update.len(), 6);
+        seen.push(update);
+    }
+    // Every client saw real, current observations.
+    for update in &seen {
+        assert!(
+            update
+                .iter()
+                .all(|r| r["price_usd"].is_string() && r["as_of"].is_string())
+        );
+    }
+}
