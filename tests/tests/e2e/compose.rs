@@ -598,43 +598,16 @@ fn parse_duration(raw: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(total))
 }
 
-/// Every environment variable Bourse reads: the names the configuration
-/// loader (`shared/src/config/**/*.rs`) passes to its reader, plus the
-/// few the binaries read themselves (`clap` `env = "..."` arguments and
-/// `std::env::var("...")` in `api/src` and `worker/src`). Built from the
-/// sources at test time, so a new setting needs no change here.
+/// Every environment variable Bourse reads, as the code itself lists them:
+/// the configuration reader records each name it asks for
+/// (`Config::variables`), and `bourse-api`'s command line lists its own
+/// (`api::cli::variables`). So a new setting needs no change here.
 fn bourse_variables() -> BTreeSet<String> {
-    let root = workspace();
-    let mut names = BTreeSet::new();
-    for file in rust_files(&root.join("shared/src/config")) {
-        let source = fs::read_to_string(&file).unwrap();
-        names.extend(reader_names(&source));
-    }
-    for dir in ["api/src", "worker/src"] {
-        for file in rust_files(&root.join(dir)) {
-            let source = fs::read_to_string(&file).unwrap();
-            names.extend(binary_names(&source));
-        }
-    }
-    names
-}
-
-fn rust_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        let entries = fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path.extension().is_some_and(|ext| ext == "rs") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    files
+    shared::config::Config::variables()
+        .into_iter()
+        .map(str::to_owned)
+        .chain(api::cli::variables())
+        .collect()
 }
 
 /// `SCREAMING_SNAKE_CASE`, as every variable name is.
@@ -646,119 +619,6 @@ fn is_variable_name(text: &str) -> bool {
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
         && !text.ends_with('_')
         && !text.contains("__")
-}
-
-/// The string literals of Rust source with the source before each, outside
-/// comments, char literals and raw strings.
-fn string_literals(source: &str) -> Vec<(&str, &str)> {
-    let bytes = source.as_bytes();
-    let mut found = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'/' if bytes.get(i + 1) == Some(&b'/') => {
-                i = source[i..].find('\n').map_or(bytes.len(), |n| i + n);
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                i = source[i + 2..]
-                    .find("*/")
-                    .map_or(bytes.len(), |n| i + 2 + n + 2);
-            }
-            b'\'' => {
-                // A char literal ('x', '"', '\'' , '\u{..}') or a lifetime.
-                let rest = &source[i + 1..];
-                let mut chars = rest.char_indices();
-                match chars.next() {
-                    Some((_, '\\')) => {
-                        let after_escape = rest.get(2..).unwrap_or_default();
-                        i += 1 + after_escape.find('\'').map_or(rest.len(), |n| n + 3);
-                    }
-                    Some((_, c)) if rest[c.len_utf8()..].starts_with('\'') => {
-                        i += 1 + c.len_utf8() + 1;
-                    }
-                    _ => i += 1,
-                }
-            }
-            b'r' if (i == 0 || !is_ident_byte(bytes[i - 1]) || bytes[i - 1] == b'b')
-                && matches!(bytes.get(i + 1), Some(b'"' | b'#')) =>
-            {
-                let hashes = source[i + 1..].bytes().take_while(|&b| b == b'#').count();
-                let open = i + 1 + hashes;
-                if bytes.get(open) != Some(&b'"') {
-                    i += 1;
-                    continue;
-                }
-                let close = format!("\"{}", "#".repeat(hashes));
-                i = source[open + 1..]
-                    .find(&close)
-                    .map_or(bytes.len(), |n| open + 1 + n + close.len());
-            }
-            b'"' => {
-                let start = i + 1;
-                let mut j = start;
-                while j < bytes.len() && bytes[j] != b'"' {
-                    j += if bytes[j] == b'\\' { 2 } else { 1 };
-                }
-                let end = j.min(bytes.len());
-                found.push((&source[start..end], &source[..i]));
-                i = end + 1;
-            }
-            _ => i += 1,
-        }
-    }
-    found
-}
-
-fn is_ident_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
-}
-
-/// Names in the positions where the configuration loader puts them: the
-/// first argument of a call (`env.range_or("NAME", ..)`), the argument after
-/// the reader (`limit(&mut env, "NAME", ..)`), or a constant's value
-/// (`const NAME: &str = "NAME"`). Other literals (defaults such as "KZT",
-/// `env!("CARGO_MANIFEST_DIR")`, test tables) are not names it reads.
-fn reader_names(source: &str) -> Vec<String> {
-    string_literals(source)
-        .into_iter()
-        .filter(|(text, _)| is_variable_name(text))
-        .filter(|(_, before)| {
-            let before = before.trim_end();
-            if let Some(call) = before.strip_suffix('(') {
-                return call.bytes().last().is_some_and(is_ident_byte);
-            }
-            if let Some(args) = before.strip_suffix(',') {
-                return args.rfind('(').is_some_and(|open| {
-                    let reader = args[open + 1..].trim();
-                    let called = args[..open].bytes().last().is_some_and(is_ident_byte);
-                    called
-                        && reader
-                            .strip_prefix("&mut ")
-                            .is_some_and(|name| !name.is_empty() && name.bytes().all(is_ident_byte))
-                });
-            }
-            before.ends_with('=')
-                && !["==", "!=", "<=", ">="]
-                    .iter()
-                    .any(|op| before.ends_with(op))
-        })
-        .map(|(text, _)| text.to_owned())
-        .collect()
-}
-
-/// Names a binary reads itself: `env = "NAME"` (clap) and `env::var("NAME")`.
-fn binary_names(source: &str) -> Vec<String> {
-    string_literals(source)
-        .into_iter()
-        .filter(|(text, _)| is_variable_name(text))
-        .filter(|(_, before)| {
-            let before = before.trim_end();
-            before.ends_with("env =")
-                || before.ends_with("env::var(")
-                || before.ends_with("env::var_os(")
-        })
-        .map(|(text, _)| text.to_owned())
-        .collect()
 }
 
 fn problems_of(yaml: &str) -> Vec<String> {
@@ -822,7 +682,7 @@ fn anchors_and_merge_keys_are_resolved() {
 }
 
 #[test]
-fn the_scan_finds_the_variables_bourse_reads() {
+fn the_code_lists_the_variables_bourse_reads() {
     let names = bourse_variables();
     for name in [
         "APP_ENV",
@@ -838,12 +698,7 @@ fn the_scan_finds_the_variables_bourse_reads() {
     ] {
         assert!(names.contains(name), "{name} not found in {names:?}");
     }
-    // Defaults, macros and test tables are not settings.
-    for name in ["KZT", "CARGO_MANIFEST_DIR", "USD"] {
-        assert!(!names.contains(name), "{name} taken for a setting");
-    }
-    // Every setting `.env.example` documents is found (the scan keeps up
-    // with the loader).
+    // Every setting `.env.example` documents is one the code reads.
     let example = fs::read_to_string(workspace().join(".env.example")).unwrap();
     let documented: Vec<&str> = example
         .lines()
@@ -857,36 +712,6 @@ fn the_scan_finds_the_variables_bourse_reads() {
         .filter(|name| !names.contains(**name))
         .collect();
     assert!(missing.is_empty(), "documented but not found: {missing:?}");
-}
-
-#[test]
-fn the_source_scan_skips_comments_chars_and_defaults() {
-    let source = r##"
-        // env.optional("IN_A_COMMENT")
-        /* env.optional("IN_A_BLOCK") */
-        let quote = '"'; let apostrophe = '\''; fn f<'a>(x: &'a str) {}
-        let a = env.range_or("FIRST_ARG", 1, 0, 9);
-        let b = env.string_or("CURRENCY", "KZT");
-        let c = limit(&mut env, "AFTER_READER", "1/60");
-        const NAME: &str = "A_CONSTANT";
-        let d = r#"env.optional("IN_A_RAW_STRING")"#;
-        let e = concat!(env!("CARGO_MANIFEST_DIR"), "/x");
-        let f = map(&[("IN_A_TABLE", "v")]);
-        let g = env.optional(
-            "ON_ITS_OWN_LINE",
-        );
-    "##;
-    let names: BTreeSet<String> = reader_names(source).into_iter().collect();
-    let expected: BTreeSet<String> = [
-        "FIRST_ARG",
-        "CURRENCY",
-        "AFTER_READER",
-        "A_CONSTANT",
-        "ON_ITS_OWN_LINE",
-    ]
-    .map(str::to_owned)
-    .into();
-    assert_eq!(names, expected);
 }
 
 #[test]
