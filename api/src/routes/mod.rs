@@ -3,6 +3,7 @@
 //! the web page.
 
 mod admin;
+mod amount;
 mod admin_jobs;
 mod alerts;
 pub mod auth;

@@ -20,7 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{pagination, wallets::money};
+use super::{amount::money, pagination};
 use crate::{
     auth::{CurrentUser, VerifiedUser},
     error::{ApiError, ErrorCode, Problem},

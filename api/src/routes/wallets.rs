@@ -17,6 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use super::amount::money;
 use crate::{
     auth::{Authenticated, CurrentUser},
     error::{ApiError, ErrorCode, Problem},
@@ -91,15 +92,6 @@ pub struct WalletResponse {
     pub balance: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-/// An amount as a string with exactly the currency's decimal places
-/// (`"12.50"`). Wallets only ever hold amounts within those places.
-pub(crate) fn money(amount: rust_decimal::Decimal, decimals: i16) -> String {
-    let places = u32::try_from(decimals).unwrap_or(2);
-    let mut shown = amount.round_dp_with_strategy(places, rust_decimal::RoundingStrategy::ToZero);
-    shown.rescale(places);
-    shown.to_string()
 }
 
 impl From<Wallet> for WalletResponse {
