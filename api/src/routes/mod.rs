@@ -3,9 +3,9 @@
 //! the web page.
 
 mod admin;
-mod amount;
 mod admin_jobs;
 mod alerts;
+mod amount;
 pub mod auth;
 mod bets;
 mod docs;
