@@ -3,7 +3,6 @@
 //! the web page.
 
 mod admin;
-mod admin_jobs;
 mod alerts;
 mod amount;
 pub mod auth;
@@ -102,8 +101,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
             .merge(orders::router())
             .merge(bets::router())
             .merge(alerts::router())
-            .merge(admin::router())
-            .merge(admin_jobs::router()),
+            .merge(admin::router()),
     );
     // Rules the derive macros cannot state, added once every schema is in.
     utoipa::Modify::modify(&me::EmailChangeNeedsPassword, routes.get_openapi_mut());

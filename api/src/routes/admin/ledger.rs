@@ -1,14 +1,9 @@
-//! `/admin`: operator views. Administrators only.
+//! `GET /api/v1/admin/ledger/check`.
 
 use axum::extract::State;
 use shared::ledger;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{auth::AdminUser, error::ApiError, routes::spec, state::AppState};
-
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(ledger_check))
-}
 
 /// Prove the ledger's invariants.
 ///
