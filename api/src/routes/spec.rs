@@ -336,7 +336,7 @@ schema_type!(EntryCursor => entry_cursor());
 /// `Idempotency-Key` of the money-moving POSTs (`idempotency::IdempotencyKey`).
 #[derive(IntoParams)]
 #[into_params(parameter_in = Header)]
-#[allow(dead_code, reason = "documents the header `IdempotencyKey` reads")]
+#[expect(dead_code, reason = "documents the header `IdempotencyKey` reads")]
 pub struct IdempotencyHeader {
     /// 1 to 255 visible ASCII characters. The same key with the same
     /// request within 24 hours replays the first answer (with

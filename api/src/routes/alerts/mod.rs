@@ -89,7 +89,7 @@ pub struct AlertResponse {
 
 #[derive(ToSchema)]
 #[schema(as = AlertDirection, rename_all = "snake_case")]
-#[allow(dead_code, reason = "documents the values of alert directions")]
+#[expect(dead_code, reason = "documents the values of alert directions")]
 pub enum AlertDirectionValue {
     Above,
     Below,
@@ -97,7 +97,7 @@ pub enum AlertDirectionValue {
 
 #[derive(ToSchema)]
 #[schema(rename_all = "snake_case")]
-#[allow(dead_code, reason = "documents the values of AlertResponse::status")]
+#[expect(dead_code, reason = "documents the values of AlertResponse::status")]
 pub enum AlertStatus {
     Created,
     Triggered,

@@ -114,7 +114,7 @@ pub struct BetResponse {
 /// Which way the price must move for the bet to win.
 #[derive(ToSchema)]
 #[schema(rename_all = "snake_case")]
-#[allow(dead_code, reason = "documents the values of directions")]
+#[expect(dead_code, reason = "documents the values of directions")]
 pub enum BetDirection {
     Up,
     Down,
@@ -122,7 +122,7 @@ pub enum BetDirection {
 
 #[derive(ToSchema)]
 #[schema(rename_all = "snake_case")]
-#[allow(dead_code, reason = "documents the values of BetResponse::status")]
+#[expect(dead_code, reason = "documents the values of BetResponse::status")]
 pub enum BetStatus {
     Open,
     Settled,
@@ -131,7 +131,7 @@ pub enum BetStatus {
 
 /// Won, lost, or drawn (no move: the stake is returned).
 #[derive(ToSchema)]
-#[allow(dead_code, reason = "documents the values of BetResponse::result")]
+#[expect(dead_code, reason = "documents the values of BetResponse::result")]
 pub enum BetResult {
     W,
     L,

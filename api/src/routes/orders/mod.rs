@@ -114,7 +114,7 @@ pub struct OrderResponse {
 
 #[derive(ToSchema)]
 #[schema(rename_all = "snake_case")]
-#[allow(dead_code, reason = "documents the values of OrderResponse::side")]
+#[expect(dead_code, reason = "documents the values of OrderResponse::side")]
 pub enum OrderSide {
     Buy,
     Sell,
@@ -122,7 +122,7 @@ pub enum OrderSide {
 
 #[derive(ToSchema)]
 #[schema(rename_all = "snake_case")]
-#[allow(dead_code, reason = "documents the values of OrderResponse::status")]
+#[expect(dead_code, reason = "documents the values of OrderResponse::status")]
 pub enum OrderStatus {
     Pending,
     Cleared,

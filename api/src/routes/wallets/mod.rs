@@ -121,7 +121,7 @@ impl From<Wallet> for WalletResponse {
 /// A wallet's status.
 #[derive(ToSchema)]
 #[schema(rename_all = "snake_case")]
-#[allow(dead_code, reason = "documents the values of WalletResponse::status")]
+#[expect(dead_code, reason = "documents the values of WalletResponse::status")]
 pub enum WalletStatus {
     Active,
     Blocked,

@@ -19,7 +19,7 @@ pub struct HistoryParams {
 /// The type of a movement.
 #[derive(ToSchema)]
 #[schema(rename_all = "snake_case")]
-#[allow(dead_code, reason = "documents the values of TxKind")]
+#[expect(dead_code, reason = "documents the values of TxKind")]
 pub enum TransactionType {
     Deposit,
     Withdrawal,
