@@ -20,7 +20,7 @@
 //!   every process's RSS, the ledger check.
 //!
 //! ```text
-//! cargo build --release -p bourse-worker -p bourse-api
+//! cargo build --release -p bourse-worker -p bourse-api -p bourse-bench
 //! target/release/bourse-bench jobs --count 20000 --processes 1,2
 //! target/release/bourse-bench rates
 //! target/release/bourse-bench transfers

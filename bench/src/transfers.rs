@@ -145,7 +145,7 @@ pub async fn run(
     let mut conn = pool.get().await?;
     let report = shared::ledger::check(&mut conn).await?;
     let (_, redis) =
-        queue::connect(&config.redis, worker::REDIS_RETRIES).map_err(anyhow::Error::msg)?;
+        queue::connect(&config.redis, crate::support::REDIS_RETRIES).map_err(anyhow::Error::msg)?;
     cleanup(&redis, &prefix).await?;
     println!(
         "scenario=transfers wallets={count} clients={clients} hot_spot={hot_spot} seconds={seconds} transfers={} failures={} rate={:.0} p50_ms={:.2} p99_ms={:.2} max_ms={:.2} ledger_ok={} api_rss_peak_mb={:.1}",

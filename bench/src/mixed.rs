@@ -776,7 +776,7 @@ impl MixedRun<'_> {
             .await;
         stop(&mut api).await;
         let _ = std::fs::remove_dir_all(&mail_dir);
-        let (_, redis) = queue::connect(&self.config.redis, worker::REDIS_RETRIES)
+        let (_, redis) = queue::connect(&self.config.redis, crate::support::REDIS_RETRIES)
             .map_err(anyhow::Error::msg)?;
         cleanup(&redis, &prefix).await?;
         result
@@ -825,7 +825,7 @@ impl MixedRun<'_> {
             mix,
             prices: RwLock::new(prices),
         });
-        let (_, redis) = queue::connect(&self.config.redis, worker::REDIS_RETRIES)
+        let (_, redis) = queue::connect(&self.config.redis, crate::support::REDIS_RETRIES)
             .map_err(anyhow::Error::msg)?;
         let queues = JobQueues::new(redis, prefix.to_owned());
         let mode = if self.rate > 0 {

@@ -56,7 +56,7 @@ fn probe_job(tag: &str, record: bool) -> ReadyJob {
 impl JobsRun<'_> {
     pub async fn measure(&self) -> anyhow::Result<()> {
         let prefix = format!("bench-{:08x}", rand::random::<u32>());
-        let (_, conn) = queue::connect(&self.config.redis, worker::REDIS_RETRIES)
+        let (_, conn) = queue::connect(&self.config.redis, crate::support::REDIS_RETRIES)
             .map_err(anyhow::Error::msg)?;
         let queues = JobQueues::new(conn.clone(), prefix.clone());
         eprintln!(

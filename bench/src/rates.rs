@@ -17,7 +17,7 @@ use crate::support::{cleanup, free_port, load, peak_rss_kb, request_once, spawn_
 pub async fn run(config: &Config, connections: usize, seconds: u64) -> anyhow::Result<()> {
     let prefix = format!("bench-{:08x}", rand::random::<u32>());
     let (_, conn) =
-        queue::connect(&config.redis, worker::REDIS_RETRIES).map_err(anyhow::Error::msg)?;
+        queue::connect(&config.redis, crate::support::REDIS_RETRIES).map_err(anyhow::Error::msg)?;
     let mut prices = Vec::new();
     for (symbol, price) in [
         ("USD", "1"),

@@ -18,6 +18,10 @@ use tokio::{
     process::{Child, Command},
 };
 
+/// Retries of a Redis call on a fresh connection, as the workers use
+/// (`worker::REDIS_RETRIES`): the bench reads queues the way they do.
+pub const REDIS_RETRIES: usize = 2;
+
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -254,7 +258,7 @@ pub async fn finish_workers(
         stop(&mut child).await;
     }
     let (_, redis) =
-        queue::connect(&config.redis, worker::REDIS_RETRIES).map_err(anyhow::Error::msg)?;
+        queue::connect(&config.redis, crate::support::REDIS_RETRIES).map_err(anyhow::Error::msg)?;
     cleanup(&redis, prefix).await?;
     Ok(peak_kb as f64 / 1024.0)
 }
