@@ -134,8 +134,8 @@ impl IdleRun<'_> {
             ..self.config.redis.clone()
         };
         let client = queue::client(&redis_config).map_err(anyhow::Error::msg)?;
-        let (_, manager) =
-            queue::connect(&redis_config, crate::support::REDIS_RETRIES).map_err(anyhow::Error::msg)?;
+        let (_, manager) = queue::connect(&redis_config, crate::support::REDIS_RETRIES)
+            .map_err(anyhow::Error::msg)?;
         let queues = JobQueues::new(manager, prefix);
         let deadline = Instant::now() + Duration::from_secs(60 + 2 * self.processes as u64);
         loop {

@@ -38,6 +38,7 @@
 mod alerts;
 mod delayed;
 mod fees;
+mod http;
 mod idle;
 mod jobs;
 mod mixed;

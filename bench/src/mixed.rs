@@ -35,19 +35,12 @@ use shared::{
     sessions::tokens,
     wallets,
 };
-use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
-    net::{
-        TcpStream,
-        tcp::{OwnedReadHalf, OwnedWriteHalf},
-    },
-    sync::{Mutex, mpsc, watch},
-};
+use tokio::sync::{Mutex, mpsc, watch};
 use uuid::Uuid;
 
+use crate::http::{Connection, request_once};
 use crate::support::{
-    Scratch, cleanup, free_port, peak_rss_kb, percentile, request_once, scratch, spawn_api,
-    spawn_workers, stop,
+    Scratch, cleanup, free_port, peak_rss_kb, percentile, scratch, spawn_api, spawn_workers, stop,
 };
 
 const DATABASE: &str = "bourse_bench_mixed";
@@ -343,60 +336,6 @@ struct Done {
     at_ms: u32,
 }
 
-struct Conn {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
-    line: String,
-    body: Vec<u8>,
-}
-
-impl Conn {
-    async fn open(port: u16) -> anyhow::Result<Self> {
-        let stream = TcpStream::connect(("127.0.0.1", port)).await?;
-        stream.set_nodelay(true)?;
-        let (read, writer) = stream.into_split();
-        Ok(Self {
-            reader: BufReader::new(read),
-            writer,
-            line: String::new(),
-            body: Vec::new(),
-        })
-    }
-
-    /// Sends `request` and reads the whole answer: its status.
-    async fn exchange(&mut self, request: &[u8]) -> anyhow::Result<u16> {
-        self.writer.write_all(request).await?;
-        let mut status = 0u16;
-        let mut length = 0usize;
-        loop {
-            self.line.clear();
-            if self.reader.read_line(&mut self.line).await? == 0 {
-                bail!("connection closed");
-            }
-            if self.line.starts_with("HTTP/1.1 ") {
-                status = self
-                    .line
-                    .get(9..12)
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0);
-            }
-            let lower = self.line.to_ascii_lowercase();
-            if let Some(value) = lower.strip_prefix("content-length:") {
-                length = value.trim().parse().unwrap_or(0);
-            }
-            if lower.starts_with("transfer-encoding:") {
-                bail!("chunked answers are not supported here");
-            }
-            if self.line == "\r\n" {
-                break;
-            }
-        }
-        self.body.resize(length, 0);
-        self.reader.read_exact(&mut self.body).await?;
-        Ok(status)
-    }
-}
-
 /// Runs one connection: takes planned requests from `jobs` (open loop) or
 /// makes its own until `end` (closed loop).
 async fn client(
@@ -407,7 +346,7 @@ async fn client(
     generator: Arc<Generator>,
 ) -> anyhow::Result<Vec<Done>> {
     let mut done = Vec::with_capacity(1 << 14);
-    let mut conn = Conn::open(port).await?;
+    let mut conn = Connection::open(port).await?;
     loop {
         let planned = match &jobs {
             Some(jobs) => {
@@ -433,7 +372,7 @@ async fn client(
         let status = match conn.exchange(&planned.bytes).await {
             Ok(status) => status,
             Err(_) => {
-                conn = Conn::open(port).await?;
+                conn = Connection::open(port).await?;
                 0
             }
         };

@@ -9,7 +9,8 @@ use anyhow::bail;
 use chrono::Utc;
 use shared::config::Config;
 
-use crate::support::{cleanup, free_port, load, peak_rss_kb, request_once, spawn_api, stop};
+use crate::http::request_once;
+use crate::support::{cleanup, free_port, load, peak_rss_kb, spawn_api, stop};
 
 /// Starts `bourse-api` on a free port with a private Redis prefix holding
 /// six cached prices, loads `GET /api/v1/rates` from this process and

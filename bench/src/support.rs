@@ -9,14 +9,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use secrecy::ExposeSecret as _;
 use shared::config::Config;
-use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
-    process::{Child, Command},
-};
+
+use tokio::process::{Child, Command};
+
+use crate::http::Connection;
 
 /// Retries of a Redis call on a fresh connection, as the workers use
 /// (`worker::REDIS_RETRIES`): the bench reads queues the way they do.
@@ -97,25 +97,6 @@ pub fn spawn_api(port: u16, env: &[(&str, String)]) -> anyhow::Result<Child> {
         .with_context(|| format!("cannot start {}", api.display()))
 }
 
-/// One request on a fresh connection: the status line's code and the body.
-pub async fn request_once(port: u16, request: &[u8]) -> Option<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    stream.write_all(request).await.ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.ok()?;
-    let status = answer.get(9..12)?.parse().ok()?;
-    Some((
-        status,
-        answer
-            .split("\r\n\r\n")
-            .nth(1)
-            .unwrap_or_default()
-            .to_owned(),
-    ))
-}
-
 /// The outcome of a load run.
 pub struct Load {
     /// Microseconds per successful request, sorted.
@@ -143,38 +124,13 @@ pub async fn load(
         tasks.push(tokio::spawn(async move {
             let mut latencies: Vec<u32> = Vec::with_capacity(1 << 16);
             let mut failures = 0u64;
-            let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-            stream.set_nodelay(true)?;
-            let (read, mut write) = stream.into_split();
-            let mut reader = BufReader::new(read);
-            let mut line = String::new();
-            let mut body = Vec::new();
-            let expected = format!("HTTP/1.1 {expect}");
+            let mut conn = Connection::open(port).await?;
             loop {
                 let started = Instant::now();
                 if started >= end {
                     break;
                 }
-                write.write_all(&make_request()).await?;
-                let mut length = 0usize;
-                let mut ok = false;
-                loop {
-                    line.clear();
-                    if reader.read_line(&mut line).await? == 0 {
-                        bail!("connection closed");
-                    }
-                    if line.starts_with("HTTP/1.1 ") {
-                        ok = line.starts_with(&expected);
-                    }
-                    if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = value.trim().parse().unwrap_or(0);
-                    }
-                    if line == "\r\n" {
-                        break;
-                    }
-                }
-                body.resize(length, 0);
-                reader.read_exact(&mut body).await?;
+                let ok = conn.exchange(&make_request()).await? == expect;
                 if started >= warm_until {
                     if ok {
                         latencies

@@ -10,9 +10,8 @@ use rust_decimal::Decimal;
 use shared::{config::Config, sessions::tokens, wallets};
 use uuid::Uuid;
 
-use crate::support::{
-    Scratch, cleanup, free_port, load, peak_rss_kb, request_once, scratch, spawn_api, stop,
-};
+use crate::http::request_once;
+use crate::support::{Scratch, cleanup, free_port, load, peak_rss_kb, scratch, spawn_api, stop};
 
 const DATABASE: &str = "bourse_bench";
 const HOT: usize = 10;
