@@ -389,6 +389,239 @@ async fn client(
     Ok(done)
 }
 
+/// Waits (up to 30 s) until the API is ready and serves fresh prices of
+/// every crypto currency (the workers' first refreshes); returns them.
+async fn wait_for_fresh_prices(port: u16) -> anyhow::Result<HashMap<String, f64>> {
+    let ready =
+        format!("GET /readyz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while request_once(port, ready.as_bytes()).await.map(|(s, _)| s) != Some(200) {
+        ensure!(Instant::now() < deadline, "the API did not become ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Ready when the API serves fresh prices of every crypto currency
+    // (the workers' first refreshes).
+    let rates_once = format!(
+        "GET /api/v1/rates HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    );
+    let prices = loop {
+        let prices = fetch_prices(port, &rates_once).await.unwrap_or_default();
+        if CRYPTO.iter().all(|s| prices.contains_key(*s)) {
+            break prices;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the workers did not publish fresh prices"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    Ok(prices)
+}
+
+/// Drain: until nothing due is waiting (outbox, queues, overdue bets,
+/// unsent emails); then until every bet has settled. Returns both times,
+/// in seconds after the load ended (`None`: not within the deadline).
+async fn drain(
+    conn: &mut AsyncPgConnection,
+    queues: &JobQueues,
+    load_end: Instant,
+) -> anyhow::Result<(Option<f64>, Option<f64>)> {
+    let drain_deadline = load_end + Duration::from_secs(u64::from(BET_SECS.1) + 180);
+    let mut drained_after: Option<f64> = None;
+    let mut all_settled_after: Option<f64> = None;
+    loop {
+        let db = db_backlog(conn).await?;
+        let loads = queue_loads(queues).await?;
+        let queued: u64 = loads.iter().map(|l| l.pending + l.delayed).sum();
+        let now = load_end.elapsed().as_secs_f64();
+        if drained_after.is_none()
+            && db.outbox_due == 0
+            && queued == 0
+            && db.bets_overdue == 0
+            && db.emails_unsent == 0
+        {
+            drained_after = Some(now);
+        }
+        if all_settled_after.is_none() && db.bets_open == 0 && db.emails_unsent == 0 {
+            all_settled_after = Some(now);
+        }
+        if drained_after.is_some() && all_settled_after.is_some() {
+            break;
+        }
+        if Instant::now() > drain_deadline {
+            eprintln!(
+                "[bench] gave up waiting: outbox due {}, queued {queued}, bets open {} (overdue {}), emails unsent {}",
+                db.outbox_due, db.bets_open, db.bets_overdue, db.emails_unsent
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok((drained_after, all_settled_after))
+}
+
+/// What the run left in the database.
+struct Outcomes {
+    /// Settlement lateness of every settled bet, ms, sorted.
+    lateness: Vec<f64>,
+    bets: BTreeMap<String, i64>,
+    payouts: Count,
+    orders: BTreeMap<String, i64>,
+    batches: BTreeMap<String, i64>,
+    alerts: BTreeMap<String, i64>,
+    emails: BTreeMap<String, i64>,
+    report: ledger::LedgerReport,
+}
+
+async fn outcomes(
+    conn: &mut AsyncPgConnection,
+    pool: &shared::db::DbPool,
+) -> anyhow::Result<Outcomes> {
+    let mut lateness: Vec<f64> = diesel::sql_query(
+        "SELECT (extract(epoch FROM settled_at - settles_at) * 1000)::float8 AS ms
+         FROM bets WHERE settled_at IS NOT NULL",
+    )
+    .load::<Late>(conn)
+    .await?
+    .into_iter()
+    .map(|l| l.ms)
+    .collect();
+    lateness.sort_by(f64::total_cmp);
+    let bets = tally(
+        conn,
+        "SELECT status AS what, count(*) AS n FROM bets GROUP BY status",
+    )
+    .await?;
+    let payouts: Count = diesel::sql_query(
+        "SELECT count(*) AS n FROM ledger_transactions WHERE kind = 'bet_payout'",
+    )
+    .get_result(conn)
+    .await?;
+    let orders = tally(
+        conn,
+        "SELECT side || ' ' || status AS what, count(*) AS n FROM orders GROUP BY 1",
+    )
+    .await?;
+    let batches = tally(
+        conn,
+        "SELECT status AS what, count(*) AS n FROM clearing_batches GROUP BY status",
+    )
+    .await?;
+    let alerts = tally(
+        conn,
+        "SELECT status AS what, count(*) AS n FROM alerts GROUP BY status",
+    )
+    .await?;
+    let emails = tally(
+        conn,
+        "SELECT template || ' ' || status AS what, count(*) AS n FROM emails GROUP BY 1",
+    )
+    .await?;
+    let report = {
+        let mut conn = pool.get().await?;
+        ledger::check(&mut conn).await?
+    };
+    Ok(Outcomes {
+        lateness,
+        bets,
+        payouts,
+        orders,
+        batches,
+        alerts,
+        emails,
+        report,
+    })
+}
+
+/// The per-route table (requests, rate, statuses, latency) and the
+/// counts of answers that fail the run.
+struct RouteTable {
+    out: String,
+    /// `key_n=… key_p99_ms=…` for the one-line summary.
+    raw_routes: String,
+    errors_5xx: u64,
+    transport: u64,
+    /// Answers with a status the route does not expect.
+    unexpected: u64,
+}
+
+fn route_table(done: &[Done], measured_s: f64) -> RouteTable {
+    let mut out = String::new();
+    let mut errors_5xx = 0u64;
+    let mut transport = 0u64;
+    let mut unexpected = 0u64;
+    let _ = writeln!(
+        out,
+        "\n| route | requests | per s | statuses | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|---|---|"
+    );
+    let mut raw_routes = String::new();
+    let mut rows: Vec<(String, Vec<&Done>)> = Route::ALL
+        .iter()
+        .map(|r| {
+            (
+                r.label().to_owned(),
+                done.iter().filter(|d| d.route == *r).collect(),
+            )
+        })
+        .collect();
+    rows.push(("all".to_owned(), done.iter().collect()));
+    for (label, ds) in &rows {
+        if ds.is_empty() {
+            continue;
+        }
+        let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
+        for d in ds {
+            *statuses.entry(d.status).or_default() += 1;
+        }
+        let lat = sorted_ms(ds, |d| d.latency_us);
+        let shown: Vec<String> = statuses
+            .iter()
+            .map(|(s, n)| {
+                if *s == 0 {
+                    format!("transport error: {n}")
+                } else {
+                    format!("{s}: {n}")
+                }
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {label} | {} | {:.1} | {} | {:.2} | {:.2} | {:.2} |",
+            ds.len(),
+            ds.len() as f64 / measured_s,
+            shown.join(", "),
+            percentile(&lat, 50.0),
+            percentile(&lat, 99.0),
+            lat.last().copied().unwrap_or(f64::NAN),
+        );
+        if label != "all" {
+            let route = ds[0].route;
+            for (s, n) in &statuses {
+                match *s {
+                    0 => transport += n,
+                    500..=599 => errors_5xx += n,
+                    s if s != route.expected() => unexpected += n,
+                    _ => {}
+                }
+            }
+            let _ = write!(
+                raw_routes,
+                " {k}_n={} {k}_p99_ms={:.2}",
+                ds.len(),
+                percentile(&lat, 99.0),
+                k = route.key()
+            );
+        }
+    }
+    RouteTable {
+        out,
+        raw_routes,
+        errors_5xx,
+        transport,
+        unexpected,
+    }
+}
+
 /// Keeps `generator.prices` current from `GET /rates` (not counted).
 async fn track_prices(port: u16, generator: Arc<Generator>, mut stop: watch::Receiver<bool>) {
     let request = format!(
@@ -721,7 +954,89 @@ impl MixedRun<'_> {
         result
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// The job backlog over time: one row per `--series-every` seconds,
+    /// each value the largest sampled in that interval.
+    fn backlog_table(&self, out: &mut String, samples: &[Sample], done: &[Done]) {
+        // Backlog series: each row is the largest value over its interval.
+        let every = self.series_every.max(1) as f64;
+        let shown_queues = [
+            Queue::Email,
+            Queue::BetSettlement,
+            Queue::PriceAlert,
+            Queue::OrderClearing,
+            Queue::RateRefresh,
+        ];
+        let _ = writeln!(
+            out,
+            "\nJob backlog (sampled every second; each row: the largest value in the {}s before it; until 2 s after every bet has settled. outbox due: rows due and not yet relayed to Redis (settlement emails wait for the relay's poll); outbox later: not yet due (bet settlements); bets overdue: open past settles_at; queues: pending/running; rss: current RSS in MB of api/{}):\n",
+            self.series_every,
+            (0..self.processes)
+                .map(|i| format!("w{i}"))
+                .collect::<Vec<_>>()
+                .join("/")
+        );
+        let mut header =
+            "| t s | req/s | outbox due | outbox later | bets overdue | emails unsent |".to_owned();
+        let mut rule = "|---|---|---|---|---|---|".to_owned();
+        for q in shown_queues {
+            let _ = write!(header, " {} |", q.as_str());
+            rule.push_str("---|");
+        }
+        header.push_str(" retries delayed | rss MB |");
+        rule.push_str("---|---|");
+        let _ = writeln!(out, "{header}\n{rule}");
+        let mut bucket_end = every;
+        let mut i = 0;
+        while i < samples.len() {
+            let group: Vec<&Sample> = samples[i..]
+                .iter()
+                .take_while(|s| s.t < bucket_end + 0.5)
+                .collect();
+            if group.is_empty() {
+                bucket_end += every;
+                continue;
+            }
+            i += group.len();
+            let from_ms = ((bucket_end - every) * 1000.0) as u32;
+            let to_ms = (bucket_end * 1000.0) as u32;
+            let completed = done
+                .iter()
+                .filter(|d| d.at_ms >= from_ms && d.at_ms < to_ms)
+                .count();
+            let max_db =
+                |f: fn(&DbBacklog) -> i64| group.iter().map(|s| f(&s.db)).max().unwrap_or(0);
+            let mut row = format!(
+                "| {:.0} | {:.0} | {} | {} | {} | {} |",
+                bucket_end,
+                completed as f64 / every,
+                max_db(|d| d.outbox_due),
+                max_db(|d| d.outbox_later),
+                max_db(|d| d.bets_overdue),
+                max_db(|d| d.emails_unsent),
+            );
+            for q in shown_queues {
+                let k = queue_index(q);
+                let pending = group.iter().map(|s| s.queues[k].pending).max().unwrap_or(0);
+                let running = group.iter().map(|s| s.queues[k].running).max().unwrap_or(0);
+                let _ = write!(row, " {pending}/{running} |");
+            }
+            let delayed = group
+                .iter()
+                .map(|s| s.queues.iter().map(|q| q.delayed).sum::<u64>())
+                .max()
+                .unwrap_or(0);
+            let last = group.last().map(|s| s.rss_mb.clone()).unwrap_or_default();
+            let rss: Vec<String> = last.iter().map(|m| format!("{m:.0}")).collect();
+            let _ = writeln!(row, " {delayed} | {} |", rss.join("/"));
+            out.push_str(&row);
+            bucket_end += every;
+        }
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the run's processes and scratch names, made by the caller"
+    )]
     async fn load_and_report(
         &self,
         database: &str,
@@ -735,29 +1050,7 @@ impl MixedRun<'_> {
     ) -> anyhow::Result<()> {
         let api_pid = api.id().unwrap_or_default();
         let worker_pids: Vec<u32> = workers.iter().filter_map(|w| w.id()).collect();
-        let ready =
-            format!("GET /readyz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while request_once(port, ready.as_bytes()).await.map(|(s, _)| s) != Some(200) {
-            ensure!(Instant::now() < deadline, "the API did not become ready");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        // Ready when the API serves fresh prices of every crypto currency
-        // (the workers' first refreshes).
-        let rates_once = format!(
-            "GET /api/v1/rates HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-        );
-        let prices = loop {
-            let prices = fetch_prices(port, &rates_once).await.unwrap_or_default();
-            if CRYPTO.iter().all(|s| prices.contains_key(*s)) {
-                break prices;
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "the workers did not publish fresh prices"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let prices = wait_for_fresh_prices(port).await?;
         let generator = Arc::new(Generator {
             port,
             accounts,
@@ -845,40 +1138,8 @@ impl MixedRun<'_> {
             done.len()
         );
 
-        // Drain: until nothing due is waiting (outbox, queues, overdue
-        // bets, unsent emails); then until every bet has settled.
         let mut conn = AsyncPgConnection::establish(database).await?;
-        let drain_deadline = load_end + Duration::from_secs(u64::from(BET_SECS.1) + 180);
-        let mut drained_after: Option<f64> = None;
-        let mut all_settled_after: Option<f64> = None;
-        loop {
-            let db = db_backlog(&mut conn).await?;
-            let loads = queue_loads(&queues).await?;
-            let queued: u64 = loads.iter().map(|l| l.pending + l.delayed).sum();
-            let now = load_end.elapsed().as_secs_f64();
-            if drained_after.is_none()
-                && db.outbox_due == 0
-                && queued == 0
-                && db.bets_overdue == 0
-                && db.emails_unsent == 0
-            {
-                drained_after = Some(now);
-            }
-            if all_settled_after.is_none() && db.bets_open == 0 && db.emails_unsent == 0 {
-                all_settled_after = Some(now);
-            }
-            if drained_after.is_some() && all_settled_after.is_some() {
-                break;
-            }
-            if Instant::now() > drain_deadline {
-                eprintln!(
-                    "[bench] gave up waiting: outbox due {}, queued {queued}, bets open {} (overdue {}), emails unsent {}",
-                    db.outbox_due, db.bets_open, db.bets_overdue, db.emails_unsent
-                );
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let (drained_after, all_settled_after) = drain(&mut conn, &queues, load_end).await?;
         // Let a duplicate settlement, if any, surface.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let _ = stop_tx.send(true);
@@ -903,51 +1164,16 @@ impl MixedRun<'_> {
         }
         stop(api).await;
 
-        // Outcomes in the database.
-        let mut lateness: Vec<f64> = diesel::sql_query(
-            "SELECT (extract(epoch FROM settled_at - settles_at) * 1000)::float8 AS ms
-             FROM bets WHERE settled_at IS NOT NULL",
-        )
-        .load::<Late>(&mut conn)
-        .await?
-        .into_iter()
-        .map(|l| l.ms)
-        .collect();
-        lateness.sort_by(f64::total_cmp);
-        let bets = tally(
-            &mut conn,
-            "SELECT status AS what, count(*) AS n FROM bets GROUP BY status",
-        )
-        .await?;
-        let payouts: Count = diesel::sql_query(
-            "SELECT count(*) AS n FROM ledger_transactions WHERE kind = 'bet_payout'",
-        )
-        .get_result(&mut conn)
-        .await?;
-        let orders = tally(
-            &mut conn,
-            "SELECT side || ' ' || status AS what, count(*) AS n FROM orders GROUP BY 1",
-        )
-        .await?;
-        let batches = tally(
-            &mut conn,
-            "SELECT status AS what, count(*) AS n FROM clearing_batches GROUP BY status",
-        )
-        .await?;
-        let alerts = tally(
-            &mut conn,
-            "SELECT status AS what, count(*) AS n FROM alerts GROUP BY status",
-        )
-        .await?;
-        let emails = tally(
-            &mut conn,
-            "SELECT template || ' ' || status AS what, count(*) AS n FROM emails GROUP BY 1",
-        )
-        .await?;
-        let report = {
-            let mut conn = pool.get().await?;
-            ledger::check(&mut conn).await?
-        };
+        let Outcomes {
+            lateness,
+            bets,
+            payouts,
+            orders,
+            batches,
+            alerts,
+            emails,
+            report,
+        } = outcomes(&mut conn, pool).await?;
 
         // Per route.
         let count = |m: &BTreeMap<String, i64>| -> String {
@@ -957,149 +1183,16 @@ impl MixedRun<'_> {
                 .join(", ")
         };
         let measured_s = self.secs as f64;
-        let mut out = String::new();
-        let mut errors_5xx = 0u64;
-        let mut transport = 0u64;
-        let mut unexpected = 0u64;
-        let _ = writeln!(
-            out,
-            "\n| route | requests | per s | statuses | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|---|---|"
-        );
-        let mut raw_routes = String::new();
-        let mut rows: Vec<(String, Vec<&Done>)> = Route::ALL
-            .iter()
-            .map(|r| {
-                (
-                    r.label().to_owned(),
-                    done.iter().filter(|d| d.route == *r).collect(),
-                )
-            })
-            .collect();
-        rows.push(("all".to_owned(), done.iter().collect()));
-        for (label, ds) in &rows {
-            if ds.is_empty() {
-                continue;
-            }
-            let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
-            for d in ds {
-                *statuses.entry(d.status).or_default() += 1;
-            }
-            let lat = sorted_ms(ds, |d| d.latency_us);
-            let shown: Vec<String> = statuses
-                .iter()
-                .map(|(s, n)| {
-                    if *s == 0 {
-                        format!("transport error: {n}")
-                    } else {
-                        format!("{s}: {n}")
-                    }
-                })
-                .collect();
-            let _ = writeln!(
-                out,
-                "| {label} | {} | {:.1} | {} | {:.2} | {:.2} | {:.2} |",
-                ds.len(),
-                ds.len() as f64 / measured_s,
-                shown.join(", "),
-                percentile(&lat, 50.0),
-                percentile(&lat, 99.0),
-                lat.last().copied().unwrap_or(f64::NAN),
-            );
-            if label != "all" {
-                let route = ds[0].route;
-                for (s, n) in &statuses {
-                    match *s {
-                        0 => transport += n,
-                        500..=599 => errors_5xx += n,
-                        s if s != route.expected() => unexpected += n,
-                        _ => {}
-                    }
-                }
-                let _ = write!(
-                    raw_routes,
-                    " {k}_n={} {k}_p99_ms={:.2}",
-                    ds.len(),
-                    percentile(&lat, 99.0),
-                    k = route.key()
-                );
-            }
-        }
+        let RouteTable {
+            mut out,
+            raw_routes,
+            errors_5xx,
+            transport,
+            unexpected,
+        } = route_table(&done, measured_s);
         let send_delay = sorted_ms(&done.iter().collect::<Vec<_>>(), |d| d.send_delay_us);
 
-        // Backlog series: each row is the largest value over its interval.
-        let every = self.series_every.max(1) as f64;
-        let shown_queues = [
-            Queue::Email,
-            Queue::BetSettlement,
-            Queue::PriceAlert,
-            Queue::OrderClearing,
-            Queue::RateRefresh,
-        ];
-        let _ = writeln!(
-            out,
-            "\nJob backlog (sampled every second; each row: the largest value in the {}s before it; until 2 s after every bet has settled. outbox due: rows due and not yet relayed to Redis (settlement emails wait for the relay's poll); outbox later: not yet due (bet settlements); bets overdue: open past settles_at; queues: pending/running; rss: current RSS in MB of api/{}):\n",
-            self.series_every,
-            (0..self.processes)
-                .map(|i| format!("w{i}"))
-                .collect::<Vec<_>>()
-                .join("/")
-        );
-        let mut header =
-            "| t s | req/s | outbox due | outbox later | bets overdue | emails unsent |".to_owned();
-        let mut rule = "|---|---|---|---|---|---|".to_owned();
-        for q in shown_queues {
-            let _ = write!(header, " {} |", q.as_str());
-            rule.push_str("---|");
-        }
-        header.push_str(" retries delayed | rss MB |");
-        rule.push_str("---|---|");
-        let _ = writeln!(out, "{header}\n{rule}");
-        let mut bucket_end = every;
-        let mut i = 0;
-        while i < samples.len() {
-            let group: Vec<&Sample> = samples[i..]
-                .iter()
-                .take_while(|s| s.t < bucket_end + 0.5)
-                .collect();
-            if group.is_empty() {
-                bucket_end += every;
-                continue;
-            }
-            i += group.len();
-            let from_ms = ((bucket_end - every) * 1000.0) as u32;
-            let to_ms = (bucket_end * 1000.0) as u32;
-            let completed = done
-                .iter()
-                .filter(|d| d.at_ms >= from_ms && d.at_ms < to_ms)
-                .count();
-            let max_db =
-                |f: fn(&DbBacklog) -> i64| group.iter().map(|s| f(&s.db)).max().unwrap_or(0);
-            let mut row = format!(
-                "| {:.0} | {:.0} | {} | {} | {} | {} |",
-                bucket_end,
-                completed as f64 / every,
-                max_db(|d| d.outbox_due),
-                max_db(|d| d.outbox_later),
-                max_db(|d| d.bets_overdue),
-                max_db(|d| d.emails_unsent),
-            );
-            for q in shown_queues {
-                let k = queue_index(q);
-                let pending = group.iter().map(|s| s.queues[k].pending).max().unwrap_or(0);
-                let running = group.iter().map(|s| s.queues[k].running).max().unwrap_or(0);
-                let _ = write!(row, " {pending}/{running} |");
-            }
-            let delayed = group
-                .iter()
-                .map(|s| s.queues.iter().map(|q| q.delayed).sum::<u64>())
-                .max()
-                .unwrap_or(0);
-            let last = group.last().map(|s| s.rss_mb.clone()).unwrap_or_default();
-            let rss: Vec<String> = last.iter().map(|m| format!("{m:.0}")).collect();
-            let _ = writeln!(row, " {delayed} | {} |", rss.join("/"));
-            out.push_str(&row);
-            bucket_end += every;
-        }
+        self.backlog_table(&mut out, &samples, &done);
         let peak = |f: &dyn Fn(&Sample) -> u64| samples.iter().map(f).max().unwrap_or(0);
         let peak_outbox = peak(&|s| u64::try_from(s.db.outbox_due).unwrap_or(0));
         let peak_pending = peak(&|s| s.queues.iter().map(|q| q.pending).sum());
