@@ -1,6 +1,7 @@
 //! `GET /api/v1/rates/{symbol}/history`.
 
 use super::*;
+use crate::routes::pagination::Cursor;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -52,11 +53,6 @@ fn parse_time(field: &str, raw: &str) -> Result<DateTime<Utc>, ApiError> {
         })
 }
 
-fn encode_cursor(at: DateTime<Utc>) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-}
-
 /// The cursor's time, which must lie in `[from, to)` as every cursor this
 /// endpoint hands out does: the down-sampled query starts at the cursor,
 /// so a forged one from long before `from` would escape the range limit.
@@ -65,13 +61,12 @@ fn decode_cursor(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<DateTime<Utc>, ApiError> {
-    let at = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(raw.trim())
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| DateTime::parse_from_rfc3339(&text).ok())
-        .map(|t| t.to_utc())
-        .ok_or_else(|| ApiError::field("cursor", "is not a cursor from this endpoint"))?;
+    let Some(at) = Cursor::<DateTime<Utc>>::decode(Some(raw))? else {
+        return Err(ApiError::field(
+            "cursor",
+            "is not a cursor from this endpoint",
+        ));
+    };
     if at < from || at >= to {
         return Err(ApiError::field(
             "cursor",
@@ -153,6 +148,6 @@ pub async fn history(
                 source: p.source,
             })
             .collect(),
-        next_cursor: page.next.map(encode_cursor),
+        next_cursor: page.next.map(|at| Cursor(at).encode()),
     }))
 }

@@ -15,7 +15,6 @@ use axum::{
         sse::{Event, KeepAlive, Sse},
     },
 };
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};

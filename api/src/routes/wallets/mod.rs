@@ -14,7 +14,6 @@ use axum::{
     http::StatusCode,
     response::Response,
 };
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::money::AmountInput;

@@ -1,6 +1,7 @@
 //! `GET /api/v1/wallets/{id}/transactions`, `GET /api/v1/transactions`.
 
 use super::*;
+use crate::routes::pagination::{self, Cursor};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -92,36 +93,18 @@ async fn history_page(
                 .as_str(),
         ),
     };
-    let limit = crate::routes::pagination::limit(params.limit)?;
+    let limit = pagination::limit(params.limit)?;
     // The cursor is the last entry id, 8 bytes big-endian in base64url:
     // every string of that shape is a cursor, as the document says.
-    let before = match params.cursor.as_deref() {
-        None => None,
-        Some(raw) => Some(
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(raw.trim())
-                .ok()
-                .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-                .map(i64::from_be_bytes)
-                .ok_or_else(|| ApiError::field("cursor", "is not a cursor from this endpoint"))?,
-        ),
-    };
+    let before = Cursor::<i64>::decode(params.cursor.as_deref())?;
     let mut conn = state.conn().await?;
     if let Some(wallet) = wallet
         && wallets::get(&mut conn, user_id, wallet).await?.is_none()
     {
         return Err(WalletError::NotFound.into());
     }
-    let mut rows = wallets::history(&mut conn, user_id, wallet, kind, before, limit + 1).await?;
-    let more = rows.len() > usize::try_from(limit).unwrap_or(0);
-    rows.truncate(usize::try_from(limit).unwrap_or(0));
-    let next_cursor = more
-        .then(|| {
-            rows.last().map(|r| {
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r.entry_id.to_be_bytes())
-            })
-        })
-        .flatten();
+    let rows = wallets::history(&mut conn, user_id, wallet, kind, before, limit + 1).await?;
+    let (rows, next_cursor) = pagination::page(rows, limit, |r| r.entry_id);
     Ok(axum::Json(TransactionPage {
         items: rows.into_iter().map(Into::into).collect(),
         next_cursor,
