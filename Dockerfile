@@ -1,4 +1,4 @@
-# Multi-stage build: compile both binaries once, ship them on a slim base.
+# Multi-stage build: compile the binaries once, ship them on a slim base.
 #   docker build -t bourse .
 # Needs BuildKit (Docker 23+ by default; DOCKER_BUILDKIT=1 before that).
 # The base images are build arguments so the image can also be made from
@@ -26,7 +26,7 @@ RUN --mount=type=bind,target=/src,rw \
     else \
       set --; \
     fi; \
-    cargo build --release --locked "$@" -p bourse-api -p bourse-worker; \
+    cargo build --release --locked "$@" -p bourse-api -p bourse-worker -p bourse-bench; \
     mkdir -p /out; \
     cp target/release/bourse-api target/release/bourse-worker target/release/bourse-bench /out/
 
