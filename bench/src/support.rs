@@ -16,6 +16,8 @@ use shared::config::Config;
 
 use tokio::process::{Child, Command};
 
+use testkit::with_database;
+
 use crate::http::Connection;
 
 /// Retries of a Redis call on a fresh connection, as the workers use
@@ -39,19 +41,9 @@ pub fn peak_rss_kb(pid: u32) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// SIGTERM, up to 10 s to drain, then SIGKILL.
 pub async fn stop(child: &mut Child) {
-    if let Some(pid) = child.id() {
-        let _ = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .await;
-    }
-    if tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .is_err()
-    {
-        let _ = child.kill().await;
-    }
+    testkit::stop(child, Duration::from_secs(10)).await;
 }
 
 pub async fn cleanup(conn: &queue::Conn, prefix: &str) -> anyhow::Result<()> {
@@ -73,9 +65,7 @@ pub async fn cleanup(conn: &queue::Conn, prefix: &str) -> anyhow::Result<()> {
 
 /// A free local TCP port.
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(testkit::free_port()?)
 }
 
 /// Starts the `bourse-api` next to this binary with `env`, on `port`.
@@ -173,12 +163,6 @@ impl Load {
             .last()
             .map_or(f64::NAN, |us| f64::from(*us) / 1000.0)
     }
-}
-
-/// Replaces the database name in a PostgreSQL URL.
-fn with_database(url: &str, name: &str) -> String {
-    let base = url.rsplit_once('/').map_or(url, |(base, _)| base);
-    format!("{base}/{name}")
 }
 
 /// A fresh, migrated database `name` on the configured server (dropped

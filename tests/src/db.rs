@@ -32,10 +32,7 @@ pub fn through(url: &str, port: u16) -> String {
     url.replacen(&server_addr(), &format!("127.0.0.1:{port}"), 1)
 }
 
-fn with_database(url: &str, name: &str) -> String {
-    let base = url.rsplit_once('/').map_or(url, |(base, _)| base);
-    format!("{base}/{name}")
-}
+use testkit::with_database;
 
 fn migrations_hash() -> String {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");

@@ -5,7 +5,6 @@
 //! compose down -v`) by its guard, also when the test fails.
 
 use std::{
-    net::TcpListener,
     path::{Path, PathBuf},
     process::{Command, Output},
     time::Instant,
@@ -17,12 +16,7 @@ pub fn workspace() -> PathBuf {
 }
 
 /// A port nobody listens on now, for publishing a container's port.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port on 127.0.0.1")
-}
+pub use crate::free_port;
 
 /// The local images `scripts/docker/local-images` makes, as the variables
 /// docker-compose.yml reads.

@@ -30,6 +30,11 @@ pub use poll::eventually;
 pub use smtp::SmtpReceiver;
 
 /// A random lowercase suffix for names of databases, prefixes and tags.
+/// A free port on 127.0.0.1 (see `testkit::free_port`).
+pub fn free_port() -> u16 {
+    testkit::free_port().expect("a free port on 127.0.0.1")
+}
+
 pub fn random_suffix() -> String {
     format!("{:016x}", rand::random::<u64>())
 }

@@ -139,12 +139,7 @@ fn start(
     (child, log)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use crate::free_port;
 
 impl WorkerProcess {
     /// Starts `bourse-worker` with `settings` plus `extra` arguments.
@@ -208,11 +203,7 @@ impl WorkerProcess {
 
 /// Sends `signal` (`-TERM`, `-STOP`, ...) to process `pid`.
 async fn send_signal(pid: u32, signal: &str) {
-    let status = Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .await
-        .expect("run kill");
+    let status = testkit::signal(pid, signal).await.expect("run kill");
     assert!(status.success(), "kill {signal} failed");
 }
 

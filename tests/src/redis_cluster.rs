@@ -18,12 +18,7 @@ pub struct RedisCluster {
 const MASTERS: usize = 3;
 const WAIT: Duration = Duration::from_secs(30);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use crate::free_port;
 
 impl RedisCluster {
     /// Starts the nodes, creates the cluster and waits until every node

@@ -21,12 +21,7 @@ pub struct RedisSentinel {
     primary: Option<Child>,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use crate::free_port;
 
 fn spawn(dir: &PathBuf, args: &[String]) -> Child {
     Command::new("redis-server")

@@ -15,12 +15,7 @@ use tokio::process::{Child, Command};
 /// Where PostgreSQL 15's server programs are on Debian.
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use crate::free_port;
 
 fn run(program: &str, args: &[&str]) {
     let output = std::process::Command::new(program)

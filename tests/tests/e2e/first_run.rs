@@ -8,7 +8,7 @@ use std::{collections::HashMap, io::Read as _, net::IpAddr, path::PathBuf, time:
 
 use diesel_async::RunQueryDsl;
 use harness::{
-    TestApp, TestAppBuilder, eventually,
+    TestApp, TestAppBuilder, eventually, free_port,
     process::{ApiProcess, WorkerProcess},
 };
 use serde_json::json;
@@ -440,13 +440,6 @@ fn two_free_ports() -> u16 {
             return port;
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap()
 }
 
 /// Drops database `name` when the test ends, however it ends.
