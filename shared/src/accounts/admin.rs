@@ -43,7 +43,7 @@ pub async fn create_admin(
 /// Makes an existing user an administrator.
 pub async fn promote(conn: &mut AsyncPgConnection, username: &str) -> Result<User, AccountError> {
     diesel::update(users::table.filter(lower(users::username).eq(username.trim().to_lowercase())))
-        .set(users::role.eq("admin"))
+        .set(users::role.eq(Role::Admin))
         .returning(User::as_returning())
         .get_result(conn)
         .await

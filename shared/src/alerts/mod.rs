@@ -122,7 +122,7 @@ pub async fn create(
             .await?;
         let active: i64 = alerts::table
             .filter(alerts::user_id.eq(new.user_id))
-            .filter(alerts::status.eq("created"))
+            .filter(alerts::status.eq(AlertStatus::Created))
             .count()
             .get_result(conn)
             .await?;
@@ -208,10 +208,10 @@ pub async fn delete(
         alerts::table
             .find(id)
             .filter(alerts::user_id.eq(user_id))
-            .filter(alerts::status.ne("deleted")),
+            .filter(alerts::status.ne(AlertStatus::Deleted)),
     )
     .set((
-        alerts::status.eq("deleted"),
+        alerts::status.eq(AlertStatus::Deleted),
         alerts::deleted_at.eq(Some(Utc::now())),
     ))
     .returning(Alert::as_returning())

@@ -120,7 +120,7 @@ pub async fn get(
 pub async fn list(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
-    status: Option<&str>,
+    status: Option<BetStatus>,
     before: Option<Uuid>,
     limit: i64,
 ) -> QueryResult<Vec<Bet>> {
@@ -131,7 +131,7 @@ pub async fn list(
         .limit(limit)
         .into_boxed();
     if let Some(status) = status {
-        query = query.filter(bets::status.eq(status.to_owned()));
+        query = query.filter(bets::status.eq(status));
     }
     if let Some(before) = before {
         query = query.filter(bets::id.lt(before));

@@ -252,7 +252,11 @@ async fn settle_in(
     let mut profits = Vec::with_capacity(due.len());
     let mut mails = Vec::with_capacity(due.len());
     for (bet, (outcome, payout, end)) in due.iter().zip(&outcomes) {
-        let status = if outcome.is_some() { "settled" } else { "void" };
+        let status = if outcome.is_some() {
+            BetStatus::Settled
+        } else {
+            BetStatus::Void
+        };
         let result = outcome.map(|o| o.outcome.as_str().to_owned());
         statuses.push(status);
         result_codes.push(result.clone());

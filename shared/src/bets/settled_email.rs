@@ -4,12 +4,12 @@
 
 use rust_decimal::Decimal;
 
-use super::settle::OpenBet;
+use super::{BetStatus, settle::OpenBet};
 use crate::email::BetSettled;
 
 pub(super) fn settled_email(
     bet: &OpenBet,
-    status: &str,
+    status: BetStatus,
     result: Option<&str>,
     payout: Decimal,
     end_price: Option<Decimal>,
@@ -19,7 +19,7 @@ pub(super) fn settled_email(
         username: bet.username.clone(),
         symbol: bet.symbol.clone(),
         direction: bet.direction.clone(),
-        status: status.to_owned(),
+        status: status.as_str().to_owned(),
         result: result.unwrap_or_default().to_owned(),
         stake: money(bet.stake),
         leverage: bet.leverage,

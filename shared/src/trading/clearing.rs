@@ -215,10 +215,10 @@ pub async fn submit(
             let marked = diesel::update(
                 clearing_batches::table
                     .find(batch_id)
-                    .filter(clearing_batches::status.eq("pending")),
+                    .filter(clearing_batches::status.eq(OrderStatus::Pending)),
             )
             .set((
-                clearing_batches::status.eq("cleared"),
+                clearing_batches::status.eq(OrderStatus::Cleared),
                 clearing_batches::exchange_reference.eq(&fill.reference),
                 clearing_batches::exchange_price.eq(fill.price),
                 clearing_batches::cleared_at.eq(fill.executed_at),
@@ -231,7 +231,7 @@ pub async fn submit(
             }
             diesel::update(orders::table.filter(orders::batch_id.eq(batch_id)))
                 .set((
-                    orders::status.eq("cleared"),
+                    orders::status.eq(OrderStatus::Cleared),
                     orders::exchange_reference.eq(&fill.reference),
                     orders::cleared_at.eq(fill.executed_at),
                 ))
@@ -264,7 +264,7 @@ pub async fn resubmit_stale(
     conn.transaction(async |conn| {
         let stale: Vec<Uuid> = diesel::update(
             clearing_batches::table
-                .filter(clearing_batches::status.eq("pending"))
+                .filter(clearing_batches::status.eq(OrderStatus::Pending))
                 .filter(
                     diesel::dsl::sql::<sql_types::Timestamptz>(
                         "coalesce(last_attempt_at, created_at)",

@@ -148,7 +148,7 @@ pub async fn get(
 pub async fn list(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
-    status: Option<&str>,
+    status: Option<OrderStatus>,
     before: Option<Uuid>,
     limit: i64,
 ) -> QueryResult<Vec<Order>> {

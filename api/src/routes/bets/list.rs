@@ -41,7 +41,7 @@ pub async fn list_bets(
 ) -> Result<axum::Json<BetPage>, ApiError> {
     let status = match params.status.as_deref() {
         None => None,
-        Some(s @ ("open" | "settled" | "void")) => Some(s),
+        Some(s) if let Some(status) = bets::BetStatus::parse(s) => Some(status),
         Some(_) => return Err(ApiError::field("status", "must be open, settled or void")),
     };
     let limit = pagination::limit(params.limit)?;

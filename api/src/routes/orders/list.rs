@@ -41,7 +41,7 @@ pub async fn list_orders(
 ) -> Result<axum::Json<OrderPage>, ApiError> {
     let status = match params.status.as_deref() {
         None => None,
-        Some(s @ ("pending" | "cleared")) => Some(s),
+        Some(s) if let Some(status) = shared::trading::OrderStatus::parse(s) => Some(status),
         Some(_) => return Err(ApiError::field("status", "must be pending or cleared")),
     };
     let limit = pagination::limit(params.limit)?;
