@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use api::cli::{ADMIN_PASSWORD, AdminAction, Cli, Command};
 use clap::Parser as _;
-use secrecy::ExposeSecret as _;
 use shared::config::Config;
 
 fn main() -> ExitCode {
@@ -30,10 +29,11 @@ async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            let url = config.database.url.expose_secret();
             shared::startup::wait_for_connection(&config.database, config.startup_wait).await?;
-            let applied =
-                shared::db::run_migrations(url, config.database.ca_file.as_deref()).await?;
+            let conn = shared::db::connect_for_migrations(&config.database)
+                .await
+                .map_err(shared::db::MigrationError::Connect)?;
+            let applied = shared::db::run_migrations(conn).await?;
             if applied.is_empty() {
                 println!("migrations: none pending");
             } else {

@@ -239,7 +239,7 @@ async fn main() -> anyhow::Result<()> {
             latency_count,
             latency_secs,
         } => {
-            shared::db::run_migrations(config.database.url.expose_secret(), None).await?;
+            support::migrate(config.database.url.expose_secret()).await?;
             for workers in parse_counts(&processes)? {
                 jobs::JobsRun {
                     config: &config,
@@ -258,7 +258,7 @@ async fn main() -> anyhow::Result<()> {
             connections,
             seconds,
         } => {
-            shared::db::run_migrations(config.database.url.expose_secret(), None).await?;
+            support::migrate(config.database.url.expose_secret()).await?;
             rates::run(&config, connections, seconds).await?;
         }
         Scenario::Transfers {
@@ -359,7 +359,7 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             refresh_cron,
         } => {
-            shared::db::run_migrations(config.database.url.expose_secret(), None).await?;
+            support::migrate(config.database.url.expose_secret()).await?;
             for processes in parse_counts(&processes)? {
                 idle::IdleRun {
                     config: &config,

@@ -177,8 +177,18 @@ pub async fn scratch_database(config: &Config, name: &str) -> anyhow::Result<Str
         .execute(&mut admin)
         .await?;
     let scratch = with_database(url, name);
-    shared::db::run_migrations(&scratch, None).await?;
+    migrate(&scratch).await?;
     Ok(scratch)
+}
+
+/// Applies the migrations to the database at `url` (a direct server
+/// session: the bench never runs through a pooler).
+pub async fn migrate(url: &str) -> anyhow::Result<()> {
+    let conn = shared::db::connect(url, None, diesel_async::StatementMode::Named)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    shared::db::run_migrations(conn).await?;
+    Ok(())
 }
 
 /// Stops `children` (their peak RSS read first) and removes the run's

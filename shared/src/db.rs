@@ -8,7 +8,8 @@ use std::{
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{
-    AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl,
+    AnsiTransactionManager, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl, StatementMode,
+    TransactionManager,
     pooled_connection::{
         AsyncDieselConnectionManager, ManagerConfig,
         deadpool::{Object, Pool},
@@ -18,7 +19,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use futures::FutureExt;
 use secrecy::ExposeSecret;
 
-use crate::config::DatabaseConfig;
+use crate::config::{DatabaseConfig, Pooler};
 
 /// The migrations in `migrations/`, compiled into every binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
@@ -40,13 +41,29 @@ pub type DbConn = Object<AsyncPgConnection>;
 /// re-planning them for every execution (PostgreSQL's default for a
 /// statement whose generic plan looks no cheaper) was a tenth of the
 /// database's CPU in the transfers benchmark.
+///
+/// Through a pooler in transaction mode (`DATABASE_POOLER=transaction`)
+/// none of that session state would survive the next transaction: the
+/// statements go unnamed, and only `application_name` is set (PgBouncer
+/// tracks it and sets it again on whichever server session it hands
+/// out); the statement timeout belongs to the pooler's `connect_query` or
+/// the role (README, "PgBouncer"), and a connection warns once when it
+/// finds none.
 pub fn pool(config: &DatabaseConfig, application_name: &str) -> Result<DbPool, String> {
-    let setup_sql = format!(
-        "SET application_name = '{}'; SET statement_timeout = {}; \
-         SET plan_cache_mode = force_generic_plan",
-        application_name.replace('\'', ""),
-        config.statement_timeout.as_millis()
+    let application_name = format!(
+        "SET application_name = '{}'",
+        application_name.replace('\'', "")
     );
+    let setup_sql = match config.pooler {
+        Pooler::None => format!(
+            "{application_name}; SET statement_timeout = {}; \
+             SET plan_cache_mode = force_generic_plan",
+            config.statement_timeout.as_millis()
+        ),
+        Pooler::Transaction => application_name,
+    };
+    let pooler = config.pooler;
+    let statements = statement_mode(pooler);
     let connect_timeout = config.connect_timeout;
     let ca_file = config.ca_file.clone();
     let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
@@ -59,7 +76,7 @@ pub fn pool(config: &DatabaseConfig, application_name: &str) -> Result<DbPool, S
         let url = url.to_owned();
         let ca_file = ca_file.clone();
         async move {
-            let connect = establish(&url, ca_file.as_deref());
+            let connect = establish(&url, ca_file.as_deref(), statements);
             let mut conn = tokio::time::timeout(connect_timeout, connect)
                 .await
                 .map_err(|_| {
@@ -68,6 +85,9 @@ pub fn pool(config: &DatabaseConfig, application_name: &str) -> Result<DbPool, S
             diesel_async::SimpleAsyncConnection::batch_execute(&mut conn, &setup_sql)
                 .await
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            if pooler == Pooler::Transaction {
+                warn_once_without_statement_timeout(&mut conn).await;
+            }
             Ok(conn)
         }
         .boxed()
@@ -90,6 +110,39 @@ fn deadpool_runtime() -> deadpool::Runtime {
     deadpool::Runtime::Tokio1
 }
 
+/// How a connection through `pooler` sends its statements: named and
+/// cached on a server session of its own, unnamed through a pooler in
+/// transaction mode (diesel-async patch 1, `vendor/diesel-async`).
+pub fn statement_mode(pooler: Pooler) -> StatementMode {
+    match pooler {
+        Pooler::None => StatementMode::Named,
+        Pooler::Transaction => StatementMode::Unnamed,
+    }
+}
+
+/// Behind a pooler in transaction mode the process cannot set its own
+/// statement timeout; say so once if nobody else did either.
+async fn warn_once_without_statement_timeout(conn: &mut AsyncPgConnection) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    #[derive(diesel::QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        setting: String,
+    }
+    let current = diesel::sql_query("SELECT current_setting('statement_timeout') AS setting")
+        .get_result::<Setting>(conn)
+        .await;
+    if matches!(&current, Ok(s) if s.setting == "0")
+        && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        tracing::warn!(
+            "DATABASE_POOLER=transaction and the server sessions have no statement_timeout: \
+             set it in PgBouncer's connect_query or on the role (ALTER ROLE ... SET \
+             statement_timeout), as DATABASE_STATEMENT_TIMEOUT_MS cannot be set per session"
+        );
+    }
+}
+
 /// Opens one connection to `url`, over TLS when its `sslmode` asks for it
 /// (managed services): `require` encrypts and, given a CA file, verifies
 /// the server as libpq does; `verify-ca` and `verify-full` verify the chain
@@ -99,11 +152,18 @@ fn deadpool_runtime() -> deadpool::Runtime {
 pub async fn establish(
     url: &str,
     ca_file: Option<&Path>,
+    statements: StatementMode,
 ) -> diesel::ConnectionResult<AsyncPgConnection> {
     let target =
         Target::parse(url, ca_file).map_err(diesel::ConnectionError::InvalidConnectionUrl)?;
     let Some(verify) = target.tls else {
-        return AsyncPgConnection::establish(&target.url).await;
+        let (client, connection) = tokio_postgres::connect(&target.url, tokio_postgres::NoTls)
+            .await
+            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+        return AsyncPgConnection::try_from_client_and_connection_with(
+            client, connection, statements,
+        )
+        .await;
     };
     let config = crate::tls::client_config(target.ca_file.as_deref(), verify)
         .map_err(diesel::ConnectionError::BadConnection)?;
@@ -111,7 +171,7 @@ pub async fn establish(
     let (client, connection) = tokio_postgres::connect(&target.url, tls)
         .await
         .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
-    AsyncPgConnection::try_from_client_and_connection(client, connection).await
+    AsyncPgConnection::try_from_client_and_connection_with(client, connection, statements).await
 }
 
 /// A connection URL as tokio-postgres reads it, and the TLS it needs.
@@ -171,43 +231,54 @@ impl Target {
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {
     #[error("cannot connect to PostgreSQL: {0}")]
-    Connect(#[from] diesel::ConnectionError),
-    #[error("cannot take the migration lock: {0}")]
-    Lock(#[from] DieselError),
+    Connect(String),
+    #[error("the migration transaction failed: {0}")]
+    Database(#[from] DieselError),
     #[error("migration failed: {0}")]
     Run(String),
 }
 
-/// Applies pending migrations and returns the versions applied.
+/// Applies pending migrations on `conn` and returns the versions applied.
 ///
-/// Holds a PostgreSQL advisory lock meanwhile, so processes started together
-/// (an API and several workers) cannot apply the same migration twice.
-pub async fn run_migrations(
-    url: &str,
-    ca_file: Option<&Path>,
-) -> Result<Vec<String>, MigrationError> {
-    let mut conn = establish(url, ca_file).await?;
-    diesel::sql_query("SELECT pg_advisory_lock(72620113)")
+/// All of them run in one transaction that first takes a transaction-scoped
+/// advisory lock: processes started together (an API and several workers)
+/// cannot apply the same migration twice, a failing migration leaves none
+/// of the batch applied, and the lock holds through a pooler in
+/// transaction mode as well (a session lock would not: the pooler may run
+/// the unlock, or the migration, on another server session).
+pub async fn run_migrations(mut conn: AsyncPgConnection) -> Result<Vec<String>, MigrationError> {
+    AnsiTransactionManager::begin_transaction(&mut conn).await?;
+    let locked = diesel::sql_query("SELECT pg_advisory_xact_lock(72620113)")
         .execute(&mut conn)
-        .await?;
+        .await;
+    if let Err(error) = locked {
+        let _ = AnsiTransactionManager::rollback_transaction(&mut conn).await;
+        return Err(error.into());
+    }
     // The harness runs diesel's synchronous migration code with
-    // `block_in_place`, which needs the multi-threaded runtime.
+    // `block_in_place`, which needs the multi-threaded runtime. Each
+    // migration's own transaction nests as a savepoint.
     let mut harness = AsyncMigrationHarness::new(conn);
     let result = harness
         .run_pending_migrations(MIGRATIONS)
         .map(|versions| versions.iter().map(ToString::to_string).collect::<Vec<_>>())
         .map_err(|e| MigrationError::Run(e.to_string()));
     let mut conn = harness.into_inner();
-    // Unlocking is best effort: the lock dies with the connection anyway.
-    let _ = diesel::sql_query("SELECT pg_advisory_unlock(72620113)")
-        .execute(&mut conn)
-        .await;
-    result
+    match result {
+        Ok(applied) => {
+            AnsiTransactionManager::commit_transaction(&mut conn).await?;
+            Ok(applied)
+        }
+        Err(error) => {
+            let _ = AnsiTransactionManager::rollback_transaction(&mut conn).await;
+            Err(error)
+        }
+    }
 }
 
 /// How many of this build's migrations the database lacks.
-pub async fn pending_migrations(url: &str, ca_file: Option<&Path>) -> Result<usize, String> {
-    let conn = connect(url, ca_file).await?;
+pub async fn pending_migrations(config: &DatabaseConfig) -> Result<usize, String> {
+    let conn = connect_for_migrations(config).await?;
     let mut harness = AsyncMigrationHarness::new(conn);
     harness
         .pending_migrations(MIGRATIONS)
@@ -215,9 +286,24 @@ pub async fn pending_migrations(url: &str, ca_file: Option<&Path>) -> Result<usi
         .map_err(|e| e.to_string())
 }
 
+/// One connection for migrations: a server session of its own when there
+/// is one ([`DatabaseConfig::session_url`]), else through the pooler,
+/// with unnamed statements.
+pub async fn connect_for_migrations(config: &DatabaseConfig) -> Result<AsyncPgConnection, String> {
+    let (url, statements) = match config.session_url() {
+        Some(url) => (url, StatementMode::Named),
+        None => (&config.url, statement_mode(config.pooler)),
+    };
+    connect(url.expose_secret(), config.ca_file.as_deref(), statements).await
+}
+
 /// One plain connection, given up after 5 s (a host that drops packets).
-pub async fn connect(url: &str, ca_file: Option<&Path>) -> Result<AsyncPgConnection, String> {
-    tokio::time::timeout(Duration::from_secs(5), establish(url, ca_file))
+pub async fn connect(
+    url: &str,
+    ca_file: Option<&Path>,
+    statements: StatementMode,
+) -> Result<AsyncPgConnection, String> {
+    tokio::time::timeout(Duration::from_secs(5), establish(url, ca_file, statements))
         .await
         .map_err(|_| "connect timed out".to_owned())?
         .map_err(|e| e.to_string())

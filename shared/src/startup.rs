@@ -116,9 +116,7 @@ pub async fn wait_for_connection(
     use secrecy::ExposeSecret as _;
     let url = database.url.expose_secret();
     wait_for("PostgreSQL", &redact(url), limit, || async {
-        crate::db::connect(url, database.ca_file.as_deref())
-            .await
-            .map(drop)
+        crate::db::connect_for_migrations(database).await.map(drop)
     })
     .await
 }
@@ -132,7 +130,7 @@ pub async fn wait_for_migrations(
     use secrecy::ExposeSecret as _;
     let url = database.url.expose_secret();
     wait_for("the database migrations", &redact(url), limit, || async {
-        match crate::db::pending_migrations(url, database.ca_file.as_deref()).await {
+        match crate::db::pending_migrations(database).await {
             Ok(0) => Ok(()),
             Ok(n) => Err(format!("{n} not applied yet (run `bourse-api migrate`)")),
             Err(error) => Err(error),

@@ -9,7 +9,7 @@ use shared::config::Config;
 use tokio::sync::oneshot;
 
 use crate::{
-    SmtpReceiver, TestDb, proxy::TcpProxy, redis_cluster::RedisCluster,
+    SmtpReceiver, TestDb, pgbouncer::PgBouncer, proxy::TcpProxy, redis_cluster::RedisCluster,
     redis_sentinel::RedisSentinel, redis_server::RedisServer,
 };
 
@@ -32,6 +32,16 @@ pub struct TestAppBuilder {
     private_redis: bool,
     redis_cluster: bool,
     redis_sentinel: bool,
+    pgbouncer: Option<Direct>,
+}
+
+/// Whether processes behind PgBouncer also get `DATABASE_DIRECT_URL`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Direct {
+    /// Only the pooler: relays poll, migrations go through it.
+    No,
+    /// `DATABASE_DIRECT_URL` for `LISTEN` and migrations.
+    Yes,
 }
 
 impl Default for TestAppBuilder {
@@ -50,6 +60,7 @@ impl TestAppBuilder {
             private_redis: false,
             redis_cluster: false,
             redis_sentinel: false,
+            pgbouncer: None,
         }
     }
 
@@ -100,6 +111,15 @@ impl TestAppBuilder {
         self
     }
 
+    /// The API and the workers reach PostgreSQL through a PgBouncer of this
+    /// test's own in transaction pooling mode (`TestApp::pgbouncer`,
+    /// `DATABASE_POOLER=transaction`), with or without a direct URL beside
+    /// it; the test's own connections go straight to the server.
+    pub fn through_pgbouncer(mut self, direct: Direct) -> Self {
+        self.pgbouncer = Some(direct);
+        self
+    }
+
     pub async fn start(self) -> TestApp {
         init_tracing();
         let db = TestDb::new().await;
@@ -134,9 +154,14 @@ impl TestAppBuilder {
         } else {
             None
         };
-        let database_url = match &postgres_proxy {
-            Some(proxy) => crate::db::through(&db.url, proxy.port),
-            None => db.url.clone(),
+        let pgbouncer = match self.pgbouncer {
+            Some(_) => Some(PgBouncer::start().await),
+            None => None,
+        };
+        let database_url = match (&postgres_proxy, &pgbouncer) {
+            (Some(proxy), _) => crate::db::through(&db.url, proxy.port),
+            (None, Some(bouncer)) => bouncer.url(&db.url),
+            (None, None) => db.url.clone(),
         };
         let mut settings: HashMap<String, String> = [
             ("DATABASE_URL", database_url),
@@ -177,6 +202,12 @@ impl TestAppBuilder {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        if pgbouncer.is_some() {
+            settings.insert("DATABASE_POOLER".to_owned(), "transaction".to_owned());
+        }
+        if self.pgbouncer == Some(Direct::Yes) {
+            settings.insert("DATABASE_DIRECT_URL".to_owned(), db.url.clone());
+        }
         if let Some(cluster) = &redis_cluster {
             settings.insert("REDIS_CLUSTER_NODES".to_owned(), cluster.nodes_setting());
         }
@@ -202,6 +233,7 @@ impl TestAppBuilder {
             client: reqwest::Client::new(),
             proxy,
             postgres_proxy,
+            pgbouncer,
             redis_server,
             redis_cluster,
             redis_sentinel,
@@ -276,6 +308,8 @@ pub struct TestApp {
     pub proxy: Option<TcpProxy>,
     /// See [`TestAppBuilder::postgres_through_proxy`].
     pub postgres_proxy: Option<TcpProxy>,
+    /// See [`TestAppBuilder::through_pgbouncer`].
+    pub pgbouncer: Option<PgBouncer>,
     /// See [`TestAppBuilder::private_redis`].
     pub redis_server: Option<RedisServer>,
     /// See [`TestAppBuilder::redis_cluster`].

@@ -136,7 +136,14 @@ async fn ensure_template() {
         )
         .await;
         exec(&mut conn, &format!("CREATE DATABASE {building}")).await;
-        shared::db::run_migrations(&with_database(&admin_url(), &building), None)
+        let target = shared::db::connect(
+            &with_database(&admin_url(), &building),
+            None,
+            diesel_async::StatementMode::Named,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("connecting to the test template failed: {e}"));
+        shared::db::run_migrations(target)
             .await
             .unwrap_or_else(|e| panic!("migrating the test template failed: {e}"));
         // The migration connection closes asynchronously; renaming needs it gone.

@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use secrecy::ExposeSecret as _;
 use shared::{config::Config, jobs::Queue};
 
 #[derive(Parser)]
@@ -72,10 +71,11 @@ async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
         None => run(cli.run, config).await,
         Some(Command::Run(args)) => run(args, config).await,
         Some(Command::Migrate) => {
-            let url = config.database.url.expose_secret();
             shared::startup::wait_for_connection(&config.database, config.startup_wait).await?;
-            let applied =
-                shared::db::run_migrations(url, config.database.ca_file.as_deref()).await?;
+            let conn = shared::db::connect_for_migrations(&config.database)
+                .await
+                .map_err(shared::db::MigrationError::Connect)?;
+            let applied = shared::db::run_migrations(conn).await?;
             println!(
                 "migrations applied: {}",
                 if applied.is_empty() {

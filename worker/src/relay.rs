@@ -79,12 +79,22 @@ const MIN_CYCLE: Duration = Duration::from_millis(10);
 impl Relay {
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
         let notify = Arc::new(Notify::new());
-        tokio::spawn(listen_for_notifications(
-            self.config.database.url.expose_secret().to_owned(),
-            self.config.database.ca_file.clone(),
-            notify.clone(),
-            shutdown.clone(),
-        ));
+        // LISTEN needs a server session of its own; through a pooler in
+        // transaction mode without DATABASE_DIRECT_URL there is none, and
+        // the relay polls (OUTBOX_POLL_MS).
+        match self.config.database.session_url() {
+            Some(url) => {
+                tokio::spawn(listen_for_notifications(
+                    url.expose_secret().to_owned(),
+                    self.config.database.ca_file.clone(),
+                    notify.clone(),
+                    shutdown.clone(),
+                ));
+            }
+            None => tracing::info!(
+                "DATABASE_POOLER=transaction without DATABASE_DIRECT_URL: the relay polls the outbox"
+            ),
+        }
         // Purging runs beside the relay, so a long purge never delays a
         // due job.
         tokio::spawn(purge_forever(
@@ -279,7 +289,8 @@ async fn listen_for_notifications(
     mut shutdown: watch::Receiver<bool>,
 ) {
     while !*shutdown.borrow() {
-        match shared::db::establish(&url, ca_file.as_deref()).await {
+        let statements = diesel_async::StatementMode::Named;
+        match shared::db::establish(&url, ca_file.as_deref(), statements).await {
             Ok(mut conn) => {
                 if outbox::listen(&mut conn).await.is_ok() {
                     // Rows committed while we were not listening.

@@ -27,7 +27,7 @@ use std::{collections::HashMap, time::Duration};
 pub use alerts::AlertsConfig;
 pub use auth::{AuthConfig, Limit, RateLimits};
 pub use bets::BetsConfig;
-pub use database::DatabaseConfig;
+pub use database::{DatabaseConfig, Pooler};
 use env::secs;
 pub use env::{ConfigErrors, ConfigProblem, EnvReader, Source};
 pub use fees::FeesConfig;

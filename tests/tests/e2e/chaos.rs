@@ -213,6 +213,14 @@ async fn workers_killed_again_and_again_on_a_redis_cluster_lose_and_duplicate_no
     kill_workers_again_and_again(builder().redis_cluster()).await;
 }
 
+/// The same with every process behind PgBouncer in transaction mode
+/// (`pgbouncer.rs`), without a direct URL: the relays poll, the claims and
+/// settlements hold across its pooling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_killed_again_and_again_through_pgbouncer_lose_and_duplicate_nothing() {
+    kill_workers_again_and_again(builder().through_pgbouncer(harness::app::Direct::No)).await;
+}
+
 async fn kill_workers_again_and_again(builder: TestAppBuilder) {
     let mut app = builder.start().await;
     app.set_prices(&[("BTC", "100")]).await;

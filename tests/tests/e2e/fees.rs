@@ -496,7 +496,18 @@ async fn racing_runs_and_a_run_dying_between_batches_charge_each_wallet_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scheduled_job_charges_due_wallets_on_the_workers() {
-    let mut app = builder()
+    scheduled_fee_run(builder()).await;
+}
+
+/// The same through PgBouncer in transaction mode (`pgbouncer.rs`): the
+/// fee run's batches and continuations hold across its pooling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduled_job_charges_due_wallets_through_pgbouncer() {
+    scheduled_fee_run(builder().through_pgbouncer(harness::app::Direct::No)).await;
+}
+
+async fn scheduled_fee_run(builder: TestAppBuilder) {
+    let mut app = builder
         .env("MONTHLY_FEE_CRON", "* * * * * *")
         .env("MONTHLY_FEE_PARALLELISM", 3)
         .start()

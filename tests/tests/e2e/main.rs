@@ -29,6 +29,7 @@ mod http;
 mod jobs;
 mod leases;
 mod ledger_model;
+mod pgbouncer;
 mod processes;
 mod providers;
 mod rates;
