@@ -539,7 +539,18 @@ async fn idempotency_keys_replay_conflict_and_serialize() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_transfers_neither_deadlock_nor_lose_money() {
-    let app = TestAppBuilder::new()
+    concurrent_transfers(TestAppBuilder::new()).await;
+}
+
+/// The same through PgBouncer in transaction mode (`pgbouncer.rs`): the
+/// row locks and the ledger's transactions hold across its pooling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_transfers_through_pgbouncer_neither_deadlock_nor_lose_money() {
+    concurrent_transfers(TestAppBuilder::new().through_pgbouncer(harness::app::Direct::No)).await;
+}
+
+async fn concurrent_transfers(builder: TestAppBuilder) {
+    let app = builder
         .env("RATE_REFRESH_CRON", "0 0 0 1 1 *")
         .env("DATABASE_POOL_SIZE", 16)
         .start()
