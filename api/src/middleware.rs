@@ -1,5 +1,6 @@
 //! Cross-cutting request handling: request ids, access logs, time limits,
-//! and turning every framework-made error into problem+json.
+//! waking the outbox relays, and turning every framework-made error into
+//! problem+json.
 
 use std::{any::Any, time::Duration};
 
@@ -21,6 +22,22 @@ pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The id of the current request, in request extensions.
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
+
+/// Wakes the outbox relays after a request that queued a job due now
+/// (`shared::outbox::noting_pushes`; an order's clearing, an email), by a
+/// Redis publish in the background, so the answer never waits on Redis. A
+/// request whose transaction rolled back wakes them for nothing, which
+/// costs one claim that finds no row; a lost wake-up costs a poll
+/// interval.
+pub async fn wake_relays(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let (response, pushed) = shared::outbox::noting_pushes(next.run(request)).await;
+    if let Some(queue) = pushed {
+        tokio::spawn(async move {
+            queue::wake::wake_relays(&state.redis, &state.config.redis.prefix, queue).await;
+        });
+    }
+    response
+}
 
 /// Accepts a caller's `X-Request-Id` when it is short and plain (so it is
 /// safe in logs), otherwise makes one; echoes it on the response and wraps

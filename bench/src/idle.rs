@@ -99,8 +99,8 @@ impl IdleRun<'_> {
         let (mut server, port) = private_redis().await?;
         let url = format!("redis://127.0.0.1:{port}/0");
         let prefix = "idle";
-        // One relay is enough (it reads PostgreSQL, not Redis, while idle);
-        // fifty would also hold fifty LISTEN connections. One pooled
+        // One relay is enough (it reads PostgreSQL, not Redis, while idle;
+        // its wake-up subscription is one more idle connection). One pooled
         // connection each (tick claims) keeps fifty processes within
         // PostgreSQL's default 100 connections.
         let env = [

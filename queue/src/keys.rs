@@ -34,6 +34,13 @@ pub fn wake_channel(prefix: &str) -> String {
     deployment_key(prefix, "wake")
 }
 
+/// The channel the outbox relays listen on: the API and the workers
+/// publish a queue's name there after committing a job due now (see
+/// `wake::wake_relays`).
+pub fn relay_wake_channel(prefix: &str) -> String {
+    deployment_key(prefix, "outbox")
+}
+
 /// The latest-price hash: one field per symbol (its JSON entry) and one
 /// `{symbol}:ms` field (its time, so an older price never replaces a
 /// newer one). Written by the workers, read by every API process.
@@ -120,6 +127,7 @@ mod tests {
         assert_eq!(keys.active(), "{t1:email}:active");
         assert_eq!(keys.inflight_of("w1"), "{t1:email}:inflight:w1");
         assert_eq!(wake_channel("t1"), "{t1}:wake");
+        assert_eq!(relay_wake_channel("t1"), "{t1}:outbox");
         assert_eq!(rates_cache("t1"), "{t1}:rates");
         assert_eq!(rates_stream("t1"), "{t1}:rates:stream");
     }

@@ -3,10 +3,15 @@
 //! and [`JobQueues::wake_channel`](crate::JobQueues::wake_channel)); this
 //! listener turns each message into a [`Wake`] for the worker process,
 //! which then fetches at once instead of at its next idle poll.
+//!
+//! The outbox relays are woken the same way, on a channel of their own
+//! (`{prefix}:outbox`): [`wake_relays`] after a commit that queued a job
+//! due now, and [`listen`] on the relay's side.
 
 use std::time::Duration;
 
 use futures::StreamExt as _;
+use redis::AsyncCommands as _;
 use shared::jobs::Queue;
 use tokio::sync::watch;
 
@@ -18,6 +23,20 @@ pub enum Wake {
     /// The listener (re)connected: jobs pushed while it was away went
     /// unannounced, so every queue should look.
     All,
+}
+
+/// Tells the outbox relays, on every process, that a job due now was
+/// committed to the outbox for `queue`. Fire and forget: a lost wake-up
+/// only delays the job to the relays' next poll (`OUTBOX_POLL_MS`), so a
+/// failure is logged at debug level, never returned.
+pub async fn wake_relays(conn: &crate::Conn, prefix: &str, queue: Queue) {
+    let woken: Result<(), _> = conn
+        .clone()
+        .publish(crate::keys::relay_wake_channel(prefix), queue.as_str())
+        .await;
+    if let Err(error) = woken {
+        tracing::debug!(%error, queue = %queue, "cannot wake the outbox relays; they poll");
+    }
 }
 
 /// Listens on `channel` until shutdown, reconnecting after errors. Missed

@@ -3,21 +3,25 @@
 //! [`push`] inserts a row in the caller's transaction. If the transaction
 //! rolls back, the row never existed and no job runs; if it commits, the
 //! worker relay delivers the job to Redis at least once (see the worker's
-//! `relay` module). A `pg_notify` in the same transaction wakes relays at
-//! commit time, so dispatch does not wait for the next poll.
+//! `relay` module).
 //!
-//! Not every push notifies: PostgreSQL serialises the commits of all
-//! transactions that sent a notification (a database-wide lock held
-//! through the commit's WAL flush), which caps a hot path at one commit per
-//! flush. Delayed rows never notify (the relays' timers find them), and
-//! hot background paths use [`push_quiet`]: their jobs go out on the
-//! relays' next poll (`OUTBOX_POLL_MS`).
+//! **Waking the relays.** A push of a job due now is noted in the
+//! surrounding [`noting_pushes`] scope (one per API request and per job
+//! attempt); after the work succeeded, and so after its commit, the API or
+//! worker publishes the queue's name on the relays' wake-up channel in
+//! Redis, so dispatch does not wait for the next poll. Not `pg_notify`:
+//! PostgreSQL serialises the commits of all transactions that notified (a
+//! database-wide lock held through each commit's WAL flush), which capped
+//! order placement at one commit per flush. Delayed rows wake no one (the
+//! relays' timers find them), and hot background paths use [`push_quiet`]:
+//! their jobs go out on the relays' next poll (`OUTBOX_POLL_MS`), which is
+//! also the fallback for a lost wake-up.
 //!
 //! Every statement on the `outbox` table is in this module: the writers'
 //! above, the relay's below ([`claim`], [`mark_dispatched`], ...); the
 //! relay itself keeps only its loop.
 
-use std::time::Duration;
+use std::{cell::Cell, time::Duration};
 
 use chrono::{DateTime, Utc};
 use diesel::{prelude::*, sql_types};
@@ -29,8 +33,31 @@ use crate::{
     schema::outbox,
 };
 
-/// The channel relays LISTEN on; the payload is the queue name.
-pub const NOTIFY_CHANNEL: &str = "bourse_outbox";
+tokio::task_local! {
+    /// The first queue a job due now was pushed on in this scope.
+    static PUSHED: Cell<Option<Queue>>;
+}
+
+/// Runs `work` and says on which queue, if any, it pushed a job due now
+/// (the first such queue): the caller wakes the relays once `work` has
+/// succeeded. Pushes outside any scope (the CLI, tests) wake no one; the
+/// relays find those rows on their next poll.
+pub async fn noting_pushes<F: Future>(work: F) -> (F::Output, Option<Queue>) {
+    PUSHED
+        .scope(Cell::new(None), async move {
+            let output = work.await;
+            (output, PUSHED.with(Cell::get))
+        })
+        .await
+}
+
+fn note_push(queue: Queue) {
+    let _ = PUSHED.try_with(|pushed| {
+        if pushed.get().is_none() {
+            pushed.set(Some(queue));
+        }
+    });
+}
 
 /// Records `job` to run at `run_at` (now when `None`). Call it inside the
 /// transaction that makes the change the job follows. Returns the job id
@@ -122,12 +149,9 @@ async fn insert_parts(
 ) -> QueryResult<Uuid> {
     // v7: time-ordered ids keep the primary key index append-only.
     let id = Uuid::now_v7();
-    // The row and the wake-up in one round trip.
     diesel::sql_query(
-        "WITH row AS (
-             INSERT INTO outbox (id, queue, job, version, payload, run_at)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING queue)
-         SELECT pg_notify($7, queue) FROM row WHERE $8",
+        "INSERT INTO outbox (id, queue, job, version, payload, run_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind::<sql_types::Uuid, _>(id)
     .bind::<sql_types::Text, _>(queue.as_str())
@@ -135,10 +159,11 @@ async fn insert_parts(
     .bind::<sql_types::SmallInt, _>(i16::try_from(version).unwrap_or(i16::MAX))
     .bind::<sql_types::Jsonb, _>(payload)
     .bind::<sql_types::Timestamptz, _>(run_at.unwrap_or_else(Utc::now))
-    .bind::<sql_types::Text, _>(NOTIFY_CHANNEL)
-    .bind::<sql_types::Bool, _>(wake)
     .execute(&mut &*conn)
     .await?;
+    if wake {
+        note_push(queue);
+    }
     Ok(id)
 }
 
@@ -298,15 +323,6 @@ pub async fn set_aside(
         .map(drop)
 }
 
-/// Starts listening on [`NOTIFY_CHANNEL`] on `conn` (a connection of its
-/// own, kept open; read its notifications stream).
-pub async fn listen(conn: &mut AsyncPgConnection) -> QueryResult<()> {
-    diesel::sql_query(format!("LISTEN {NOTIFY_CHANNEL}"))
-        .execute(conn)
-        .await
-        .map(drop)
-}
-
 /// Deletes up to `limit` rows dispatched before `cutoff`, skipping rows
 /// locked by others (short locks, bounded WAL per statement). Returns how
 /// many went.
@@ -324,4 +340,23 @@ pub async fn purge_dispatched(
     .bind::<sql_types::BigInt, _>(limit)
     .execute(conn)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_scope_notes_the_first_waking_push_and_nothing_leaks_out_of_it() {
+        let ((), pushed) = noting_pushes(async {
+            note_push(Queue::OrderClearing);
+            note_push(Queue::Email);
+        })
+        .await;
+        assert_eq!(pushed, Some(Queue::OrderClearing));
+        let ((), none) = noting_pushes(async {}).await;
+        assert_eq!(none, None);
+        // Outside a scope a push notes nothing, and does not panic.
+        note_push(Queue::Email);
+    }
 }

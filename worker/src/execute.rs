@@ -113,10 +113,14 @@ pub async fn execute(
         Some(handler) => {
             let run = handler(executor.ctx.clone(), envelope.clone(), attempt);
             let timeout = executor.ctx.config.jobs.timeout;
-            match AssertUnwindSafe(tokio::time::timeout(timeout, run))
-                .catch_unwind()
-                .await
-            {
+            let (outcome, pushed) = shared::outbox::noting_pushes(
+                AssertUnwindSafe(tokio::time::timeout(timeout, run)).catch_unwind(),
+            )
+            .await;
+            if let Some(queue) = pushed {
+                executor.ctx.relays.wake(queue);
+            }
+            match outcome {
                 Ok(Ok(result)) => result,
                 Ok(Err(_)) => Err(JobError::Retry(format!(
                     "timed out after {}s",

@@ -166,6 +166,10 @@ pub async fn run_on(
         mailer,
         worker_name: options.name.clone(),
         providers,
+        relays: wake::RelayWaker {
+            redis: conn.clone(),
+            prefix: config.redis.prefix.clone(),
+        },
         redis: conn,
         metrics: metrics.clone(),
         exchange,
@@ -181,7 +185,7 @@ pub async fn run_on(
         start_queue_runners(&ctx, &queues, &options, &health, &wakers, &stop_rx);
     let mut background = vec![
         tokio::spawn(queue::wake::listen(
-            client,
+            client.clone(),
             queues.wake_channel(),
             move |wake| wakers.apply(wake),
             stop_rx.clone(),
@@ -220,6 +224,7 @@ pub async fn run_on(
             Relay {
                 config: config.clone(),
                 db: db.clone(),
+                subscriber: client.clone(),
                 queues: queues.clone(),
                 metrics: metrics.clone(),
                 health: health.clone(),

@@ -9,8 +9,11 @@
 //! Redis still knows. Delivery is therefore at least once and usually
 //! exactly once; handlers are idempotent either way.
 //!
-//! Relays wake on `pg_notify` from [`shared::outbox::push`] at commit time,
-//! and poll every `OUTBOX_POLL_MS` for missed notifications.
+//! Relays wake on the Redis channel `{prefix}:outbox`, where the API and
+//! the workers publish after committing a job due now (see
+//! [`shared::outbox::noting_pushes`]; not `pg_notify`, whose commit lock
+//! serialised the hot write paths), and poll every `OUTBOX_POLL_MS` for a
+//! lost wake-up.
 //!
 //! **Delayed jobs** (a bet's settlement, a retry of a clearing) wait in the
 //! outbox, in PostgreSQL, not in Redis and not in worker memory: a delay can
@@ -25,9 +28,7 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use chrono::Utc;
-use futures::StreamExt;
 use queue::{JobQueues, ReadyJob};
-use secrecy::ExposeSecret as _;
 use shared::{
     config::Config,
     db::DbPool,
@@ -45,6 +46,8 @@ use crate::{
 pub struct Relay {
     pub config: Arc<Config>,
     pub db: DbPool,
+    /// For the relays' wake-up channel.
+    pub subscriber: queue::Subscriber,
     pub queues: JobQueues,
     pub metrics: Arc<Metrics>,
     pub health: Health,
@@ -79,22 +82,14 @@ const MIN_CYCLE: Duration = Duration::from_millis(10);
 impl Relay {
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
         let notify = Arc::new(Notify::new());
-        // LISTEN needs a server session of its own; through a pooler in
-        // transaction mode without DATABASE_DIRECT_URL there is none, and
-        // the relay polls (OUTBOX_POLL_MS).
-        match self.config.database.session_url() {
-            Some(url) => {
-                tokio::spawn(listen_for_notifications(
-                    url.expose_secret().to_owned(),
-                    self.config.database.ca_file.clone(),
-                    notify.clone(),
-                    shutdown.clone(),
-                ));
-            }
-            None => tracing::info!(
-                "DATABASE_POOLER=transaction without DATABASE_DIRECT_URL: the relay polls the outbox"
-            ),
-        }
+        let woken = notify.clone();
+        tokio::spawn(queue::wake::listen(
+            self.subscriber.clone(),
+            queue::keys::relay_wake_channel(&self.config.redis.prefix),
+            // A (re)connection wakes too: a wake-up may have been missed.
+            move |_| woken.notify_one(),
+            shutdown.clone(),
+        ));
         // Purging runs beside the relay, so a long purge never delays a
         // due job.
         tokio::spawn(purge_forever(
@@ -277,42 +272,6 @@ impl Relay {
             }
         }
         Ok(())
-    }
-}
-
-/// Holds a dedicated connection that LISTENs for outbox inserts and nudges
-/// the relay. Reconnects on failure; the relay polls meanwhile.
-async fn listen_for_notifications(
-    url: String,
-    ca_file: Option<std::path::PathBuf>,
-    notify: Arc<Notify>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    while !*shutdown.borrow() {
-        let statements = diesel_async::StatementMode::Named;
-        match shared::db::establish(&url, ca_file.as_deref(), statements).await {
-            Ok(mut conn) => {
-                if outbox::listen(&mut conn).await.is_ok() {
-                    // Rows committed while we were not listening.
-                    notify.notify_one();
-                    let mut stream = std::pin::pin!(conn.notifications_stream());
-                    loop {
-                        tokio::select! {
-                            item = stream.next() => match item {
-                                Some(Ok(_)) => notify.notify_one(),
-                                Some(Err(_)) | None => break,
-                            },
-                            _ = shutdown.changed() => return,
-                        }
-                    }
-                }
-            }
-            Err(error) => tracing::debug!(%error, "outbox listener cannot connect"),
-        }
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = shutdown.changed() => return,
-        }
     }
 }
 

@@ -67,6 +67,8 @@ pub struct Scheduler {
     pub schedule: cron::Schedule,
     pub claimant: String,
     pub metrics: Arc<Metrics>,
+    /// Wakes the outbox relays after a claim that queued the tick's job.
+    pub relays: crate::wake::RelayWaker,
 }
 
 /// Parses a six-field cron expression (seconds first), UTC.
@@ -147,14 +149,18 @@ impl Scheduler {
         let mut conn = self.db.get().await.map_err(|e| e.to_string())?;
         let won = match &self.on_tick {
             OnTick::Queue(make) => {
-                schedule::claim_tick_and_queue(
+                let (won, pushed) = shared::outbox::noting_pushes(schedule::claim_tick_and_queue(
                     &mut conn,
                     self.name,
                     tick,
                     &self.claimant,
                     &make(tick),
-                )
-                .await
+                ))
+                .await;
+                if let (Ok(true), Some(queue)) = (&won, pushed) {
+                    self.relays.wake(queue);
+                }
+                won
             }
             OnTick::RunHere(_) => {
                 schedule::claim_tick(&mut conn, self.name, tick, &self.claimant).await

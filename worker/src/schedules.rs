@@ -81,6 +81,7 @@ impl Schedules {
             schedule,
             claimant: options.name.clone(),
             metrics: ctx.metrics.clone(),
+            relays: ctx.relays.clone(),
         };
         let mut tasks = Vec::new();
         for (name, schedule, make) in self.queued {

@@ -138,6 +138,10 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .layer(Extension(docs::OpenApiJson(openapi_json)))
         .layer(middleware::from_fn_with_state(
             state.clone(),
+            mw::wake_relays,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
             metrics::record,
         ))
         .layer(CatchPanicLayer::custom(mw::panic_response))

@@ -20,7 +20,7 @@ pub enum Pooler {
     /// A pooler in transaction mode (PgBouncer `pool_mode = transaction`):
     /// each transaction, and each statement outside one, may run on a
     /// different server session. So no named prepared statements, no
-    /// session settings, no `LISTEN` and no session locks through it.
+    /// session settings and no session locks through it.
     Transaction,
 }
 
@@ -28,9 +28,9 @@ pub enum Pooler {
 pub struct DatabaseConfig {
     pub url: SecretString,
     pub pooler: Pooler,
-    /// A URL that reaches the server without the pooler, for what a pooler
-    /// in transaction mode cannot carry: `LISTEN` (the relays' wake-up)
-    /// and migrations. Optional: without it, relays poll.
+    /// A URL that reaches the server without the pooler, for migrations.
+    /// Optional: without it they run through the pooler (in one
+    /// transaction, under a transaction-scoped lock).
     pub direct_url: Option<SecretString>,
     pub pool_size: usize,
     pub connect_timeout: Duration,
@@ -63,7 +63,7 @@ impl DatabaseConfig {
         }
     }
 
-    /// The URL to open a server session on, for `LISTEN` and migrations:
+    /// The URL to open a server session on, for migrations:
     /// `DATABASE_DIRECT_URL`, else `DATABASE_URL` unless that goes through a
     /// pooler in transaction mode.
     pub fn session_url(&self) -> Option<&SecretString> {

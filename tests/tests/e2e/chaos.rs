@@ -214,7 +214,7 @@ async fn workers_killed_again_and_again_on_a_redis_cluster_lose_and_duplicate_no
 }
 
 /// The same with every process behind PgBouncer in transaction mode
-/// (`pgbouncer.rs`), without a direct URL: the relays poll, the claims and
+/// (`pgbouncer.rs`), without a direct URL: the relays' claims and the
 /// settlements hold across its pooling.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_killed_again_and_again_through_pgbouncer_lose_and_duplicate_nothing() {

@@ -497,3 +497,59 @@ async fn a_job_queued_under_the_untagged_key_names_runs_after_the_upgrade() {
         .unwrap();
     assert!(left.is_empty(), "keys left under the old names: {left:?}");
 }
+
+/// Relays wake on the Redis channel `{prefix}:outbox`, on which the API
+/// publishes after a request that queued a job due now (no `pg_notify`,
+/// whose commit lock serialised the hot write paths), and they act on a
+/// wake-up at once: with every schedule a year away and the relays' poll
+/// at a minute, a row written without a wake-up runs only once a message
+/// arrives on the channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relays_wake_on_the_redis_channel_not_on_their_poll() {
+    let never = "0 0 0 1 1 *";
+    let app = TestAppBuilder::new()
+        .env("OUTBOX_POLL_MS", 60_000)
+        .env("RATE_REFRESH_CRON", never)
+        .env("MONTHLY_FEE_CRON", never)
+        .env("BET_RECONCILE_CRON", never)
+        .env("EMAIL_RECONCILE_CRON", never)
+        .start()
+        .await;
+    let channel = queue::keys::relay_wake_channel(&app.prefix);
+    let client = redis::Client::open(format!("redis://{}/0", harness::app::REDIS_ADDR)).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe(&channel).await.unwrap();
+    let mut messages = pubsub.on_message();
+
+    // The API publishes the queue after a registration (its email).
+    let reply = app
+        .post(
+            "/api/v1/auth/register",
+            &json!({ "username": "woken", "email": "woken@example.com", "password": "correct horse" }),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let message = tokio::time::timeout(WAIT, futures::StreamExt::next(&mut messages))
+        .await
+        .expect("a wake-up within the wait")
+        .expect("the subscription is open");
+    assert_eq!(message.get_payload::<String>().unwrap(), "email");
+    app.smtp.wait_for("woken@example.com", WAIT).await;
+
+    // A row committed with no wake-up (outside any request or job) waits
+    // for the poll, a minute away; a message on the channel sends it now.
+    let mut conn = app.conn().await;
+    push_probe(&mut conn, recorded("woken")).await;
+    let publisher = client.get_multiplexed_async_connection().await.unwrap();
+    eventually("the probe relayed after a wake-up", WAIT, || {
+        let (app, channel, publisher) = (&app, &channel, publisher.clone());
+        async move {
+            let mut publisher = publisher;
+            let _: () = redis::AsyncCommands::publish(&mut publisher, channel, "probe")
+                .await
+                .ok()?;
+            (!runs(app, "woken").await.is_empty()).then_some(())
+        }
+    })
+    .await;
+}

@@ -103,14 +103,14 @@ async fn migrations_run_through_the_pooler_alone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_pipeline_runs_through_pgbouncer_with_a_direct_url_for_listen() {
+async fn the_pipeline_runs_through_pgbouncer_with_a_direct_url_beside_it() {
     pipeline(Direct::Yes).await;
 }
 
-/// Without `DATABASE_DIRECT_URL` the relays poll: no `LISTEN` reaches a
-/// server session through the pooler.
+/// Without `DATABASE_DIRECT_URL`: every connection, the workers' startup
+/// check of the migrations included, goes through the pooler.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_pipeline_runs_through_pgbouncer_alone_with_relays_polling() {
+async fn the_pipeline_runs_through_pgbouncer_alone() {
     pipeline(Direct::No).await;
 }
 

@@ -45,6 +45,8 @@ pub struct JobContext {
     pub settler: bets::Settler,
     /// "Now" for the monthly fee.
     pub clock: Arc<dyn shared::clock::Clock>,
+    /// Wakes the outbox relays after an attempt that queued a job due now.
+    pub relays: crate::wake::RelayWaker,
 }
 
 impl JobContext {
