@@ -21,6 +21,7 @@ pub mod rates;
 mod readiness;
 mod rename;
 mod upkeep;
+pub mod waiting;
 pub mod wake;
 
 pub use apalis_redis::dead::DeadCursor;

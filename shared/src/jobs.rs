@@ -213,6 +213,16 @@ impl JobSpec for ClearOrders {
     const QUEUE: Queue = Queue::OrderClearing;
 }
 
+/// Whether one waiting copy of job `job` is enough: while a copy with the
+/// same payload waits in its queue, the relay drops another instead of
+/// pushing it (`queue::waiting`). True only for jobs that read their work
+/// when they start: [`ClearOrders`] batches every order of its currency
+/// and side not yet in a batch, so under a burst of orders one job per
+/// currency and side waits, not one per order.
+pub fn coalesces(job: &str) -> bool {
+    job == ClearOrders::NAME
+}
+
 /// Place one clearing batch at the exchange and mark its orders cleared.
 /// The batch id is the exchange call's idempotency reference.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

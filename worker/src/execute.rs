@@ -99,6 +99,20 @@ pub async fn execute(
             .observe(waited.as_secs_f64());
     }
 
+    if shared::jobs::coalesces(&envelope.job) {
+        // Before the handler reads its work: what is committed from now on
+        // gets a job of its own (queue::waiting). Best effort: a mark left
+        // behind expires.
+        let key = queue::waiting::key(
+            &executor.ctx.config.redis.prefix,
+            &envelope.job,
+            &envelope.args,
+        );
+        let task = task_id.to_string();
+        if let Err(error) = queue::waiting::clear(&executor.ctx.redis, &key, &task).await {
+            tracing::warn!(%error, "cannot clear the job's waiting mark; it expires");
+        }
+    }
     executor
         .metrics
         .jobs_started

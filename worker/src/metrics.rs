@@ -55,6 +55,7 @@ pub struct Metrics {
     pub job_duration: Family<QueueLabels, Histogram>,
     pub pickup_latency: Family<QueueLabels, Histogram>,
     pub outbox_dispatched: Family<QueueLabels, Counter>,
+    pub outbox_coalesced: Family<QueueLabels, Counter>,
     pub outbox_errors: Counter,
     pub worker_restarts: Family<QueueLabels, Counter>,
     pub queue_depth: Family<DepthLabels, Gauge>,
@@ -104,6 +105,12 @@ impl Metrics {
             "outbox_dispatched",
             "Outbox rows relayed to Redis",
             outbox_dispatched.clone(),
+        );
+        let outbox_coalesced = Family::<QueueLabels, Counter>::default();
+        registry.register(
+            "outbox_coalesced",
+            "Outbox rows not pushed because a copy of their job was already waiting (clear_orders per currency and side)",
+            outbox_coalesced.clone(),
         );
         let outbox_errors = Counter::default();
         registry.register(
@@ -156,6 +163,7 @@ impl Metrics {
             job_duration,
             pickup_latency,
             outbox_dispatched,
+            outbox_coalesced,
             outbox_errors,
             worker_restarts,
             queue_depth,

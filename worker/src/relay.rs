@@ -213,21 +213,70 @@ impl Relay {
         let max_attempts = self.config.jobs.max_attempts;
         for (queue, jobs) in by_queue {
             let ids: Vec<Uuid> = jobs.iter().map(|j| j.envelope.id).collect();
+            let (jobs, marks) = match self.coalesce(jobs).await {
+                Ok(kept) => kept,
+                Err(error) => {
+                    self.release(&ids, &error.to_string()).await?;
+                    return Err(RelayError::Push(error.to_string()));
+                }
+            };
             if let Err(error) = self.queues.push(queue, &jobs, max_attempts).await {
                 // Hand the rows back at once rather than after the claim
                 // timeout; queues pushed earlier in this cycle stay marked.
+                // The waiting marks go too, or the next copies would be
+                // dropped for a job that is not there.
+                let conn = self.queues.connection();
+                for (key, id) in &marks {
+                    let _ = queue::waiting::clear(&conn, key, id).await;
+                }
                 self.release(&ids, &error.to_string()).await?;
                 return Err(RelayError::Push(error.to_string()));
             }
             self.mark_dispatched(&ids).await?;
+            let labels = QueueLabels {
+                queue: queue.as_str(),
+            };
             self.metrics
                 .outbox_dispatched
-                .get_or_create(&QueueLabels {
-                    queue: queue.as_str(),
-                })
-                .inc_by(ids.len() as u64);
+                .get_or_create(&labels)
+                .inc_by(jobs.len() as u64);
+            self.metrics
+                .outbox_coalesced
+                .get_or_create(&labels)
+                .inc_by((ids.len() - jobs.len()) as u64);
         }
         Ok(())
+    }
+
+    /// Drops the jobs of which a copy already waits (`shared::jobs::coalesces`):
+    /// in this batch, or in the queue (`queue::waiting`). Returns the jobs
+    /// to push and the waiting marks this call took for them.
+    async fn coalesce(
+        &self,
+        jobs: Vec<ReadyJob>,
+    ) -> Result<(Vec<ReadyJob>, Vec<(String, String)>), redis::RedisError> {
+        let conn = self.queues.connection();
+        let mut kept = Vec::with_capacity(jobs.len());
+        let mut marks: Vec<(String, String)> = Vec::new();
+        for job in jobs {
+            if !shared::jobs::coalesces(&job.envelope.job) {
+                kept.push(job);
+                continue;
+            }
+            let key = queue::waiting::key(
+                &self.config.redis.prefix,
+                &job.envelope.job,
+                &job.envelope.args,
+            );
+            if marks.iter().any(|(taken, _)| *taken == key) {
+                continue;
+            }
+            if queue::waiting::mark(&conn, &key, &job.task_id).await? {
+                marks.push((key, job.task_id.clone()));
+                kept.push(job);
+            }
+        }
+        Ok((kept, marks))
     }
 
     async fn mark_dispatched(&self, ids: &[Uuid]) -> Result<(), RelayError> {
