@@ -183,6 +183,8 @@ impl TestAppBuilder {
             ("WORKER_CONCURRENCY", "8".into()),
             ("WORKER_SHUTDOWN_TIMEOUT_SECS", "10".into()),
             ("OUTBOX_POLL_MS", "50".into()),
+            // The backlog gauge's scheduled rows, counted every second here.
+            ("OUTBOX_SCHEDULED_SAMPLE_SECS", "1".into()),
             ("JOB_MAX_ATTEMPTS", "3".into()),
             ("JOB_BACKOFF_BASE_MS", "50".into()),
             ("JOB_BACKOFF_MAX_MS", "1000".into()),

@@ -100,6 +100,7 @@ impl Relay {
         let mut shutdown = shutdown;
         let mut failing = false;
         let mut last_sample: Option<tokio::time::Instant> = None;
+        let mut last_scheduled_sample: Option<tokio::time::Instant> = None;
         loop {
             if *shutdown.borrow() {
                 return;
@@ -125,8 +126,15 @@ impl Relay {
             }
             if last_sample.is_none_or(|at| at.elapsed() >= SAMPLE_BACKLOG_EVERY) {
                 last_sample = Some(tokio::time::Instant::now());
-                if let Err(error) = self.sample_backlog().await {
+                if let Err(error) = self.sample_backlog("due").await {
                     tracing::debug!(%error, "cannot sample the outbox backlog");
+                }
+            }
+            let every = self.config.outbox.scheduled_sample;
+            if last_scheduled_sample.is_none_or(|at| at.elapsed() >= every) {
+                last_scheduled_sample = Some(tokio::time::Instant::now());
+                if let Err(error) = self.sample_backlog("scheduled").await {
+                    tracing::debug!(%error, "cannot sample the scheduled outbox rows");
                 }
             }
             // After a failure, the poll interval: no tight loop while
@@ -301,24 +309,27 @@ impl Relay {
         Ok(outbox::set_aside(&mut conn, ids, until, "unknown queue").await?)
     }
 
-    /// Sets the `outbox_backlog` gauge, zero for queues with no backlog.
-    async fn sample_backlog(&self) -> Result<(), RelayError> {
+    /// Sets the `outbox_backlog` gauge of `state` (`due`, every
+    /// [`SAMPLE_BACKLOG_EVERY`]; `scheduled`, every
+    /// `OUTBOX_SCHEDULED_SAMPLE_SECS`), zero for queues with none.
+    async fn sample_backlog(&self, state: &'static str) -> Result<(), RelayError> {
         let mut conn = self.conn().await?;
-        let backlog = outbox::backlog(&mut conn).await?;
+        let backlog = match state {
+            "due" => outbox::due_backlog(&mut conn).await?,
+            _ => outbox::scheduled_backlog(&mut conn).await?,
+        };
         for queue in Queue::ALL {
-            let row = backlog.iter().find(|b| b.queue == queue.as_str());
-            for (state, value) in [
-                ("due", row.map_or(0, |b| b.due)),
-                ("scheduled", row.map_or(0, |b| b.scheduled)),
-            ] {
-                self.metrics
-                    .outbox_backlog
-                    .get_or_create(&BacklogLabels {
-                        queue: queue.as_str().to_owned(),
-                        state,
-                    })
-                    .set(value);
-            }
+            let rows = backlog
+                .iter()
+                .find(|b| b.queue == queue.as_str())
+                .map_or(0, |b| b.rows);
+            self.metrics
+                .outbox_backlog
+                .get_or_create(&BacklogLabels {
+                    queue: queue.as_str().to_owned(),
+                    state,
+                })
+                .set(rows);
         }
         Ok(())
     }

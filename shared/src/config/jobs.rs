@@ -3,7 +3,8 @@
 //! `JOB_BACKOFF_BASE_MS`, `JOB_BACKOFF_MAX_MS`, `JOB_TIMEOUT_SECS`,
 //! `DEAD_MAX_PER_QUEUE`, `DEAD_TTL_DAYS`, `OUTBOX_POLL_MS`,
 //! `OUTBOX_BATCH_SIZE`, `OUTBOX_CLAIM_TIMEOUT_SECS`,
-//! `OUTBOX_RETENTION_HOURS`, `OUTBOX_LOOKAHEAD_MS`.
+//! `OUTBOX_RETENTION_HOURS`, `OUTBOX_LOOKAHEAD_MS`,
+//! `OUTBOX_SCHEDULED_SAMPLE_SECS`.
 
 use std::time::Duration;
 
@@ -34,6 +35,10 @@ pub struct OutboxConfig {
     /// holds each until its due time, so the relay's and the queue's own
     /// latency do not make it late.
     pub lookahead: Duration,
+    /// How often a relay counts the scheduled (not yet due) rows per queue
+    /// for the backlog gauge: a count over every waiting bet settlement,
+    /// too dear for the 5 s of the due count.
+    pub scheduled_sample: Duration,
 }
 
 impl JobsConfig {
@@ -57,6 +62,7 @@ impl OutboxConfig {
             claim_timeout: secs(env.range_or("OUTBOX_CLAIM_TIMEOUT_SECS", 30, 1, 3600)),
             retention: secs(3600 * env.range_or::<u64>("OUTBOX_RETENTION_HOURS", 24, 1, 24 * 365)),
             lookahead: millis(env.range_or("OUTBOX_LOOKAHEAD_MS", 100, 0, 10_000)),
+            scheduled_sample: secs(env.range_or("OUTBOX_SCHEDULED_SAMPLE_SECS", 300, 1, 86_400)),
         }
     }
 }

@@ -63,15 +63,20 @@ pub struct JobOverview {
     pub generated_at: DateTime<Utc>,
 }
 
-/// Per queue: jobs in the outbox not yet relayed, (due, not yet due).
+/// Per queue: jobs in the outbox not yet relayed, (due, not yet due). The
+/// delayed rows are counted exactly here, on an operator's request only
+/// (the relays' gauge samples them rarely).
 async fn outbox_counts(state: &AppState) -> Result<HashMap<String, (u64, u64)>, ApiError> {
     let mut conn = state.conn().await?;
     let count = |n: i64| u64::try_from(n).unwrap_or(0);
-    Ok(shared::outbox::backlog(&mut conn)
-        .await?
-        .into_iter()
-        .map(|b| (b.queue, (count(b.due), count(b.scheduled))))
-        .collect())
+    let mut counts: HashMap<String, (u64, u64)> = HashMap::new();
+    for row in shared::outbox::due_backlog(&mut conn).await? {
+        counts.entry(row.queue).or_default().0 = count(row.rows);
+    }
+    for row in shared::outbox::scheduled_backlog(&mut conn).await? {
+        counts.entry(row.queue).or_default().1 = count(row.rows);
+    }
+    Ok(counts)
 }
 
 /// Queues and workers at a glance.
