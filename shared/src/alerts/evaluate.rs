@@ -34,9 +34,13 @@ pub struct Triggered {
     email_verified: bool,
 }
 
-/// Triggers every active alert that the observations stored at
-/// `observed_at` for `symbols` cross (price ≥ target for `above`, ≤ for
-/// `below`), and queues one email for each, in one transaction.
+/// Triggers up to `batch` alerts per direction that the observations
+/// stored at `observed_at` for `symbols` cross (price ≥ target for
+/// `above`, ≤ for `below`), and queues one email for each, in one
+/// transaction. An observation may cross more than one statement should
+/// handle inside `statement_timeout` (a flash crash over a million
+/// alerts): call it again until it triggers fewer than `batch` (see
+/// [`Batch::maybe_more`]); each call is a short transaction of its own.
 ///
 /// One statement does the work, proportional to the alerts crossed: per
 /// symbol and direction a range scan of a partial index over active alerts
@@ -50,6 +54,30 @@ pub async fn evaluate(
     conn: &mut AsyncPgConnection,
     observed_at: DateTime<Utc>,
     symbols: &[String],
+    batch: i64,
+) -> QueryResult<Batch> {
+    let triggered = evaluate_batch(conn, observed_at, symbols, batch).await?;
+    Ok(Batch {
+        // Either direction may have stopped at its limit.
+        maybe_more: i64::try_from(triggered.len()).unwrap_or(i64::MAX) >= batch,
+        triggered,
+    })
+}
+
+/// What one call of [`evaluate`] did.
+#[derive(Debug)]
+pub struct Batch {
+    pub triggered: Vec<Triggered>,
+    /// A direction may have stopped at the batch limit: call again (a call
+    /// that finds nothing more is cheap).
+    pub maybe_more: bool,
+}
+
+async fn evaluate_batch(
+    conn: &mut AsyncPgConnection,
+    observed_at: DateTime<Utc>,
+    symbols: &[String],
+    batch: i64,
 ) -> QueryResult<Vec<Triggered>> {
     conn.transaction(async |conn| {
         let triggered: Vec<Triggered> = diesel::sql_query(
@@ -62,11 +90,13 @@ pub async fn evaluate(
                  SELECT a.id, obs.price_usd FROM obs JOIN alerts a ON a.symbol = obs.symbol
                  WHERE a.status = 'created' AND a.direction = 'above'
                    AND a.target_price <= obs.price_usd AND a.created_at <= $1
+                 LIMIT $3
                  FOR UPDATE OF a SKIP LOCKED),
              below AS (
                  SELECT a.id, obs.price_usd FROM obs JOIN alerts a ON a.symbol = obs.symbol
                  WHERE a.status = 'created' AND a.direction = 'below'
                    AND a.target_price >= obs.price_usd AND a.created_at <= $1
+                 LIMIT $3
                  FOR UPDATE OF a SKIP LOCKED),
              hit AS (SELECT * FROM above UNION ALL SELECT * FROM below)
              UPDATE alerts a
@@ -80,6 +110,7 @@ pub async fn evaluate(
         )
         .bind::<sql_types::Timestamptz, _>(observed_at)
         .bind::<sql_types::Array<sql_types::Text>, _>(symbols)
+        .bind::<sql_types::BigInt, _>(batch)
         .load(conn)
         .await?;
         if triggered.is_empty() {

@@ -1,4 +1,5 @@
-//! Price alerts. Reads `ALERT_MAX_ACTIVE`, `ALERT_CACHE_TTL_SECS`.
+//! Price alerts. Reads `ALERT_MAX_ACTIVE`, `ALERT_CACHE_TTL_SECS`,
+//! `ALERT_BATCH_SIZE`.
 
 use std::time::Duration;
 
@@ -12,6 +13,10 @@ pub struct AlertsConfig {
     /// invalidate it at once; this only bounds staleness should an
     /// invalidation be lost (Redis unreachable just then).
     pub cache_ttl: Duration,
+    /// Most alerts one evaluation statement triggers per direction: an
+    /// observation crossing more is evaluated batch after batch, each its
+    /// own short transaction, so none nears `statement_timeout`.
+    pub batch_size: i64,
 }
 
 impl AlertsConfig {
@@ -19,6 +24,7 @@ impl AlertsConfig {
         Self {
             max_active_per_user: env.range_or("ALERT_MAX_ACTIVE", 1000, 1, 10_000_000),
             cache_ttl: secs(env.range_or("ALERT_CACHE_TTL_SECS", 60, 1, 24 * 3600)),
+            batch_size: env.range_or("ALERT_BATCH_SIZE", 5_000, 1, 1_000_000),
         }
     }
 }

@@ -294,10 +294,11 @@ async fn crossings_trigger_once_with_one_email_each() {
     // Evaluating the first observation again (a duplicate job) changes
     // nothing.
     let mut conn = app.conn().await;
-    let again = shared::alerts::evaluate(&mut conn, stamp, &["BTC".to_owned()])
+    let again = shared::alerts::evaluate(&mut conn, stamp, &["BTC".to_owned()], 1000)
         .await
         .unwrap();
-    assert!(again.is_empty(), "{again:?}");
+    assert!(again.triggered.is_empty(), "{again:?}");
+    assert!(!again.maybe_more);
     assert_eq!(price_alert_emails(&app).await, 3);
 }
 
@@ -340,25 +341,35 @@ async fn racing_evaluations_trigger_each_alert_once() {
     .execute(&mut conn)
     .await
     .unwrap();
-    let none = shared::alerts::evaluate(&mut conn, before, &["BTC".to_owned()])
+    let none = shared::alerts::evaluate(&mut conn, before, &["BTC".to_owned()], 1000)
         .await
-        .unwrap();
+        .unwrap()
+        .triggered;
     assert!(
         none.is_empty(),
         "an older observation triggered {}",
         none.len()
     );
 
-    // Four evaluations of one observation race: together they trigger
+    // Four evaluations of one observation race, each in batches of at most
+    // 7 (as the job runs them, ALERT_BATCH_SIZE): together they trigger
     // every crossed alert exactly once.
     let stamp = app.observe(&[("BTC", "45000")], false).await;
     let runs = (0..4).map(|_| {
         let app = &app;
         async move {
             let mut conn = app.conn().await;
-            shared::alerts::evaluate(&mut conn, stamp, &["BTC".to_owned()])
-                .await
-                .unwrap()
+            let mut mine = Vec::new();
+            loop {
+                let batch = shared::alerts::evaluate(&mut conn, stamp, &["BTC".to_owned()], 7)
+                    .await
+                    .unwrap();
+                assert!(batch.triggered.len() <= 7, "{}", batch.triggered.len());
+                mine.extend(batch.triggered);
+                if !batch.maybe_more {
+                    return mine;
+                }
+            }
         }
     });
     let results = futures::future::join_all(runs).await;
@@ -465,4 +476,71 @@ async fn cached_answers_are_fresh_after_every_change_and_survive_a_redis_outage(
     assert_eq!(reply.status, 201, "{}", reply.body);
     let list = get("/api/v1/alerts?status=created".into()).await;
     assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
+}
+
+/// An observation crossing more alerts than one batch (`ALERT_BATCH_SIZE`)
+/// triggers them batch after batch, each its own transaction, and an
+/// attempt past half its time limit hands the rest to a copy of its job:
+/// every alert triggers exactly once, with one email each. (The bench runs
+/// the same with a million alerts: `bourse-bench alerts --crossed`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crossing_larger_than_a_batch_triggers_every_alert_once() {
+    let app = builder()
+        .env("ALERT_BATCH_SIZE", 40)
+        .env("JOB_TIMEOUT_SECS", 1)
+        .start()
+        .await;
+    let (_ada, _) = app.user_with_wallets("ada", &[]).await;
+    app.set_prices(&[("BTC", "50000")]).await;
+    // 1,500 alerts below 45,000 .. 45,499 and 500 above 60,000, written
+    // directly (the API's per-user cap is a thousand).
+    let mut conn = app.conn().await;
+    diesel::sql_query(
+        "INSERT INTO alerts (id, user_id, symbol, target_price, direction, created_at)
+         SELECT gen_random_uuid(), u.id, 'BTC', 45000 + (g % 500), 'below', now() - interval '1 minute'
+         FROM users u, generate_series(1, 1500) g WHERE u.username = 'ada'
+         UNION ALL
+         SELECT gen_random_uuid(), u.id, 'BTC', 60000 + g, 'above', now() - interval '1 minute'
+         FROM users u, generate_series(1, 500) g WHERE u.username = 'ada'",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    // A crash to 44,000: every `below` alert crosses, no `above` one.
+    app.observe(&[("BTC", "44000")], true).await;
+    eventually("every crossed alert triggered", WAIT, || async {
+        (app.count("SELECT count(*) AS n FROM alerts WHERE status = 'triggered'")
+            .await
+            == 1500)
+            .then_some(())
+    })
+    .await;
+    eventually("one email per alert queued", WAIT, || async {
+        (price_alert_emails(&app).await == 1500).then_some(())
+    })
+    .await;
+    assert_eq!(
+        app.count(
+            "SELECT count(*) AS n FROM alerts WHERE status = 'created' AND direction = 'above'"
+        )
+        .await,
+        500
+    );
+    // Nothing is left to do and nothing ran twice: no job died, and every
+    // evaluation's transaction triggered at most a batch per direction.
+    let queues = app.queues();
+    eventually("the alert jobs done", WAIT, || async {
+        let counts = queues.counts(shared::jobs::Queue::PriceAlert).await.ok()?;
+        (counts.pending + counts.running == 0 && counts.dead == 0).then_some(())
+    })
+    .await;
+    let largest = app
+        .count(
+            "SELECT coalesce(max(n), 0) AS n FROM (
+                 SELECT count(*) AS n FROM alerts WHERE status = 'triggered'
+                 GROUP BY xmin::text::bigint) t",
+        )
+        .await;
+    assert!(largest <= 40, "one transaction triggered {largest}");
+    assert_eq!(price_alert_emails(&app).await, 1500);
 }

@@ -5,29 +5,59 @@ use std::{collections::BTreeSet, sync::Arc};
 use shared::{
     alerts,
     jobs::{JobEnvelope, PricesObserved},
+    outbox,
 };
 
 use super::{JobContext, JobError};
 
 /// Triggers the alerts the new observations cross (and queues their
-/// emails), then invalidates their owners' cached alert lists. Running it
-/// again for the same observation triggers nothing new.
+/// emails), `ALERT_BATCH_SIZE` at a time, each batch its own transaction,
+/// then invalidates their owners' cached alert lists. An attempt stops
+/// well inside its time limit and queues a copy of itself for the rest
+/// (as the fee run does): an attempt cut off by the timeout would be
+/// retried, and the next observation would do the same. Running it again
+/// for the same observation triggers nothing new.
 pub async fn run(ctx: Arc<JobContext>, envelope: JobEnvelope) -> Result<(), JobError> {
     let job: PricesObserved = envelope.decode()?;
+    let deadline = std::time::Instant::now() + ctx.config.jobs.timeout / 2;
     let mut conn = ctx.db.get().await.map_err(JobError::retry)?;
-    let triggered = alerts::evaluate(&mut conn, job.observed_at, &job.symbols)
+    // Only what the cache invalidation needs is kept across batches.
+    let mut triggered = 0usize;
+    let mut users = BTreeSet::new();
+    loop {
+        let batch = alerts::evaluate(
+            &mut conn,
+            job.observed_at,
+            &job.symbols,
+            ctx.config.alerts.batch_size,
+        )
         .await
         .map_err(JobError::retry)?;
+        triggered += batch.triggered.len();
+        users.extend(batch.triggered.iter().map(|t| t.user_id));
+        if !batch.maybe_more {
+            break;
+        }
+        if std::time::Instant::now() >= deadline {
+            outbox::push(&mut conn, &job, None)
+                .await
+                .map_err(JobError::retry)?;
+            tracing::info!(
+                observed_at = %job.observed_at,
+                "price alerts: more to trigger; continued in a new job"
+            );
+            break;
+        }
+    }
     drop(conn);
-    if triggered.is_empty() {
+    if triggered == 0 {
         return Ok(());
     }
     tracing::info!(
         observed_at = %job.observed_at,
-        triggered = triggered.len(),
+        triggered,
         "price alerts triggered"
     );
-    let users: BTreeSet<_> = triggered.iter().map(|t| t.user_id).collect();
     invalidate(&ctx, users).await;
     Ok(())
 }
