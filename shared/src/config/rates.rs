@@ -4,7 +4,8 @@
 //! `COINMARKETCAP_API_KEY`, `EXCHANGERATE_URL`, `EXCHANGERATE_API_KEY`,
 //! `SIMULATED_SEED`, `RATE_REFRESH_CRON`, `RATE_MAX_AGE_SECS`,
 //! `FIAT_MAX_AGE_SECS`, `FIAT_REFRESH_SECS`, `RATE_HTTP_TIMEOUT_MS`,
-//! `RATE_HTTP_CONNECT_TIMEOUT_MS`, `RATE_HTTP_RETRIES`.
+//! `RATE_HTTP_CONNECT_TIMEOUT_MS`, `RATE_HTTP_RETRIES`,
+//! `PRICE_HISTORY_RETENTION_DAYS`.
 
 use std::time::Duration;
 
@@ -54,6 +55,9 @@ pub struct RatesConfig {
     pub connect_timeout: Duration,
     /// Retries of a failed provider call within one refresh.
     pub retries: u32,
+    /// Observations older than this go, a month's partition at a time,
+    /// once the whole month is past it (`shared::rates::partitions`).
+    pub history_retention_days: u32,
 }
 
 impl RatesConfig {
@@ -122,6 +126,7 @@ impl RatesConfig {
             request_timeout: millis(env.range_or("RATE_HTTP_TIMEOUT_MS", 2000, 50, 60_000)),
             connect_timeout: millis(env.range_or("RATE_HTTP_CONNECT_TIMEOUT_MS", 1000, 50, 60_000)),
             retries: env.range_or("RATE_HTTP_RETRIES", 2, 0, 10),
+            history_retention_days: env.range_or("PRICE_HISTORY_RETENTION_DAYS", 400, 1, 36_500),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! scheduled refresh, and fresh prices for everything that moves money.
 
 mod cached;
+pub mod partitions;
 pub mod providers;
 mod refresh;
 mod store;

@@ -336,3 +336,86 @@ async fn the_stream_delivers_every_refresh_to_every_client_of_every_api_process(
         );
     }
 }
+
+/// `price_history` is partitioned by month: the hourly purge
+/// (`PURGE_CRON`, every second here) makes the coming months' partitions
+/// and drops the months wholly older than `PRICE_HISTORY_RETENTION_DAYS`,
+/// and the price in force at a time is found across partitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_months_of_price_history_are_dropped_whole_and_prices_in_force_still_found() {
+    let app = TestAppBuilder::new()
+        .env("RATE_REFRESH_CRON", "0 0 0 1 1 *")
+        .env("PURGE_CRON", "* * * * * *")
+        .env("PRICE_HISTORY_RETENTION_DAYS", 400)
+        .start()
+        .await;
+    let mut conn = app.conn().await;
+    // A month 500 days back gets a partition of its own (as a database
+    // that has run that long has), with an observation in it; another
+    // observation is 100 days old, inside the retention.
+    for sql in [
+        "SELECT price_history_make_partitions(now() - interval '500 days', now() - interval '500 days')",
+        "SELECT price_history_make_partitions(now() - interval '100 days', now())",
+        "INSERT INTO price_history (symbol, price_usd, source, observed_at)
+         VALUES ('BTC', 11, 'test', now() - interval '500 days'),
+                ('BTC', 22, 'test', now() - interval '100 days'),
+                ('BTC', 33, 'test', now() - interval '1 minute')",
+    ] {
+        diesel::sql_query(sql).execute(&mut conn).await.unwrap();
+    }
+    let old_partition = "to_char(now() - interval '500 days', '\"price_history_p\"YYYYMM')";
+    let partition_of = |age: &str| {
+        format!(
+            "SELECT count(*) AS n FROM price_history WHERE price_usd = {age} AND tableoid <> 'price_history_default'::regclass"
+        )
+    };
+    assert_eq!(
+        app.count(&partition_of("11")).await,
+        1,
+        "the old row sits in its month's partition"
+    );
+    eventually("the old month dropped by the purge", WAIT, || async {
+        (app.count(&format!(
+            "SELECT count(*) AS n FROM pg_class WHERE relname = {old_partition}"
+        ))
+        .await
+            == 0)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM price_history WHERE price_usd = 11")
+            .await,
+        0
+    );
+    assert_eq!(
+        app.count(&partition_of("22")).await,
+        1,
+        "inside the retention: kept"
+    );
+    // The next two months exist before any row needs them.
+    assert_eq!(
+        app.count(
+            "SELECT count(*) AS n FROM pg_class WHERE relname IN (
+                 to_char(now() + interval '1 month', '\"price_history_p\"YYYYMM'),
+                 to_char(now() + interval '2 months', '\"price_history_p\"YYYYMM'))"
+        )
+        .await,
+        2
+    );
+    // The price in force now, and 50 days ago, across the partitions.
+    let now = shared::rates::price_at(&mut conn, "BTC", chrono::Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(now.price_usd, Decimal::from(33));
+    let then = shared::rates::price_at(
+        &mut conn,
+        "BTC",
+        chrono::Utc::now() - chrono::Duration::days(50),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(then.price_usd, Decimal::from(22));
+}

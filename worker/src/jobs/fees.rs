@@ -65,7 +65,8 @@ pub async fn charge(ctx: Arc<JobContext>, envelope: JobEnvelope) -> Result<(), J
 }
 
 /// Deletes expired rows (see `shared::hygiene`), handing what is left at
-/// half the job's time limit to a continuation.
+/// half the job's time limit to a continuation, then keeps
+/// `price_history`'s partitions (`shared::rates::partitions`).
 pub async fn purge(ctx: Arc<JobContext>, envelope: JobEnvelope) -> Result<(), JobError> {
     let job: PurgeExpired = envelope.decode()?;
     let mut conn = ctx.db.get().await.map_err(JobError::retry)?;
@@ -77,6 +78,16 @@ pub async fn purge(ctx: Arc<JobContext>, envelope: JobEnvelope) -> Result<(), Jo
         outbox::push(&mut conn, &job, None)
             .await
             .map_err(JobError::retry)?;
+    }
+    // A failure here is logged, not retried: the rows above are gone, and
+    // the next hour's purge makes and drops the partitions just the same.
+    match shared::rates::partitions::keep(&mut conn, ctx.config.rates.history_retention_days).await
+    {
+        Ok(kept) if kept.made > 0 || !kept.dropped.is_empty() => {
+            tracing::info!(made = kept.made, dropped = ?kept.dropped, "price history partitions kept");
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot keep the price history partitions"),
     }
     tracing::info!(
         idempotency_keys = purged.idempotency_keys,
