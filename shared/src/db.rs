@@ -159,7 +159,7 @@ pub async fn establish(
     let Some(verify) = target.tls else {
         let (client, connection) = tokio_postgres::connect(&target.url, tokio_postgres::NoTls)
             .await
-            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+            .map_err(|e| diesel::ConnectionError::BadConnection(describe(&e)))?;
         return AsyncPgConnection::try_from_client_and_connection_with(
             client, connection, statements,
         )
@@ -170,8 +170,21 @@ pub async fn establish(
     let tls = tokio_postgres_rustls::MakeRustlsConnect::new(config);
     let (client, connection) = tokio_postgres::connect(&target.url, tls)
         .await
-        .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+        .map_err(|e| diesel::ConnectionError::BadConnection(describe(&e)))?;
     AsyncPgConnection::try_from_client_and_connection_with(client, connection, statements).await
+}
+
+/// A tokio-postgres error with its cause: its own text is only "db error"
+/// when the server refused (a database that does not exist, a wrong
+/// password), and the server's message is what an operator needs.
+fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{db}"),
+        None => match std::error::Error::source(error) {
+            Some(cause) => format!("{error}: {cause}"),
+            None => error.to_string(),
+        },
+    }
 }
 
 /// A connection URL as tokio-postgres reads it, and the TLS it needs.

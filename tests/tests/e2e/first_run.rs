@@ -646,3 +646,18 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// A database that does not exist is named in the error, not reported as
+/// a bare "db error" (what tokio-postgres's own text says).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_database_is_named_in_the_connection_error() {
+    let url = testkit::with_database(&harness::db::admin_url(), "bourse_no_such_database");
+    let error = shared::db::connect(&url, None, diesel_async::StatementMode::Named)
+        .await
+        .err()
+        .expect("no such database");
+    assert!(
+        error.contains("bourse_no_such_database") && error.contains("does not exist"),
+        "{error}"
+    );
+}
