@@ -39,9 +39,14 @@ pub fn state(config: Config) -> anyhow::Result<AppState> {
         .context("DATABASE_URL")?;
     let (client, redis) =
         queue::connect(&config.redis, REDIS_RETRIES).map_err(anyhow::Error::msg)?;
+    let relays = queue::wake::RelayWaker {
+        redis: redis.clone(),
+        prefix: config.redis.prefix.clone(),
+    };
     Ok(AppState {
         config: Arc::new(config),
         db,
+        relays,
         redis,
         redis_subscriber: client,
         rates: Arc::new(rates_feed::RatesFeed::default()),

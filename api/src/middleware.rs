@@ -32,9 +32,7 @@ pub struct RequestId(pub String);
 pub async fn wake_relays(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let (response, pushed) = shared::outbox::noting_pushes(next.run(request)).await;
     if let Some(queue) = pushed {
-        tokio::spawn(async move {
-            queue::wake::wake_relays(&state.redis, &state.config.redis.prefix, queue).await;
-        });
+        state.relays.wake(queue);
     }
     response
 }

@@ -11,6 +11,8 @@ pub struct AppState {
     pub db: DbPool,
     /// Lazily connected; the API starts and takes writes while Redis is down.
     pub redis: queue::Conn,
+    /// Wakes the outbox relays after a request queued a job due now.
+    pub relays: queue::wake::RelayWaker,
     /// For subscriptions (SSE relay).
     pub redis_subscriber: queue::Subscriber,
     pub rates: Arc<RatesFeed>,

@@ -91,3 +91,21 @@ fn note_failure(failures: &mut u32, error: &redis::RedisError) {
     }
     *failures = failures.saturating_add(1);
 }
+
+/// Wakes the outbox relays of every process after a commit that queued a
+/// job due now ([`wake_relays`]), in the background: the caller
+/// never waits on Redis, and a lost wake-up costs a relay poll interval.
+#[derive(Clone)]
+pub struct RelayWaker {
+    pub redis: crate::Conn,
+    pub prefix: String,
+}
+
+impl RelayWaker {
+    pub fn wake(&self, queue: Queue) {
+        let waker = self.clone();
+        tokio::spawn(async move {
+            wake_relays(&waker.redis, &waker.prefix, queue).await;
+        });
+    }
+}

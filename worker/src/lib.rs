@@ -166,7 +166,7 @@ pub async fn run_on(
         mailer,
         worker_name: options.name.clone(),
         providers,
-        relays: wake::RelayWaker {
+        relays: queue::wake::RelayWaker {
             redis: conn.clone(),
             prefix: config.redis.prefix.clone(),
         },

@@ -68,7 +68,7 @@ pub struct Scheduler {
     pub claimant: String,
     pub metrics: Arc<Metrics>,
     /// Wakes the outbox relays after a claim that queued the tick's job.
-    pub relays: crate::wake::RelayWaker,
+    pub relays: queue::wake::RelayWaker,
 }
 
 /// Parses a six-field cron expression (seconds first), UTC.

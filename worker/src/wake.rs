@@ -114,21 +114,3 @@ impl Wakers {
         }
     }
 }
-
-/// Wakes the outbox relays of every process after a commit that queued a
-/// job due now (`queue::wake::wake_relays`), in the background: the caller
-/// never waits on Redis, and a lost wake-up costs a relay poll interval.
-#[derive(Clone)]
-pub struct RelayWaker {
-    pub redis: queue::Conn,
-    pub prefix: String,
-}
-
-impl RelayWaker {
-    pub fn wake(&self, queue: Queue) {
-        let waker = self.clone();
-        tokio::spawn(async move {
-            queue::wake::wake_relays(&waker.redis, &waker.prefix, queue).await;
-        });
-    }
-}

@@ -46,7 +46,7 @@ pub struct JobContext {
     /// "Now" for the monthly fee.
     pub clock: Arc<dyn shared::clock::Clock>,
     /// Wakes the outbox relays after an attempt that queued a job due now.
-    pub relays: crate::wake::RelayWaker,
+    pub relays: queue::wake::RelayWaker,
 }
 
 impl JobContext {
