@@ -124,7 +124,7 @@ pub fn statement_mode(pooler: Pooler) -> StatementMode {
 /// statement timeout; say so once if nobody else did either.
 async fn warn_once_without_statement_timeout(conn: &mut AsyncPgConnection) {
     static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if WARNED.load(std::sync::atomic::Ordering::Relaxed) {
+    if std::sync::atomic::AtomicBool::load(&WARNED, std::sync::atomic::Ordering::Relaxed) {
         return;
     }
     #[derive(diesel::QueryableByName)]
