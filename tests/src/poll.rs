@@ -34,3 +34,14 @@ pub async fn healthy(what: &str, health_url: &str, timeout: Duration) {
     })
     .await;
 }
+
+/// The value of one Prometheus series (`name{labels}` exactly as exposed)
+/// on the `/metrics` next to a worker's `health_url`; `None` while the
+/// worker does not answer or does not expose it yet.
+pub async fn metric(health_url: &str, series: &str) -> Option<f64> {
+    let url = health_url.replace("/healthz", "/metrics");
+    let text = reqwest::get(&url).await.ok()?.text().await.ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}

@@ -131,12 +131,19 @@ impl QueueRunner {
         let queue = self.queue;
         let beats = Beats::default();
         let beaten = beats.clone();
+        let control = Control::default();
+        let started = control.clone();
         let worker = WorkerBuilder::new(name)
             .backend(backend)
             .data(self.executor.clone())
             .concurrency(self.concurrency)
-            .on_event(move |_ctx, event| match event {
-                Event::HeartBeat | Event::Start => {
+            .on_event(move |ctx, event| match event {
+                Event::Start => {
+                    started.keep(ctx);
+                    beaten.record();
+                    health.heartbeat(queue);
+                }
+                Event::HeartBeat => {
                     beaten.record();
                     health.heartbeat(queue);
                 }
@@ -149,13 +156,11 @@ impl QueueRunner {
             })
             .build(execute);
         tracing::info!(queue = %self.queue, worker = name, "queue worker starting");
-        let mut shutdown = shutdown;
-        let signal = async move {
-            let _ = shutdown.wait_for(|stop| *stop).await;
-            Ok::<(), std::io::Error>(())
-        };
+        // Longest a job in flight can still run once fetching has stopped.
+        let config = &self.executor.ctx.config;
+        let drain = config.jobs.timeout + config.outbox.lookahead + Duration::from_secs(5);
         tokio::select! {
-            result = worker.run_until(signal) => result.map_err(|e| e.to_string()),
+            result = drive(worker.stream(), &control, shutdown, drain) => result,
             never = self.keep_leased(name, apalis, beats) => match never {},
         }
     }
@@ -191,6 +196,105 @@ impl QueueRunner {
                 }
             }
         }
+    }
+}
+
+/// Runs an apalis worker's event stream to its end.
+///
+/// apalis's own `run`/`run_until` return at the backend's first error and
+/// drop the worker, and with it every job in flight: a Redis failover in
+/// the middle of an SMTP exchange cancelled the delivery after its claim,
+/// and the email was never sent (at most once: an interrupted claim is
+/// given up, not resent). Here a backend error, like shutdown, only stops
+/// fetching; the jobs in flight run to their end (their effects are in
+/// PostgreSQL, which is still there), and then the error is returned for
+/// the supervisor to start a fresh worker. `drain` bounds the wait.
+async fn drive<S>(
+    events: S,
+    control: &Control,
+    mut shutdown: watch::Receiver<bool>,
+    drain: Duration,
+) -> Result<(), String>
+where
+    S: futures::Stream<Item = Result<Event, WorkerError>>,
+{
+    use futures::StreamExt as _;
+    let mut events = std::pin::pin!(events);
+    let mut failure: Option<String> = None;
+    let mut stop_asked = false;
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let draining = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            next = events.next() => match next {
+                None => break,
+                Some(Ok(_)) => {}
+                // Closing can fail too (Redis still gone): once stopped,
+                // an error ends the drive.
+                Some(Err(error)) if stop_asked => {
+                    failure.get_or_insert_with(|| error.to_string());
+                    break;
+                }
+                Some(Err(error)) => {
+                    let in_flight = control.in_flight();
+                    tracing::warn!(%error, in_flight, "queue backend failed; finishing the jobs in flight before restarting");
+                    failure = Some(error.to_string());
+                    stop_asked = true;
+                    deadline = Some(tokio::time::Instant::now() + drain);
+                    if !control.stop() {
+                        break;
+                    }
+                }
+            },
+            _ = shutdown.wait_for(|stop| *stop), if !stop_asked => {
+                stop_asked = true;
+                deadline = Some(tokio::time::Instant::now() + drain);
+                if !control.stop() {
+                    break;
+                }
+            }
+            () = draining => {
+                tracing::error!(in_flight = control.in_flight(), "jobs in flight did not finish in time; abandoning them to orphan recovery");
+                break;
+            }
+        }
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+/// The running worker's context, kept from its `Start` event: what stops
+/// it gracefully and counts its jobs in flight.
+#[derive(Clone, Default)]
+struct Control(Arc<std::sync::Mutex<Option<WorkerContext>>>);
+
+impl Control {
+    fn keep(&self, ctx: &WorkerContext) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(ctx.clone());
+    }
+
+    fn context(&self) -> Option<WorkerContext> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Stops fetching; the jobs in flight go on. False when the worker
+    /// never started (nothing is in flight then).
+    fn stop(&self) -> bool {
+        self.context().is_some_and(|ctx| ctx.stop().is_ok())
+    }
+
+    fn in_flight(&self) -> usize {
+        self.context().map_or(0, |ctx| ctx.task_count())
     }
 }
 

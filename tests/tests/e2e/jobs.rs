@@ -77,22 +77,55 @@ async fn a_committed_job_runs_once_and_a_rolled_back_one_never() {
     assert_eq!(run.job_id, committed);
     assert_eq!(run.attempt, 1);
     assert!(!run.failed);
-    // The relay took the committed row; nothing else was ever written.
-    // (Only probe rows count: the schedules write their own jobs to the
-    // outbox meanwhile.)
-    eventually("the outbox to drain", WAIT, || async {
-        (undispatched(&app).await == 0).then_some(())
-    })
-    .await;
+    // The relay deleted the committed row once it was pushed: the outbox
+    // holds only what waits. (Only probe rows count: the schedules write
+    // their own jobs to the outbox meanwhile.)
     let rows: i64 = outbox_table::table
         .filter(outbox_table::job.eq(<Probe as JobSpec>::NAME))
         .count()
         .get_result(&mut conn)
         .await
         .unwrap();
-    assert_eq!(rows, 1);
+    assert_eq!(rows, 0);
     assert!(runs(&app, "rolled-back").await.is_empty());
     assert_eq!(runs(&app, "committed").await.len(), 1, "ran exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_an_earlier_release_marked_dispatched_are_purged_and_never_run_again() {
+    // Before delete-on-dispatch, relays kept pushed rows, marked
+    // `dispatched_at`; processes of that release may still run during a
+    // rolling upgrade. A relay of this one purges those rows (at its start,
+    // then every minute) and never pushes them again.
+    let mut app = TestAppBuilder::new().without_worker().start().await;
+    let mut conn = app.conn().await;
+    let marked = push_probe(&mut conn, recorded("marked-earlier")).await;
+    diesel::update(outbox_table::table.find(marked))
+        .set(outbox_table::dispatched_at.eq(chrono::Utc::now()))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let waiting = push_probe(&mut conn, recorded("still-waiting")).await;
+    app.start_worker().await;
+    eventually("the marked row to be purged", WAIT, || async {
+        let left: i64 = outbox_table::table
+            .filter(outbox_table::id.eq_any([marked, waiting]))
+            .count()
+            .get_result(&mut app.conn().await)
+            .await
+            .unwrap();
+        (left == 0).then_some(())
+    })
+    .await;
+    let run = eventually("the waiting job to run", WAIT, || async {
+        runs(&app, "still-waiting")
+            .await
+            .into_iter()
+            .find(|r| r.finished_at.is_some())
+    })
+    .await;
+    assert_eq!(run.job_id, waiting);
+    assert!(runs(&app, "marked-earlier").await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -318,6 +351,51 @@ async fn writes_succeed_while_redis_is_down_and_their_jobs_go_out_when_it_return
     assert_eq!(app.smtp.mails().len(), 1, "sent once");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_in_flight_runs_to_its_end_when_redis_fails_under_its_worker() {
+    // apalis ends a worker at the backend's first error and, run as it
+    // shipped, dropped the jobs in flight with it: a Redis failover in the
+    // middle of an SMTP exchange left the email claimed and never sent.
+    let app = TestAppBuilder::new().redis_through_proxy().start().await;
+    let health = app.workers[0].health_url.clone();
+    harness::poll::healthy("the worker to be healthy", &health, WAIT).await;
+    let mut conn = app.conn().await;
+    push_probe(
+        &mut conn,
+        Probe {
+            sleep_ms: 4_000,
+            ..recorded("in-flight")
+        },
+    )
+    .await;
+    eventually("the probe to start", WAIT, || async {
+        (!runs(&app, "in-flight").await.is_empty()).then_some(())
+    })
+    .await;
+    // Redis goes away under the running job; PostgreSQL, where its effect
+    // goes, stays.
+    app.proxy.as_ref().unwrap().cut();
+    let finished = eventually("the probe to finish with Redis cut off", WAIT, || async {
+        let runs = runs(&app, "in-flight").await;
+        runs.iter()
+            .any(|run| run.finished_at.is_some())
+            .then_some(runs)
+    })
+    .await;
+    assert_eq!(finished.len(), 1, "one run, not cancelled: {finished:?}");
+    assert_eq!(finished[0].attempt, 1);
+    assert!(!finished[0].failed);
+    // The failure did reach the worker, which then started a fresh one.
+    eventually("the probe queue's worker to be restarted", WAIT, || async {
+        harness::poll::metric(&health, r#"bourse_worker_restarts_total{queue="probe"}"#)
+            .await
+            .filter(|n| *n >= 1.0)
+    })
+    .await;
+    app.proxy.as_ref().unwrap().restore();
+    harness::poll::healthy("the worker to be healthy again", &health, WAIT).await;
+}
+
 async fn queued_email(app: &TestApp, to: &str) -> Uuid {
     let mut conn = app.conn().await;
     conn.transaction(async |conn| {
@@ -383,6 +461,76 @@ async fn a_duplicated_email_job_sends_one_email() {
     })
     .await;
     assert_eq!(app.smtp.mails_to("once@example.com").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_of_an_email_being_sent_spends_no_attempt_and_a_dead_claim_is_given_up() {
+    let mut app = TestAppBuilder::new()
+        .env("EMAIL_RECONCILE_CRON", "* * * * * *")
+        .env("JOB_MAX_ATTEMPTS", 2)
+        .without_worker()
+        .start()
+        .await;
+    // A delivery in another process has claimed each email: one just now,
+    // one whose process died mid-send ten minutes ago, and whose job is
+    // gone with it.
+    let live = queued_email(&app, "live@example.com").await;
+    let dead = queued_email(&app, "dead@example.com").await;
+    let mut conn = app.conn().await;
+    diesel::sql_query("DELETE FROM outbox WHERE job = $1 AND payload->>'email_id' = $2")
+        .bind::<diesel::sql_types::Text, _>(<SendEmail as JobSpec>::NAME)
+        .bind::<diesel::sql_types::Text, _>(dead.to_string())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    for (id, ago) in [(live, 0), (dead, 600)] {
+        diesel::sql_query(
+            "UPDATE emails SET status = 'sending', claimed_by = 'elsewhere',
+                    claimed_at = now() - make_interval(secs => $2), attempts = 1
+             WHERE id = $1",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(id)
+        .bind::<diesel::sql_types::Double, _>(f64::from(ago))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    // The live one's job, and a duplicate of it, find the claim taken:
+    // each ends at once, none retried, none dead.
+    outbox::push(&mut conn, &SendEmail { email_id: live }, None)
+        .await
+        .unwrap();
+    app.start_worker().await;
+    let status = |id: Uuid| {
+        let app = &app;
+        async move {
+            let mut conn = app.conn().await;
+            emails::table
+                .find(id)
+                .select((emails::status, emails::last_error))
+                .first::<(String, Option<String>)>(&mut conn)
+                .await
+                .unwrap()
+        }
+    };
+    // The dead claim is given up by the reconciler: failed, never resent.
+    let (state, error) = eventually("the dead claim to be given up", WAIT, || async {
+        let got = status(dead).await;
+        (got.0 == "failed").then_some(got)
+    })
+    .await;
+    assert_eq!(state, "failed");
+    assert!(error.unwrap_or_default().starts_with("interrupted"));
+    eventually("the email jobs to be processed", WAIT, || async {
+        let counts = app.queues().counts(Queue::Email).await.unwrap();
+        (counts.pending == 0 && counts.delayed == 0 && counts.succeeded >= 2).then_some(())
+    })
+    .await;
+    let counts = app.queues().counts(Queue::Email).await.unwrap();
+    assert_eq!((counts.retried, counts.dead), (0, 0), "{counts:?}");
+    // The live claim is left to its delivery.
+    assert_eq!(status(live).await.0, "sending");
+    assert!(app.smtp.mails().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
