@@ -159,17 +159,34 @@ pub enum DeliveryError {
     Database(#[from] diesel::result::Error),
 }
 
-/// Queues a new job for emails still `pending` more than `after` after they
-/// were queued (or last requeued), at most `limit`: their job was lost, say
-/// with Redis's data, or sits in the dead set. Emails that used up
-/// `max_attempts` claims are left to operators. A duplicate of a live job is
-/// harmless: delivery claims the row first. Returns how many were queued.
+/// What one reconciler pass did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Reconciled {
+    /// Emails whose job was lost, queued again.
+    pub queued: usize,
+    /// Claims that never finished, given up (marked failed).
+    pub given_up: usize,
+}
+
+/// Why an email claimed by a delivery that never finished is failed.
+const INTERRUPTED: &str = "interrupted while sending; not resent to avoid a duplicate";
+
+/// One reconciler pass, in one transaction:
+/// - queues a new job for emails still `pending` more than `after` after
+///   they were queued (or last requeued), at most `limit`: their job was
+///   lost, say with Redis's data, or sits in the dead set. Emails that used
+///   up `max_attempts` claims are left to operators. A duplicate of a live
+///   job is harmless: delivery claims the row first.
+/// - marks failed, at most `limit`, the emails claimed for sending more
+///   than `stale_after` ago whose delivery never recorded an outcome (its
+///   process died mid-send): at most once, never resent.
 pub async fn reconcile(
     conn: &mut AsyncPgConnection,
     after: Duration,
+    stale_after: Duration,
     max_attempts: u32,
     limit: i64,
-) -> QueryResult<usize> {
+) -> QueryResult<Reconciled> {
     use diesel::sql_types;
     use diesel_async::AsyncConnection as _;
     #[derive(QueryableByName)]
@@ -180,16 +197,16 @@ pub async fn reconcile(
     conn.transaction(async |conn| {
         let lost: Vec<Lost> = diesel::sql_query(
             "UPDATE emails SET requeued_at = clock_timestamp()
-             WHERE id IN (
+             WHERE id = ANY(ARRAY(
                  SELECT id FROM emails
                  WHERE status = 'pending'
                    AND attempts < $2
-                   AND created_at < clock_timestamp() - make_interval(secs => $1)
+                   AND created_at < statement_timestamp() - make_interval(secs => $1)
                    AND (requeued_at IS NULL
-                        OR requeued_at < clock_timestamp() - make_interval(secs => $1))
+                        OR requeued_at < statement_timestamp() - make_interval(secs => $1))
                  ORDER BY created_at
                  LIMIT $3
-                 FOR UPDATE SKIP LOCKED)
+                 FOR UPDATE SKIP LOCKED))
              RETURNING id",
         )
         .bind::<sql_types::Double, _>(after.as_secs_f64())
@@ -200,7 +217,25 @@ pub async fn reconcile(
         for email in &lost {
             outbox::push(conn, &SendEmail { email_id: email.id }, None).await?;
         }
-        Ok(lost.len())
+        let given_up = diesel::sql_query(
+            "UPDATE emails SET status = 'failed', last_error = $2, context = '{}'
+             WHERE id = ANY(ARRAY(
+                 SELECT id FROM emails
+                 WHERE status = 'sending'
+                   AND claimed_at < statement_timestamp() - make_interval(secs => $1)
+                 ORDER BY claimed_at
+                 LIMIT $3
+                 FOR UPDATE SKIP LOCKED))",
+        )
+        .bind::<sql_types::Double, _>(stale_after.as_secs_f64())
+        .bind::<sql_types::Text, _>(INTERRUPTED)
+        .bind::<sql_types::BigInt, _>(limit)
+        .execute(conn)
+        .await?;
+        Ok(Reconciled {
+            queued: lost.len(),
+            given_up,
+        })
     })
     .await
 }
@@ -337,7 +372,6 @@ async fn resolve_unclaimable(
         Some("sent") => Ok(Delivery::AlreadySent),
         Some("failed") => Ok(Delivery::Failed("already failed".into())),
         _ => {
-            const INTERRUPTED: &str = "interrupted while sending; not resent to avoid a duplicate";
             let stale_before =
                 Utc::now() - chrono::Duration::from_std(stale_after).unwrap_or_default();
             let marked = diesel::update(emails::table.find(id))

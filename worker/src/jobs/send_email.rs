@@ -33,9 +33,16 @@ pub async fn run(ctx: Arc<JobContext>, envelope: JobEnvelope) -> Result<(), JobE
             Ok(())
         }
         Err(DeliveryError::NotFound(id)) => Err(JobError::Permanent(format!("no email {id}"))),
+        // A duplicate of the job (orphan recovery, the reconciler) while
+        // the first delivery is still talking to SMTP: that one records the
+        // outcome, or, if its process died, the reconciler gives the claim
+        // up once it is stale. Retrying here would only spend attempts.
+        Err(DeliveryError::InProgress(id)) => {
+            tracing::info!(email.id = %id, "email being sent by another delivery; this duplicate ends here");
+            Ok(())
+        }
         Err(
-            error @ (DeliveryError::InProgress(_)
-            | DeliveryError::Transient(_)
+            error @ (DeliveryError::Transient(_)
             | DeliveryError::Pool(_)
             | DeliveryError::Database(_)),
         ) => Err(JobError::retry(error)),
@@ -49,18 +56,25 @@ const RECONCILE_LIMIT: i64 = 10_000;
 pub async fn reconcile(ctx: Arc<JobContext>, envelope: JobEnvelope) -> Result<(), JobError> {
     let _tick: ReconcileEmails = envelope.decode()?;
     let mut conn = ctx.db.get().await.map_err(JobError::retry)?;
-    let queued = email::reconcile(
+    let done = email::reconcile(
         &mut conn,
         ctx.config.mail.reconcile_after,
+        ctx.email_stale_after(),
         ctx.config.jobs.max_attempts,
         RECONCILE_LIMIT,
     )
     .await
     .map_err(JobError::retry)?;
-    if queued > 0 {
+    if done.queued > 0 {
         tracing::warn!(
-            queued,
+            queued = done.queued,
             "emails pending long after they were queued: queued again"
+        );
+    }
+    if done.given_up > 0 {
+        tracing::warn!(
+            given_up = done.given_up,
+            "emails whose delivery was interrupted mid-send: marked failed, not resent"
         );
     }
     Ok(())
