@@ -162,6 +162,7 @@ impl AlertsRun<'_> {
         // Let the workers connect and go idle.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let crossing = (BTC + self.crossed / 100).to_string();
+        let batch_size = self.config.alerts.batch_size;
         let started = Instant::now();
         let stamp = conn
             .transaction::<_, anyhow::Error, _>(async |conn| {
@@ -174,7 +175,10 @@ impl AlertsRun<'_> {
                 Ok(stamp)
             })
             .await?;
-        let deadline = started + Duration::from_secs(60);
+        // A minute, and a second more per 5,000 crossed alerts.
+        let deadline = started
+            + Duration::from_secs(60)
+            + Duration::from_secs(u64::try_from(self.crossed / 5_000).unwrap_or(0));
         loop {
             // Through the partial index: cheap however many alerts exist.
             let left: Count = diesel::sql_query(
@@ -196,7 +200,7 @@ impl AlertsRun<'_> {
         }
         loop {
             let waiting: Count =
-                diesel::sql_query("SELECT count(*) AS n FROM outbox WHERE job = 'send_email' AND dispatched_at IS NULL")
+                diesel::sql_query("SELECT count(*) AS n FROM outbox WHERE job = 'send_email'")
                     .get_result(&mut conn)
                     .await?;
             if waiting.n == 0 {
@@ -235,12 +239,18 @@ impl AlertsRun<'_> {
         )
         .get_result(&mut conn)
         .await?;
+        // Each batch is one transaction of ALERT_BATCH_SIZE alerts per
+        // direction; every crossed alert here is `above`.
+        let batches = (self.crossed + batch_size - 1) / batch_size;
         println!(
-            "scenario=alerts n={} symbols={} crossed={} processes={} quiet_eval_p50_ms={:.2} quiet_eval_p99_ms={:.2} quiet_eval_max_ms={:.2} triggered={} emails_queued={} last_trigger_after_ms={:.1} email_jobs_relayed_after_s={:.2} rss_peak_mb={:.1}",
+            "scenario=alerts n={} symbols={} crossed={} processes={} batch_size={} batches={} mean_batch_ms={:.1} quiet_eval_p50_ms={:.2} quiet_eval_p99_ms={:.2} quiet_eval_max_ms={:.2} triggered={} emails_queued={} last_trigger_after_ms={:.1} email_jobs_relayed_after_s={:.2} rss_peak_mb={:.1}",
             self.count,
             symbols.len(),
             self.crossed,
             self.processes,
+            batch_size,
+            batches,
+            last.ms.unwrap_or(f64::NAN) / batches.max(1) as f64,
             percentile(&quiet, 50.0),
             percentile(&quiet, 99.0),
             quiet.last().copied().unwrap_or(f64::NAN),

@@ -42,6 +42,7 @@ mod http;
 mod idle;
 mod jobs;
 mod mixed;
+mod outbox;
 mod rates;
 mod settlement;
 mod support;
@@ -211,6 +212,24 @@ enum Scenario {
         #[arg(long, default_value = "0 0 0 1 1 *")]
         refresh_cron: String,
     },
+    /// Jobs through the outbox at full speed while scheduled bet
+    /// settlements wait in it: throughput, lateness, relay CPU, table size.
+    Outbox {
+        /// Scheduled `settle_bet` rows waiting (due within a day).
+        #[arg(long, default_value_t = 1_000_000)]
+        scheduled: i64,
+        /// Seconds of flow.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Recorded jobs due at random times in the flow: their lateness.
+        #[arg(long, default_value_t = 2_000)]
+        sample: usize,
+        /// Worker processes running the jobs (the relay has its own).
+        #[arg(long, default_value_t = 1)]
+        processes: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
     /// A million active alerts: quiet and crossing observations.
     Alerts {
         /// Active alerts.
@@ -371,6 +390,24 @@ async fn main() -> anyhow::Result<()> {
                 .measure()
                 .await?;
             }
+        }
+        Scenario::Outbox {
+            scheduled,
+            seconds,
+            sample,
+            processes,
+            concurrency,
+        } => {
+            outbox::OutboxRun {
+                config: &config,
+                scheduled,
+                seconds,
+                sample,
+                processes,
+                concurrency,
+            }
+            .measure()
+            .await?;
         }
         Scenario::Alerts {
             count,

@@ -41,6 +41,21 @@ pub fn peak_rss_kb(pid: u32) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// CPU time (user and system) process `pid` has used so far, in seconds.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    /// `/proc` counts in USER_HZ, 100 on every Linux architecture we run.
+    const USER_HZ: f64 = 100.0;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; fields after it are
+    // counted from its closing parenthesis: utime and stime are the 14th
+    // and 15th fields, the 12th and 13th after the name.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: f64 = fields.next()?.parse().ok()?;
+    let system: f64 = fields.next()?.parse().ok()?;
+    Some((user + system) / USER_HZ)
+}
+
 /// SIGTERM, up to 10 s to drain, then SIGKILL.
 pub async fn stop(child: &mut Child) {
     testkit::stop(child, Duration::from_secs(10)).await;

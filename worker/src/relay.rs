@@ -3,10 +3,10 @@
 //! Any number of relays (one per worker process) run at once. Each claims a
 //! batch of due rows with `FOR UPDATE SKIP LOCKED`, stamping a short claim
 //! instead of holding the transaction open (no Redis call ever happens inside
-//! a PostgreSQL transaction), pushes the batch, then marks the rows
-//! dispatched. A relay that dies between push and mark leaves rows whose
-//! claim expires; another relay pushes them again, and the push skips ids
-//! Redis still knows. Delivery is therefore at least once and usually
+//! a PostgreSQL transaction), pushes the batch, then deletes the rows. A
+//! relay that dies between push and delete leaves rows whose claim
+//! expires; another relay pushes them again, and the push skips ids Redis
+//! still knows. Delivery is therefore at least once and usually
 //! exactly once; handlers are idempotent either way.
 //!
 //! Relays wake on the Redis channel `{prefix}:outbox`, where the API and
@@ -63,11 +63,10 @@ pub enum RelayError {
     Push(String),
 }
 
-/// How often dispatched rows older than the retention are deleted.
+/// How often rows marked dispatched by an earlier release are deleted.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 /// Rows deleted per statement (short locks, bounded WAL per statement) and
-/// statements per purge round: up to a million rows a minute per relay,
-/// beyond the benchmarks' peak of a few thousand jobs a second.
+/// statements per purge round: up to a million rows a minute per relay.
 const PURGE_CHUNK: i64 = 10_000;
 const PURGE_CHUNKS_PER_ROUND: usize = 100;
 
@@ -90,13 +89,10 @@ impl Relay {
             move |_| woken.notify_one(),
             shutdown.clone(),
         ));
-        // Purging runs beside the relay, so a long purge never delays a
-        // due job.
-        tokio::spawn(purge_forever(
-            self.db.clone(),
-            self.config.outbox.retention,
-            shutdown.clone(),
-        ));
+        // Rows an earlier release marked dispatched instead of deleting
+        // (during a rolling upgrade) are purged beside the relay, so a long
+        // purge never delays a due job.
+        tokio::spawn(purge_forever(self.db.clone(), shutdown.clone()));
         let mut shutdown = shutdown;
         let mut failing = false;
         let mut last_sample: Option<tokio::time::Instant> = None;
@@ -230,7 +226,7 @@ impl Relay {
             };
             if let Err(error) = self.queues.push(queue, &jobs, max_attempts).await {
                 // Hand the rows back at once rather than after the claim
-                // timeout; queues pushed earlier in this cycle stay marked.
+                // timeout; queues pushed earlier in this cycle are done.
                 // The waiting marks go too, or the next copies would be
                 // dropped for a job that is not there.
                 let conn = self.queues.connection();
@@ -240,7 +236,7 @@ impl Relay {
                 self.release(&ids, &error.to_string()).await?;
                 return Err(RelayError::Push(error.to_string()));
             }
-            self.mark_dispatched(&ids).await?;
+            self.remove_dispatched(&ids).await?;
             let labels = QueueLabels {
                 queue: queue.as_str(),
             };
@@ -287,9 +283,9 @@ impl Relay {
         Ok((kept, marks))
     }
 
-    async fn mark_dispatched(&self, ids: &[Uuid]) -> Result<(), RelayError> {
+    async fn remove_dispatched(&self, ids: &[Uuid]) -> Result<(), RelayError> {
         let mut conn = self.conn().await?;
-        Ok(outbox::mark_dispatched(&mut conn, ids).await?)
+        Ok(outbox::remove_dispatched(&mut conn, ids).await?)
     }
 
     async fn release(&self, ids: &[Uuid], error: &str) -> Result<(), RelayError> {
@@ -335,28 +331,30 @@ impl Relay {
     }
 }
 
-/// Deletes dispatched rows older than the retention, every [`PURGE_EVERY`].
-async fn purge_forever(db: DbPool, retention: Duration, mut shutdown: watch::Receiver<bool>) {
+/// Deletes rows marked dispatched by an earlier release: at start (the
+/// upgrade's leftovers), then every [`PURGE_EVERY`].
+async fn purge_forever(db: DbPool, mut shutdown: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(PURGE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            () = tokio::time::sleep(PURGE_EVERY) => {}
+            _ = every.tick() => {}
             _ = shutdown.changed() => return,
         }
-        if let Err(error) = purge_dispatched(&db, retention).await {
+        if let Err(error) = purge_marked_dispatched(&db).await {
             tracing::warn!(%error, "outbox purge failed");
         }
     }
 }
 
-async fn purge_dispatched(db: &DbPool, retention: Duration) -> Result<usize, RelayError> {
+async fn purge_marked_dispatched(db: &DbPool) -> Result<usize, RelayError> {
     let mut conn = db
         .get()
         .await
         .map_err(|e| RelayError::Pool(e.to_string()))?;
-    let cutoff = Utc::now() - chrono::Duration::from_std(retention).unwrap_or_default();
     let mut total = 0;
     for _ in 0..PURGE_CHUNKS_PER_ROUND {
-        let deleted = outbox::purge_dispatched(&mut conn, cutoff, PURGE_CHUNK).await?;
+        let deleted = outbox::purge_marked_dispatched(&mut conn, PURGE_CHUNK).await?;
         total += deleted;
         if i64::try_from(deleted).unwrap_or(i64::MAX) < PURGE_CHUNK {
             break;

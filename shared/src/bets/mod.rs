@@ -275,15 +275,15 @@ pub async fn reconcile(
     conn.transaction(async |conn| {
         let due: Vec<Due> = diesel::sql_query(
             "UPDATE bets SET rescheduled_at = clock_timestamp()
-             WHERE id IN (
+             WHERE id = ANY(ARRAY(
                  SELECT id FROM bets
                  WHERE status = 'open'
-                   AND settles_at < clock_timestamp() - make_interval(secs => $1)
+                   AND settles_at < statement_timestamp() - make_interval(secs => $1)
                    AND (rescheduled_at IS NULL
-                        OR rescheduled_at < clock_timestamp() - make_interval(secs => $1))
+                        OR rescheduled_at < statement_timestamp() - make_interval(secs => $1))
                  ORDER BY settles_at
                  LIMIT $2
-                 FOR UPDATE SKIP LOCKED)
+                 FOR UPDATE SKIP LOCKED))
              RETURNING id",
         )
         .bind::<sql_types::Double, _>(after_secs)

@@ -2,8 +2,7 @@
 //! dead set's bounds, the relay's pace. Reads `JOB_MAX_ATTEMPTS`,
 //! `JOB_BACKOFF_BASE_MS`, `JOB_BACKOFF_MAX_MS`, `JOB_TIMEOUT_SECS`,
 //! `DEAD_MAX_PER_QUEUE`, `DEAD_TTL_DAYS`, `OUTBOX_POLL_MS`,
-//! `OUTBOX_BATCH_SIZE`, `OUTBOX_CLAIM_TIMEOUT_SECS`,
-//! `OUTBOX_RETENTION_HOURS`, `OUTBOX_LOOKAHEAD_MS`,
+//! `OUTBOX_BATCH_SIZE`, `OUTBOX_CLAIM_TIMEOUT_SECS`, `OUTBOX_LOOKAHEAD_MS`,
 //! `OUTBOX_SCHEDULED_SAMPLE_SECS`.
 
 use std::time::Duration;
@@ -30,7 +29,6 @@ pub struct OutboxConfig {
     /// How long a relay may hold claimed rows before another relay may take
     /// them over.
     pub claim_timeout: Duration,
-    pub retention: Duration,
     /// Delayed jobs go to Redis this long before they are due; the worker
     /// holds each until its due time, so the relay's and the queue's own
     /// latency do not make it late.
@@ -60,7 +58,6 @@ impl OutboxConfig {
             poll_interval: millis(env.range_or("OUTBOX_POLL_MS", 250, 10, 60_000)),
             batch_size: env.range_or("OUTBOX_BATCH_SIZE", 500, 1, 10_000),
             claim_timeout: secs(env.range_or("OUTBOX_CLAIM_TIMEOUT_SECS", 30, 1, 3600)),
-            retention: secs(3600 * env.range_or::<u64>("OUTBOX_RETENTION_HOURS", 24, 1, 24 * 365)),
             lookahead: millis(env.range_or("OUTBOX_LOOKAHEAD_MS", 100, 0, 10_000)),
             scheduled_sample: secs(env.range_or("OUTBOX_SCHEDULED_SAMPLE_SECS", 300, 1, 86_400)),
         }

@@ -424,18 +424,20 @@ async fn an_observation_committed_late_is_used_and_a_duplicate_job_pays_nothing(
     };
     eventually("the duplicate to run", WAIT, || async {
         let mut conn = app.conn().await;
-        let dispatched: Option<chrono::DateTime<chrono::Utc>> = shared::schema::outbox::table
+        // A pushed row leaves the outbox.
+        let waiting: Option<uuid::Uuid> = shared::schema::outbox::table
             .find(duplicate)
-            .select(shared::schema::outbox::dispatched_at)
+            .select(shared::schema::outbox::id)
             .first(&mut conn)
             .await
+            .optional()
             .unwrap();
         let counts = app
             .queues()
             .counts(shared::jobs::Queue::BetSettlement)
             .await
             .unwrap();
-        (dispatched.is_some() && counts.pending + counts.running == 0).then_some(())
+        (waiting.is_none() && counts.pending + counts.running == 0).then_some(())
     })
     .await;
     assert_eq!(payouts(&app, &id).await, 1);

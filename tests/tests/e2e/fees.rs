@@ -137,21 +137,14 @@ async fn fee_rows(app: &TestApp, wallet: Uuid) -> Vec<(i32, String, String)> {
         .collect()
 }
 
-/// `charge_fees` jobs relayed to the workers so far.
-async fn fee_jobs_relayed(app: &TestApp) -> i64 {
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = sql_types::BigInt)]
-        n: i64,
-    }
-    let mut conn = app.conn().await;
-    diesel::sql_query(
-        "SELECT count(*) AS n FROM outbox WHERE job = 'charge_fees' AND dispatched_at IS NOT NULL",
-    )
-    .get_result::<Count>(&mut conn)
-    .await
-    .unwrap()
-    .n
+/// Jobs of the monthly-fee queue (`charge_fees` and its copies) that ran
+/// to success so far.
+async fn fee_jobs_run(app: &TestApp) -> u64 {
+    app.queues()
+        .counts(shared::jobs::Queue::MonthlyFee)
+        .await
+        .unwrap()
+        .succeeded
 }
 
 fn blocked_mails(app: &TestApp, to: &str) -> usize {
@@ -528,9 +521,9 @@ async fn scheduled_fee_run(builder: TestAppBuilder) {
     })
     .await;
     // More ticks (and their copies) run and charge nothing more.
-    let runs = fee_jobs_relayed(&app).await;
+    let runs = fee_jobs_run(&app).await;
     eventually("three more fee jobs", WAIT, || async {
-        (fee_jobs_relayed(&app).await >= runs + 3).then_some(())
+        (fee_jobs_run(&app).await >= runs + 3).then_some(())
     })
     .await;
     assert_eq!(fee_rows(&app, id(&wallets[0])).await.len(), 1);
