@@ -68,6 +68,9 @@ struct Inner {
     /// While set, every DATA command is refused with 451.
     refusing: std::sync::atomic::AtomicBool,
     rejected: AtomicU32,
+    /// How long the answer to a message's end waits, in milliseconds (the
+    /// message is already stored by then).
+    hold_ms: std::sync::atomic::AtomicU64,
 }
 
 /// The receiver; stops when dropped.
@@ -102,6 +105,15 @@ impl SmtpReceiver {
     /// `false`: a mail server that is down for a while.
     pub fn refuse(&self, refusing: bool) {
         self.inner.refusing.store(refusing, Ordering::SeqCst);
+    }
+
+    /// Stores each message at once but answers its end only `hold` later:
+    /// a slow mail server, during which a test can cut something else.
+    pub fn hold_answers(&self, hold: std::time::Duration) {
+        self.inner.hold_ms.store(
+            u64::try_from(hold.as_millis()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
     }
 
     /// DATA commands refused so far.
@@ -210,6 +222,10 @@ async fn session(stream: TcpStream, inner: Arc<Inner>) {
                         to: std::mem::take(&mut to),
                         data,
                     });
+                }
+                let hold = inner.hold_ms.load(Ordering::SeqCst);
+                if hold > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(hold)).await;
                 }
                 "250 2.0.0 OK queued".to_owned()
             }

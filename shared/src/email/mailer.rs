@@ -35,7 +35,7 @@ impl std::fmt::Debug for Mailer {
 }
 
 /// Why a send failed, classified for the retry decision.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SendError {
     /// Worth retrying: connection trouble, timeouts, 4xx answers.
     #[error("temporary mail failure: {0}")]

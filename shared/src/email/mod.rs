@@ -283,11 +283,38 @@ pub async fn deliver(
         Ok(message) => mailer.send(message).await,
         Err(error) => Err(error),
     };
-    let mut conn = pool
-        .get()
-        .await
-        .map_err(|e| DeliveryError::Pool(e.to_string()))?;
-    record(&mut conn, id, outcome).await
+    record_persistently(pool, id, outcome, stale_after / 2).await
+}
+
+/// [`record`]s what the send did, trying again for up to `within` while
+/// PostgreSQL is unreachable or refuses connections: only this delivery
+/// knows whether the message went out, and a row left `sending` is given
+/// up (never resent), so an email sent while the database was saturated
+/// would be reported failed and, if it was not sent, lost.
+async fn record_persistently(
+    pool: &DbPool,
+    id: Uuid,
+    outcome: Result<(), SendError>,
+    within: Duration,
+) -> Result<Delivery, DeliveryError> {
+    let deadline = std::time::Instant::now() + within;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let attempt = match pool.get().await {
+            Ok(mut conn) => record(&mut conn, id, outcome.clone()).await,
+            Err(error) => Err(DeliveryError::Pool(error.to_string())),
+        };
+        match attempt {
+            Err(error @ (DeliveryError::Pool(_) | DeliveryError::Database(_)))
+                if std::time::Instant::now() + pause < deadline =>
+            {
+                tracing::warn!(email.id = %id, %error, "cannot record the email's delivery yet; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            done => return done,
+        }
+    }
 }
 
 async fn claim(

@@ -464,6 +464,38 @@ async fn a_duplicated_email_job_sends_one_email() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_sent_while_postgres_is_unreachable_is_recorded_sent_once_it_returns() {
+    // Only the delivery that talked to SMTP knows the message went out: a
+    // row it cannot mark `sent` stays `sending` and is given up, never
+    // resent. So it keeps trying to record the outcome for a while.
+    let app = TestAppBuilder::new().postgres_through_proxy().start().await;
+    let health = app.workers[0].health_url.clone();
+    harness::poll::healthy("the worker to be healthy", &health, WAIT).await;
+    app.smtp.hold_answers(Duration::from_secs(2));
+    let id = queued_email(&app, "saturated@example.com").await;
+    app.smtp.wait_for("saturated@example.com", WAIT).await;
+    // The server has the message and answers in a moment; PostgreSQL goes
+    // away before the delivery can record it, for a few seconds.
+    let proxy = app.postgres_proxy.as_ref().unwrap();
+    proxy.cut();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    proxy.restore();
+    let status = eventually("the email recorded sent", WAIT, || async {
+        let mut conn = app.conn().await;
+        let status: String = emails::table
+            .find(id)
+            .select(emails::status)
+            .first(&mut conn)
+            .await
+            .unwrap();
+        (status != "sending").then_some(status)
+    })
+    .await;
+    assert_eq!(status, "sent");
+    assert_eq!(app.smtp.mails_to("saturated@example.com").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_of_an_email_being_sent_spends_no_attempt_and_a_dead_claim_is_given_up() {
     let mut app = TestAppBuilder::new()
         .env("EMAIL_RECONCILE_CRON", "* * * * * *")
