@@ -129,7 +129,11 @@ impl AlertsRun<'_> {
             size.size
         );
 
-        // 1. Nothing crossed: evaluate directly, many times.
+        // 1. Nothing crossed: evaluate directly, many times, with generic
+        //    plans as the workers' sessions have them (`shared::db`).
+        diesel::sql_query("SET plan_cache_mode = force_generic_plan")
+            .execute(&mut conn)
+            .await?;
         let mut quiet = Vec::new();
         for _ in 0..50 {
             let stamp = observe(&mut conn, &symbols, BTC.to_string()).await?;

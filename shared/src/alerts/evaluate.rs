@@ -80,6 +80,12 @@ async fn evaluate_batch(
     batch: i64,
 ) -> QueryResult<Vec<Triggered>> {
     conn.transaction(async |conn| {
+        // Each direction is a range of its partial index per symbol, in
+        // target order, so the plan stays an index range scan whatever the
+        // planner guesses: with the joins written flat, the price hidden
+        // in the `obs` CTE made even a custom plan read every active alert
+        // once per symbol (31 ms p50 per observation crossing none, with a
+        // million alerts; 0.1 ms now; `bourse-bench alerts`).
         let triggered: Vec<Triggered> = diesel::sql_query(
             "WITH obs AS (
                  SELECT DISTINCT ON (symbol) symbol, price_usd
@@ -87,17 +93,25 @@ async fn evaluate_batch(
                  WHERE observed_at = $1 AND symbol = ANY($2)
                  ORDER BY symbol, id DESC),
              above AS (
-                 SELECT a.id, obs.price_usd FROM obs JOIN alerts a ON a.symbol = obs.symbol
-                 WHERE a.status = 'created' AND a.direction = 'above'
-                   AND a.target_price <= obs.price_usd AND a.created_at <= $1
-                 LIMIT $3
-                 FOR UPDATE OF a SKIP LOCKED),
+                 SELECT c.id, obs.price_usd FROM obs CROSS JOIN LATERAL (
+                     SELECT a.id FROM alerts a
+                     WHERE a.symbol = obs.symbol AND a.status = 'created'
+                       AND a.direction = 'above'
+                       AND a.target_price <= obs.price_usd AND a.created_at <= $1
+                     ORDER BY a.target_price
+                     LIMIT $3
+                     FOR UPDATE OF a SKIP LOCKED) c
+                 LIMIT $3),
              below AS (
-                 SELECT a.id, obs.price_usd FROM obs JOIN alerts a ON a.symbol = obs.symbol
-                 WHERE a.status = 'created' AND a.direction = 'below'
-                   AND a.target_price >= obs.price_usd AND a.created_at <= $1
-                 LIMIT $3
-                 FOR UPDATE OF a SKIP LOCKED),
+                 SELECT c.id, obs.price_usd FROM obs CROSS JOIN LATERAL (
+                     SELECT a.id FROM alerts a
+                     WHERE a.symbol = obs.symbol AND a.status = 'created'
+                       AND a.direction = 'below'
+                       AND a.target_price >= obs.price_usd AND a.created_at <= $1
+                     ORDER BY a.target_price DESC
+                     LIMIT $3
+                     FOR UPDATE OF a SKIP LOCKED) c
+                 LIMIT $3),
              hit AS (SELECT * FROM above UNION ALL SELECT * FROM below)
              UPDATE alerts a
              SET status = 'triggered', triggered_price = hit.price_usd,
