@@ -21,7 +21,7 @@ use shared::{
 use tokio::process::{Child, Command};
 use uuid::Uuid;
 
-use crate::support::{cleanup, peak_rss_kb, percentile, stop};
+use crate::support::{CpuSnapshot, cleanup, peak_rss_kb, percentile, stop};
 
 pub struct JobsRun<'a> {
     pub config: &'a Config,
@@ -95,6 +95,12 @@ impl JobsRun<'_> {
         for i in 0..self.workers {
             children.push(self.spawn_worker(&prefix, i)?);
         }
+        let named: Vec<(String, u32)> = children
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.id().map(|pid| (format!("w{i}"), pid)))
+            .collect();
+        let cpu_before = CpuSnapshot::take();
         let deadline = Instant::now() + Duration::from_secs(600);
         let mut first_fetch = None;
         let drained_at = loop {
@@ -111,6 +117,9 @@ impl JobsRun<'_> {
             // The Celery peer polls every 10 ms too.
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
+        // CPU over the drain (the workers sit idle before their first
+        // fetch, a moment).
+        let cpu = cpu_before.shares(&CpuSnapshot::take(), &named);
         let drain_secs = drained_at
             .duration_since(first_fetch.unwrap_or(drained_at))
             .as_secs_f64()
@@ -133,7 +142,7 @@ impl JobsRun<'_> {
         let completion_rate = self.count as f64 / drain_secs;
         let rss_peak_mb = rss_kb.iter().copied().max().unwrap_or(0) as f64 / 1024.0;
         println!(
-            "scenario=jobs processes={} concurrency={} batch_size={} n={} enqueue_rate={:.0} enqueue_single_rate={:.0} completion_rate={:.0} pickup_p50_ms={:.2} pickup_p99_ms={:.2} pickup_max_ms={:.2} latency_n={} rss_peak_mb={:.1}",
+            "scenario=jobs processes={} concurrency={} batch_size={} n={} enqueue_rate={:.0} enqueue_single_rate={:.0} completion_rate={:.0} pickup_p50_ms={:.2} pickup_p99_ms={:.2} pickup_max_ms={:.2} latency_n={} rss_peak_mb={:.1} {cpu}",
             self.workers,
             self.concurrency,
             self.batch_size,

@@ -44,6 +44,7 @@ mod jobs;
 mod mixed;
 mod outbox;
 mod rates;
+mod scale;
 mod settlement;
 mod support;
 mod transfers;
@@ -180,6 +181,9 @@ enum Scenario {
         /// Keep-alive connections.
         #[arg(long, default_value_t = 64)]
         connections: usize,
+        /// API processes (connections spread over them).
+        #[arg(long, default_value_t = 1)]
+        apis: usize,
         /// Worker processes (every queue).
         #[arg(long, default_value_t = 2)]
         processes: usize,
@@ -189,7 +193,7 @@ enum Scenario {
         /// Route weights.
         #[arg(
             long,
-            default_value = "rates=50,transfers=20,orders=10,bets=10,alerts=10"
+            default_value = mixed::DEFAULT_MIX
         )]
         mix: String,
         /// Seconds per row of the printed backlog series.
@@ -229,6 +233,24 @@ enum Scenario {
         processes: usize,
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
+    },
+    /// How throughput, lateness and CPU change with the number of
+    /// processes: `jobs` and `settlement` with each worker count, then
+    /// `mixed` with each API count (their usual lines, with CPU shares).
+    Scale {
+        /// Worker process counts for `jobs` and `settlement`.
+        #[arg(long, default_value = "1,2,4,8")]
+        workers: String,
+        /// API process counts for `mixed` (two worker processes).
+        #[arg(long, default_value = "1,2")]
+        apis: String,
+        /// `--concurrency` of each worker process, split so the total stays
+        /// the same whatever the count (64 over 1 process, 8 each over 8).
+        #[arg(long, default_value_t = 64)]
+        total_concurrency: usize,
+        /// Seconds of `mixed` load per API count.
+        #[arg(long, default_value_t = 30)]
+        mixed_secs: u64,
     },
     /// A million active alerts: quiet and crossing observations.
     Alerts {
@@ -328,6 +350,7 @@ async fn main() -> anyhow::Result<()> {
                 queues,
                 email_workers,
                 email_concurrency,
+                pool_size: 32,
             }
             .measure()
             .await?;
@@ -353,6 +376,7 @@ async fn main() -> anyhow::Result<()> {
             secs,
             rate,
             connections,
+            apis,
             processes,
             concurrency,
             mix,
@@ -364,6 +388,7 @@ async fn main() -> anyhow::Result<()> {
                 secs,
                 rate,
                 connections,
+                apis,
                 processes,
                 concurrency,
                 mix,
@@ -390,6 +415,22 @@ async fn main() -> anyhow::Result<()> {
                 .measure()
                 .await?;
             }
+        }
+        Scenario::Scale {
+            workers,
+            apis,
+            total_concurrency,
+            mixed_secs,
+        } => {
+            scale::ScaleRun {
+                config: &config,
+                workers: parse_counts(&workers)?,
+                apis: parse_counts(&apis)?,
+                total_concurrency,
+                mixed_secs,
+            }
+            .measure()
+            .await?;
         }
         Scenario::Outbox {
             scheduled,

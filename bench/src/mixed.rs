@@ -40,7 +40,8 @@ use uuid::Uuid;
 
 use crate::http::{Connection, request_once};
 use crate::support::{
-    Scratch, cleanup, free_port, peak_rss_kb, percentile, scratch, spawn_api, spawn_workers, stop,
+    CpuSnapshot, Scratch, cleanup, free_port, peak_rss_kb, percentile, scratch, spawn_api,
+    spawn_workers, stop,
 };
 
 const DATABASE: &str = "bourse_bench_mixed";
@@ -51,6 +52,9 @@ const BET_SECS: (u32, u32) = (10, 20);
 const ALERT_SPREAD: f64 = 0.002;
 const CRYPTO: [&str; 3] = ["BTC", "ETH", "SOL"];
 
+/// The route weights of a run unless `--mix` says otherwise.
+pub const DEFAULT_MIX: &str = "rates=50,transfers=20,orders=10,bets=10,alerts=10";
+
 pub struct MixedRun<'a> {
     pub config: &'a Config,
     pub users: usize,
@@ -60,6 +64,9 @@ pub struct MixedRun<'a> {
     pub connections: usize,
     pub processes: usize,
     pub concurrency: usize,
+    /// API processes on the same database and Redis; the connections are
+    /// spread over them round-robin.
+    pub apis: usize,
     /// `rates=50,transfers=20,orders=10,bets=10,alerts=10`.
     pub mix: String,
     /// Seconds per row of the printed backlog series.
@@ -914,23 +921,14 @@ impl MixedRun<'_> {
         }
         eprintln!("[bench] setup took {:.1} s", setup.elapsed().as_secs_f64());
 
-        // The API and the workers (every queue, prices every second).
-        let port = free_port()?;
-        let mut api = spawn_api(
-            port,
-            &[
-                ("DATABASE_URL", database.clone()),
-                ("JWT_SECRET", secret.clone()),
-                ("REDIS_PREFIX", prefix.clone()),
-                ("DATABASE_POOL_SIZE", "32".to_owned()),
-                // The load is a few accounts creating alerts fast: measure
-                // the path, not the per-account limit.
-                (
-                    "RATE_LIMIT_ALERT_CREATE_PER_ACCOUNT",
-                    "1000000/60".to_owned(),
-                ),
-            ],
-        )?;
+        // The APIs and the workers (every queue, prices every second).
+        let mut ports = Vec::new();
+        let mut apis = Vec::new();
+        for _ in 0..self.apis.max(1) {
+            let port = free_port()?;
+            ports.push(port);
+            apis.push(self.spawn_api(port, &database, &secret, &prefix)?);
+        }
         let mail_dir = std::env::temp_dir().join(format!("{prefix}-mail"));
         let env = [
             ("DATABASE_URL", database.clone()),
@@ -943,15 +941,48 @@ impl MixedRun<'_> {
         let workers = spawn_workers(&prefix, self.processes, self.concurrency, "all", &env)?;
         let result = self
             .load_and_report(
-                &database, &prefix, port, &pool, &mut api, workers, accounts, mix,
+                &database, &prefix, &ports, &pool, &mut apis, workers, accounts, mix,
             )
             .await;
-        stop(&mut api).await;
+        for api in &mut apis {
+            stop(api).await;
+        }
         let _ = std::fs::remove_dir_all(&mail_dir);
         let (_, redis) = queue::connect(&self.config.redis, crate::support::REDIS_RETRIES)
             .map_err(anyhow::Error::msg)?;
         cleanup(&redis, &prefix).await?;
         result
+    }
+
+    /// One API process on `port`.
+    fn spawn_api(
+        &self,
+        port: u16,
+        database: &str,
+        secret: &str,
+        prefix: &str,
+    ) -> anyhow::Result<tokio::process::Child> {
+        spawn_api(
+            port,
+            &[
+                ("DATABASE_URL", database.to_owned()),
+                ("JWT_SECRET", secret.to_owned()),
+                ("REDIS_PREFIX", prefix.to_owned()),
+                // 32 connections in all, whatever the API count: the
+                // server's max_connections (100) is shared with the
+                // workers and this process.
+                (
+                    "DATABASE_POOL_SIZE",
+                    (32 / self.apis.max(1)).max(8).to_string(),
+                ),
+                // The load is a few accounts creating alerts fast: measure
+                // the path, not the per-account limit.
+                (
+                    "RATE_LIMIT_ALERT_CREATE_PER_ACCOUNT",
+                    "1000000/60".to_owned(),
+                ),
+            ],
+        )
     }
 
     /// The job backlog over time: one row per `--series-every` seconds,
@@ -1041,15 +1072,19 @@ impl MixedRun<'_> {
         &self,
         database: &str,
         prefix: &str,
-        port: u16,
+        ports: &[u16],
         pool: &shared::db::DbPool,
-        api: &mut tokio::process::Child,
+        apis: &mut [tokio::process::Child],
         mut workers: Vec<tokio::process::Child>,
         accounts: Vec<Account>,
         mix: Mix,
     ) -> anyhow::Result<()> {
-        let api_pid = api.id().unwrap_or_default();
+        let api_pids: Vec<u32> = apis.iter().filter_map(|a| a.id()).collect();
         let worker_pids: Vec<u32> = workers.iter().filter_map(|w| w.id()).collect();
+        let port = ports[0];
+        for other in &ports[1..] {
+            wait_for_fresh_prices(*other).await?;
+        }
         let prices = wait_for_fresh_prices(port).await?;
         let generator = Arc::new(Generator {
             port,
@@ -1075,8 +1110,20 @@ impl MixedRun<'_> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let started = Instant::now();
         let end = started + Duration::from_secs(self.secs);
-        let mut pids = vec![api_pid];
+        let mut pids = api_pids.clone();
         pids.extend(&worker_pids);
+        let mut named: Vec<(String, u32)> = api_pids
+            .iter()
+            .enumerate()
+            .map(|(i, pid)| (format!("api{i}"), *pid))
+            .collect();
+        named.extend(
+            worker_pids
+                .iter()
+                .enumerate()
+                .map(|(i, pid)| (format!("w{i}"), *pid)),
+        );
+        let cpu_before = CpuSnapshot::take();
         let sampler = tokio::spawn(sample_backlog(
             database.to_owned(),
             queues.clone(),
@@ -1114,9 +1161,9 @@ impl MixedRun<'_> {
             (None, None)
         };
         let mut clients = Vec::new();
-        for _ in 0..self.connections {
+        for i in 0..self.connections {
             clients.push(tokio::spawn(client(
-                port,
+                ports[i % ports.len()],
                 started,
                 end,
                 jobs.clone(),
@@ -1132,6 +1179,7 @@ impl MixedRun<'_> {
             done.extend(c.await??);
         }
         let load_end = Instant::now();
+        let cpu = cpu_before.shares(&CpuSnapshot::take(), &named);
         let load_s = (load_end - started).as_secs_f64();
         eprintln!(
             "[bench] load done ({} requests in {load_s:.1} s); waiting for the backlog and the bets",
@@ -1153,7 +1201,12 @@ impl MixedRun<'_> {
             dead += c.dead;
             retried += c.retried;
         }
-        let api_peak = peak_rss_kb(api_pid).unwrap_or(0) as f64 / 1024.0;
+        let api_peak = api_pids
+            .iter()
+            .map(|pid| peak_rss_kb(*pid).unwrap_or(0))
+            .max()
+            .unwrap_or(0) as f64
+            / 1024.0;
         let worker_peaks: Vec<f64> = worker_pids
             .iter()
             .map(|pid| peak_rss_kb(*pid).unwrap_or(0) as f64 / 1024.0)
@@ -1162,7 +1215,9 @@ impl MixedRun<'_> {
         for w in &mut workers {
             stop(w).await;
         }
-        stop(api).await;
+        for api in apis.iter_mut() {
+            stop(api).await;
+        }
 
         let Outcomes {
             lateness,
@@ -1205,11 +1260,12 @@ impl MixedRun<'_> {
         let worker_rss: Vec<String> = worker_peaks.iter().map(|m| format!("{m:.1}")).collect();
         let mode = if self.rate > 0 { "open" } else { "closed" };
         println!(
-            "scenario=mixed mode={mode} rate={} connections={} users={} secs={} processes={} concurrency={} requests={} throughput={:.0} send_delay_p99_ms={:.2} errors_5xx={errors_5xx} transport_errors={transport} refused={unexpected}{raw_routes} peak_outbox_due={peak_outbox} peak_queue_pending={peak_pending} peak_bets_overdue={peak_overdue} drain_s={} bets={bets_total} settled={settled} void={void} open={open} payouts={} settle_p50_ms={:.2} settle_p99_ms={:.2} settle_max_ms={:.2} all_settled_after_load_s={} retried={retried} dead={dead} ledger_ok={} api_rss_peak_mb={api_peak:.1} worker_rss_peak_mb={} bench_rss_peak_mb={bench_peak:.1}",
+            "scenario=mixed mode={mode} rate={} connections={} users={} secs={} apis={} processes={} concurrency={} requests={} throughput={:.0} send_delay_p99_ms={:.2} errors_5xx={errors_5xx} transport_errors={transport} refused={unexpected}{raw_routes} peak_outbox_due={peak_outbox} peak_queue_pending={peak_pending} peak_bets_overdue={peak_overdue} drain_s={} bets={bets_total} settled={settled} void={void} open={open} payouts={} settle_p50_ms={:.2} settle_p99_ms={:.2} settle_max_ms={:.2} all_settled_after_load_s={} retried={retried} dead={dead} ledger_ok={} api_rss_peak_mb={api_peak:.1} worker_rss_peak_mb={} bench_rss_peak_mb={bench_peak:.1} {cpu}",
             self.rate,
             self.connections,
             self.users,
             self.secs,
+            self.apis,
             self.processes,
             self.concurrency,
             done.len(),

@@ -15,7 +15,9 @@ use shared::{
     wallets,
 };
 
-use crate::support::{Scratch, finish_workers, percentile, scratch, spawn_worker, spawn_workers};
+use crate::support::{
+    CpuSnapshot, Scratch, finish_workers, percentile, scratch, spawn_worker, spawn_workers,
+};
 
 const DATABASE: &str = "bourse_bench_settlement";
 const USERS: usize = 1_000;
@@ -33,6 +35,8 @@ pub struct SettlementRun<'a> {
     /// (0: none).
     pub email_workers: usize,
     pub email_concurrency: usize,
+    /// DATABASE_POOL_SIZE of each worker process.
+    pub pool_size: usize,
 }
 
 #[derive(QueryableByName)]
@@ -45,6 +49,12 @@ struct Id {
 struct Late {
     #[diesel(sql_type = sql_types::Double)]
     ms: f64,
+}
+
+#[derive(QueryableByName)]
+struct Wait {
+    #[diesel(sql_type = sql_types::Nullable<sql_types::Double>)]
+    secs: Option<f64>,
 }
 
 #[derive(QueryableByName)]
@@ -163,7 +173,7 @@ impl SettlementRun<'_> {
         let env = [
             ("DATABASE_URL", database.clone()),
             ("REDIS_PREFIX", prefix.clone()),
-            ("DATABASE_POOL_SIZE", "32".to_owned()),
+            ("DATABASE_POOL_SIZE", self.pool_size.to_string()),
             ("MAIL_TRANSPORT", "file".to_owned()),
             ("MAIL_OUTBOX_DIR", mail_dir.display().to_string()),
         ];
@@ -196,6 +206,21 @@ impl SettlementRun<'_> {
         );
 
         let deadline = Instant::now() + Duration::from_secs_f64(self.lead + self.spread + 120.0);
+        // CPU is counted from the first bet falling due to the last
+        // settlement.
+        let first_due: Wait = diesel::sql_query(
+            "SELECT greatest(extract(epoch FROM min(settles_at) - now()), 0)::float8 AS secs
+             FROM bets WHERE status = 'open'",
+        )
+        .get_result(&mut conn)
+        .await?;
+        tokio::time::sleep(Duration::from_secs_f64(first_due.secs.unwrap_or(0.0))).await;
+        let named: Vec<(String, u32)> = children
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.id().map(|pid| (format!("w{i}"), pid)))
+            .collect();
+        let cpu_before = CpuSnapshot::take();
         loop {
             let open: Count =
                 diesel::sql_query("SELECT count(*) AS n FROM bets WHERE status = 'open'")
@@ -210,6 +235,7 @@ impl SettlementRun<'_> {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let settled_at = Instant::now();
+        let cpu = cpu_before.shares(&CpuSnapshot::take(), &named);
         // Every settlement's email is sent too: by the workers when they
         // serve `email`, else by an email worker started now.
         let serves_email = self.email_workers > 0
@@ -264,7 +290,7 @@ impl SettlementRun<'_> {
             .await?;
         let report = shared::ledger::check(&mut conn).await?;
         println!(
-            "scenario=settlement processes={} concurrency={} n={} lead_s={} spread_s={} settled={} void={} payouts={} emails_done_after_last_settlement_s={:.1} p50_ms={:.2} p99_ms={:.2} max_ms={:.2} ledger_ok={} rss_peak_mb={:.1}",
+            "scenario=settlement processes={} concurrency={} n={} lead_s={} spread_s={} settled={} void={} payouts={} emails_done_after_last_settlement_s={:.1} p50_ms={:.2} p99_ms={:.2} max_ms={:.2} ledger_ok={} rss_peak_mb={:.1} {cpu}",
             self.processes,
             self.concurrency,
             self.count,

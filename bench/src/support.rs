@@ -56,6 +56,84 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((user + system) / USER_HZ)
 }
 
+/// CPU time used so far by every process of the kinds a run involves
+/// (Bourse's binaries, PostgreSQL, Redis), read from `/proc`.
+pub struct CpuSnapshot {
+    at: Instant,
+    /// pid → (command name, CPU seconds).
+    by_pid: HashMap<u32, (String, f64)>,
+}
+
+/// Command names whose CPU a run reports (`/proc/PID/comm` is cut to 15
+/// bytes).
+const CPU_KINDS: [&str; 5] = [
+    "bourse-api",
+    "bourse-worker",
+    "bourse-bench",
+    "postgres",
+    "redis-server",
+];
+
+impl CpuSnapshot {
+    pub fn take() -> Self {
+        let mut by_pid = HashMap::new();
+        if let Ok(entries) = std::fs::read_dir("/proc") {
+            for entry in entries.flatten() {
+                let Some(pid) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<u32>().ok())
+                else {
+                    continue;
+                };
+                let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) else {
+                    continue;
+                };
+                let comm = comm.trim();
+                if CPU_KINDS.contains(&comm)
+                    && let Some(secs) = cpu_seconds(pid)
+                {
+                    by_pid.insert(pid, (comm.to_owned(), secs));
+                }
+            }
+        }
+        Self {
+            at: Instant::now(),
+            by_pid,
+        }
+    }
+
+    /// CPU share (% of one core) between `self` and `later` of each named
+    /// process (`label`, pid), then of every PostgreSQL and Redis process
+    /// together, e.g. `cpu_api0=71 cpu_w0=38 cpu_postgres=64 cpu_redis=9`.
+    /// Processes that exited in between (short PostgreSQL backends) are
+    /// not counted.
+    pub fn shares(&self, later: &Self, named: &[(String, u32)]) -> String {
+        let window = later.at.duration_since(self.at).as_secs_f64().max(1e-6);
+        let used = |pid: &u32| -> f64 {
+            let before = self.by_pid.get(pid).map_or(0.0, |(_, secs)| *secs);
+            later
+                .by_pid
+                .get(pid)
+                .map_or(0.0, |(_, secs)| (secs - before).max(0.0))
+        };
+        let mut out: Vec<String> = named
+            .iter()
+            .map(|(label, pid)| format!("cpu_{label}={:.0}", 100.0 * used(pid) / window))
+            .collect();
+        for (kind, label) in [("postgres", "postgres"), ("redis-server", "redis")] {
+            let total: f64 = later
+                .by_pid
+                .iter()
+                .filter(|(_, (comm, _))| comm == kind)
+                .map(|(pid, _)| used(pid))
+                .sum();
+            out.push(format!("cpu_{label}={:.0}", 100.0 * total / window));
+        }
+        out.join(" ")
+    }
+}
+
 /// SIGTERM, up to 10 s to drain, then SIGKILL.
 pub async fn stop(child: &mut Child) {
     testkit::stop(child, Duration::from_secs(10)).await;
