@@ -4,10 +4,7 @@
 //! scratch database until due, with optional extra jobs waiting far in the
 //! future to show that waiting jobs cost workers no memory.
 
-use std::{
-    collections::HashMap,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, time::Duration};
 
 use anyhow::bail;
 use chrono::{DateTime, Utc};
@@ -16,7 +13,10 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use shared::{config::Config, schema::probe_runs};
 use uuid::Uuid;
 
-use crate::support::{finish_workers, percentile, scratch_database, spawn_workers};
+use crate::support::{
+    finish_workers, insert_recorded_probes, percentile, scratch_database, spawn_workers,
+    wait_for_probe_runs,
+};
 
 const DATABASE: &str = "bourse_bench_delayed";
 
@@ -78,7 +78,7 @@ impl DelayedRun<'_> {
         .bind::<sql_types::Text, _>(&ready_tag)
         .execute(&mut conn)
         .await?;
-        wait_for_runs(&mut conn, &ready_tag, 1, Duration::from_secs(60)).await?;
+        wait_for_probe_runs(&mut conn, &ready_tag, 1, Duration::from_secs(60)).await?;
 
         // Due times: now + lead + uniform(0, spread), inserted in one
         // statement per 500 (as a bulk producer would).
@@ -94,24 +94,14 @@ impl DelayedRun<'_> {
             })
             .collect();
         for chunk in rows.chunks(500) {
-            let ids: Vec<Uuid> = chunk.iter().map(|(id, _)| *id).collect();
-            let times: Vec<DateTime<Utc>> = chunk.iter().map(|(_, at)| *at).collect();
-            diesel::sql_query(
-                "INSERT INTO outbox (id, queue, job, version, payload, run_at)
-                 SELECT id, 'probe', 'probe', 1, jsonb_build_object('tag', $3, 'record', true), at
-                 FROM unnest($1::uuid[], $2::timestamptz[]) AS r(id, at)",
-            )
-            .bind::<sql_types::Array<sql_types::Uuid>, _>(&ids)
-            .bind::<sql_types::Array<sql_types::Timestamptz>, _>(&times)
-            .bind::<sql_types::Text, _>(tag)
-            .execute(&mut conn)
-            .await?;
+            insert_recorded_probes(&mut conn, tag, chunk).await?;
             due.extend(chunk.iter().copied());
         }
 
         let window = Duration::from_secs_f64(self.lead + self.spread);
         let runs =
-            wait_for_runs(&mut conn, tag, self.count, window + Duration::from_secs(60)).await?;
+            wait_for_probe_runs(&mut conn, tag, self.count, window + Duration::from_secs(60))
+                .await?;
         // Let any duplicate surface before counting.
         tokio::time::sleep(Duration::from_secs(3)).await;
         let runs: Vec<(Uuid, DateTime<Utc>)> = probe_runs::table
@@ -156,31 +146,5 @@ impl DelayedRun<'_> {
             bail!("only {} of {} jobs ran", first.len(), self.count);
         }
         Ok(())
-    }
-}
-
-/// Waits until `n` distinct jobs tagged `tag` have started; returns every
-/// run (job id, start time).
-async fn wait_for_runs(
-    conn: &mut AsyncPgConnection,
-    tag: &str,
-    n: usize,
-    timeout: Duration,
-) -> anyhow::Result<Vec<(Uuid, DateTime<Utc>)>> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let runs: Vec<(Uuid, DateTime<Utc>)> = probe_runs::table
-            .filter(probe_runs::tag.eq(tag))
-            .select((probe_runs::job_id, probe_runs::started_at))
-            .load(conn)
-            .await?;
-        let distinct: std::collections::HashSet<Uuid> = runs.iter().map(|(id, _)| *id).collect();
-        if distinct.len() >= n {
-            return Ok(runs);
-        }
-        if Instant::now() > deadline {
-            bail!("only {} of {n} jobs ran in time", distinct.len());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

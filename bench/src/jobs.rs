@@ -21,7 +21,7 @@ use shared::{
 use tokio::process::{Child, Command};
 use uuid::Uuid;
 
-use crate::support::{CpuSnapshot, cleanup, peak_rss_kb, percentile, stop};
+use crate::support::{CpuSnapshot, cleanup, peak_rss_kb, percentile, stop, worker_labels};
 
 pub struct JobsRun<'a> {
     pub config: &'a Config,
@@ -95,11 +95,7 @@ impl JobsRun<'_> {
         for i in 0..self.workers {
             children.push(self.spawn_worker(&prefix, i)?);
         }
-        let named: Vec<(String, u32)> = children
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| c.id().map(|pid| (format!("w{i}"), pid)))
-            .collect();
+        let named = worker_labels(&children);
         let cpu_before = CpuSnapshot::take();
         let deadline = Instant::now() + Duration::from_secs(600);
         let mut first_fetch = None;

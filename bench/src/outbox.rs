@@ -22,10 +22,13 @@ use chrono::{DateTime, Utc};
 use diesel::{prelude::*, sql_types};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use queue::JobQueues;
-use shared::{config::Config, jobs::Queue, schema::probe_runs};
+use shared::{config::Config, jobs::Queue};
 use uuid::Uuid;
 
-use crate::support::{cpu_seconds, finish_workers, percentile, scratch_database, spawn_worker};
+use crate::support::{
+    cpu_seconds, finish_workers, insert_recorded_probes, percentile, scratch_database,
+    spawn_worker, wait_for_probe_runs,
+};
 
 const DATABASE: &str = "bourse_bench_outbox";
 /// Rows per insert statement of the flow.
@@ -141,8 +144,8 @@ impl OutboxRun<'_> {
         children.push(relay);
 
         let ready = format!("ready-{}", Uuid::new_v4());
-        insert_recorded(&mut conn, &ready, &[(Uuid::now_v7(), Utc::now())]).await?;
-        wait_for_runs(&mut conn, &ready, 1, Duration::from_secs(60)).await?;
+        insert_recorded_probes(&mut conn, &ready, &[(Uuid::now_v7(), Utc::now())]).await?;
+        wait_for_probe_runs(&mut conn, &ready, 1, Duration::from_secs(60)).await?;
 
         // The sampled jobs, due inside the window.
         let window_start = Utc::now() + chrono::Duration::seconds(1);
@@ -156,7 +159,7 @@ impl OutboxRun<'_> {
             })
             .collect();
         for chunk in sample.chunks(CHUNK) {
-            insert_recorded(&mut conn, "sample", chunk).await?;
+            insert_recorded_probes(&mut conn, "sample", chunk).await?;
         }
         let due: HashMap<Uuid, DateTime<Utc>> = sample.iter().copied().collect();
 
@@ -203,7 +206,13 @@ impl OutboxRun<'_> {
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
         let relay_cpu_s = cpu_seconds(relay_pid).unwrap_or(f64::NAN) - cpu_before;
-        let runs = wait_for_runs(&mut conn, "sample", self.sample, Duration::from_secs(60)).await?;
+        let all_runs =
+            wait_for_probe_runs(&mut conn, "sample", self.sample, Duration::from_secs(60)).await?;
+        let mut runs: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
+        for (id, at) in all_runs {
+            let first = runs.entry(id).or_insert(at);
+            *first = (*first).min(at);
+        }
         let left = diesel::sql_query("SELECT count(*) AS n FROM outbox WHERE job = 'settle_bet'")
             .get_result::<Count>(&mut conn)
             .await?
@@ -252,56 +261,5 @@ impl OutboxRun<'_> {
             bail!("{} of {} sampled jobs ran", lateness.len(), self.sample);
         }
         Ok(())
-    }
-}
-
-/// Inserts recorded probes tagged `tag`, each with its id and due time.
-async fn insert_recorded(
-    conn: &mut AsyncPgConnection,
-    tag: &str,
-    rows: &[(Uuid, DateTime<Utc>)],
-) -> anyhow::Result<()> {
-    let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
-    let times: Vec<DateTime<Utc>> = rows.iter().map(|(_, at)| *at).collect();
-    diesel::sql_query(
-        "INSERT INTO outbox (id, queue, job, version, payload, run_at)
-         SELECT id, 'probe', 'probe', 1, jsonb_build_object('tag', $3, 'record', true), at
-         FROM unnest($1::uuid[], $2::timestamptz[]) AS r(id, at)",
-    )
-    .bind::<sql_types::Array<sql_types::Uuid>, _>(&ids)
-    .bind::<sql_types::Array<sql_types::Timestamptz>, _>(&times)
-    .bind::<sql_types::Text, _>(tag)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Waits until `n` distinct jobs tagged `tag` have started; returns their
-/// first starts.
-async fn wait_for_runs(
-    conn: &mut AsyncPgConnection,
-    tag: &str,
-    n: usize,
-    timeout: Duration,
-) -> anyhow::Result<Vec<(Uuid, DateTime<Utc>)>> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let runs: Vec<(Uuid, DateTime<Utc>)> = probe_runs::table
-            .filter(probe_runs::tag.eq(tag))
-            .select((probe_runs::job_id, probe_runs::started_at))
-            .order(probe_runs::started_at)
-            .load(conn)
-            .await?;
-        let mut first: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
-        for (id, at) in runs {
-            first.entry(id).or_insert(at);
-        }
-        if first.len() >= n {
-            return Ok(first.into_iter().collect());
-        }
-        if Instant::now() > deadline {
-            bail!("only {} of {n} jobs tagged {tag} ran in time", first.len());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

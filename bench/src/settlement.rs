@@ -17,6 +17,7 @@ use shared::{
 
 use crate::support::{
     CpuSnapshot, Scratch, finish_workers, percentile, scratch, spawn_worker, spawn_workers,
+    worker_labels,
 };
 
 const DATABASE: &str = "bourse_bench_settlement";
@@ -215,11 +216,7 @@ impl SettlementRun<'_> {
         .get_result(&mut conn)
         .await?;
         tokio::time::sleep(Duration::from_secs_f64(first_due.secs.unwrap_or(0.0))).await;
-        let named: Vec<(String, u32)> = children
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| c.id().map(|pid| (format!("w{i}"), pid)))
-            .collect();
+        let named = worker_labels(&children);
         let cpu_before = CpuSnapshot::take();
         loop {
             let open: Count =

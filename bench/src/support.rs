@@ -392,3 +392,67 @@ pub async fn scratch(config: &Config, name: &str) -> anyhow::Result<Scratch> {
         config,
     })
 }
+
+/// `(w{i}, pid)` for each child process, for [`CpuSnapshot::shares`].
+pub fn worker_labels(children: &[Child]) -> Vec<(String, u32)> {
+    children
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| c.id().map(|pid| (format!("w{i}"), pid)))
+        .collect()
+}
+
+/// Inserts recorded probe jobs tagged `tag` into the outbox, one per
+/// (id, due time), in one statement.
+pub async fn insert_recorded_probes(
+    conn: &mut AsyncPgConnection,
+    tag: &str,
+    rows: &[(uuid::Uuid, chrono::DateTime<chrono::Utc>)],
+) -> anyhow::Result<()> {
+    use diesel::sql_types;
+    let ids: Vec<uuid::Uuid> = rows.iter().map(|(id, _)| *id).collect();
+    let times: Vec<chrono::DateTime<chrono::Utc>> = rows.iter().map(|(_, at)| *at).collect();
+    diesel::sql_query(
+        "INSERT INTO outbox (id, queue, job, version, payload, run_at)
+         SELECT id, 'probe', 'probe', 1, jsonb_build_object('tag', $3, 'record', true), at
+         FROM unnest($1::uuid[], $2::timestamptz[]) AS r(id, at)",
+    )
+    .bind::<sql_types::Array<sql_types::Uuid>, _>(&ids)
+    .bind::<sql_types::Array<sql_types::Timestamptz>, _>(&times)
+    .bind::<sql_types::Text, _>(tag)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Waits until `n` distinct probe jobs tagged `tag` have started; returns
+/// every run (job id, start time), repeats included.
+pub async fn wait_for_probe_runs(
+    conn: &mut AsyncPgConnection,
+    tag: &str,
+    n: usize,
+    timeout: Duration,
+) -> anyhow::Result<Vec<(uuid::Uuid, chrono::DateTime<chrono::Utc>)>> {
+    use diesel::{ExpressionMethods as _, QueryDsl as _};
+    use shared::schema::probe_runs;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let runs: Vec<(uuid::Uuid, chrono::DateTime<chrono::Utc>)> = probe_runs::table
+            .filter(probe_runs::tag.eq(tag))
+            .select((probe_runs::job_id, probe_runs::started_at))
+            .load(conn)
+            .await?;
+        let distinct: std::collections::HashSet<uuid::Uuid> =
+            runs.iter().map(|(id, _)| *id).collect();
+        if distinct.len() >= n {
+            return Ok(runs);
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!(
+                "only {} of {n} jobs tagged {tag} ran in time",
+                distinct.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
