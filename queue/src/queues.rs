@@ -215,7 +215,7 @@ impl JobQueues {
     /// delays them to the workers' next idle fetch, so it is logged, never
     /// returned (a relay told its push failed would push again, find every
     /// id known, and then wake no one).
-    async fn wake(&self, queue: Queue) {
+    pub async fn wake(&self, queue: Queue) {
         let woken: Result<(), _> = self
             .conn
             .clone()

@@ -242,21 +242,38 @@ fn verdict(
 ///
 /// The retry is scored when apalis-redis records the failure, a moment
 /// after this timer starts, and on the Redis server's clock: when the
-/// timer finds it not quite due, it waits the little that is left.
+/// timer finds it not quite due, it waits the little that is left. The
+/// failure itself may not be recorded yet: apalis-redis writes it from the
+/// worker's fetch loop, and a worker parked in its idle wait did not write
+/// it before its next heartbeat (`upkeep::a_retry_runs_after_its_backoff…`
+/// failed 2 runs in 5 beside other tests, and in CI). A timer that moves
+/// nothing wakes the queue's workers and looks again, at growing pauses,
+/// for about 6 s.
 fn promote_when_due(executor: &Executor, delay: std::time::Duration) {
+    use std::time::Duration;
     /// Waits this short are for this retry (or one due as soon); longer
     /// ones are other retries with timers of their own.
-    const CLOSE: std::time::Duration = std::time::Duration::from_millis(500);
+    const CLOSE: Duration = Duration::from_millis(500);
     let queues = executor.queues.clone();
     let queue = executor.queue;
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
-        for _ in 0..8 {
+        // 25 ms doubling to 1.6 s: about 6 s of looking in all.
+        let mut unscored = Duration::from_millis(25);
+        for _ in 0..12 {
             match queues.promote_due(queue).await {
                 Ok(promoted) if promoted.moved == queue::CHUNK => {}
                 Ok(promoted) => match promoted.next_due_in {
                     Some(wait) if wait <= CLOSE => {
-                        tokio::time::sleep(wait + std::time::Duration::from_millis(1)).await;
+                        tokio::time::sleep(wait + Duration::from_millis(1)).await;
+                    }
+                    // Nothing was due: this retry is not scored yet. The
+                    // worker records the failure from its fetch loop, which
+                    // may be parked in its idle wait: wake it.
+                    _ if promoted.moved == 0 && unscored <= Duration::from_millis(1_600) => {
+                        queues.wake(queue).await;
+                        tokio::time::sleep(unscored).await;
+                        unscored *= 2;
                     }
                     _ => break,
                 },
