@@ -32,9 +32,10 @@ pub type DbConn = Object<AsyncPgConnection>;
 /// Builds the pool. No connection is opened here: a process starts even when
 /// PostgreSQL is down and reports that through `/readyz` and 503s.
 ///
-/// Every connection gets an `application_name` (visible in `pg_stat_activity`)
-/// and a `statement_timeout`, so a stuck query cannot hold a connection
-/// forever.
+/// Every connection gets an `application_name` (visible in `pg_stat_activity`),
+/// a `statement_timeout`, so a stuck query cannot hold a connection
+/// forever, and an `idle_in_transaction_session_timeout`, so a process
+/// frozen mid-transaction cannot hold its locks for longer than that.
 ///
 /// Prepared statements use generic plans: our statements are point lookups
 /// and short inserts by key, whose plan never depends on the values, and
@@ -57,8 +58,10 @@ pub fn pool(config: &DatabaseConfig, application_name: &str) -> Result<DbPool, S
     let setup_sql = match config.pooler {
         Pooler::None => format!(
             "{application_name}; SET statement_timeout = {}; \
+             SET idle_in_transaction_session_timeout = {}; \
              SET plan_cache_mode = force_generic_plan",
-            config.statement_timeout.as_millis()
+            config.statement_timeout.as_millis(),
+            config.idle_transaction_timeout.as_millis()
         ),
         Pooler::Transaction => application_name,
     };

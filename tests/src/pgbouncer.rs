@@ -39,7 +39,7 @@ impl PgBouncer {
             .expect("write PgBouncer's auth file");
         let ini = format!(
             "[databases]\n\
-             * = host={host} port={server_port} connect_query='SET statement_timeout = 15000'\n\
+             * = host={host} port={server_port} connect_query='SET statement_timeout = 15000; SET idle_in_transaction_session_timeout = 5000'\n\
              [pgbouncer]\n\
              listen_addr = 127.0.0.1\n\
              listen_port = {port}\n\

@@ -1,7 +1,7 @@
 //! PostgreSQL. Reads `DATABASE_URL`, `DATABASE_POOLER`,
 //! `DATABASE_DIRECT_URL`, `DATABASE_POOL_SIZE`,
 //! `DATABASE_CONNECT_TIMEOUT_SECS`, `DATABASE_STATEMENT_TIMEOUT_MS`,
-//! `DATABASE_CA_FILE`.
+//! `DATABASE_IDLE_TRANSACTION_TIMEOUT_MS`, `DATABASE_CA_FILE`.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -35,6 +35,12 @@ pub struct DatabaseConfig {
     pub pool_size: usize,
     pub connect_timeout: Duration,
     pub statement_timeout: Duration,
+    /// How long a transaction may wait on its client between statements
+    /// before the server ends the session and releases its locks: a
+    /// process frozen mid-transaction (SIGSTOP, a stalled VM) would
+    /// otherwise hold its rows until it wakes, and the jobs taken over
+    /// from it could not run.
+    pub idle_transaction_timeout: Duration,
     /// PEM certificates that sign the server's certificate, for
     /// `sslmode=require`/`verify-full` with a private CA (else the
     /// webpki roots).
@@ -57,6 +63,12 @@ impl DatabaseConfig {
                 "DATABASE_STATEMENT_TIMEOUT_MS",
                 15_000,
                 10,
+                3_600_000,
+            )),
+            idle_transaction_timeout: millis(env.range_or(
+                "DATABASE_IDLE_TRANSACTION_TIMEOUT_MS",
+                5_000,
+                100,
                 3_600_000,
             )),
             ca_file: env.optional("DATABASE_CA_FILE").map(PathBuf::from),

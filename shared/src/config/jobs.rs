@@ -57,7 +57,7 @@ impl OutboxConfig {
         Self {
             poll_interval: millis(env.range_or("OUTBOX_POLL_MS", 250, 10, 60_000)),
             batch_size: env.range_or("OUTBOX_BATCH_SIZE", 500, 1, 10_000),
-            claim_timeout: secs(env.range_or("OUTBOX_CLAIM_TIMEOUT_SECS", 30, 1, 3600)),
+            claim_timeout: secs(env.range_or("OUTBOX_CLAIM_TIMEOUT_SECS", 5, 1, 3600)),
             lookahead: millis(env.range_or("OUTBOX_LOOKAHEAD_MS", 100, 0, 10_000)),
             scheduled_sample: secs(env.range_or("OUTBOX_SCHEDULED_SAMPLE_SECS", 300, 1, 86_400)),
         }
