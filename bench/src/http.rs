@@ -72,9 +72,12 @@ impl Connection {
 
 /// One request on a fresh connection: the status line's code and the body.
 pub async fn request_once(port: u16, request: &[u8]) -> Option<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
+    request_at(&format!("127.0.0.1:{port}"), request).await
+}
+
+/// [`request_once`] to `addr` (`host:port`), another host's.
+pub async fn request_at(addr: &str, request: &[u8]) -> Option<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
     stream.write_all(request).await.ok()?;
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await.ok()?;

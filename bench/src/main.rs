@@ -14,6 +14,9 @@
 //!   are charged or blocked, a rerun, transfers meanwhile, the ledger check.
 //! - `idle`: Redis commands per second that 1, 10 and 50 idle worker
 //!   processes cost, on a private `redis-server`.
+//! - `hosts`: the API and workers on three network namespaces, PostgreSQL
+//!   and Redis on a fourth, 2 ms ± 1 ms between them, two clocks skewed:
+//!   job throughput, then settlement through a SIGKILL and a SIGSTOP.
 //! - `mixed`: a realistic mix (rates, transfers, orders, bets, alerts) over
 //!   HTTP against one API and two workers serving every queue: per-route
 //!   throughput and latency, the job backlog over time, settlement lateness,
@@ -30,6 +33,7 @@
 //! target/release/bourse-bench fees
 //! target/release/bourse-bench mixed
 //! target/release/bourse-bench idle --processes 1,10,50
+//! target/release/bourse-bench hosts
 //! ```
 //!
 //! Each scenario uses its own Redis prefix (and `transfers` its own
@@ -38,6 +42,7 @@
 mod alerts;
 mod delayed;
 mod fees;
+mod hosts;
 mod http;
 mod idle;
 mod jobs;
@@ -234,6 +239,36 @@ enum Scenario {
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
     },
+    /// Bourse across hosts (network namespaces, 2 ms ± 1 ms links, skewed
+    /// clocks): job throughput, then settlement through a SIGKILL and a
+    /// SIGSTOP. Needs root.
+    Hosts {
+        /// Recorded probe jobs for the throughput run.
+        #[arg(long, default_value_t = 20_000)]
+        probes: usize,
+        /// Bets falling due through the faults.
+        #[arg(long, default_value_t = 5_000)]
+        bets: usize,
+        /// Seconds before the bets' window opens.
+        #[arg(long, default_value_t = 5.0)]
+        lead: f64,
+        /// Seconds the bets' due times are spread over.
+        #[arg(long, default_value_t = 60.0)]
+        spread: f64,
+        /// `--concurrency` of each of the three worker processes.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Host b's clock is this many seconds ahead, host c's behind.
+        #[arg(long, default_value_t = 3)]
+        skew_secs: i64,
+        /// Seconds host c's worker stays SIGSTOPped (longer than the
+        /// default lease of 9 s, so its jobs are taken over).
+        #[arg(long, default_value_t = 15)]
+        freeze_secs: u64,
+        /// WORKER_LEASE_SECS of the workers (the default's 9 s).
+        #[arg(long, default_value_t = 9)]
+        lease_secs: u64,
+    },
     /// How throughput, lateness and CPU change with the number of
     /// processes: `jobs` and `settlement` with each worker count, then
     /// `mixed` with each API count (their usual lines, with CPU shares).
@@ -415,6 +450,29 @@ async fn main() -> anyhow::Result<()> {
                 .measure()
                 .await?;
             }
+        }
+        Scenario::Hosts {
+            probes,
+            bets,
+            lead,
+            spread,
+            concurrency,
+            skew_secs,
+            freeze_secs,
+            lease_secs,
+        } => {
+            hosts::HostsRun {
+                probes,
+                bets,
+                lead,
+                spread,
+                concurrency,
+                skew_secs,
+                freeze_secs,
+                lease_secs,
+            }
+            .measure()
+            .await?;
         }
         Scenario::Scale {
             workers,

@@ -74,101 +74,8 @@ impl SettlementRun<'_> {
         } = scratch(self.config, DATABASE).await?;
         let pool = shared::db::pool(&bench.database, "bourse-bench").map_err(anyhow::Error::msg)?;
 
-        let user_count = USERS.min(self.count.max(1));
-        eprintln!(
-            "[bench] {user_count} users with funded USD wallets, {} bets",
-            self.count
-        );
-        let users: Vec<Id> = {
-            let mut conn = pool.get().await?;
-            diesel::sql_query(
-                "INSERT INTO price_history (symbol, price_usd, source, observed_at)
-                 VALUES ('BTC', 43000, 'bench', clock_timestamp()), ('USD', 1, 'bench', clock_timestamp())",
-            )
-            .execute(&mut conn)
-            .await?;
-            diesel::sql_query(
-                "INSERT INTO users (id, username, email, password_hash, email_verified_at)
-                 SELECT gen_random_uuid(), 'bettor_' || i, 'bettor_' || i || '@example.com', 'x', now()
-                 FROM generate_series(1, $1) AS i RETURNING id",
-            )
-            .bind::<sql_types::Integer, _>(i32::try_from(user_count)?)
-            .load(&mut conn)
-            .await?
-        };
-        // User g places count / users bets, one more if g < count % users:
-        // exactly `count` in all.
-        let (base, extra) = (self.count / user_count, self.count % user_count);
-        let chunk_len = user_count.div_ceil(8);
-        let mut tasks = Vec::new();
-        for (c, chunk) in users.chunks(chunk_len).enumerate() {
-            let ids: Vec<uuid::Uuid> = chunk.iter().map(|u| u.id).collect();
-            let pool = pool.clone();
-            let bench = bench.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut conn = pool.get().await?;
-                let mut placed = 0usize;
-                for (n, user) in ids.into_iter().enumerate() {
-                    let wallet = wallets::create(&mut conn, user, "USD", None).await?;
-                    wallets::deposit(&mut conn, user, wallet, Decimal::from(1_000_000)).await?;
-                    let g = c * chunk_len + n;
-                    for k in 0..base + usize::from(g < extra) {
-                        bets::place(
-                            &mut conn,
-                            &bench.rates,
-                            &bench.bets,
-                            PlaceBet {
-                                user_id: user,
-                                symbol: "BTC".into(),
-                                direction: if (n + k) % 2 == 0 {
-                                    Direction::Up
-                                } else {
-                                    Direction::Down
-                                },
-                                stake: Decimal::from(10),
-                                leverage: 1 + u32::try_from((n + k) % 100).unwrap_or(0),
-                                duration_seconds: 3600,
-                            },
-                        )
-                        .await?;
-                        placed += 1;
-                    }
-                }
-                Ok::<_, anyhow::Error>(placed)
-            }));
-        }
-        let mut placed = 0;
-        for task in tasks {
-            placed += task.await??;
-        }
         let mut conn = AsyncPgConnection::establish(&database).await?;
-        // Keep exactly `count`, then spread their due times: now + lead +
-        // uniform(0, spread), settlement jobs moved with them.
-        diesel::sql_query(
-            "DELETE FROM outbox WHERE job = 'settle_bet' AND (payload->>'bet_id')::uuid IN (
-                 SELECT id FROM bets ORDER BY id OFFSET $1)",
-        )
-        .bind::<sql_types::BigInt, _>(i64::try_from(self.count)?)
-        .execute(&mut conn)
-        .await?;
-        let extra = placed.saturating_sub(self.count);
-        if extra > 0 {
-            bail!("placed {placed} bets for {}", self.count);
-        }
-        diesel::sql_query(
-            "UPDATE bets SET settles_at = clock_timestamp()
-                 + make_interval(secs => $1 + random() * $2)",
-        )
-        .bind::<sql_types::Double, _>(self.lead)
-        .bind::<sql_types::Double, _>(self.spread)
-        .execute(&mut conn)
-        .await?;
-        diesel::sql_query(
-            "UPDATE outbox o SET run_at = b.settles_at FROM bets b
-             WHERE o.job = 'settle_bet' AND (o.payload->>'bet_id')::uuid = b.id",
-        )
-        .execute(&mut conn)
-        .await?;
+        place_bets(&pool, &bench, &mut conn, self.count, self.lead, self.spread).await?;
 
         let mail_dir = std::env::temp_dir().join(format!("{prefix}-mail"));
         let env = [
@@ -312,4 +219,115 @@ impl SettlementRun<'_> {
         anyhow::ensure!(report.ok, "the ledger check failed: {report:?}");
         Ok(())
     }
+}
+
+/// `count` bets among up to 1,000 users with funded USD wallets, placed
+/// through the shared code (ledger escrow and outbox job included), then
+/// due at now + `lead` + uniform(0, `spread`) seconds, their settlement
+/// jobs moved with them. `conn` is a direct connection to the same
+/// database as `pool`.
+pub async fn place_bets(
+    pool: &shared::db::DbPool,
+    bench: &Config,
+    conn: &mut AsyncPgConnection,
+    count: usize,
+    lead: f64,
+    spread: f64,
+) -> anyhow::Result<()> {
+    let user_count = USERS.min(count.max(1));
+    eprintln!(
+        "[bench] {user_count} users with funded USD wallets, {} bets",
+        count
+    );
+    let users: Vec<Id> = {
+        let mut conn = pool.get().await?;
+        diesel::sql_query(
+            "INSERT INTO price_history (symbol, price_usd, source, observed_at)
+             VALUES ('BTC', 43000, 'bench', clock_timestamp()), ('USD', 1, 'bench', clock_timestamp())",
+        )
+        .execute(&mut conn)
+        .await?;
+        diesel::sql_query(
+            "INSERT INTO users (id, username, email, password_hash, email_verified_at)
+             SELECT gen_random_uuid(), 'bettor_' || i, 'bettor_' || i || '@example.com', 'x', now()
+             FROM generate_series(1, $1) AS i RETURNING id",
+        )
+        .bind::<sql_types::Integer, _>(i32::try_from(user_count)?)
+        .load(&mut conn)
+        .await?
+    };
+    // User g places count / users bets, one more if g < count % users:
+    // exactly `count` in all.
+    let (base, extra) = (count / user_count, count % user_count);
+    let chunk_len = user_count.div_ceil(8);
+    let mut tasks = Vec::new();
+    for (c, chunk) in users.chunks(chunk_len).enumerate() {
+        let ids: Vec<uuid::Uuid> = chunk.iter().map(|u| u.id).collect();
+        let pool = pool.clone();
+        let bench = bench.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = pool.get().await?;
+            let mut placed = 0usize;
+            for (n, user) in ids.into_iter().enumerate() {
+                let wallet = wallets::create(&mut conn, user, "USD", None).await?;
+                wallets::deposit(&mut conn, user, wallet, Decimal::from(1_000_000)).await?;
+                let g = c * chunk_len + n;
+                for k in 0..base + usize::from(g < extra) {
+                    bets::place(
+                        &mut conn,
+                        &bench.rates,
+                        &bench.bets,
+                        PlaceBet {
+                            user_id: user,
+                            symbol: "BTC".into(),
+                            direction: if (n + k) % 2 == 0 {
+                                Direction::Up
+                            } else {
+                                Direction::Down
+                            },
+                            stake: Decimal::from(10),
+                            leverage: 1 + u32::try_from((n + k) % 100).unwrap_or(0),
+                            duration_seconds: 3600,
+                        },
+                    )
+                    .await?;
+                    placed += 1;
+                }
+            }
+            Ok::<_, anyhow::Error>(placed)
+        }));
+    }
+    let mut placed = 0;
+    for task in tasks {
+        placed += task.await??;
+    }
+    // Keep exactly `count`, then spread their due times: now + lead +
+    // uniform(0, spread), settlement jobs moved with them.
+    diesel::sql_query(
+        "DELETE FROM outbox WHERE job = 'settle_bet' AND (payload->>'bet_id')::uuid IN (
+             SELECT id FROM bets ORDER BY id OFFSET $1)",
+    )
+    .bind::<sql_types::BigInt, _>(i64::try_from(count)?)
+    .execute(conn)
+    .await?;
+    let extra = placed.saturating_sub(count);
+    if extra > 0 {
+        bail!("placed {placed} bets for {}", count);
+    }
+    diesel::sql_query(
+        "UPDATE bets SET settles_at = clock_timestamp()
+             + make_interval(secs => $1 + random() * $2)",
+    )
+    .bind::<sql_types::Double, _>(lead)
+    .bind::<sql_types::Double, _>(spread)
+    .execute(conn)
+    .await?;
+    diesel::sql_query(
+        "UPDATE outbox o SET run_at = b.settles_at FROM bets b
+         WHERE o.job = 'settle_bet' AND (o.payload->>'bet_id')::uuid = b.id",
+    )
+    .execute(conn)
+    .await?;
+
+    Ok(())
 }

@@ -4,6 +4,8 @@
 //! purpose: anything with a policy of its own (the tests' migrated
 //! template, the bench's release binaries) stays with its user.
 
+pub mod hosts;
+
 use std::{net::TcpListener, process::ExitStatus, time::Duration};
 
 use tokio::process::{Child, Command};

@@ -25,6 +25,7 @@ mod contract;
 mod fees;
 mod first_run;
 mod hardening;
+mod hosts;
 mod http;
 mod jobs;
 mod leases;
