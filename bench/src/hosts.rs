@@ -366,7 +366,7 @@ impl Spawner<'_> {
     fn api(&self) -> anyhow::Result<Child> {
         let mut command = self.command(0, "bourse-api")?;
         command.env("HTTP_ADDR", format!("{}:{API_PORT}", host_addr(0)));
-        Ok(command.spawn().context("start bourse-api on host a")?)
+        command.spawn().context("start bourse-api on host a")
     }
 
     fn worker(&self, host: usize, name: &str) -> anyhow::Result<Child> {
@@ -378,9 +378,9 @@ impl Spawner<'_> {
                 "WORKER_HTTP_ADDR",
                 format!("{}:{WORKER_PORT}", host_addr(host)),
             );
-        Ok(command
+        command
             .spawn()
-            .with_context(|| format!("start bourse-worker on host {host}"))?)
+            .with_context(|| format!("start bourse-worker on host {host}"))
     }
 }
 
