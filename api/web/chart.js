@@ -18,7 +18,8 @@ function s(tag, attrs = {}, text) {
 /**
  * Draws into `container` (replacing what was there).
  * points: [{t: ms, p: number}] oldest first.
- * options: {from, to (ms: the time axis), start: {p, label}, due: ms,
+ * options: {from, to (ms: the time axis), start: {p, label},
+ *   liquidation: {p, label} (a bet's liquidation level), due: ms,
  *   end: {t, p, label}, label (accessible name), format (price → text)}
  */
 export function drawChart(container, points, options = {}) {
@@ -40,6 +41,7 @@ export function drawChart(container, points, options = {}) {
 
   const prices = points.map((pt) => pt.p);
   if (options.start) prices.push(options.start.p);
+  if (options.liquidation) prices.push(options.liquidation.p);
   if (options.end) prices.push(options.end.p);
   const times = points.map((pt) => pt.t);
   if (options.due) times.push(options.due);
@@ -94,6 +96,13 @@ export function drawChart(container, points, options = {}) {
     svg.append(s('line', { x1: margin.left, x2: margin.left + plotW, y1: yy, y2: yy, class: 'chart-start' }));
     svg.append(
       s('text', { x: margin.left + 4, y: yy - 5, class: 'chart-note chart-start-label' }, options.start.label || `start ${format(options.start.p)}`),
+    );
+  }
+  if (options.liquidation) {
+    const yy = y(options.liquidation.p);
+    svg.append(s('line', { x1: margin.left, x2: margin.left + plotW, y1: yy, y2: yy, class: 'chart-liquidation' }));
+    svg.append(
+      s('text', { x: margin.left + 4, y: yy + 14, class: 'chart-note chart-liquidation-label' }, options.liquidation.label || `liquidation ${format(options.liquidation.p)}`),
     );
   }
   if (options.due) {

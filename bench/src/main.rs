@@ -14,6 +14,9 @@
 //!   are charged or blocked, a rerun, transfers meanwhile, the ledger check.
 //! - `idle`: Redis commands per second that 1, 10 and 50 idle worker
 //!   processes cost, on a private `redis-server`.
+//! - `house`: a deterministic simulation of 100,000 bets on the simulated
+//!   price walk: the house's mean result per bet with and without
+//!   liquidation.
 //! - `hosts`: the API and workers on three network namespaces, PostgreSQL
 //!   and Redis on a fourth, 2 ms ± 1 ms between them, two clocks skewed:
 //!   job throughput, then settlement through a SIGKILL and a SIGSTOP.
@@ -34,6 +37,7 @@
 //! target/release/bourse-bench mixed
 //! target/release/bourse-bench idle --processes 1,10,50
 //! target/release/bourse-bench hosts
+//! target/release/bourse-bench house
 //! ```
 //!
 //! Each scenario uses its own Redis prefix (and `transfers` its own
@@ -43,6 +47,7 @@ mod alerts;
 mod delayed;
 mod fees;
 mod hosts;
+mod house;
 mod http;
 mod idle;
 mod jobs;
@@ -238,6 +243,22 @@ enum Scenario {
         processes: usize,
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
+    },
+    /// Whether the house loses on average: a deterministic simulation of
+    /// bets on the simulated price walk, with and without liquidation.
+    House {
+        #[arg(long, default_value_t = 100_000)]
+        bets: usize,
+        /// Days of the walk (one price a second).
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value = "1,2,5,10,25,50,100")]
+        leverages: String,
+        /// Bet durations in seconds.
+        #[arg(long, default_value = "10,60,600,3600,86400")]
+        durations: String,
     },
     /// Bourse across hosts (network namespaces, 2 ms ± 1 ms links, skewed
     /// clocks): job throughput, then settlement through a SIGKILL and a
@@ -449,6 +470,31 @@ async fn main() -> anyhow::Result<()> {
                 }
                 .measure()
                 .await?;
+            }
+        }
+        Scenario::House {
+            bets,
+            days,
+            seed,
+            leverages,
+            durations,
+        } => {
+            let run = house::HouseRun {
+                bets,
+                days,
+                seed,
+                leverages: parse_counts(&leverages)?
+                    .into_iter()
+                    .map(u32::try_from)
+                    .collect::<Result<_, _>>()?,
+                durations: parse_counts(&durations)?
+                    .into_iter()
+                    .map(u32::try_from)
+                    .collect::<Result<_, _>>()?,
+            };
+            let (lines, _, _) = run.simulate();
+            for line in lines {
+                println!("{line}");
             }
         }
         Scenario::Hosts {

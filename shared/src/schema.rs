@@ -262,6 +262,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    bet_exposure (symbol, direction) {
+        symbol -> Text,
+        direction -> Text,
+        open_notional -> Numeric,
+    }
+}
+
+diesel::table! {
     bets (id) {
         id -> Uuid,
         user_id -> Uuid,
@@ -285,6 +293,8 @@ diesel::table! {
         settles_at -> Timestamptz,
         settled_at -> Nullable<Timestamptz>,
         rescheduled_at -> Nullable<Timestamptz>,
+        liquidation_price -> Numeric,
+        liquidated -> Bool,
     }
 }
 

@@ -205,11 +205,15 @@ async function run(page) {
   await bet.getByLabel('Stake (USD)', { exact: true }).fill('10');
   await bet.getByLabel('Leverage', { exact: true }).fill('5');
   await bet.getByLabel('Duration', { exact: true }).selectOption('10');
+  // The liquidation price is shown before the user confirms.
+  await page.locator('.estimate').filter({ hasText: 'liquidated at about $' }).waitFor();
   await bet.getByRole('button', { name: 'Place bet' }).click();
   await page.waitForURL(/#\/bets\/[0-9a-f-]{36}$/);
   // (a horizontal SVG line has no height: Playwright calls it hidden)
   await page.locator('#bet-chart svg .chart-start').waitFor({ state: 'attached' });
   await page.locator('#bet-chart svg .chart-start-label').filter({ hasText: 'start $' }).waitFor();
+  await page.locator('#bet-chart svg .chart-liquidation').waitFor({ state: 'attached' });
+  await page.locator('#bet-chart svg .chart-liquidation-label').filter({ hasText: 'liquidation $' }).waitFor();
   await page.locator('#bet-chart svg .chart-due').waitFor({ state: 'attached' });
   await page.locator('#bet-chart svg .chart-due-label').filter({ hasText: 'due ' }).waitFor();
   await page.locator('#bet-outcome[data-status="open"]').waitFor();

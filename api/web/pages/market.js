@@ -140,6 +140,7 @@ function usdWallet() {
 function outcome(bet) {
   if (bet.status === 'open') return { kind: 'open', text: 'Open' };
   if (bet.status === 'void') return { kind: 'void', text: 'Void: stake returned' };
+  if (bet.liquidated) return { kind: 'loss', text: 'Liquidated' };
   return { W: { kind: 'win', text: 'Won' }, L: { kind: 'loss', text: 'Lost' }, D: { kind: 'draw', text: 'Draw: stake returned' } }[bet.result] || { kind: 'open', text: label(bet.status) };
 }
 
@@ -156,7 +157,7 @@ export async function betsPage(view, ctx) {
       { name: 'symbol', label: 'Currency', type: 'select', options: CRYPTO.map((c) => [c, `${c} · ${currencyName(c)}`]) },
       { name: 'direction', label: 'Direction', type: 'radio', options: [['up', '↑ Up'], ['down', '↓ Down']], value: 'up' },
       { name: 'stake', label: 'Stake (USD)', inputmode: 'decimal', value: '10.00' },
-      { name: 'leverage', label: 'Leverage', type: 'number', value: '1', min: 1, max: 100, step: 1, inputmode: 'numeric', hint: '1–100: multiplies gains and losses (a loss never exceeds the stake)' },
+      { name: 'leverage', label: 'Leverage', type: 'number', value: '1', min: 1, max: 100, step: 1, inputmode: 'numeric', hint: '1–100: multiplies gains and losses; when the loss reaches the stake the bet is closed (liquidated)' },
       { name: 'duration_seconds', label: 'Duration', type: 'select', value: '60', options: DURATIONS.map((d) => [String(d), duration(d)]) },
     ],
     extra: info,
@@ -172,13 +173,22 @@ export async function betsPage(view, ctx) {
     },
   });
   function drawInfo() {
-    const { symbol } = f.values();
+    const { symbol, direction, leverage } = f.values();
     const rate = rates.get(symbol);
     const parts = [rate ? `${symbol} now ${usd(rate.price_usd)}` : `no price for ${symbol} yet`];
+    const lev = Number(leverage);
+    if (rate && Number.isInteger(lev) && lev >= 1 && lev <= 100) {
+      // The server fixes it from the start price when the bet is placed:
+      // start × (1 ∓ 1/leverage). Shown before the user confirms.
+      const now = Number(rate.price_usd);
+      const level = direction === 'down' ? now * (1 + 1 / lev) : now * (1 - 1 / lev);
+      parts.push(level > 0 ? `liquidated at about ${usd(String(level))}` : 'no liquidation at ×1 up');
+    }
     parts.push(wallet ? `your USD balance ${money(wallet.balance, 'USD')}` : 'you need a USD wallet to bet');
     info.textContent = parts.join(' · ');
   }
   f.el.addEventListener('change', drawInfo);
+  f.el.addEventListener('input', drawInfo);
   drawInfo();
   ctx.cleanup(rates.subscribe(drawInfo));
 
@@ -269,8 +279,13 @@ export async function betPage(view, ctx) {
       to,
       label: `${bet.symbol} price with the bet's start price and due time`,
       start: { p: Number(bet.start_price), label: `start ${usd(bet.start_price)}` },
+      liquidation: Number(bet.liquidation_price) > 0 ? { p: Number(bet.liquidation_price), label: `liquidation ${usd(bet.liquidation_price)}` } : null,
       due,
-      end: settled ? { t: due, p: Number(bet.end_price), label: `end ${usd(bet.end_price)}` } : null,
+      end: settled
+        ? bet.liquidated
+          ? { t: Date.parse(bet.settled_at), p: Number(bet.end_price), label: `liquidated ${usd(bet.end_price)}` }
+          : { t: due, p: Number(bet.end_price), label: `end ${usd(bet.end_price)}` }
+        : null,
     });
     const o = outcome(bet);
     const rate = rates.get(bet.symbol);
@@ -286,6 +301,9 @@ export async function betPage(view, ctx) {
       }
     } else {
       lines.push(h('p', { class: 'outcome-title', text: o.text }));
+      if (bet.liquidated) {
+        lines.push(h('p', { class: 'muted', id: 'bet-liquidated', text: `${bet.symbol} reached ${usd(bet.end_price)} at ${when(bet.settled_at)}, at or past the liquidation price of ${usd(bet.liquidation_price)}: the loss had reached the stake.` }));
+      }
       if (bet.status === 'settled') {
         lines.push(
           h(
@@ -313,6 +331,7 @@ export async function betPage(view, ctx) {
         ['Stake', money(bet.stake, 'USD')],
         ['Leverage', `×${bet.leverage}`],
         ['Start price', usd(bet.start_price)],
+        ['Liquidation price', Number(bet.liquidation_price) > 0 ? usd(bet.liquidation_price) : 'none (×1 up)'],
         ['Placed', when(bet.created_at)],
         ['Due', `${when(bet.settles_at)} (${duration(bet.duration_seconds)})`],
         bet.settled_at ? ['Settled', when(bet.settled_at)] : null,
@@ -396,6 +415,7 @@ export async function alertsPage(view, ctx) {
     info.textContent = rate ? `${f.values().symbol} now ${usd(rate.price_usd)}. “Auto” picks above or below from it.` : '';
   };
   f.el.addEventListener('change', drawInfo);
+  f.el.addEventListener('input', drawInfo);
   drawInfo();
   ctx.cleanup(rates.subscribe(drawInfo));
 

@@ -4,6 +4,8 @@
 //! `settles_at`; [`reconcile`] queues settlement again for open bets whose
 //! job was lost.
 
+mod exposure;
+mod liquidate;
 mod pnl;
 mod settle;
 mod settled_email;
@@ -11,7 +13,8 @@ mod settled_email;
 use chrono::{DateTime, Utc};
 use diesel::{prelude::*, sql_types};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-pub use pnl::{Direction, Outcome, Settlement};
+pub use liquidate::{Liquidations, liquidate};
+pub use pnl::{Direction, Outcome, Settlement, liquidation_price, settle as settle_at_price};
 use rust_decimal::Decimal;
 pub use settle::{Settled, settle, settle_many};
 use uuid::Uuid;
@@ -98,6 +101,10 @@ pub struct Bet {
     pub created_at: DateTime<Utc>,
     pub settles_at: DateTime<Utc>,
     pub settled_at: Option<DateTime<Utc>>,
+    /// An observation reaching it closes the bet at a total loss.
+    pub liquidation_price: Decimal,
+    /// Closed by an observation reaching `liquidation_price`.
+    pub liquidated: bool,
 }
 
 /// The user's bet `id`; `None` for someone else's.
@@ -169,7 +176,9 @@ pub async fn place(
         )));
     }
     let id = conn
-        .transaction::<Uuid, BetError, _>(async |conn| place_in(conn, rates_config, &bet).await)
+        .transaction::<Uuid, BetError, _>(async |conn| {
+            place_in(conn, rates_config, limits, &bet).await
+        })
         .await?;
     get(conn, bet.user_id, id)
         .await?
@@ -179,6 +188,7 @@ pub async fn place(
 async fn place_in(
     conn: &mut AsyncPgConnection,
     rates_config: &RatesConfig,
+    limits: &BetsConfig,
     bet: &PlaceBet,
 ) -> Result<Uuid, BetError> {
     let kind = currencies::find(conn, &bet.symbol)
@@ -208,6 +218,19 @@ async fn place_in(
     movement.from_currency = Some(STAKE_CURRENCY.into());
     movement.created_by = Some(bet.user_id);
     let posted = ledger::post(conn, movement).await?;
+    // The stake's debit locked the user's USD wallet until commit, so the
+    // user's other placements wait here and count this bet once it is in.
+    check_open_limits(conn, limits, bet).await?;
+    let notional = bet.stake * Decimal::from(bet.leverage);
+    let exposure = exposure::add(conn, &bet.symbol, bet.direction.as_str(), notional).await?;
+    if exposure > limits.max_house_notional {
+        return Err(BetError::Limit(format!(
+            "the house has {} USD of {} {} bets open (stake × leverage), the most it takes; try a smaller bet or later",
+            exposure - notional,
+            bet.symbol,
+            bet.direction.as_str()
+        )));
+    }
 
     let id = Uuid::now_v7();
     let settles_at = now + chrono::Duration::seconds(i64::from(bet.duration_seconds));
@@ -222,6 +245,11 @@ async fn place_in(
             bets::leverage.eq(i32::try_from(bet.leverage).unwrap_or(i32::MAX)),
             bets::duration_seconds.eq(i32::try_from(bet.duration_seconds).unwrap_or(i32::MAX)),
             bets::start_price.eq(start.price_usd),
+            bets::liquidation_price.eq(liquidation_price(
+                bet.direction,
+                start.price_usd,
+                bet.leverage,
+            )),
             bets::start_observed_at.eq(start.observed_at),
             bets::stake_transaction_id.eq(posted.id),
             bets::created_at.eq(now),
@@ -231,6 +259,44 @@ async fn place_in(
         .await?;
     outbox::push(conn, &SettleBet { bet_id: id }, Some(settles_at)).await?;
     Ok(id)
+}
+
+/// Refuses a bet that would take the user past `BET_MAX_OPEN_BETS` open
+/// bets or `BET_MAX_OPEN_STAKE` USD at stake in them. Call with the user's
+/// wallet locked (after the stake's debit).
+async fn check_open_limits(
+    conn: &mut AsyncPgConnection,
+    limits: &BetsConfig,
+    bet: &PlaceBet,
+) -> Result<(), BetError> {
+    #[derive(QueryableByName)]
+    struct Open {
+        #[diesel(sql_type = sql_types::BigInt)]
+        bets: i64,
+        #[diesel(sql_type = sql_types::Numeric)]
+        staked: Decimal,
+    }
+    let open: Open = diesel::sql_query(
+        "SELECT count(*) AS bets, coalesce(sum(stake), 0) AS staked
+         FROM bets WHERE user_id = $1 AND status = 'open'",
+    )
+    .bind::<sql_types::Uuid, _>(bet.user_id)
+    .get_result(conn)
+    .await?;
+    if open.bets >= limits.max_open_bets {
+        return Err(BetError::Limit(format!(
+            "you have {} open bets, the most allowed",
+            open.bets
+        )));
+    }
+    if open.staked + bet.stake > limits.max_open_stake {
+        return Err(BetError::Limit(format!(
+            "your open bets would have {} USD at stake, more than the {} USD allowed",
+            open.staked + bet.stake,
+            limits.max_open_stake
+        )));
+    }
+    Ok(())
 }
 
 /// The price of `symbol` in force at `at` (the last observation at or

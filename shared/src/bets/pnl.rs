@@ -106,9 +106,88 @@ pub fn settle(
     }
 }
 
+/// A bet closed at its liquidation price: the whole stake lost.
+pub fn liquidated(stake: Decimal) -> Settlement {
+    Settlement {
+        outcome: Outcome::Lost,
+        payout: Decimal::ZERO,
+        profit: -stake,
+    }
+}
+
+/// The price at which a bet's loss reaches its stake, fixed at placement
+/// (PRODUCT.md §7): `start × (1 − 1/leverage)` for `up`, `start × (1 +
+/// 1/leverage)` for `down`, to 8 decimal places, rounded away from the
+/// start (an observation that reaches it has cost at least the stake, never
+/// a hair less). Leverage 1 going `up` gives 0, which no price reaches.
+pub fn liquidation_price(direction: Direction, start: Decimal, leverage: u32) -> Decimal {
+    let leverage = Decimal::from(leverage.max(1));
+    let (factor, strategy) = match direction {
+        Direction::Up => (
+            leverage - Decimal::ONE,
+            RoundingStrategy::ToNegativeInfinity,
+        ),
+        Direction::Down => (
+            leverage + Decimal::ONE,
+            RoundingStrategy::ToPositiveInfinity,
+        ),
+    };
+    // Multiply before dividing, as `settle` does; a start price too large
+    // to multiply (none a feed gives) falls back to dividing first.
+    start
+        .checked_mul(factor)
+        .and_then(|x| x.checked_div(leverage))
+        .or_else(|| {
+            start
+                .checked_div(leverage)
+                .and_then(|x| x.checked_mul(factor))
+        })
+        .unwrap_or(start)
+        .round_dp_with_strategy(8, strategy)
+        .max(Decimal::ZERO)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn liquidation_prices() {
+        use Direction::{Down, Up};
+        let cases = [
+            (Up, "43000", 10, "38700"),
+            (Down, "43000", 10, "47300"),
+            (Up, "100", 100, "99"),
+            (Down, "100", 100, "101"),
+            (Up, "200", 1, "0"),
+            (Down, "200", 1, "400"),
+            // 100 × 2/3 = 66.666…: rounded down for `up`; 100 × 4/3 up.
+            (Up, "100", 3, "66.66666666"),
+            (Down, "100", 3, "133.33333334"),
+        ];
+        for (direction, start, leverage, expected) in cases {
+            assert_eq!(
+                liquidation_price(direction, d(start), leverage),
+                d(expected),
+                "{direction:?} {start} ×{leverage}"
+            );
+            // At the liquidation price the whole stake is lost.
+            let at = settle(
+                direction,
+                d("10"),
+                leverage,
+                d(start),
+                liquidation_price(direction, d(start), leverage),
+            );
+            if leverage > 1 || direction == Down {
+                assert_eq!(
+                    at.payout,
+                    Decimal::ZERO,
+                    "{direction:?} {start} ×{leverage}"
+                );
+            }
+        }
+    }
 
     fn d(s: &str) -> Decimal {
         s.parse().unwrap_or_default()

@@ -20,7 +20,8 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::{
-    BetError, BetStatus, Direction, STAKE_CURRENCY, Settlement, pnl, settled_email::settled_email,
+    BetError, BetStatus, Direction, STAKE_CURRENCY, Settlement, exposure, pnl,
+    settled_email::{liquidated_email, settled_email},
 };
 use crate::{
     config::RatesConfig,
@@ -69,6 +70,8 @@ pub(super) struct OpenBet {
     pub(super) leverage: i32,
     #[diesel(sql_type = sql_types::Numeric)]
     pub(super) start_price: Decimal,
+    #[diesel(sql_type = sql_types::Numeric)]
+    pub(super) liquidation_price: Decimal,
     #[diesel(sql_type = sql_types::Text)]
     pub(super) status: BetStatus,
     #[diesel(sql_type = sql_types::Timestamptz)]
@@ -90,6 +93,13 @@ pub(super) struct OpenBet {
     pub(super) end_price: Option<Decimal>,
     #[diesel(sql_type = sql_types::Nullable<sql_types::Timestamptz>)]
     pub(super) end_observed_at: Option<DateTime<Utc>>,
+    /// The first observation after placement and at or before
+    /// `settles_at` that reached the liquidation price, if any: the bet
+    /// ends there, whichever job gets to it first.
+    #[diesel(sql_type = sql_types::Nullable<sql_types::Numeric>)]
+    pub(super) crossed_price: Option<Decimal>,
+    #[diesel(sql_type = sql_types::Nullable<sql_types::Timestamptz>)]
+    pub(super) crossed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(QueryableByName)]
@@ -108,7 +118,7 @@ struct WalletState {
 
 /// The escrow and house accounts of the stake currency, on a shared
 /// connection (pipelined with the bet rows).
-async fn system_accounts_on(conn: &AsyncPgConnection) -> QueryResult<[Uuid; 2]> {
+pub(super) async fn system_accounts_on(conn: &AsyncPgConnection) -> QueryResult<[Uuid; 2]> {
     ledger::system_accounts(
         conn,
         [SystemAccount::Escrow, SystemAccount::House],
@@ -176,10 +186,12 @@ async fn settle_in(
     // each with the price in force at its `settles_at` when that is final.
     let rows = diesel::sql_query(
         "SELECT b.id, b.user_id, b.wallet_id, b.symbol, b.direction, b.stake, b.leverage,
-                b.start_price, b.status, b.settles_at, c.kind, u.username, u.email,
+                b.start_price, b.liquidation_price, b.status, b.settles_at, c.kind,
+                u.username, u.email,
                 extract(epoch FROM b.settles_at - clock_timestamp())::float8 AS early,
                 b.settles_at <= $2 AS due,
-                p.price_usd AS end_price, p.observed_at AS end_observed_at
+                p.price_usd AS end_price, p.observed_at AS end_observed_at,
+                l.price_usd AS crossed_price, l.observed_at AS crossed_at
          FROM bets b
          JOIN currencies c ON c.code = b.symbol
          JOIN users u ON u.id = b.user_id
@@ -188,6 +200,14 @@ async fn settle_in(
              WHERE b.status = 'open' AND b.settles_at <= $2
                AND h.symbol = b.symbol AND h.observed_at <= b.settles_at
              ORDER BY h.observed_at DESC LIMIT 1) p ON true
+         LEFT JOIN LATERAL (
+             SELECT price_usd, observed_at FROM price_history h
+             WHERE b.status = 'open' AND b.settles_at <= $2
+               AND h.symbol = b.symbol
+               AND h.observed_at > b.created_at AND h.observed_at <= b.settles_at
+               AND CASE WHEN b.direction = 'up' THEN h.price_usd <= b.liquidation_price
+                        ELSE h.price_usd >= b.liquidation_price END
+             ORDER BY h.observed_at LIMIT 1) l ON true
          WHERE b.id = ANY($1)
          ORDER BY b.wallet_id, b.id
          FOR UPDATE OF b SKIP LOCKED",
@@ -227,7 +247,7 @@ async fn settle_in(
         return Ok(results);
     }
     let outcomes = price_outcomes(rates_config, &due);
-    let paid: Vec<Decimal> = outcomes.iter().map(|(_, payout, _)| *payout).collect();
+    let paid: Vec<Decimal> = outcomes.iter().map(|(_, payout, _, _)| *payout).collect();
     let blocked: HashSet<Uuid> = wallets
         .into_iter()
         .filter(|w| w.status != WalletStatus::Active)
@@ -250,8 +270,9 @@ async fn settle_in(
     let mut end_prices: Vec<Option<Decimal>> = Vec::with_capacity(due.len());
     let mut end_times: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(due.len());
     let mut profits = Vec::with_capacity(due.len());
+    let mut liquidated = Vec::with_capacity(due.len());
     let mut mails = Vec::with_capacity(due.len());
-    for (bet, (outcome, payout, end)) in due.iter().zip(&outcomes) {
+    for (bet, (outcome, payout, end, closed)) in due.iter().zip(&outcomes) {
         let status = if outcome.is_some() {
             BetStatus::Settled
         } else {
@@ -263,11 +284,12 @@ async fn settle_in(
         end_prices.push(end.map(|(p, _)| p));
         end_times.push(end.map(|(_, at)| at));
         profits.push(*payout - bet.stake);
-        mails.push((
-            Some(bet.user_id),
-            bet.email.clone(),
-            settled_email(bet, status, result.as_deref(), *payout, end.map(|(p, _)| p)),
-        ));
+        liquidated.push(*closed);
+        let mail = match end {
+            Some((price, at)) if *closed => liquidated_email(bet, *price, *at),
+            _ => settled_email(bet, status, result.as_deref(), *payout, end.map(|(p, _)| p)),
+        };
+        mails.push((Some(bet.user_id), bet.email.clone(), mail));
         results.insert(
             bet.id,
             match result {
@@ -285,10 +307,11 @@ async fn settle_in(
     let update = diesel::sql_query(
         "UPDATE bets b SET status = v.status, result = v.result, end_price = v.end_price,
                 end_observed_at = v.end_at, payout = v.payout, profit = v.profit,
-                payout_transaction_id = v.tx, settled_at = clock_timestamp()
+                payout_transaction_id = v.tx, settled_at = clock_timestamp(),
+                liquidated = v.liquidated
          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::numeric[], $5::timestamptz[],
-                     $6::numeric[], $7::numeric[], $8::uuid[])
-              AS v(id, status, result, end_price, end_at, payout, profit, tx)
+                     $6::numeric[], $7::numeric[], $8::uuid[], $9::bool[])
+              AS v(id, status, result, end_price, end_at, payout, profit, tx, liquidated)
          WHERE b.id = v.id",
     )
     .bind::<sql_types::Array<sql_types::Uuid>, _>(&bet_ids)
@@ -299,9 +322,15 @@ async fn settle_in(
     .bind::<sql_types::Array<sql_types::Numeric>, _>(&paid)
     .bind::<sql_types::Array<sql_types::Numeric>, _>(&profits)
     .bind::<sql_types::Array<sql_types::Uuid>, _>(&transactions)
+    .bind::<sql_types::Array<sql_types::Bool>, _>(&liquidated)
     .execute(&mut &*shared);
     let emails = email::enqueue_many_quiet_on(shared, &mails);
-    futures::try_join!(posted, update, emails)?;
+    let mut closed = exposure::Closed::default();
+    for bet in &due {
+        closed.add(&bet.symbol, &bet.direction, bet.stake, bet.leverage);
+    }
+    let exposure = closed.take_off(shared);
+    futures::try_join!(posted, update, emails, exposure)?;
     Ok(results)
 }
 
@@ -326,16 +355,27 @@ fn due_bets(rows: Vec<OpenBet>, results: &mut HashMap<Uuid, Settled>) -> Vec<Ope
 
 /// A due bet's result at the price in force at its `settles_at`, if that
 /// price was fresh then (else none: the bet is void and the stake goes
-/// back), with the payout and that price.
+/// back), with the payout, that price, and whether an observation before
+/// then reached the liquidation price instead (then the bet ends there: a
+/// total loss at that observation's price).
 type PricedOutcome = (
     Option<Settlement>,
     Decimal,
     Option<(Decimal, DateTime<Utc>)>,
+    bool,
 );
 
 fn price_outcomes(rates_config: &RatesConfig, due: &[OpenBet]) -> Vec<PricedOutcome> {
     due.iter()
         .map(|bet| {
+            if let Some(crossed) = bet.crossed_price.zip(bet.crossed_at) {
+                return (
+                    Some(pnl::liquidated(bet.stake)),
+                    Decimal::ZERO,
+                    Some(crossed),
+                    true,
+                );
+            }
             let end = bet
                 .end_price
                 .zip(bet.end_observed_at)
@@ -350,7 +390,7 @@ fn price_outcomes(rates_config: &RatesConfig, due: &[OpenBet]) -> Vec<PricedOutc
                 )
             });
             let payout = outcome.map_or(bet.stake, |o| o.payout);
-            (outcome, payout, end)
+            (outcome, payout, end, false)
         })
         .collect()
 }
@@ -381,10 +421,10 @@ fn movement(bet: &OpenBet, payout: Decimal, escrow: Uuid, house: Uuid) -> Moveme
 /// transactions, then their entries; the balance trigger runs once),
 /// instead of one `ledger_post` call per bet, which was most of the
 /// database's work per settlement. The wallets were locked beforehand.
-struct Payouts {
+pub(super) struct Payouts {
     /// Each bet's transaction id; nil for a blocked wallet's (not chosen
     /// here: `ledger_post` returns it).
-    transactions: Vec<Uuid>,
+    pub(super) transactions: Vec<Uuid>,
     /// Positions of the bets whose wallet is blocked.
     blocked: Vec<usize>,
     tx: Vec<Uuid>,
@@ -395,7 +435,7 @@ struct Payouts {
 }
 
 impl Payouts {
-    fn plan(due: &[OpenBet], paid: &[Decimal], blocked_wallets: &HashSet<Uuid>) -> Self {
+    pub(super) fn plan(due: &[OpenBet], paid: &[Decimal], blocked_wallets: &HashSet<Uuid>) -> Self {
         let mut plan = Self {
             transactions: vec![Uuid::nil(); due.len()],
             blocked: Vec::new(),
@@ -422,7 +462,7 @@ impl Payouts {
     }
 
     /// Posts the active wallets' payouts, on a shared connection.
-    async fn insert_on(
+    pub(super) async fn insert_on(
         &self,
         conn: &AsyncPgConnection,
         escrow: Uuid,

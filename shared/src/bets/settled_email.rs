@@ -2,6 +2,7 @@
 //! the settlement: amounts to the cent, prices as observed, the due time
 //! in UTC to the millisecond.
 
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use super::{BetStatus, settle::OpenBet};
@@ -29,9 +30,34 @@ pub(super) fn settled_email(
             .unwrap_or_default(),
         payout: money(payout),
         profit: money(payout - bet.stake),
-        settles_at: bet
-            .settles_at
-            .format("%Y-%m-%d %H:%M:%S%.3f UTC")
-            .to_string(),
+        settles_at: shown(bet.settles_at),
+        liquidated: false,
+        liquidation_price: bet.liquidation_price.normalize().to_string(),
+        liquidated_at: String::new(),
     }
+}
+
+/// The email of a bet closed by an observation at `price`, made at
+/// `observed_at`, that reached its liquidation price.
+pub(super) fn liquidated_email(
+    bet: &OpenBet,
+    price: Decimal,
+    observed_at: DateTime<Utc>,
+) -> BetSettled {
+    BetSettled {
+        liquidated: true,
+        liquidated_at: shown(observed_at),
+        ..settled_email(
+            bet,
+            BetStatus::Settled,
+            Some("L"),
+            Decimal::ZERO,
+            Some(price),
+        )
+    }
+}
+
+/// A time as shown to the user: UTC to the millisecond.
+fn shown(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string()
 }

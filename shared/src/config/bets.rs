@@ -1,6 +1,7 @@
-//! Bets: stake limits, the settlement reconciler, settlement batching.
-//! Reads `BET_MIN_STAKE`, `BET_MAX_STAKE`, `BET_RECONCILE_CRON`,
-//! `BET_RECONCILE_AFTER_SECS`, `BET_SETTLE_IN_FLIGHT`.
+//! Bets: stake limits, the settlement reconciler, settlement batching,
+//! liquidation batches. Reads `BET_MIN_STAKE`, `BET_MAX_STAKE`,
+//! `BET_RECONCILE_CRON`, `BET_RECONCILE_AFTER_SECS`, `BET_SETTLE_IN_FLIGHT`,
+//! `BET_LIQUIDATION_BATCH_SIZE`, `BET_MAX_OPEN_STAKE`, `BET_MAX_OPEN_BETS`, `BET_MAX_HOUSE_NOTIONAL`.
 
 use std::time::Duration;
 
@@ -21,6 +22,16 @@ pub struct BetsConfig {
     /// Settlement transactions in flight per worker process; jobs arriving
     /// meanwhile wait and go together in the next one.
     pub settle_in_flight: usize,
+    /// Bets one statement liquidates per direction (each batch its own
+    /// transaction): a crash that liquidates a hundred thousand bets is
+    /// many short transactions, none near `statement_timeout`.
+    pub liquidation_batch_size: i64,
+    /// What one user may have at stake in open bets, USD, and in how many.
+    pub max_open_stake: Decimal,
+    pub max_open_bets: i64,
+    /// The house's open notional (stake × leverage) per symbol and
+    /// direction, USD.
+    pub max_house_notional: Decimal,
 }
 
 impl BetsConfig {
@@ -49,6 +60,20 @@ impl BetsConfig {
             reconcile_cron: env.cron_or("BET_RECONCILE_CRON", "*/10 * * * * *"),
             reconcile_after: secs(env.range_or("BET_RECONCILE_AFTER_SECS", 30, 1, 7 * 24 * 3600)),
             settle_in_flight: env.range_or("BET_SETTLE_IN_FLIGHT", 1, 1, 64),
+            liquidation_batch_size: env.range_or("BET_LIQUIDATION_BATCH_SIZE", 1_000, 1, 100_000),
+            max_open_stake: env.range_or(
+                "BET_MAX_OPEN_STAKE",
+                Decimal::from(10_000),
+                Decimal::new(1, 2),
+                Decimal::from(1_000_000_000_000_i64),
+            ),
+            max_open_bets: env.range_or("BET_MAX_OPEN_BETS", 100, 1, 1_000_000),
+            max_house_notional: env.range_or(
+                "BET_MAX_HOUSE_NOTIONAL",
+                Decimal::from(10_000_000),
+                Decimal::ONE,
+                Decimal::from(1_000_000_000_000_000_i64),
+            ),
         }
     }
 }

@@ -83,6 +83,11 @@ pub struct BetSettled {
     pub profit: String,
     /// As shown to the user (UTC).
     pub settles_at: String,
+    /// Closed early: an observation reached the liquidation price.
+    pub liquidated: bool,
+    pub liquidation_price: String,
+    /// When that observation was made (UTC); empty unless liquidated.
+    pub liquidated_at: String,
 }
 
 impl EmailTemplate for BetSettled {
@@ -249,6 +254,9 @@ fn samples() -> Result<Vec<(&'static str, serde_json::Value)>, RenderError> {
             payout: "10.11".into(),
             profit: "0.11".into(),
             settles_at: "2026-01-01 12:00:00 UTC".into(),
+            liquidated: false,
+            liquidation_price: "34400".into(),
+            liquidated_at: String::new(),
         })?,
         sample(&PasswordChanged {
             username: "sample".into(),
@@ -337,6 +345,39 @@ mod tests {
                 .contains("Observed price: 1999.5 USD (at 2026-01-01 12:00:00 UTC)")
         );
         assert!(mail.html.contains("<strong>1999.5 USD</strong>"));
+    }
+
+    #[test]
+    fn a_liquidated_bet_email_says_where_and_when_it_closed() {
+        let context = serde_json::to_value(BetSettled {
+            username: "ada".into(),
+            symbol: "BTC".into(),
+            direction: "up".into(),
+            status: "settled".into(),
+            result: "L".into(),
+            stake: "10.00".into(),
+            leverage: 5,
+            start_price: "43000".into(),
+            end_price: "34390".into(),
+            payout: "0.00".into(),
+            profit: "-10.00".into(),
+            settles_at: "2026-01-01 12:00:00.000 UTC".into(),
+            liquidated: true,
+            liquidation_price: "34400".into(),
+            liquidated_at: "2026-01-01 11:20:05.120 UTC".into(),
+        })
+        .unwrap();
+        let mail = render("bet_settled", &context, "http://x").unwrap();
+        assert_eq!(
+            mail.subject,
+            "Your BTC bet was liquidated at 34390 USD: -10.00 USD"
+        );
+        assert!(mail.text.contains("has been liquidated"), "{}", mail.text);
+        assert!(mail.text.contains(
+            "BTC reached 34390 USD at 2026-01-01 11:20:05.120 UTC, at or past your\nliquidation price of 34400 USD"
+        ), "{}", mail.text);
+        assert!(mail.html.contains("liquidation price of 34400 USD"));
+        assert!(mail.html.contains("<strong>0.00 USD</strong>"));
     }
 
     #[test]

@@ -15,20 +15,20 @@ use serde_json::{Value, json};
 use shared::{jobs::SettleBet, outbox};
 use uuid::Uuid;
 
-const WAIT: Duration = Duration::from_secs(40);
+pub(crate) const WAIT: Duration = Duration::from_secs(40);
 
 /// Price refreshes run once a year here so they never replace the test's prices.
-fn builder() -> TestAppBuilder {
+pub(crate) fn builder() -> TestAppBuilder {
     TestAppBuilder::new().env("RATE_REFRESH_CRON", "0 0 0 1 1 *")
 }
 
-async fn post(app: &TestApp, session: &Session, path: &str, body: Value) -> Reply {
+pub(crate) async fn post(app: &TestApp, session: &Session, path: &str, body: Value) -> Reply {
     app.send_as(Method::POST, path, &session.access, &body)
         .await
 }
 
 /// A verified user with a USD wallet holding 1000.00.
-async fn bettor(app: &TestApp, name: &str) -> Session {
+pub(crate) async fn bettor(app: &TestApp, name: &str) -> Session {
     let (session, wallets) = app.user_with_wallets(name, &["USD"]).await;
     let reply = post(
         app,
@@ -44,7 +44,7 @@ async fn bettor(app: &TestApp, name: &str) -> Session {
     session
 }
 
-async fn usd(app: &TestApp, session: &Session) -> String {
+pub(crate) async fn usd(app: &TestApp, session: &Session) -> String {
     let reply = app.get_as("/api/v1/wallets", &session.access).await;
     reply.body["items"][0]["balance"]
         .as_str()
@@ -52,7 +52,7 @@ async fn usd(app: &TestApp, session: &Session) -> String {
         .to_owned()
 }
 
-async fn bet(app: &TestApp, session: &Session, id: &str) -> Value {
+pub(crate) async fn bet(app: &TestApp, session: &Session, id: &str) -> Value {
     let reply = app
         .get_as(&format!("/api/v1/bets/{id}"), &session.access)
         .await;
@@ -60,7 +60,7 @@ async fn bet(app: &TestApp, session: &Session, id: &str) -> Value {
     reply.body
 }
 
-async fn wait_settled(app: &TestApp, session: &Session, id: &str) -> Value {
+pub(crate) async fn wait_settled(app: &TestApp, session: &Session, id: &str) -> Value {
     eventually(&format!("bet {id} to settle"), WAIT, || async {
         let bet = bet(app, session, id).await;
         (bet["status"] != "open").then_some(bet)
@@ -69,7 +69,7 @@ async fn wait_settled(app: &TestApp, session: &Session, id: &str) -> Value {
 }
 
 /// Waits until the database's clock has passed the bet's `settles_at`.
-async fn wait_due(app: &TestApp, id: &str) {
+pub(crate) async fn wait_due(app: &TestApp, id: &str) {
     #[derive(QueryableByName)]
     struct Due {
         #[diesel(sql_type = sql_types::Bool)]
@@ -91,7 +91,7 @@ async fn wait_due(app: &TestApp, id: &str) {
 }
 
 /// Ledger transactions paying out bet `id`.
-async fn payouts(app: &TestApp, id: &str) -> i64 {
+pub(crate) async fn payouts(app: &TestApp, id: &str) -> i64 {
     #[derive(QueryableByName)]
     struct Count {
         #[diesel(sql_type = sql_types::BigInt)]
@@ -109,7 +109,7 @@ async fn payouts(app: &TestApp, id: &str) -> i64 {
     count.n
 }
 
-async fn ledger_ok(app: &TestApp) {
+pub(crate) async fn ledger_ok(app: &TestApp) {
     let mut conn = app.conn().await;
     let report = shared::ledger::check(&mut conn).await.unwrap();
     assert!(report.ok, "{report:?}");
@@ -126,7 +126,7 @@ async fn bet_mail(app: &TestApp) -> harness::smtp::ReceivedMail {
     .await
 }
 
-fn up(stake: &str, leverage: u32) -> Value {
+pub(crate) fn up(stake: &str, leverage: u32) -> Value {
     json!({ "symbol": "BTC", "direction": "up", "stake": stake, "leverage": leverage, "duration_seconds": 10 })
 }
 

@@ -100,7 +100,13 @@ pub struct BetResponse {
     pub result: Option<String>,
     /// USD per unit: the price in force when the bet was placed.
     pub start_price: String,
-    /// USD per unit: the price in force at `settles_at`.
+    /// USD per unit: an observation at or past it (at or below for `up`,
+    /// at or above for `down`) before `settles_at` closes the bet at a
+    /// total loss. Fixed at placement: start × (1 − 1/leverage) for `up`,
+    /// start × (1 + 1/leverage) for `down`.
+    pub liquidation_price: String,
+    /// USD per unit: the price in force at `settles_at`, or the
+    /// observation that liquidated the bet.
     pub end_price: Option<String>,
     /// Payout − stake, USD (negative for a loss).
     pub profit: Option<String>,
@@ -109,6 +115,9 @@ pub struct BetResponse {
     pub created_at: DateTime<Utc>,
     pub settles_at: DateTime<Utc>,
     pub settled_at: Option<DateTime<Utc>>,
+    /// Closed early by an observation reaching `liquidation_price`
+    /// (result `L`, payout 0).
+    pub liquidated: bool,
 }
 
 /// Which way the price must move for the bet to win.
@@ -150,12 +159,14 @@ impl From<Bet> for BetResponse {
             status: b.status.as_str(),
             result: b.result,
             start_price: b.start_price.normalize().to_string(),
+            liquidation_price: b.liquidation_price.normalize().to_string(),
             end_price: b.end_price.map(|p| p.normalize().to_string()),
             profit: b.profit.map(|p| money(p, 2)),
             payout: b.payout.map(|p| money(p, 2)),
             created_at: b.created_at,
             settles_at: b.settles_at,
             settled_at: b.settled_at,
+            liquidated: b.liquidated,
         }
     }
 }

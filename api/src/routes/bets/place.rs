@@ -38,10 +38,14 @@ pub struct BetRequest {
 /// at `settles_at` the bet is settled at the price in force then: P&L =
 /// stake × leverage × (end − start) / start (sign by direction, at worst
 /// −stake), paid out rounded down to the cent. No fresh price at
-/// `settles_at`: `void`, stake returned. You are emailed the outcome.
-/// Refusals: 422 `limit_exceeded` (stake outside the limits),
-/// `insufficient_funds`, `wallet_blocked`, `rate_unavailable`,
-/// `currency_not_supported`. Accepts `Idempotency-Key`.
+/// `settles_at`: `void`, stake returned. Before then, the first observation
+/// that reaches the bet's `liquidation_price` (start × (1 − 1/leverage) for
+/// `up`, × (1 + 1/leverage) for `down`) closes it at a total loss
+/// (`liquidated`). You are emailed the outcome. Refusals: 422
+/// `limit_exceeded` (stake outside the limits, too many open bets or too
+/// much open stake of yours, or the house's open notional on that symbol
+/// and direction full), `insufficient_funds`, `wallet_blocked`,
+/// `rate_unavailable`, `currency_not_supported`. Accepts `Idempotency-Key`.
 #[utoipa::path(
     post,
     path = "/bets",

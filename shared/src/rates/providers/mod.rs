@@ -19,7 +19,7 @@ pub use exchangerate::ExchangeRate;
 use futures::future::BoxFuture;
 pub use http::HttpFetcher;
 use rust_decimal::Decimal;
-pub use simulated::Simulated;
+pub use simulated::{Simulated, base_price};
 
 /// One price from a provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
