@@ -36,7 +36,7 @@ use tokio::process::Child;
 
 use crate::{
     http::request_at,
-    settlement::place_bets,
+    settlement::{place_bets, wait_until_settled},
     support::{
         REDIS_RETRIES, insert_recorded_probes, migrate, percentile, stop, wait_for_probe_runs,
     },
@@ -235,19 +235,7 @@ impl HostsRun {
         testkit::signal(frozen_pid, "-CONT").await?;
 
         let deadline = window_opens + Duration::from_secs_f64(self.spread + 300.0);
-        loop {
-            let open: Count =
-                diesel::sql_query("SELECT count(*) AS n FROM bets WHERE status = 'open'")
-                    .get_result(&mut conn)
-                    .await?;
-            if open.n == 0 {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("{} bets still open", open.n);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        wait_until_settled(&mut conn, deadline).await?;
         // The resumed worker finishes what it held when frozen (those
         // bets were taken over meanwhile): wait until every job of the run
         // has left Redis before counting payouts.

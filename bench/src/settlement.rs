@@ -125,19 +125,7 @@ impl SettlementRun<'_> {
         tokio::time::sleep(Duration::from_secs_f64(first_due.secs.unwrap_or(0.0))).await;
         let named = worker_labels(&children);
         let cpu_before = CpuSnapshot::take();
-        loop {
-            let open: Count =
-                diesel::sql_query("SELECT count(*) AS n FROM bets WHERE status = 'open'")
-                    .get_result(&mut conn)
-                    .await?;
-            if open.n == 0 {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("{} bets still open", open.n);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        wait_until_settled(&mut conn, deadline).await?;
         let settled_at = Instant::now();
         let cpu = cpu_before.shares(&CpuSnapshot::take(), &named);
         // Every settlement's email is sent too: by the workers when they
@@ -330,4 +318,23 @@ pub async fn place_bets(
     .await?;
 
     Ok(())
+}
+
+/// Waits until no bet is open; fails after `deadline`.
+pub async fn wait_until_settled(
+    conn: &mut AsyncPgConnection,
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    loop {
+        let open: Count = diesel::sql_query("SELECT count(*) AS n FROM bets WHERE status = 'open'")
+            .get_result(conn)
+            .await?;
+        if open.n == 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{} bets still open", open.n);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -46,7 +46,16 @@ pub(super) async fn add(
 pub(super) struct Closed(BTreeMap<(String, String), Decimal>);
 
 impl Closed {
-    pub(super) fn add(&mut self, symbol: &str, direction: &str, stake: Decimal, leverage: i32) {
+    /// What closing `bets` takes off.
+    pub(super) fn of(bets: &[super::settle::OpenBet]) -> Self {
+        let mut closed = Self::default();
+        for bet in bets {
+            closed.add(&bet.symbol, &bet.direction, bet.stake, bet.leverage);
+        }
+        closed
+    }
+
+    fn add(&mut self, symbol: &str, direction: &str, stake: Decimal, leverage: i32) {
         *self
             .0
             .entry((symbol.to_owned(), direction.to_owned()))

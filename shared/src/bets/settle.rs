@@ -325,10 +325,7 @@ async fn settle_in(
     .bind::<sql_types::Array<sql_types::Bool>, _>(&liquidated)
     .execute(&mut &*shared);
     let emails = email::enqueue_many_quiet_on(shared, &mails);
-    let mut closed = exposure::Closed::default();
-    for bet in &due {
-        closed.add(&bet.symbol, &bet.direction, bet.stake, bet.leverage);
-    }
+    let closed = exposure::Closed::of(&due);
     let exposure = closed.take_off(shared);
     futures::try_join!(posted, update, emails, exposure)?;
     Ok(results)

@@ -15,16 +15,6 @@ use std::{collections::HashMap, process::Command};
 
 use harness::process::binary;
 
-fn libfaketime_installed() {
-    let setup = harness::docker::workspace().join("tests/faketime/setup.sh");
-    let output = Command::new("bash").arg(setup).output().unwrap();
-    assert!(
-        output.status.success(),
-        "tests/faketime/setup.sh failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 /// `key=value` pairs of the scenario's report line.
 fn report(stdout: &str) -> HashMap<String, String> {
     let line = stdout
@@ -39,7 +29,8 @@ fn report(stdout: &str) -> HashMap<String, String> {
 
 #[test]
 fn settlement_across_hosts_survives_a_killed_and_a_frozen_worker_with_skewed_clocks() {
-    libfaketime_installed();
+    // Installed by its setup script when missing (the skew of hosts b, c).
+    super::leases::libfaketime();
     let output = Command::new(binary("bourse-bench"))
         .args([
             "hosts", "--probes", "1000", "--bets", "600", "--spread", "24",

@@ -24,7 +24,7 @@ const BEHIND_SECS: i64 = 6;
 const JOBS: usize = 6;
 const WAIT: Duration = Duration::from_secs(120);
 
-fn libfaketime() -> String {
+pub(crate) fn libfaketime() -> String {
     let setup = harness::docker::workspace().join("tests/faketime/setup.sh");
     let output = Command::new("bash").arg(setup).output().unwrap();
     assert!(
