@@ -172,20 +172,7 @@ impl Drop for Lan {
 }
 
 async fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .await
-        .map_err(|e| format!("ip (iproute2) cannot run: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+    run("ip", args).await
 }
 
 /// The data host's own PostgreSQL (a fresh cluster, `initdb` as user
