@@ -6,9 +6,13 @@
 //! batch: per symbol and direction, a range of a partial index over open
 //! bets (`bets_liquidation_up_idx`, `…_down_idx`), nearest the price
 //! first; never a task per bet. Exactly once and race-free against the
-//! expiry settlement: the rows are locked as they are found (`SKIP LOCKED`:
-//! a bet the settlement holds is the settlement's, and it ends the bet at
-//! the same observation, see `settle`), and only still-open bets change.
+//! expiry settlement: the rows are locked as they are found, and only
+//! still-open bets change. A bet a settlement holds is waited for, not
+//! skipped: the settlement either ends it (and it is passed over) or rolls
+//! back (and it is liquidated here). So once the last batch of an
+//! observation commits, every open bet it reached is closed, and it leaves
+//! `liquidation_pending`, the list the expiry settlement searches for
+//! crossings (`settle`): no settlement reads the whole price history.
 
 use std::collections::HashSet;
 
@@ -79,7 +83,7 @@ async fn liquidate_in(
                    AND b.created_at < $1 AND b.settles_at >= $1
                  ORDER BY b.liquidation_price DESC
                  LIMIT $3
-                 FOR UPDATE OF b SKIP LOCKED) c
+                 FOR UPDATE OF b) c
              UNION ALL
              SELECT c.id, obs.price_usd FROM obs CROSS JOIN LATERAL (
                  SELECT b.id FROM bets b
@@ -88,7 +92,7 @@ async fn liquidate_in(
                    AND b.created_at < $1 AND b.settles_at >= $1
                  ORDER BY b.liquidation_price
                  LIMIT $3
-                 FOR UPDATE OF b SKIP LOCKED) c)
+                 FOR UPDATE OF b) c)
          SELECT b.id, b.user_id, b.wallet_id, b.symbol, b.direction, b.stake, b.leverage,
                 b.start_price, b.liquidation_price, b.status, b.settles_at, c.kind,
                 u.username, u.email, 0::float8 AS early, true AS due,
@@ -105,6 +109,11 @@ async fn liquidate_in(
     .bind::<sql_types::BigInt, _>(batch)
     .load(conn)
     .await?;
+    // Fewer than a batch in all: this observation is done (the rows are
+    // locked, so nothing open that it reaches is left behind).
+    if i64::try_from(due.len()).unwrap_or(i64::MAX) < batch {
+        evaluated(conn, observed_at, symbols).await?;
+    }
     if due.is_empty() {
         return Ok(Vec::new());
     }
@@ -152,4 +161,23 @@ async fn liquidate_in(
     let exposure = closed.take_off(shared);
     futures::try_join!(posted, update, emails, exposure)?;
     Ok(due.iter().map(|b| (b.id, b.user_id)).collect())
+}
+
+/// Takes `observed_at`'s observations of `symbols` off `liquidation_pending`,
+/// with any row no bet can span any more (an observation never announced):
+/// bets last at most a day.
+async fn evaluated(
+    conn: &mut AsyncPgConnection,
+    observed_at: DateTime<Utc>,
+    symbols: &[String],
+) -> Result<(), BetError> {
+    diesel::sql_query(
+        "DELETE FROM liquidation_pending
+         WHERE (observed_at = $1 AND symbol = ANY($2)) OR observed_at < $1 - interval '2 days'",
+    )
+    .bind::<sql_types::Timestamptz, _>(observed_at)
+    .bind::<sql_types::Array<sql_types::Text>, _>(symbols)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

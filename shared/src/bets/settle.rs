@@ -183,7 +183,11 @@ async fn settle_in(
     let accounts = system_accounts_on(shared);
     // The bet rows are locked without waiting (a duplicate job's
     // transaction holding one is skipped, not waited for), in wallet order,
-    // each with the price in force at its `settles_at` when that is final.
+    // each with the price in force at its `settles_at` when that is final,
+    // and the first observation in its lifetime that reached its
+    // liquidation price. Only the observations whose liquidation job has not
+    // finished (`liquidation_pending`) are searched: one that has finished
+    // closed every open bet it reached, waiting for any a settlement held.
     let rows = diesel::sql_query(
         "SELECT b.id, b.user_id, b.wallet_id, b.symbol, b.direction, b.stake, b.leverage,
                 b.start_price, b.liquidation_price, b.status, b.settles_at, c.kind,
@@ -201,13 +205,17 @@ async fn settle_in(
                AND h.symbol = b.symbol AND h.observed_at <= b.settles_at
              ORDER BY h.observed_at DESC LIMIT 1) p ON true
          LEFT JOIN LATERAL (
-             SELECT price_usd, observed_at FROM price_history h
+             SELECT h.price_usd, h.observed_at FROM liquidation_pending k
+             CROSS JOIN LATERAL (
+                 SELECT price_usd, observed_at FROM price_history h
+                 WHERE h.symbol = k.symbol AND h.observed_at = k.observed_at
+                 ORDER BY h.id DESC LIMIT 1) h
              WHERE b.status = 'open' AND b.settles_at <= $2
-               AND h.symbol = b.symbol
-               AND h.observed_at > b.created_at AND h.observed_at <= b.settles_at
+               AND k.symbol = b.symbol
+               AND k.observed_at > b.created_at AND k.observed_at <= b.settles_at
                AND CASE WHEN b.direction = 'up' THEN h.price_usd <= b.liquidation_price
                         ELSE h.price_usd >= b.liquidation_price END
-             ORDER BY h.observed_at LIMIT 1) l ON true
+             ORDER BY k.observed_at LIMIT 1) l ON true
          WHERE b.id = ANY($1)
          ORDER BY b.wallet_id, b.id
          FOR UPDATE OF b SKIP LOCKED",

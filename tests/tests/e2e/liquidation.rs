@@ -183,3 +183,173 @@ async fn liquidation_racing_the_expiry_settlement_ends_the_bet_once() {
     assert_eq!(other["result"], "D");
     ledger_ok(&app).await;
 }
+
+/// Places `count` bets of 1 USD on BTC `up` for ada through the shared
+/// code (the API would take a request each).
+async fn place_many(app: &harness::TestApp, count: usize, leverage: u32) {
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = sql_types::Uuid)]
+        id: Uuid,
+    }
+    let mut conn = app.conn().await;
+    let ada: Id = diesel::sql_query("SELECT id FROM users WHERE username = 'ada'")
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    for _ in 0..count {
+        shared::bets::place(
+            &mut conn,
+            &app.config.rates,
+            &app.config.bets,
+            shared::bets::PlaceBet {
+                user_id: ada.id,
+                symbol: "BTC".into(),
+                direction: shared::bets::Direction::Up,
+                stake: rust_decimal::Decimal::ONE,
+                leverage,
+                duration_seconds: 3600,
+            },
+        )
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crossing_larger_than_a_batch_liquidates_every_bet_once() {
+    let app = builder()
+        .env("BET_LIQUIDATION_BATCH_SIZE", 40)
+        .env("BET_MAX_OPEN_BETS", 1000)
+        .env("JOB_TIMEOUT_SECS", 1)
+        .start()
+        .await;
+    app.set_prices(&[("BTC", "100")]).await;
+    let _ada = bettor(&app, "ada").await;
+    // 300 bets liquidated at 90 (×10) and 100 at 50 (×2).
+    place_many(&app, 300, 10).await;
+    place_many(&app, 100, 2).await;
+    // A crash to 85: 300 bets in batches of 40, in continuation jobs.
+    let crash = app.observe(&[("BTC", "85")], true).await;
+    eventually("every reached bet liquidated", WAIT, || async {
+        (app.count("SELECT count(*) AS n FROM bets WHERE liquidated")
+            .await
+            == 300)
+            .then_some(())
+    })
+    .await;
+    eventually("one email per liquidated bet", WAIT, || async {
+        // (nothing else settles here; a sent email's variables are erased)
+        (app.count("SELECT count(*) AS n FROM emails WHERE template = 'bet_settled'")
+            .await
+            == 300)
+            .then_some(())
+    })
+    .await;
+    let queues = app.queues();
+    eventually("the observation's jobs done", WAIT, || async {
+        let counts = queues.counts(shared::jobs::Queue::PriceAlert).await.ok()?;
+        (counts.pending + counts.running == 0 && counts.dead == 0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM bets WHERE status = 'open' AND leverage = 2")
+            .await,
+        100
+    );
+    // Each transaction liquidated at most a batch.
+    let largest = app
+        .count(
+            "SELECT coalesce(max(n), 0) AS n FROM (
+                 SELECT count(*) AS n FROM bets WHERE liquidated
+                 GROUP BY xmin::text::bigint) t",
+        )
+        .await;
+    assert!(largest <= 40, "one transaction liquidated {largest}");
+    // The observation is evaluated: off the list the settlements search.
+    assert_eq!(pending(&app, crash).await, 0);
+    // The house's open notional is what the open bets hold: 100 × 1 × 2.
+    assert_eq!(
+        app.count(
+            "SELECT open_notional::bigint AS n FROM bet_exposure
+             WHERE symbol = 'BTC' AND direction = 'up'"
+        )
+        .await,
+        200
+    );
+    ledger_ok(&app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_liquidation_waits_for_a_settlement_holding_the_bet_that_then_rolls_back() {
+    let mut app = builder().start().await;
+    app.set_prices(&[("BTC", "100")]).await;
+    let ada = bettor(&app, "ada").await;
+    app.stop_workers().await;
+    let held = place(&app, &ada, placed("BTC", "up", 10, 3600)).await;
+    let bet_id = Uuid::parse_str(&id(&held)).unwrap();
+    let crash = app.observe(&[("BTC", "80")], false).await;
+    assert_eq!(pending(&app, crash).await, 1);
+
+    // A settlement's transaction holds the bet (as one that is about to
+    // crash would); the liquidation must wait for it, not pass it over:
+    // once the liquidation is done, no settlement searches this
+    // observation again.
+    let mut holder = app.conn().await;
+    diesel::sql_query("BEGIN")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    diesel::sql_query("SELECT id FROM bets WHERE id = $1 FOR UPDATE")
+        .bind::<sql_types::Uuid, _>(bet_id)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let mut conn = app.conn().await;
+    let btc = ["BTC".to_owned()];
+    let liquidation = tokio::spawn(async move {
+        shared::bets::liquidate(&mut conn, crash, &btc, 100)
+            .await
+            .map(|l| l.bets.len())
+    });
+    eventually(
+        "the liquidation waiting for the bet's lock",
+        WAIT,
+        || async {
+            (app.count(
+            "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted",
+        )
+        .await
+            > 0)
+        .then_some(())
+        },
+    )
+    .await;
+    diesel::sql_query("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    assert_eq!(liquidation.await.unwrap().unwrap(), 1);
+    let ended = bet(&app, &ada, &id(&held)).await;
+    assert_eq!(ended["liquidated"], true);
+    assert_eq!(ended["end_price"], "80");
+    assert_eq!(pending(&app, crash).await, 0);
+    ledger_ok(&app).await;
+}
+
+/// How many of `at`'s observations still wait for their liquidation job.
+async fn pending(app: &harness::TestApp, at: chrono::DateTime<chrono::Utc>) -> i64 {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = app.conn().await;
+    let pending: Count =
+        diesel::sql_query("SELECT count(*) AS n FROM liquidation_pending WHERE observed_at = $1")
+            .bind::<sql_types::Timestamptz, _>(at)
+            .get_result(&mut conn)
+            .await
+            .unwrap();
+    pending.n
+}
