@@ -115,8 +115,12 @@ export function drawChart(container, points, options = {}) {
   if (options.end) {
     svg.append(s('circle', { cx: x(options.end.t), cy: y(options.end.p), r: 5, class: 'chart-end' }));
     if (options.end.label) {
+      // Above the point (the lines' own labels sit below them), on the
+      // side with room: a liquidation lies on the liquidation line.
+      const ex = x(options.end.t);
+      const left = ex < margin.left + plotW / 2;
       svg.append(
-        s('text', { x: x(options.end.t) - 8, y: y(options.end.p) + 16, class: 'chart-note', 'text-anchor': 'end' }, options.end.label),
+        s('text', { x: left ? ex + 8 : ex - 8, y: y(options.end.p) - 8, class: 'chart-note chart-end-label', 'text-anchor': left ? 'start' : 'end' }, options.end.label),
       );
     }
   }

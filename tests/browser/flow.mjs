@@ -228,6 +228,24 @@ async function run(page) {
   await page.locator('#bet-list tr[data-status="settled"]').first().waitFor();
   await snap(page, 'bets');
 
+  step('a ×100 bet is liquidated when the price reaches its liquidation price');
+  await bet.getByLabel('Currency', { exact: true }).selectOption('BTC');
+  await bet.locator('label', { hasText: 'Down' }).click();
+  await bet.getByLabel('Stake (USD)', { exact: true }).fill('10');
+  await bet.getByLabel('Leverage', { exact: true }).fill('100');
+  await bet.getByLabel('Duration', { exact: true }).selectOption('3600');
+  await page.locator('.estimate').filter({ hasText: 'liquidated at about $' }).waitFor();
+  await bet.getByRole('button', { name: 'Place bet' }).click();
+  await page.waitForURL(/#\/bets\/[0-9a-f-]{36}$/);
+  // The test's market then reaches the liquidation price (tests/tests/e2e/web.rs).
+  await page.locator('#bet-outcome[data-status="settled"]').waitFor({ timeout: 60_000 });
+  const liquidated = await text(page.locator('#bet-outcome .outcome-title'));
+  check(liquidated === 'Liquidated', `the outcome says so: ${liquidated}`);
+  const how = await text(page.locator('#bet-liquidated'));
+  check(/^BTC reached \$[\d,.]+ at .+, at or past the liquidation price of \$[\d,.]+/.test(how), `with the time and price: ${how}`);
+  await page.locator('#bet-chart svg .chart-end-label').filter({ hasText: 'liquidated $' }).waitFor();
+  await snap(page, 'bet-liquidated');
+
   step('create and delete a price alert');
   await nav(page, 'Alerts');
   const alert = page.locator('form[name=alert]');

@@ -349,20 +349,34 @@ export async function betPage(view, ctx) {
   }
   draw();
   ctx.cleanup(onResize(chartBox, draw));
+  // A price at or past the liquidation price means the bet may have been
+  // closed already: ask at once rather than at the next slow poll.
+  let reached = false;
+  const liquidation = Number(bet.liquidation_price);
   ctx.cleanup(
     rates.subscribe((updated) => {
       if (bet.status !== 'open') return;
-      for (const rate of updated) if (rate.symbol === bet.symbol) extend(points, rate);
+      for (const rate of updated) {
+        if (rate.symbol !== bet.symbol) continue;
+        extend(points, rate);
+        const p = Number(rate.price_usd);
+        if (liquidation > 0 && (bet.direction === 'up' ? p <= liquidation : p >= liquidation)) reached = true;
+      }
       draw();
     }),
   );
-  // Once due, ask for the outcome every second until it is in.
+  // Once due, ask for the outcome every second until it is in; before
+  // that, every 5 s (a liquidation can end the bet at any time) or as soon
+  // as a price reaches the liquidation price.
+  let asked = Date.now();
   const timer = setInterval(async () => {
     if (bet.status !== 'open') return;
-    if (Date.now() < due - 500) {
+    if (Date.now() < due - 500 && !reached && Date.now() - asked < 5000) {
       draw();
       return;
     }
+    reached = false;
+    asked = Date.now();
     try {
       const next = await get(`/bets/${bet.id}`);
       if (!ctx.isCurrent()) return;

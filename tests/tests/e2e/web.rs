@@ -175,6 +175,10 @@ async fn the_web_page_works_end_to_end_in_headless_chromium() {
     let _ = std::fs::remove_dir_all(&artifacts);
     std::fs::create_dir_all(&artifacts).expect("create the artifacts folder");
 
+    // The market's side of the liquidation step: when the flow's ×100 bet
+    // is open, an observation reaches its liquidation price.
+    let crash = tokio::spawn(crash_at_the_liquidation_price(app.clone()));
+
     let flow = tokio::process::Command::new("node")
         .arg(browser_dir().join("flow.mjs"))
         .current_dir(workspace())
@@ -197,6 +201,7 @@ async fn the_web_page_works_end_to_end_in_headless_chromium() {
         .expect("the browser flow finished within 5 minutes")
         .expect("node runs tests/browser/flow.mjs");
     mailbox.abort();
+    crash.abort();
     println!("{}", String::from_utf8_lossy(&output.stdout));
     eprintln!("{}", String::from_utf8_lossy(&output.stderr));
     assert!(
@@ -226,6 +231,34 @@ async fn the_web_page_works_end_to_end_in_headless_chromium() {
         "a screenshot of every page: {shots} in {}",
         artifacts.display()
     );
+}
+
+/// Waits for an open bet with leverage 100 (only the flow's liquidation
+/// step places one), then announces an observation at its liquidation
+/// price, as a refresh would.
+async fn crash_at_the_liquidation_price(app: Arc<TestApp>) {
+    use diesel::{prelude::*, sql_types};
+    use diesel_async::RunQueryDsl;
+    #[derive(QueryableByName)]
+    struct Open {
+        #[diesel(sql_type = sql_types::Text)]
+        symbol: String,
+        #[diesel(sql_type = sql_types::Text)]
+        price: String,
+    }
+    let (symbol, price) = eventually("the flow's ×100 bet", Duration::from_secs(300), || async {
+        let mut conn = app.conn().await;
+        diesel::sql_query(
+            "SELECT symbol, liquidation_price::text AS price FROM bets
+             WHERE status = 'open' AND leverage = 100 LIMIT 1",
+        )
+        .get_result::<Open>(&mut conn)
+        .await
+        .ok()
+        .map(|open| (open.symbol, open.price))
+    })
+    .await;
+    app.observe(&[(&symbol, &price)], true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
