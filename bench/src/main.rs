@@ -10,6 +10,8 @@
 //!   exactly-once payouts, the ledger check.
 //! - `alerts`: a million active alerts; evaluation of an observation that
 //!   crosses none, and of one that crosses ten thousand (triggers, emails).
+//! - `liquidation`: 100,000 open bets and one observation that liquidates
+//!   10,000 of them: time until the last is settled and its email queued.
 //! - `fees`: a million fiat wallets due at once (10% short): time until all
 //!   are charged or blocked, a rerun, transfers meanwhile, the ledger check.
 //! - `idle`: Redis commands per second that 1, 10 and 50 idle worker
@@ -33,6 +35,7 @@
 //! target/release/bourse-bench delayed
 //! target/release/bourse-bench settlement
 //! target/release/bourse-bench alerts
+//! target/release/bourse-bench liquidation
 //! target/release/bourse-bench fees
 //! target/release/bourse-bench mixed
 //! target/release/bourse-bench idle --processes 1,10,50
@@ -51,6 +54,7 @@ mod house;
 mod http;
 mod idle;
 mod jobs;
+mod liquidation;
 mod mixed;
 mod outbox;
 mod rates;
@@ -308,6 +312,19 @@ enum Scenario {
         #[arg(long, default_value_t = 30)]
         mixed_secs: u64,
     },
+    /// Open bets and one observation liquidating many of them.
+    Liquidation {
+        /// Open bets (half up, half down, leverage 1–100).
+        #[arg(long, default_value_t = 100_000)]
+        bets: usize,
+        /// About how many `up` bets the observation reaches.
+        #[arg(long, default_value_t = 10_000)]
+        liquidated: i64,
+        #[arg(long, default_value_t = 2)]
+        processes: usize,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
     /// A million active alerts: quiet and crossing observations.
     Alerts {
         /// Active alerts.
@@ -564,6 +581,22 @@ async fn main() -> anyhow::Result<()> {
                 config: &config,
                 count,
                 crossed,
+                processes,
+                concurrency,
+            }
+            .measure()
+            .await?;
+        }
+        Scenario::Liquidation {
+            bets,
+            liquidated,
+            processes,
+            concurrency,
+        } => {
+            liquidation::LiquidationRun {
+                config: &config,
+                bets,
+                liquidated,
                 processes,
                 concurrency,
             }
