@@ -54,6 +54,11 @@ pub fn rates_stream(prefix: &str) -> String {
     deployment_key(prefix, "rates:stream")
 }
 
+/// The queues operators paused (see `pause`): a set of queue names.
+pub fn paused(prefix: &str) -> String {
+    deployment_key(prefix, "paused")
+}
+
 /// Who runs the cluster-wide queue upkeep (see `upkeep`): the holder's
 /// name, with a time to live.
 pub fn upkeep_lease(prefix: &str) -> String {
@@ -130,5 +135,6 @@ mod tests {
         assert_eq!(relay_wake_channel("t1"), "{t1}:outbox");
         assert_eq!(rates_cache("t1"), "{t1}:rates");
         assert_eq!(rates_stream("t1"), "{t1}:rates:stream");
+        assert_eq!(paused("t1"), "{t1}:paused");
     }
 }

@@ -45,6 +45,8 @@ pub struct QueueCounts {
     pub retried: u64,
     pub failed_for_good: u64,
     pub workers: u64,
+    /// Paused by an operator: accepting jobs, running none.
+    pub paused: bool,
 }
 
 /// A dead job as shown to operators.
@@ -301,8 +303,14 @@ impl JobQueues {
             let n: u64 = conn.scard(keys.inflight_of(worker)).await?;
             running += n;
         }
+        // A deployment key, in another hash slot than the queue's: its own
+        // round trip (a cluster pipeline stays within one slot).
+        let paused: bool = conn
+            .sismember(keys::paused(&self.prefix), queue.as_str())
+            .await?;
         let stat = |name: &str| stats.get(name).copied().unwrap_or(0);
         Ok(QueueCounts {
+            paused,
             queue: queue.as_str().to_owned(),
             pending,
             delayed,

@@ -21,8 +21,11 @@ pub enum Wake {
     /// A job was pushed on this queue.
     Queue(Queue),
     /// The listener (re)connected: jobs pushed while it was away went
-    /// unannounced, so every queue should look.
+    /// unannounced, so every queue should look (and the paused set be
+    /// read again).
     All,
+    /// An operator paused or resumed a queue (see `pause`).
+    Paused,
 }
 
 /// Tells the outbox relays, on every process, that a job due now was
@@ -65,6 +68,8 @@ pub async fn listen(
                                     let payload: String = message.get_payload().unwrap_or_default();
                                     if let Some(queue) = Queue::parse(&payload) {
                                         wake(Wake::Queue(queue));
+                                    } else if payload == crate::pause::PAUSE_MESSAGE {
+                                        wake(Wake::Paused);
                                     }
                                 }
                                 None => break,

@@ -316,6 +316,16 @@ async function run(page) {
   await page.locator('#workers tr[data-alive="true"]').first().waitFor();
   await snap(page, 'admin-jobs');
 
+  step('pause the order_clearing queue, then resume it');
+  const clearing = () => page.locator('#queues tr[data-queue="order_clearing"]');
+  await clearing().getByRole('button', { name: 'Pause order_clearing' }).click();
+  await page.locator('.notice.ok').filter({ hasText: 'Queue order_clearing paused' }).waitFor();
+  await page.locator('#queues tr[data-queue="order_clearing"][data-paused="true"] .queue-state').filter({ hasText: 'paused' }).waitFor();
+  await snap(page, 'admin-queue-paused');
+  await clearing().getByRole('button', { name: 'Resume order_clearing' }).click();
+  await page.locator('.notice.ok').filter({ hasText: 'Queue order_clearing resumed.' }).waitFor();
+  await page.locator('#queues tr[data-queue="order_clearing"][data-paused="false"] .queue-state').filter({ hasText: 'running' }).waitFor();
+
   if (DEAD_PROBES >= 2) {
     step('retry one dead job, discard another');
     await page.locator('#dead-queue').selectOption('probe');

@@ -16,8 +16,15 @@ use shared::jobs::Queue;
 #[derive(Debug, Clone)]
 enum QueueState {
     Starting,
-    Running { last_heartbeat: Instant },
-    Down { since: Instant, reason: String },
+    Running {
+        last_heartbeat: Instant,
+    },
+    Down {
+        since: Instant,
+        reason: String,
+    },
+    /// Paused by an operator: no worker, on purpose.
+    Paused,
 }
 
 #[derive(Debug, Default)]
@@ -65,6 +72,10 @@ impl Health {
                 },
             )
         });
+    }
+
+    pub fn paused(&self, queue: Queue) {
+        self.with(|i| i.queues.insert(queue, QueueState::Paused));
     }
 
     pub fn down(&self, queue: Queue, reason: impl Into<String>) {
@@ -123,7 +134,7 @@ impl Health {
                             last_heartbeat.elapsed().as_secs()
                         ));
                     }
-                    QueueState::Running { .. } => {}
+                    QueueState::Running { .. } | QueueState::Paused => {}
                     QueueState::Down { since, reason } => problems.push(format!(
                         "{queue}: worker down for {}s: {reason}",
                         since.elapsed().as_secs()

@@ -11,6 +11,7 @@ mod health;
 mod http;
 mod jobs;
 mod metrics;
+mod pause;
 mod relay;
 mod runner;
 mod scheduler;
@@ -28,10 +29,10 @@ use tokio::{sync::watch, task::JoinHandle};
 
 pub use crate::execute::Outcomes;
 use crate::{
-    execute::Executor, health::Health, jobs::JobContext, metrics::Metrics, relay::Relay,
-    runner::QueueRunner, upkeep::Upkeep, wake::Wakers,
+    execute::Executor, health::Health, jobs::JobContext, metrics::Metrics, pause::Pauses,
+    relay::Relay, runner::QueueRunner, upkeep::Upkeep, wake::Wakers,
 };
-use queue::JobQueues;
+use queue::{JobQueues, wake::Wake};
 
 /// Per-process choices, from the command line (they override the
 /// `WORKER_*` settings).
@@ -181,15 +182,29 @@ pub async fn run_on(
         clock: options.clock.clone(),
     });
     let wakers = Wakers::default();
-    let (supervisors, outcomes) =
-        start_queue_runners(&ctx, &queues, &options, &health, &wakers, &stop_rx);
+    let pauses = Pauses::read(&queues).await;
+    let (supervisors, outcomes) = start_queue_runners(
+        &ctx,
+        &queues,
+        &options,
+        &health,
+        (&wakers, &pauses),
+        &stop_rx,
+    );
+    let told = pauses.clone();
     let mut background = vec![
         tokio::spawn(queue::wake::listen(
             client.clone(),
             queues.wake_channel(),
-            move |wake| wakers.apply(wake),
+            move |wake| {
+                if matches!(wake, Wake::Paused | Wake::All) {
+                    told.reread();
+                }
+                wakers.apply(wake);
+            },
             stop_rx.clone(),
         )),
+        tokio::spawn(pauses.follow(queues.clone(), stop_rx.clone())),
         tokio::spawn(
             announce::Announcer::new(
                 queues.clone(),
@@ -269,7 +284,7 @@ fn start_queue_runners(
     queues: &JobQueues,
     options: &Options,
     health: &Health,
-    wakers: &Wakers,
+    (wakers, pauses): (&Wakers, &Pauses),
     stop: &watch::Receiver<bool>,
 ) -> (Vec<JoinHandle<()>>, HashMap<Queue, Arc<Outcomes>>) {
     let mut outcomes = HashMap::new();
@@ -293,6 +308,7 @@ fn start_queue_runners(
             process_name: options.name.clone(),
             health: health.clone(),
             wakers: wakers.clone(),
+            paused: pauses.subscribe(),
         };
         supervisors.push(tokio::spawn(runner.supervise(stop.clone())));
     }

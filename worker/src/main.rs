@@ -43,6 +43,19 @@ enum Command {
         #[command(subcommand)]
         action: DeadAction,
     },
+    /// Pause or resume a queue on every worker process.
+    Queue {
+        #[command(subcommand)]
+        action: QueueAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum QueueAction {
+    /// Stop every worker fetching from the queue; it keeps accepting jobs.
+    Pause { queue: String },
+    /// Let the workers fetch from the queue again.
+    Resume { queue: String },
 }
 
 #[derive(Subcommand)]
@@ -110,6 +123,23 @@ async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
                     println!("{n} dead job(s) discarded from {queue}");
                 }
             }
+            Ok(())
+        }
+        Some(Command::Queue { action }) => {
+            let queues = job_queues(&config)?;
+            let (queue, paused) = match action {
+                QueueAction::Pause { queue } => (parse_queue(&queue)?, true),
+                QueueAction::Resume { queue } => (parse_queue(&queue)?, false),
+            };
+            if paused {
+                queues.pause(queue).await?;
+            } else {
+                queues.resume(queue).await?;
+            }
+            println!(
+                "{}",
+                serde_json::json!({ "queue": queue.as_str(), "paused": paused })
+            );
             Ok(())
         }
     }

@@ -60,6 +60,7 @@ pub struct Metrics {
     pub worker_restarts: Family<QueueLabels, Counter>,
     pub queue_depth: Family<DepthLabels, Gauge>,
     pub dead_dropped: Family<QueueLabels, Gauge>,
+    pub queue_paused: Family<QueueLabels, Gauge>,
     pub schedule_ticks: Family<ScheduleLabels, Counter>,
     pub rate_refreshes: Family<ProviderLabels, Counter>,
     pub outbox_backlog: Family<BacklogLabels, Gauge>,
@@ -138,6 +139,12 @@ impl Metrics {
             "Dead jobs dropped, oldest first, past DEAD_MAX_PER_QUEUE or DEAD_TTL_DAYS (cluster-wide running total, sampled)",
             dead_dropped.clone(),
         );
+        let queue_paused = Family::<QueueLabels, Gauge>::default();
+        registry.register(
+            "queue_paused",
+            "1 while an operator has paused the queue (cluster-wide, sampled)",
+            queue_paused.clone(),
+        );
         let schedule_ticks = Family::<ScheduleLabels, Counter>::default();
         registry.register(
             "schedule_ticks",
@@ -168,6 +175,7 @@ impl Metrics {
             worker_restarts,
             queue_depth,
             dead_dropped,
+            queue_paused,
             schedule_ticks,
             rate_refreshes,
             outbox_backlog,

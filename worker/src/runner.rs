@@ -10,8 +10,11 @@
 //! - A Redis error ends the worker's stream while the process stays up. The
 //!   supervisor restarts it with backoff and reports the gap through
 //!   `/healthz`.
+//! - A paused queue (`pause`) has no worker: the running one is stopped
+//!   gracefully (no fetch, jobs in flight finish) and a fresh one starts
+//!   when the queue is resumed.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use apalis::{layers::WorkerBuilderExt, prelude::*};
 use apalis_core::backend::ext::poll_strategy::Strategy;
@@ -44,6 +47,8 @@ pub struct QueueRunner {
     pub process_name: String,
     pub health: Health,
     pub wakers: Wakers,
+    /// The queues paused now (see `pause`).
+    pub paused: watch::Receiver<BTreeSet<Queue>>,
 }
 
 impl QueueRunner {
@@ -53,7 +58,7 @@ impl QueueRunner {
     pub async fn supervise(self, shutdown: watch::Receiver<bool>) {
         let mut generation: u32 = 0;
         loop {
-            if stopping(&shutdown) {
+            if stopping(&shutdown) || !self.wait_while_paused(&shutdown).await {
                 break;
             }
             let name = format!("{}:{}:{generation}", self.process_name, self.queue);
@@ -64,6 +69,11 @@ impl QueueRunner {
                     tracing::warn!(queue = %self.queue, %error, "worker stopped with an error during shutdown");
                 }
                 break;
+            }
+            if result.is_ok() && self.is_paused() {
+                // Stopped for the pause: a fresh name when it resumes.
+                generation = generation.wrapping_add(1);
+                continue;
             }
             let reason = match result {
                 Ok(()) => "worker stopped unexpectedly".to_owned(),
@@ -85,6 +95,32 @@ impl QueueRunner {
                 () = tokio::time::sleep(pause.min(Duration::from_secs(15))) => {}
                 _ = shutdown.wait_for(|stop| *stop) => break,
             }
+        }
+    }
+
+    fn is_paused(&self) -> bool {
+        self.paused.borrow().contains(&self.queue)
+    }
+
+    /// Returns at once unless the queue is paused; then when it is resumed
+    /// (true) or shutdown is asked (false).
+    async fn wait_while_paused(&self, shutdown: &watch::Receiver<bool>) -> bool {
+        if !self.is_paused() {
+            return true;
+        }
+        self.health.paused(self.queue);
+        tracing::info!(queue = %self.queue, "queue paused: not fetching");
+        let (mut paused, mut shutdown) = (self.paused.clone(), shutdown.clone());
+        let queue = self.queue;
+        tokio::select! {
+            resumed = paused.wait_for(|p| !p.contains(&queue)) => {
+                if resumed.is_err() {
+                    return false;
+                }
+                tracing::info!(queue = %self.queue, "queue resumed");
+                true
+            }
+            _ = shutdown.wait_for(|stop| *stop) => false,
         }
     }
 
@@ -159,8 +195,13 @@ impl QueueRunner {
         // Longest a job in flight can still run once fetching has stopped.
         let config = &self.executor.ctx.config;
         let drain = config.jobs.timeout + config.outbox.lookahead + Duration::from_secs(5);
+        let stops = Stops {
+            shutdown,
+            paused: self.paused.clone(),
+            queue: self.queue,
+        };
         tokio::select! {
-            result = drive(worker.stream(), &control, shutdown, drain) => result,
+            result = drive(worker.stream(), &control, stops, drain) => result,
             never = self.keep_leased(name, apalis, beats) => match never {},
         }
     }
@@ -208,17 +249,18 @@ impl QueueRunner {
 /// given up, not resent). Here a backend error, like shutdown, only stops
 /// fetching; the jobs in flight run to their end (their effects are in
 /// PostgreSQL, which is still there), and then the error is returned for
-/// the supervisor to start a fresh worker. `drain` bounds the wait.
-async fn drive<S>(
-    events: S,
-    control: &Control,
-    mut shutdown: watch::Receiver<bool>,
-    drain: Duration,
-) -> Result<(), String>
+/// the supervisor to start a fresh worker. Pausing the queue stops it the
+/// same way, without an error. `drain` bounds the wait.
+async fn drive<S>(events: S, control: &Control, stops: Stops, drain: Duration) -> Result<(), String>
 where
     S: futures::Stream<Item = Result<Event, WorkerError>>,
 {
     use futures::StreamExt as _;
+    let Stops {
+        mut shutdown,
+        mut paused,
+        queue,
+    } = stops;
     let mut events = std::pin::pin!(events);
     let mut failure: Option<String> = None;
     let mut stop_asked = false;
@@ -258,6 +300,14 @@ where
                     break;
                 }
             }
+            Ok(_) = paused.wait_for(|p| p.contains(&queue)), if !stop_asked => {
+                tracing::info!(%queue, in_flight = control.in_flight(), "queue paused: stopping fetching; the jobs in flight finish");
+                stop_asked = true;
+                deadline = Some(tokio::time::Instant::now() + drain);
+                if !control.stop() {
+                    break;
+                }
+            }
             () = draining => {
                 tracing::error!(in_flight = control.in_flight(), "jobs in flight did not finish in time; abandoning them to orphan recovery");
                 break;
@@ -265,6 +315,13 @@ where
         }
     }
     failure.map_or(Ok(()), Err)
+}
+
+/// What stops a running worker besides its backend failing.
+struct Stops {
+    shutdown: watch::Receiver<bool>,
+    paused: watch::Receiver<BTreeSet<Queue>>,
+    queue: Queue,
 }
 
 /// The running worker's context, kept from its `Start` event: what stops

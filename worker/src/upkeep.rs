@@ -83,6 +83,7 @@ impl Upkeep {
                 // Another process samples now; stale depths would mislead.
                 self.metrics.queue_depth.clear();
                 self.metrics.dead_dropped.clear();
+                self.metrics.queue_paused.clear();
             }
         }
         if !held {
@@ -104,7 +105,7 @@ impl Upkeep {
         Ok(())
     }
 
-    /// Queue depths and dead-set drops, for this process's metrics.
+    /// Queue depths, dead-set drops and pauses, for this process's metrics.
     async fn sample(&self) -> Result<(), redis::RedisError> {
         for queue in Queue::ALL {
             let counts = self.queues.counts(queue).await?;
@@ -124,6 +125,10 @@ impl Upkeep {
                 .dead_dropped
                 .get_or_create(&QueueLabels { queue: name })
                 .set(i64::try_from(counts.dead_dropped).unwrap_or(i64::MAX));
+            self.metrics
+                .queue_paused
+                .get_or_create(&QueueLabels { queue: name })
+                .set(i64::from(counts.paused));
         }
         Ok(())
     }

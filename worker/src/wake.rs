@@ -98,6 +98,8 @@ impl Wakers {
         match wake {
             Wake::Queue(queue) => self.wake(queue),
             Wake::All => self.wake_all(),
+            // For `Pauses`, not a fetch.
+            Wake::Paused => {}
         }
     }
 

@@ -1,5 +1,5 @@
-// The operators' jobs page: per-queue counts, the worker processes and
-// their heartbeats, dead jobs with retry and discard.
+// The operators' jobs page: per-queue counts with pause and resume, the
+// worker processes and their heartbeats, dead jobs with retry and discard.
 
 import { api, get, post } from '../api.js';
 import { card, h, notice, replace, table } from '../dom.js';
@@ -20,7 +20,7 @@ export async function jobsPage(view, ctx) {
   let cursor = null;
   let dead = [];
 
-  async function overview() {
+  async function overview(clearStatus = true) {
     try {
       const data = await get('/admin/jobs');
       if (queueSelect.options.length === 1) {
@@ -29,9 +29,14 @@ export async function jobsPage(view, ctx) {
       replace(
         queuesBox,
         table(
-          [{ label: 'Queue', cell: (q) => h('strong', { text: q.queue }) }, ...COUNTS.map((c) => ({ label: c[0].toUpperCase() + c.slice(1), class: `num count-${c}`, cell: (q) => h('span', { class: c === 'dead' && q.dead > 0 ? 'badge bad' : '', text: number(q[c]) }) }))],
+          [
+            { label: 'Queue', cell: (q) => h('strong', { text: q.queue }) },
+            ...COUNTS.map((c) => ({ label: c[0].toUpperCase() + c.slice(1), class: `num count-${c}`, cell: (q) => h('span', { class: c === 'dead' && q.dead > 0 ? 'badge bad' : '', text: number(q[c]) }) })),
+            { label: 'State', class: 'queue-state', cell: (q) => h('span', { class: `badge ${q.paused ? 'bad' : 'ok'}`, text: q.paused ? 'paused' : 'running' }) },
+            { label: '', class: 'row-actions', cell: (q) => pauseButton(q) },
+          ],
           data.queues,
-          { rowAttrs: (q) => ({ dataset: { queue: q.queue } }) },
+          { rowAttrs: (q) => ({ dataset: { queue: q.queue, paused: String(q.paused) } }) },
         ),
       );
       replace(
@@ -52,10 +57,29 @@ export async function jobsPage(view, ctx) {
         ),
       );
       updated.textContent = `Updated ${when(data.generated_at)}`;
-      overviewStatus.replaceChildren();
+      if (clearStatus && overviewStatus.querySelector('.error')) overviewStatus.replaceChildren();
     } catch (error) {
       overviewStatus.replaceChildren(notice('error', error.detail || String(error)));
     }
+  }
+
+  // Pausing stops every worker process fetching from the queue (jobs
+  // already running finish); it keeps accepting jobs.
+  function pauseButton(q) {
+    const action = q.paused ? 'resume' : 'pause';
+    const button = h('button', { type: 'button', class: 'secondary small', text: q.paused ? 'Resume' : 'Pause', 'aria-label': `${q.paused ? 'Resume' : 'Pause'} ${q.queue}` });
+    button.addEventListener('click', async () => {
+      button.disabled = true;
+      try {
+        const done = await post(`/admin/queues/${encodeURIComponent(q.queue)}/${action}`);
+        overviewStatus.replaceChildren(notice('ok', done.paused ? `Queue ${done.queue} paused: no worker fetches from it.` : `Queue ${done.queue} resumed.`));
+        await overview(false);
+      } catch (error) {
+        button.disabled = false;
+        overviewStatus.replaceChildren(notice('error', error.detail || String(error)));
+      }
+    });
+    return button;
   }
 
   async function act(job, action, button) {
@@ -135,6 +159,6 @@ export async function jobsPage(view, ctx) {
     card('Dead jobs', h('div', { class: 'filters' }, h('label', { for: 'dead-queue', text: 'Queue' }), queueSelect, reload), deadStatus, deadBox, h('div', { class: 'actions' }, more)),
   );
   await Promise.all([overview(), loadDead(true)]);
-  const timer = setInterval(overview, 2000);
+  const timer = setInterval(() => overview(), 2000);
   ctx.cleanup(() => clearInterval(timer));
 }

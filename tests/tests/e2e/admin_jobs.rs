@@ -335,3 +335,157 @@ async fn dead_sets_are_bounded_and_what_they_drop_is_counted() {
         assert!(pushed.contains(&job), "{item}");
     }
 }
+
+async fn probe_runs(app: &TestApp, tag: &str) -> Vec<probe::ProbeRun> {
+    probe::runs(&mut app.conn().await, tag).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_queue_accepts_jobs_and_runs_none_on_any_process_until_resumed() {
+    let app = TestAppBuilder::new()
+        .without_worker()
+        .env("RUST_LOG", "info,apalis_core=warn,apalis_redis=warn")
+        .start()
+        .await;
+    let a = harness::process::WorkerProcess::spawn(
+        &app.settings,
+        "pause-a",
+        &["--queues", "probe,email"],
+    );
+    let b =
+        harness::process::WorkerProcess::spawn(&app.settings, "pause-b", &["--queues", "probe"]);
+    // (registering needs the email queue served)
+    let root = admin(&app).await;
+    let (ada, _) = app.user_with_wallets("ada", &[]).await;
+    eventually("both worker processes alive", WAIT, || async {
+        let view = overview(&app, &root).await;
+        let alive = view["workers"]
+            .as_array()?
+            .iter()
+            .filter(|w| w["alive"] == true)
+            .count();
+        (alive == 2).then_some(())
+    })
+    .await;
+
+    // Only administrators; only known queues.
+    let path = "/api/v1/admin/queues/probe/pause";
+    assert_eq!(send(&app, &ada, Method::POST, path).await.status, 403);
+    let unknown = send(&app, &root, Method::POST, "/api/v1/admin/queues/nope/pause").await;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    assert_eq!(unknown.body["code"], "not_found");
+
+    // A job running when the queue is paused runs to its end.
+    push(
+        &app,
+        Probe {
+            tag: "in-flight".into(),
+            sleep_ms: 1500,
+            record: true,
+            ..Probe::default()
+        },
+        None,
+    )
+    .await;
+    eventually("the long job started", WAIT, || async {
+        (!probe_runs(&app, "in-flight").await.is_empty()).then_some(())
+    })
+    .await;
+    for _ in 0..2 {
+        // Idempotent.
+        let paused = send(&app, &root, Method::POST, path).await;
+        assert_eq!(paused.status, 200, "{}", paused.body);
+        assert_eq!(paused.body, json!({ "queue": "probe", "paused": true }));
+    }
+    eventually("both processes stopped fetching", WAIT, || async {
+        [&a, &b]
+            .iter()
+            .all(|w| w.log().contains("queue paused: not fetching"))
+            .then_some(())
+    })
+    .await;
+    let finished = eventually("the long job finished", WAIT, || async {
+        let runs = probe_runs(&app, "in-flight").await;
+        runs.iter().all(|r| r.finished_at.is_some()).then_some(runs)
+    })
+    .await;
+    assert_eq!(finished.len(), 1);
+    assert!(!finished[0].failed);
+
+    // Jobs are still accepted: relayed to Redis, and waiting there.
+    for _ in 0..6 {
+        push(
+            &app,
+            Probe {
+                tag: "held".into(),
+                record: true,
+                ..Probe::default()
+            },
+            None,
+        )
+        .await;
+    }
+    let view = eventually("six jobs waiting in Redis", WAIT, || async {
+        let relayed = app
+            .count("SELECT count(*) AS n FROM outbox WHERE job = 'probe'")
+            .await
+            == 0;
+        let view = overview(&app, &root).await;
+        (relayed && queue(&view, "probe")["pending"] == 6).then_some(view)
+    })
+    .await;
+    assert_eq!(queue(&view, "probe")["paused"], true, "{view}");
+    assert_eq!(queue(&view, "email")["paused"], false, "{view}");
+    // A process started now reads the pause before it fetches.
+    let c =
+        harness::process::WorkerProcess::spawn(&app.settings, "pause-c", &["--queues", "probe"]);
+    eventually("the new process sees the pause", WAIT, || async {
+        c.log()
+            .contains("paused queues: not fetching from them")
+            .then_some(())
+    })
+    .await;
+    // Shown in every process's metrics (sampled by the upkeep's holder).
+    let metrics: Vec<String> = [&a, &b, &c]
+        .iter()
+        .map(|w| w.health_url.replace("/healthz", "/metrics"))
+        .collect();
+    eventually("queue_paused in the metrics", WAIT, || async {
+        for url in &metrics {
+            let text = app.client.get(url).send().await.ok()?.text().await.ok()?;
+            if text.contains("queue_paused{queue=\"probe\"} 1") {
+                return Some(());
+            }
+        }
+        None
+    })
+    .await;
+    // With every worker idle and woken by each push, a fetch would have
+    // happened by now: the pending count above was read after the pushes.
+    assert!(probe_runs(&app, "held").await.is_empty());
+
+    // Resumed from the command line: every process fetches again.
+    let resumed = tokio::process::Command::new(harness::process::binary("bourse-worker"))
+        .args(["queue", "resume", "probe"])
+        .envs(&app.settings)
+        .current_dir(std::env::temp_dir())
+        .output()
+        .await
+        .unwrap();
+    assert!(resumed.status.success(), "{resumed:?}");
+    let said: Value = serde_json::from_slice(&resumed.stdout).unwrap();
+    assert_eq!(said, json!({ "queue": "probe", "paused": false }));
+    let runs = eventually("the six held jobs ran", WAIT, || async {
+        let runs = probe_runs(&app, "held").await;
+        (runs.len() == 6 && runs.iter().all(|r| r.finished_at.is_some())).then_some(runs)
+    })
+    .await;
+    let mut jobs: Vec<Uuid> = runs.iter().map(|r| r.job_id).collect();
+    jobs.sort();
+    jobs.dedup();
+    assert_eq!(jobs.len(), 6, "each ran once");
+    assert_eq!(
+        queue(&overview(&app, &root).await, "probe")["paused"],
+        false
+    );
+}

@@ -1,6 +1,7 @@
 //! `/admin`: operator views, administrators only: the ledger check
 //! (`ledger`), and the job system as operators see it (PRODUCT.md §10):
-//! queue and worker counts (`queues`), dead jobs (`jobs`).
+//! queue and worker counts, pausing and resuming queues (`queues`), dead
+//! jobs (`jobs`).
 //!
 //! Counts come from the queues' own bookkeeping in Redis (the apalis-redis
 //! key layout, read through the `queue` crate) plus the outbox in PostgreSQL:
@@ -50,6 +51,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(ledger::ledger_check))
         .routes(routes!(queues::job_overview))
+        .routes(routes!(queues::pause_queue))
+        .routes(routes!(queues::resume_queue))
         .routes(routes!(jobs::list_dead))
         .routes(routes!(jobs::retry_dead))
         .routes(routes!(jobs::discard_dead))

@@ -1,4 +1,4 @@
-//! `GET /api/v1/admin/jobs`.
+//! `GET /api/v1/admin/jobs`, `POST /api/v1/admin/queues/{queue}/pause` and `/resume`.
 
 use super::*;
 
@@ -19,6 +19,8 @@ pub struct QueueSummary {
     pub failed: u64,
     /// In the dead set, waiting for an operator.
     pub dead: u64,
+    /// Paused by an operator: accepting jobs, running none.
+    pub paused: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -109,6 +111,7 @@ pub async fn job_overview(
             done: counts.succeeded,
             failed: counts.retried + counts.failed_for_good,
             dead: counts.dead,
+            paused: counts.paused,
             queue: counts.queue,
         });
     }
@@ -122,5 +125,74 @@ pub async fn job_overview(
         queues: summaries,
         workers,
         generated_at: Utc::now(),
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueuePause {
+    pub queue: String,
+    /// Whether the queue is paused now.
+    pub paused: bool,
+}
+
+fn known_queue(raw: &str) -> Result<Queue, ApiError> {
+    Queue::parse(raw).ok_or_else(|| ApiError::NotFound("no such queue".into()))
+}
+
+/// Pause a queue on every worker process.
+///
+/// The queue keeps accepting jobs (the relays still push them) and no
+/// worker fetches from it, on any process, until it is resumed; jobs
+/// already running finish. Idempotent.
+#[utoipa::path(
+    post,
+    path = "/admin/queues/{queue}/pause",
+    tag = "admin",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("queue" = inline(QueueName), Path, description = "Queue name")),
+    responses(
+        spec::Unavailable, spec::AdminWrite,
+        (status = 200, description = "Paused", body = QueuePause),
+        (status = 404, description = "No such queue (`not_found`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn pause_queue(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Path(queue): Path<String>,
+) -> Result<axum::Json<QueuePause>, ApiError> {
+    let queue = known_queue(&queue)?;
+    job_queues(&state).pause(queue).await?;
+    tracing::info!(admin = %admin.username, queue = queue.as_str(), "queue paused");
+    Ok(axum::Json(QueuePause {
+        queue: queue.as_str().to_owned(),
+        paused: true,
+    }))
+}
+
+/// Resume a paused queue on every worker process. Idempotent.
+#[utoipa::path(
+    post,
+    path = "/admin/queues/{queue}/resume",
+    tag = "admin",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("queue" = inline(QueueName), Path, description = "Queue name")),
+    responses(
+        spec::Unavailable, spec::AdminWrite,
+        (status = 200, description = "Resumed", body = QueuePause),
+        (status = 404, description = "No such queue (`not_found`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn resume_queue(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Path(queue): Path<String>,
+) -> Result<axum::Json<QueuePause>, ApiError> {
+    let queue = known_queue(&queue)?;
+    job_queues(&state).resume(queue).await?;
+    tracing::info!(admin = %admin.username, queue = queue.as_str(), "queue resumed");
+    Ok(axum::Json(QueuePause {
+        queue: queue.as_str().to_owned(),
+        paused: false,
     }))
 }
