@@ -2,7 +2,8 @@
 //! the connection ([`connect`]), the job queues and their key layout
 //! ([`JobQueues`], [`QueueKeys`]), dead-set operations ([`dead`]), the
 //! worker registry ([`WorkerProcess`]), wake-ups ([`wake`]), the
-//! latest-price cache ([`rates`]), paused queues ([`pause`]), readiness pings ([`ping`]), the upkeep lease
+//! latest-price cache ([`rates`]), paused queues ([`pause`]), cluster-wide
+//! rate limits ([`limit`]), readiness pings ([`ping`]), the upkeep lease
 //! ([`JobQueues::hold_upkeep`]) and the
 //! start-up check of Redis's eviction policy ([`check_eviction_policy`]).
 //!
@@ -15,6 +16,7 @@ mod connect;
 pub mod dead;
 mod eviction;
 pub mod keys;
+pub mod limit;
 pub mod pause;
 mod processes;
 mod queues;

@@ -1,6 +1,7 @@
 //! A real SMTP receiver for tests: speaks RFC 5321 (EHLO/HELO, MAIL, RCPT,
 //! DATA with dot-unstuffing, RSET, NOOP, QUIT) over TCP on a random local
-//! port and keeps what it receives. It can be told to answer the next DATA
+//! port and keeps what it receives, with when (so a test can count arrivals
+//! per second). It can be told to answer the next DATA
 //! commands with a temporary failure (451), to test retries.
 
 use std::{
@@ -22,6 +23,8 @@ pub struct ReceivedMail {
     pub to: Vec<String>,
     /// The message as transmitted (headers and body), dot-unstuffed.
     pub data: String,
+    /// When its DATA ended, by this machine's clock.
+    pub received_at: std::time::SystemTime,
 }
 
 impl ReceivedMail {
@@ -221,6 +224,7 @@ async fn session(stream: TcpStream, inner: Arc<Inner>) {
                         from: from.clone(),
                         to: std::mem::take(&mut to),
                         data,
+                        received_at: std::time::SystemTime::now(),
                     });
                 }
                 let hold = inner.hold_ms.load(Ordering::SeqCst);

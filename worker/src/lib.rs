@@ -171,6 +171,15 @@ pub async fn run_on(
             redis: conn.clone(),
             prefix: config.redis.prefix.clone(),
         },
+        smtp_limit: (config.mail.smtp_max_per_sec > 0).then(|| {
+            queue::limit::RateLimit::new(
+                conn.clone(),
+                &config.redis.prefix,
+                "smtp",
+                config.mail.smtp_max_per_sec,
+                config.mail.smtp_burst,
+            )
+        }),
         redis: conn,
         metrics: metrics.clone(),
         exchange,

@@ -42,6 +42,10 @@ pub struct MailConfig {
     /// An email still unsent this long after it was queued (or last
     /// requeued) gets a new job: its job was lost, say with Redis's data.
     pub reconcile_after: Duration,
+    /// Sends per second across every worker process (0: no limit), and
+    /// how many may go at once after a quiet spell.
+    pub smtp_max_per_sec: u32,
+    pub smtp_burst: u32,
 }
 
 impl MailConfig {
@@ -97,6 +101,8 @@ impl MailConfig {
             smtp_username,
             smtp_password,
             smtp_timeout: secs(env.range_or("SMTP_TIMEOUT_SECS", 10, 1, 600)),
+            smtp_max_per_sec: env.range_or("SMTP_MAX_PER_SEC", 0, 0, 1000),
+            smtp_burst: env.range_or("SMTP_BURST", 1, 1, 1000),
             reconcile_cron: env.cron_or("EMAIL_RECONCILE_CRON", "*/30 * * * * *"),
             reconcile_after: secs(env.range_or(
                 "EMAIL_RECONCILE_AFTER_SECS",

@@ -733,3 +733,117 @@ async fn relays_wake_on_the_redis_channel_not_on_their_poll() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_worker_processes_share_one_smtp_rate_limit() {
+    const RATE: u64 = 50;
+    const EMAILS: usize = 1000;
+    let app = TestAppBuilder::new()
+        .without_worker()
+        .env("SMTP_MAX_PER_SEC", RATE)
+        .env("EMAIL_RECONCILE_CRON", "0 0 0 1 1 *")
+        .start()
+        .await;
+    let _workers: Vec<_> = ["limit-a", "limit-b", "limit-c"]
+        .iter()
+        .map(|name| {
+            harness::process::WorkerProcess::spawn(&app.settings, name, &["--queues", "email"])
+        })
+        .collect();
+    let mails: Vec<_> = (0..EMAILS)
+        .map(|i| {
+            let to = format!("limited{i}@example.com");
+            let mail = shared::email::VerifyEmail {
+                username: "sam".into(),
+                email: to.clone(),
+                code: "123456".into(),
+                expires_minutes: 15,
+            };
+            (None, to, mail)
+        })
+        .collect();
+    let mut conn = app.conn().await;
+    conn.transaction(async |conn| {
+        let shared: &AsyncPgConnection = conn;
+        shared::email::enqueue_many_quiet_on(shared, &mails).await
+    })
+    .await
+    .unwrap();
+
+    let received = eventually("every email received", Duration::from_secs(180), || async {
+        let mails = app.smtp.mails();
+        (mails.len() >= EMAILS).then_some(mails)
+    })
+    .await;
+    // Each once.
+    let recipients: HashSet<String> = received.iter().flat_map(|m| m.to.clone()).collect();
+    assert_eq!(received.len(), EMAILS);
+    assert_eq!(recipients.len(), EMAILS);
+    // At the rate, across the three processes: no calendar second got more
+    // than the limit (and a little for network jitter), and the whole took
+    // at least as long as the limit allows (without it, three processes
+    // send a thousand in a few seconds).
+    let secs = |m: &harness::smtp::ReceivedMail| {
+        m.received_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let mut per_second: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
+    for mail in &received {
+        *per_second.entry(secs(mail) as u64).or_default() += 1;
+    }
+    let busiest = per_second.values().copied().max().unwrap();
+    assert!(
+        busiest <= RATE + RATE / 10,
+        "{busiest} in one second: {per_second:?}"
+    );
+    let first = received.iter().map(secs).fold(f64::MAX, f64::min);
+    let last = received.iter().map(secs).fold(f64::MIN, f64::max);
+    let least = (EMAILS as f64 - 1.0) / RATE as f64;
+    assert!(last - first >= least * 0.95, "took {:.1} s", last - first);
+    // Waiting for a turn spent no attempt and failed nothing.
+    let counts: Vec<(String, i32)> = emails::table
+        .select((emails::status, emails::attempts))
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        counts.iter().all(|(s, a)| s == "sent" && *a == 1),
+        "{:?}",
+        counts.iter().find(|(s, a)| s != "sent" || *a != 1)
+    );
+    let queue = app.queues().counts(Queue::Email).await.unwrap();
+    assert_eq!(queue.dead, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_kept_waiting_by_the_limit_runs_later_without_spending_an_attempt() {
+    // Two a second, and a job may wait a quarter of its 1 s limit for its
+    // turn: most of eight emails at once run later, as copies.
+    let app = TestAppBuilder::new()
+        .env("SMTP_MAX_PER_SEC", 2)
+        .env("JOB_TIMEOUT_SECS", 1)
+        .env("EMAIL_RECONCILE_CRON", "0 0 0 1 1 *")
+        .start()
+        .await;
+    for i in 0..8 {
+        queued_email(&app, &format!("later{i}@example.com")).await;
+    }
+    eventually("all eight received", WAIT, || async {
+        (app.smtp.mails().len() >= 8).then_some(())
+    })
+    .await;
+    let mut conn = app.conn().await;
+    let rows: Vec<(String, i32)> = emails::table
+        .select((emails::status, emails::attempts))
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 8);
+    assert!(rows.iter().all(|(s, a)| s == "sent" && *a == 1), "{rows:?}");
+    assert_eq!(app.smtp.mails().len(), 8, "each once");
+    let counts = app.queues().counts(Queue::Email).await.unwrap();
+    assert!(counts.succeeded > 8, "no job ran later: {counts:?}");
+    assert_eq!((counts.retried, counts.dead), (0, 0), "{counts:?}");
+}

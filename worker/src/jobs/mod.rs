@@ -47,6 +47,8 @@ pub struct JobContext {
     pub clock: Arc<dyn shared::clock::Clock>,
     /// Wakes the outbox relays after an attempt that queued a job due now.
     pub relays: queue::wake::RelayWaker,
+    /// SMTP sends per second across every process (`SMTP_MAX_PER_SEC`).
+    pub smtp_limit: Option<queue::limit::RateLimit>,
 }
 
 impl JobContext {
