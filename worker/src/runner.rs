@@ -262,6 +262,14 @@ where
         queue,
     } = stops;
     let mut events = std::pin::pin!(events);
+    // Made once, not per event: this loop turns for every job.
+    let mut stop_wanted = std::pin::pin!(async move {
+        tokio::select! {
+            // A dropped sender means whoever could ask is gone: stop too.
+            _ = shutdown.wait_for(|stop| *stop) => false,
+            Ok(_) = paused.wait_for(|p| p.contains(&queue)) => true,
+        }
+    });
     let mut failure: Option<String> = None;
     let mut stop_asked = false;
     let mut deadline: Option<tokio::time::Instant> = None;
@@ -293,15 +301,10 @@ where
                     }
                 }
             },
-            _ = shutdown.wait_for(|stop| *stop), if !stop_asked => {
-                stop_asked = true;
-                deadline = Some(tokio::time::Instant::now() + drain);
-                if !control.stop() {
-                    break;
+            for_pause = &mut stop_wanted, if !stop_asked => {
+                if for_pause {
+                    tracing::info!(%queue, in_flight = control.in_flight(), "queue paused: stopping fetching; the jobs in flight finish");
                 }
-            }
-            Ok(_) = paused.wait_for(|p| p.contains(&queue)), if !stop_asked => {
-                tracing::info!(%queue, in_flight = control.in_flight(), "queue paused: stopping fetching; the jobs in flight finish");
                 stop_asked = true;
                 deadline = Some(tokio::time::Instant::now() + drain);
                 if !control.stop() {
