@@ -19,7 +19,9 @@ use diesel::{prelude::*, sql_types};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use shared::{alerts, config::Config, jobs::PricesObserved, outbox};
 
-use crate::support::{finish_workers, percentile, scratch_database, spawn_workers};
+use crate::support::{
+    finish_workers, percentile, scratch_database, spawn_workers, wait_until_emails_relayed,
+};
 
 const DATABASE: &str = "bourse_bench_alerts";
 const USERS: i64 = 10_000;
@@ -202,21 +204,7 @@ impl AlertsRun<'_> {
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        loop {
-            let waiting: Count =
-                diesel::sql_query("SELECT count(*) AS n FROM outbox WHERE job = 'send_email'")
-                    .get_result(&mut conn)
-                    .await?;
-            if waiting.n == 0 {
-                break;
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "{} email jobs not yet relayed",
-                waiting.n
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        wait_until_emails_relayed(&mut conn, deadline).await?;
         let relayed_s = started.elapsed().as_secs_f64();
         let last: Ms = diesel::sql_query(
             "SELECT (extract(epoch FROM max(triggered_at) - $1) * 1000)::float8 AS ms FROM alerts",

@@ -25,7 +25,7 @@ use shared::{config::Config, jobs::PricesObserved, outbox};
 
 use crate::{
     settlement::place_bets,
-    support::{Scratch, finish_workers, scratch, spawn_workers},
+    support::{Scratch, finish_workers, scratch, spawn_workers, wait_until_emails_relayed},
 };
 
 const DATABASE: &str = "bourse_bench_liquidation";
@@ -168,21 +168,7 @@ impl LiquidationRun<'_> {
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        loop {
-            let waiting: Count =
-                diesel::sql_query("SELECT count(*) AS n FROM outbox WHERE job = 'send_email'")
-                    .get_result(&mut conn)
-                    .await?;
-            if waiting.n == 0 {
-                break;
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "{} email jobs not yet relayed",
-                waiting.n
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        wait_until_emails_relayed(&mut conn, deadline).await?;
         let relayed_s = started.elapsed().as_secs_f64();
         let last: Ms = diesel::sql_query(
             "SELECT (extract(epoch FROM max(settled_at) - $1) * 1000)::float8 AS ms

@@ -456,3 +456,31 @@ pub async fn wait_for_probe_runs(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Waits until no `send_email` job is left in the outbox (every one is in
+/// Redis); fails after `deadline`.
+pub async fn wait_until_emails_relayed(
+    conn: &mut AsyncPgConnection,
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    #[derive(diesel::QueryableByName)]
+    struct Waiting {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    loop {
+        let waiting: Waiting =
+            diesel::sql_query("SELECT count(*) AS n FROM outbox WHERE job = 'send_email'")
+                .get_result(conn)
+                .await?;
+        if waiting.n == 0 {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{} email jobs not yet relayed",
+            waiting.n
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

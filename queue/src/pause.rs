@@ -24,17 +24,9 @@ pub const PAUSE_MESSAGE: &str = "paused";
 pub const REREAD: Duration = Duration::from_secs(10);
 
 impl JobQueues {
-    /// Pauses `queue` (idempotent) and tells every worker process.
-    pub async fn pause(&self, queue: Queue) -> Result<(), redis::RedisError> {
-        self.set_paused(queue, true).await
-    }
-
-    /// Resumes `queue` (idempotent) and tells every worker process.
-    pub async fn resume(&self, queue: Queue) -> Result<(), redis::RedisError> {
-        self.set_paused(queue, false).await
-    }
-
-    async fn set_paused(&self, queue: Queue, paused: bool) -> Result<(), redis::RedisError> {
+    /// Pauses or resumes `queue` (idempotent) and tells every worker
+    /// process.
+    pub async fn set_paused(&self, queue: Queue, paused: bool) -> Result<(), redis::RedisError> {
         let mut conn = self.conn.clone();
         let key = keys::paused(&self.prefix);
         if paused {

@@ -131,11 +131,7 @@ async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
                 QueueAction::Pause { queue } => (parse_queue(&queue)?, true),
                 QueueAction::Resume { queue } => (parse_queue(&queue)?, false),
             };
-            if paused {
-                queues.pause(queue).await?;
-            } else {
-                queues.resume(queue).await?;
-            }
+            queues.set_paused(queue, paused).await?;
             println!(
                 "{}",
                 serde_json::json!({ "queue": queue.as_str(), "paused": paused })

@@ -135,8 +135,24 @@ pub struct QueuePause {
     pub paused: bool,
 }
 
-fn known_queue(raw: &str) -> Result<Queue, ApiError> {
-    Queue::parse(raw).ok_or_else(|| ApiError::NotFound("no such queue".into()))
+async fn set_paused(
+    state: &AppState,
+    admin: &str,
+    queue: &str,
+    paused: bool,
+) -> Result<axum::Json<QueuePause>, ApiError> {
+    let queue = Queue::parse(queue).ok_or_else(|| ApiError::NotFound("no such queue".into()))?;
+    job_queues(state).set_paused(queue, paused).await?;
+    tracing::info!(
+        admin,
+        queue = queue.as_str(),
+        paused,
+        "queue paused or resumed"
+    );
+    Ok(axum::Json(QueuePause {
+        queue: queue.as_str().to_owned(),
+        paused,
+    }))
 }
 
 /// Pause a queue on every worker process.
@@ -161,13 +177,7 @@ pub async fn pause_queue(
     AdminUser(admin): AdminUser,
     Path(queue): Path<String>,
 ) -> Result<axum::Json<QueuePause>, ApiError> {
-    let queue = known_queue(&queue)?;
-    job_queues(&state).pause(queue).await?;
-    tracing::info!(admin = %admin.username, queue = queue.as_str(), "queue paused");
-    Ok(axum::Json(QueuePause {
-        queue: queue.as_str().to_owned(),
-        paused: true,
-    }))
+    set_paused(&state, &admin.username, &queue, true).await
 }
 
 /// Resume a paused queue on every worker process. Idempotent.
@@ -188,11 +198,5 @@ pub async fn resume_queue(
     AdminUser(admin): AdminUser,
     Path(queue): Path<String>,
 ) -> Result<axum::Json<QueuePause>, ApiError> {
-    let queue = known_queue(&queue)?;
-    job_queues(&state).resume(queue).await?;
-    tracing::info!(admin = %admin.username, queue = queue.as_str(), "queue resumed");
-    Ok(axum::Json(QueuePause {
-        queue: queue.as_str().to_owned(),
-        paused: false,
-    }))
+    set_paused(&state, &admin.username, &queue, false).await
 }
