@@ -1,6 +1,7 @@
 //! Cluster-wide rate limits for calls to outside services (PRODUCT.md §10):
-//! an SMTP provider's sends per second hold for every worker process
-//! together, not per process.
+//! an SMTP provider's sends per second, a price provider's calls per
+//! minute and an exchange's orders per second hold for every worker
+//! process together, not per process.
 //!
 //! GCRA (the generic cell rate algorithm) on the Redis server: one key per
 //! limit holds the theoretical arrival time of the next call, in the
@@ -34,7 +35,7 @@ static GCRA: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// One named limit: `per_second` calls, with bursts of up to `burst`.
+/// One named limit: one call per interval, with bursts of up to `burst`.
 #[derive(Clone)]
 pub struct RateLimit {
     conn: Conn,
@@ -46,14 +47,27 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
-    /// `per_second` must be positive (configuration checks it).
+    /// `per_second` calls a second; it must be positive (configuration
+    /// checks it).
     pub fn new(conn: Conn, prefix: &str, name: &str, per_second: u32, burst: u32) -> Self {
-        let interval_ms = 1000 / u64::from(per_second.max(1));
+        Self::per_minute(
+            conn,
+            prefix,
+            name,
+            per_second.max(1).saturating_mul(60),
+            burst,
+        )
+    }
+
+    /// `per_minute` calls a minute, the unit price providers publish their
+    /// limits in (CoinGecko's 30 a minute is one call every 2 s).
+    pub fn per_minute(conn: Conn, prefix: &str, name: &str, per_minute: u32, burst: u32) -> Self {
+        let interval_ms = (60_000 / u64::from(per_minute.max(1))).max(1);
         Self {
             conn,
             key: keys::deployment_key(prefix, &format!("limit:{name}")),
-            interval_ms: interval_ms.max(1),
-            tolerance_ms: interval_ms.max(1) * u64::from(burst.max(1) - 1),
+            interval_ms,
+            tolerance_ms: interval_ms * u64::from(burst.max(1) - 1),
         }
     }
 

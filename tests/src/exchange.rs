@@ -49,6 +49,8 @@ pub enum Mode {
 struct Book {
     placed: Vec<Placed>,
     requests: u32,
+    /// When each request arrived.
+    arrivals: Vec<std::time::SystemTime>,
     bad_requests: Vec<String>,
 }
 
@@ -99,6 +101,11 @@ impl FakeExchange {
         self.shared.book.lock().unwrap().requests
     }
 
+    /// When each request arrived, in order.
+    pub fn arrivals(&self) -> Vec<std::time::SystemTime> {
+        self.shared.book.lock().unwrap().arrivals.clone()
+    }
+
     /// Requests that broke the protocol (missing header, bad body...).
     pub fn protocol_errors(&self) -> Vec<String> {
         self.shared.book.lock().unwrap().bad_requests.clone()
@@ -133,7 +140,11 @@ async fn place(State(shared): State<Shared>, headers: HeaderMap, body: Json<Valu
             .push(message.clone());
         (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response()
     };
-    shared.book.lock().unwrap().requests += 1;
+    {
+        let mut book = shared.book.lock().unwrap();
+        book.requests += 1;
+        book.arrivals.push(std::time::SystemTime::now());
+    }
     if let Some(key) = &shared.api_key {
         let sent = headers.get("authorization").and_then(|v| v.to_str().ok());
         if sent != Some(&format!("Bearer {key}")) {

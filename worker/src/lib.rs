@@ -10,6 +10,7 @@ mod execute;
 mod health;
 mod http;
 mod jobs;
+mod limits;
 mod metrics;
 mod pause;
 mod relay;
@@ -166,20 +167,12 @@ pub async fn run_on(
         db: db.clone(),
         mailer,
         worker_name: options.name.clone(),
-        providers,
+        providers: limits::limit_providers(providers, &conn, &config),
         relays: queue::wake::RelayWaker {
             redis: conn.clone(),
             prefix: config.redis.prefix.clone(),
         },
-        smtp_limit: (config.mail.smtp_max_per_sec > 0).then(|| {
-            queue::limit::RateLimit::new(
-                conn.clone(),
-                &config.redis.prefix,
-                "smtp",
-                config.mail.smtp_max_per_sec,
-                config.mail.smtp_burst,
-            )
-        }),
+        limits: limits::Limits::from_config(&conn, &config),
         redis: conn,
         metrics: metrics.clone(),
         exchange,

@@ -5,7 +5,8 @@
 //! `SIMULATED_SEED`, `RATE_REFRESH_CRON`, `RATE_MAX_AGE_SECS`,
 //! `FIAT_MAX_AGE_SECS`, `FIAT_REFRESH_SECS`, `RATE_HTTP_TIMEOUT_MS`,
 //! `RATE_HTTP_CONNECT_TIMEOUT_MS`, `RATE_HTTP_RETRIES`,
-//! `PRICE_HISTORY_RETENTION_DAYS`.
+//! `PRICE_HISTORY_RETENTION_DAYS`, `RATE_CRYPTO_MAX_PER_MIN`,
+//! `RATE_FIAT_MAX_PER_MIN`.
 
 use std::time::Duration;
 
@@ -58,6 +59,11 @@ pub struct RatesConfig {
     /// Observations older than this go, a month's partition at a time,
     /// once the whole month is past it (`shared::rates::partitions`).
     pub history_retention_days: u32,
+    /// Calls a minute to the crypto and the fiat provider across every
+    /// worker process (0: no limit): the unit providers publish theirs in,
+    /// per key or address, not per process.
+    pub crypto_max_per_min: u32,
+    pub fiat_max_per_min: u32,
 }
 
 impl RatesConfig {
@@ -127,6 +133,8 @@ impl RatesConfig {
             connect_timeout: millis(env.range_or("RATE_HTTP_CONNECT_TIMEOUT_MS", 1000, 50, 60_000)),
             retries: env.range_or("RATE_HTTP_RETRIES", 2, 0, 10),
             history_retention_days: env.range_or("PRICE_HISTORY_RETENTION_DAYS", 400, 1, 36_500),
+            crypto_max_per_min: env.range_or("RATE_CRYPTO_MAX_PER_MIN", 0, 0, 60_000),
+            fiat_max_per_min: env.range_or("RATE_FIAT_MAX_PER_MIN", 0, 0, 60_000),
         }
     }
 }

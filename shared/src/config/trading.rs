@@ -1,6 +1,7 @@
 //! Exchange clearing: where the house hedges its trades. Reads
 //! `CLEARING_THRESHOLD_USD`, `EXCHANGE`, `EXCHANGE_URL`, `EXCHANGE_API_KEY`,
-//! `EXCHANGE_TIMEOUT_MS`, `EXCHANGE_RETRIES`, `CLEARING_RESUBMIT_SECS`.
+//! `EXCHANGE_TIMEOUT_MS`, `EXCHANGE_RETRIES`, `CLEARING_RESUBMIT_SECS`,
+//! `EXCHANGE_MAX_PER_SEC`, `EXCHANGE_BURST`.
 
 use std::time::Duration;
 
@@ -33,6 +34,10 @@ pub struct TradingConfig {
     /// A batch still pending this long after its last exchange call is
     /// submitted again (its job may have gone to the dead set).
     pub resubmit_after: Duration,
+    /// Orders placed per second across every worker process (0: no
+    /// limit), and how many may go at once after a quiet spell.
+    pub exchange_max_per_sec: u32,
+    pub exchange_burst: u32,
 }
 
 impl TradingConfig {
@@ -65,6 +70,8 @@ impl TradingConfig {
             exchange_timeout: millis(env.range_or("EXCHANGE_TIMEOUT_MS", 5000, 50, 120_000)),
             exchange_retries: env.range_or("EXCHANGE_RETRIES", 2, 0, 10),
             resubmit_after: secs(env.range_or("CLEARING_RESUBMIT_SECS", 900, 1, 7 * 24 * 3600)),
+            exchange_max_per_sec: env.range_or("EXCHANGE_MAX_PER_SEC", 0, 0, 1000),
+            exchange_burst: env.range_or("EXCHANGE_BURST", 1, 1, 1000),
         }
     }
 }

@@ -173,6 +173,11 @@ pub async fn refresh(
     ] {
         match result {
             Ok(found) => quotes.extend(found.into_iter().map(|q| (q, provider))),
+            // A limit below the refresh rate skips most refreshes by design:
+            // the prices stay as they are and age as usual, quietly.
+            Err(error @ ProviderError::OverLimit { .. }) => {
+                tracing::debug!(%error, "price provider skipped this refresh");
+            }
             Err(error) => {
                 tracing::warn!(%error, "price provider failed; its prices will go stale");
                 errors.push(error.to_string());

@@ -419,3 +419,111 @@ async fn old_months_of_price_history_are_dropped_whole_and_prices_in_force_still
     .unwrap();
     assert_eq!(then.price_usd, Decimal::from(22));
 }
+
+/// A stand-in for Binance's ticker that notes when each call arrived.
+async fn counting_binance() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<std::time::SystemTime>>>,
+) {
+    use axum::{Router, routing::get};
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = calls.clone();
+    let app = Router::new().route(
+        "/api/v3/ticker/price",
+        get(move || {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(std::time::SystemTime::now());
+                axum::Json(serde_json::json!([
+                    { "symbol": "BTCUSDT", "price": "100.00" },
+                    { "symbol": "ETHUSDT", "price": "3000.00" },
+                    { "symbol": "SOLUSDT", "price": "150.00" },
+                ]))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, calls)
+}
+
+/// Price-provider calls obey one limit across every worker process
+/// (`RATE_CRYPTO_MAX_PER_MIN`, PRODUCT.md §10): Binance's limit is per IP,
+/// not per process. Refreshes run every second, on whichever of three
+/// processes wins each tick; the provider is called once every 3 s, and the
+/// refreshes in between skip it quietly (no error recorded).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_worker_processes_share_one_price_provider_rate_limit() {
+    const CALLS: usize = 5;
+    let (url, calls) = counting_binance().await;
+    let app = TestAppBuilder::new()
+        .without_worker()
+        .env("RATE_CRYPTO_PROVIDER", "binance")
+        .env("BINANCE_URL", &url)
+        .env("RATE_REFRESH_CRON", "* * * * * *")
+        .env("RATE_CRYPTO_MAX_PER_MIN", 20)
+        .env("RATE_HTTP_RETRIES", 0)
+        .start()
+        .await;
+    let workers: Vec<_> = ["prices-a", "prices-b", "prices-c"]
+        .iter()
+        .map(|name| {
+            harness::process::WorkerProcess::spawn(
+                &app.settings,
+                name,
+                &["--queues", "rate_refresh"],
+            )
+        })
+        .collect();
+    for worker in &workers {
+        harness::poll::healthy("a worker", &worker.health_url, Duration::from_secs(60)).await;
+    }
+    let arrivals = eventually(
+        "five calls to the provider",
+        Duration::from_secs(60),
+        || async {
+            let arrivals = calls.lock().unwrap().clone();
+            (arrivals.len() >= CALLS).then_some(arrivals)
+        },
+    )
+    .await;
+    // One call every 3 s, whichever process made it (the limit is judged
+    // on the Redis server's clock; a little slack for the network).
+    for pair in arrivals.windows(2) {
+        let gap = pair[1].duration_since(pair[0]).unwrap_or_default();
+        assert!(
+            gap >= Duration::from_millis(2700),
+            "calls {gap:?} apart: {arrivals:?}"
+        );
+    }
+    // Meanwhile every tick refreshed, and none recorded a failure.
+    let ticks = app.count("SELECT count(*) AS n FROM rate_refreshes").await;
+    let failed = app
+        .count("SELECT count(*) AS n FROM rate_refreshes WHERE errors IS NOT NULL")
+        .await;
+    assert!(
+        ticks as usize >= 2 * CALLS,
+        "{ticks} refreshes for {CALLS} calls"
+    );
+    assert_eq!(failed, 0);
+    // Each call's answer was stored once.
+    let stored = app
+        .count(
+            "SELECT count(*) AS n FROM price_history WHERE symbol = 'BTC' AND source = 'binance'",
+        )
+        .await;
+    let made = calls.lock().unwrap().len() as i64;
+    assert!(
+        stored >= CALLS as i64 && stored <= made,
+        "{stored} stored, {made} calls"
+    );
+    // More than one process made the calls: the limit is shared, not each
+    // process's own (which would allow three calls every 3 s).
+    let refreshers = app
+        .count("SELECT count(DISTINCT worker) AS n FROM rate_refreshes")
+        .await;
+    assert!(refreshers >= 2, "only {refreshers} process refreshed");
+}

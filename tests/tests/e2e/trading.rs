@@ -79,14 +79,19 @@ async fn order(app: &TestApp, session: &Session, id: &str) -> Value {
 }
 
 async fn wait_cleared(app: &TestApp, session: &Session, id: &str) -> Value {
-    eventually(
-        &format!("order {id} to clear"),
-        Duration::from_secs(30),
-        || async {
-            let order = order(app, session, id).await;
-            (order["status"] == "cleared").then_some(order)
-        },
-    )
+    wait_cleared_within(app, session, id, Duration::from_secs(30)).await
+}
+
+async fn wait_cleared_within(
+    app: &TestApp,
+    session: &Session,
+    id: &str,
+    within: Duration,
+) -> Value {
+    eventually(&format!("order {id} to clear"), within, || async {
+        let order = order(app, session, id).await;
+        (order["status"] == "cleared").then_some(order)
+    })
     .await
 }
 
@@ -575,7 +580,7 @@ async fn a_hundred_concurrent_small_orders_clear_exactly_once() {
 }
 
 /// Under a burst of orders one clearing job per currency and side waits,
-/// not one per order (`shared::jobs::coalesces`, `queue::waiting`): with no
+/// not one per order (`ClearOrders::unique_key`, `queue::waiting`): with no
 /// process serving `order_clearing` yet, thirty buys of ETH leave one job
 /// in its queue; once it runs, every order is cleared, and an order placed
 /// after it started gets a job of its own.
@@ -823,4 +828,95 @@ async fn the_http_exchange_client_retries_what_may_succeed_and_reports_the_rest(
         matches!(unreachable, Err(ExchangeError::Unavailable(_))),
         "{unreachable:?}"
     );
+}
+
+/// Exchange calls obey one limit across every worker process
+/// (`EXCHANGE_MAX_PER_SEC`, PRODUCT.md §10): thirty orders large enough to
+/// clear alone, three processes clearing them, four placements a second.
+/// A batch over the limit waits its turn or runs later as a copy; none
+/// fails and none is placed twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_worker_processes_share_one_exchange_rate_limit() {
+    const RATE: u64 = 4;
+    const ORDERS: usize = 30;
+    let exchange = FakeExchange::start(None).await;
+    let app = with_prices(
+        builder()
+            .without_worker()
+            .env("EXCHANGE", "http")
+            .env("EXCHANGE_URL", &exchange.url)
+            .env("EXCHANGE_MAX_PER_SEC", RATE)
+            // A turn may be waited for 1 s; most batches run later instead.
+            .env("JOB_TIMEOUT_SECS", 4)
+            .env("RUST_LOG", "info,apalis_core=warn,apalis_redis=warn")
+            .start()
+            .await,
+    )
+    .await;
+    let workers: Vec<_> = ["exchange-a", "exchange-b", "exchange-c"]
+        .iter()
+        .map(|name| {
+            harness::process::WorkerProcess::spawn(
+                &app.settings,
+                name,
+                &["--queues", "order_clearing,email"],
+            )
+        })
+        .collect();
+    for worker in &workers {
+        harness::poll::healthy("a worker", &worker.health_url, Duration::from_secs(60)).await;
+    }
+    let (ada, _) = trader(&app, "ada", "2000.00").await;
+    let mut orders = Vec::new();
+    for _ in 0..ORDERS {
+        let reply = post(
+            &app,
+            &ada,
+            "/api/v1/orders/buy",
+            json!({ "currency": "BTC", "amount": "0.001" }),
+        )
+        .await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        orders.push(reply);
+    }
+    for reply in &orders {
+        wait_cleared_within(
+            &app,
+            &ada,
+            reply.body["id"].as_str().unwrap(),
+            Duration::from_secs(90),
+        )
+        .await;
+    }
+    // Each batch placed once, in one request.
+    let placed = exchange.placed();
+    assert_eq!(placed.len(), ORDERS);
+    assert!(placed.iter().all(|p| p.requests == 1), "{placed:?}");
+    let arrivals = exchange.arrivals();
+    assert_eq!(arrivals.len(), ORDERS);
+    // At the rate across the three processes: no calendar second had more
+    // (one for network jitter), and the whole took at least as long as the
+    // rate allows.
+    let secs = |t: &std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let mut per_second: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
+    for arrival in &arrivals {
+        *per_second.entry(secs(arrival) as u64).or_default() += 1;
+    }
+    let busiest = per_second.values().copied().max().unwrap();
+    assert!(
+        busiest <= RATE + 1,
+        "{busiest} in one second: {per_second:?}"
+    );
+    let first = arrivals.iter().map(secs).fold(f64::MAX, f64::min);
+    let last = arrivals.iter().map(secs).fold(f64::MIN, f64::max);
+    let least = (ORDERS as f64 - 1.0) / RATE as f64;
+    assert!(last - first >= least * 0.95, "took {:.1} s", last - first);
+    // Nothing failed on the way.
+    let counts = app.queues().counts(Queue::OrderClearing).await.unwrap();
+    assert_eq!((counts.dead, counts.retried), (0, 0), "{counts:?}");
+    ledger_ok(&app).await;
 }

@@ -11,7 +11,7 @@ use shared::{
     },
 };
 
-use super::{JobContext, JobError};
+use super::{JobContext, JobError, turn};
 
 pub async fn form(ctx: Arc<JobContext>, envelope: JobEnvelope) -> Result<(), JobError> {
     let job: ClearOrders = envelope.decode()?;
@@ -32,6 +32,11 @@ pub async fn form(ctx: Arc<JobContext>, envelope: JobEnvelope) -> Result<(), Job
 
 pub async fn submit(ctx: Arc<JobContext>, envelope: JobEnvelope) -> Result<(), JobError> {
     let job: SubmitClearingBatch = envelope.decode()?;
+    // One turn per placement under `EXCHANGE_MAX_PER_SEC`; the batch is
+    // untouched until then, so a copy running later places it.
+    if !turn::take_turn(&ctx, ctx.limits.exchange.as_ref(), &job, "exchange").await? {
+        return Ok(());
+    }
     let mut conn = ctx.db.get().await.map_err(JobError::retry)?;
     match clearing::submit(&mut conn, ctx.exchange.as_ref(), job.batch_id).await {
         Ok(Submitted::Cleared { reference, orders }) => {

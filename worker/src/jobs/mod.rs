@@ -8,6 +8,7 @@ mod prices_observed;
 mod probe;
 pub mod refresh_rates;
 mod send_email;
+pub mod turn;
 
 use std::{sync::Arc, time::Duration};
 
@@ -47,8 +48,8 @@ pub struct JobContext {
     pub clock: Arc<dyn shared::clock::Clock>,
     /// Wakes the outbox relays after an attempt that queued a job due now.
     pub relays: queue::wake::RelayWaker,
-    /// SMTP sends per second across every process (`SMTP_MAX_PER_SEC`).
-    pub smtp_limit: Option<queue::limit::RateLimit>,
+    /// Cluster-wide limits on SMTP sends and exchange orders.
+    pub limits: crate::limits::Limits,
 }
 
 impl JobContext {

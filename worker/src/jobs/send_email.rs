@@ -3,16 +3,16 @@ use std::sync::Arc;
 use shared::{
     email::{self, Delivery, DeliveryError},
     jobs::{JobEnvelope, ReconcileEmails, SendEmail},
-    outbox,
 };
 
-use super::{JobContext, JobError};
+use super::{JobContext, JobError, turn};
 
 /// Sends one queued email, at most once (see `shared::email::deliver`),
-/// in its turn under the cluster-wide SMTP limit.
+/// in its turn under the cluster-wide SMTP limit (`SMTP_MAX_PER_SEC`): an
+/// email over it runs later, its row untouched until the copy sends it.
 pub async fn run(ctx: Arc<JobContext>, envelope: JobEnvelope) -> Result<(), JobError> {
     let job: SendEmail = envelope.decode()?;
-    if !take_turn(&ctx, &job).await? {
+    if !turn::take_turn(&ctx, ctx.limits.smtp.as_ref(), &job, "smtp").await? {
         return Ok(());
     }
     let outcome = email::deliver(
@@ -51,36 +51,6 @@ pub async fn run(ctx: Arc<JobContext>, envelope: JobEnvelope) -> Result<(), JobE
             | DeliveryError::Pool(_)
             | DeliveryError::Database(_)),
         ) => Err(JobError::retry(error)),
-    }
-}
-
-/// Waits for a turn under `SMTP_MAX_PER_SEC` for up to a quarter of the
-/// job's time limit. With none by then the job runs later instead: a copy
-/// is queued through the outbox for then and this attempt ends without
-/// failing (no attempt is spent; the email's row is untouched, so the copy
-/// delivers it). False in that case. Redis failing to answer lets the send
-/// through: the limit is a courtesy to the provider, the email matters more.
-async fn take_turn(ctx: &JobContext, job: &SendEmail) -> Result<bool, JobError> {
-    let Some(limit) = &ctx.smtp_limit else {
-        return Ok(true);
-    };
-    let budget = ctx.config.jobs.timeout / 4;
-    match limit.take_within(budget).await {
-        Ok(true) => Ok(true),
-        Ok(false) => {
-            let later = chrono::Utc::now()
-                + chrono::Duration::from_std(budget).unwrap_or(chrono::Duration::seconds(1));
-            let mut conn = ctx.db.get().await.map_err(JobError::retry)?;
-            outbox::push(&mut conn, job, Some(later))
-                .await
-                .map_err(JobError::retry)?;
-            tracing::info!(email.id = %job.email_id, "over the SMTP rate limit; sending later");
-            Ok(false)
-        }
-        Err(error) => {
-            tracing::warn!(%error, "cannot reach the SMTP rate limit in Redis; sending anyway");
-            Ok(true)
-        }
     }
 }
 

@@ -58,6 +58,12 @@ pub enum ProviderError {
         provider: &'static str,
         remaining_secs: u64,
     },
+    /// No turn under the cluster-wide limit on calls to this provider
+    /// (`RATE_CRYPTO_MAX_PER_MIN`, `RATE_FIAT_MAX_PER_MIN`) came in time: no
+    /// call was made, and a later refresh asks again. Not a failure: the
+    /// refresh records it as a skip.
+    #[error("{provider}: over the configured rate limit; skipped")]
+    OverLimit { provider: &'static str },
     /// The answer was not the documented format, was partial or held
     /// impossible prices: rejected as a whole.
     #[error("{provider}: rejected answer: {reason}")]
