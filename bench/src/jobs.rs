@@ -49,6 +49,7 @@ fn probe_job(tag: &str, record: bool) -> ReadyJob {
             v: Probe::VERSION,
             args,
             due_at: Utc::now(),
+            unique_key: None,
         },
     }
 }

@@ -3,7 +3,8 @@
 //! ([`JobQueues`], [`QueueKeys`]), dead-set operations ([`dead`]), the
 //! worker registry ([`WorkerProcess`]), wake-ups ([`wake`]), the
 //! latest-price cache ([`rates`]), paused queues ([`pause`]), cluster-wide
-//! rate limits ([`limit`]), readiness pings ([`ping`]), the upkeep lease
+//! rate limits ([`limit`]), unique jobs ([`waiting`]), cancelling a waiting
+//! job ([`cancel`]), readiness pings ([`ping`]), the upkeep lease
 //! ([`JobQueues::hold_upkeep`]) and the
 //! start-up check of Redis's eviction policy ([`check_eviction_policy`]).
 //!
@@ -12,6 +13,7 @@
 //! of Redis. A key or channel that two processes must agree on is spelled
 //! here once.
 
+pub mod cancel;
 mod connect;
 pub mod dead;
 mod eviction;

@@ -1,15 +1,17 @@
-//! "One waiting copy is enough": jobs that coalesce (`shared::jobs::coalesces`,
-//! the clearing of one currency and side) while a copy with the same
-//! payload waits in its queue.
+//! Unique jobs: "one waiting copy is enough". A job may carry a uniqueness
+//! key (`shared::jobs::JobSpec::unique_key`: the clearing of one currency
+//! and side, the sending of one email, the settlement of one bet); while a
+//! job of the same name and key waits in its queue, another is dropped.
 //!
-//! The relay marks a job waiting (`SET NX` of `{prefix}:waiting:{job}:{payload}`
-//! holding the job's id) before it pushes it; a second row whose mark is
-//! taken is not pushed, only marked dispatched. The worker clears the mark
-//! when the job starts, before it reads its work, so anything committed
-//! after that start gets a job of its own. Marks expire after
-//! [`WAITING_TTL`]: a job lost with its queue (a Redis failover) holds
-//! back others for that long at most, and the reconcilers queue what was
-//! left behind.
+//! The relay marks a job waiting (`SET NX` of `{prefix}:waiting:{job}:{key}`
+//! holding the job's id) before it pushes it; a row whose mark is taken is
+//! not pushed, only removed from the outbox. `SET NX` is atomic on the
+//! server, so any number of relays pushing copies at once push one. The
+//! worker clears the mark when the job starts, before it reads its work, so
+//! anything committed after that start gets a job of its own. Marks expire
+//! after [`WAITING_TTL`]: a job lost with its queue (a Redis failover), or
+//! cancelled, holds back others for that long at most, and the reconcilers
+//! queue what was left behind.
 //!
 //! Our own keys, beside apalis-redis's; nothing here touches its layout.
 
@@ -30,24 +32,31 @@ static CLEAR: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// The mark's key: the job's name and its payload as JSON (serde_json
-/// writes an object's keys in order, so equal payloads are equal text).
-pub fn key(prefix: &str, job: &str, payload: &serde_json::Value) -> String {
-    keys::deployment_key(prefix, &format!("waiting:{job}:{payload}"))
+/// The mark's key: the job's name and its uniqueness key, in the
+/// deployment's hash slot.
+pub fn key(prefix: &str, job: &str, unique_key: &str) -> String {
+    keys::deployment_key(prefix, &format!("waiting:{job}:{unique_key}"))
 }
 
-/// Marks job `id` as the waiting copy under `key`: true when it is (push
-/// it), false when another copy already waits (drop this one).
-pub async fn mark(conn: &Conn, key: &str, id: &str) -> Result<bool, redis::RedisError> {
-    let set: Option<String> = redis::cmd("SET")
-        .arg(key)
-        .arg(id)
-        .arg("NX")
-        .arg("PX")
-        .arg(u64::try_from(WAITING_TTL.as_millis()).unwrap_or(u64::MAX))
-        .query_async(&mut conn.clone())
-        .await?;
-    Ok(set.is_some())
+/// Marks each job (`(key, id)`) as the waiting copy under its key, in one
+/// round trip: true for those that are (push them), false where another
+/// copy already waits (drop it). Keys must differ.
+pub async fn mark(conn: &Conn, marks: &[(String, String)]) -> Result<Vec<bool>, redis::RedisError> {
+    if marks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ttl = u64::try_from(WAITING_TTL.as_millis()).unwrap_or(u64::MAX);
+    let mut pipe = redis::pipe();
+    for (key, id) in marks {
+        pipe.cmd("SET")
+            .arg(key)
+            .arg(id)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl);
+    }
+    let set: Vec<Option<String>> = pipe.query_async(&mut conn.clone()).await?;
+    Ok(set.into_iter().map(|s| s.is_some()).collect())
 }
 
 /// Clears job `id`'s mark under `key` (when it starts, or when its push
@@ -66,13 +75,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn equal_payloads_make_one_key_in_the_deployment_slot() {
-        let a = serde_json::json!({ "side": "buy", "currency": "BTC" });
-        let b = serde_json::json!({ "currency": "BTC", "side": "buy" });
-        assert_eq!(key("p", "clear_orders", &a), key("p", "clear_orders", &b));
+    fn a_key_names_the_job_and_its_key_in_the_deployment_slot() {
         assert_eq!(
-            key("p", "clear_orders", &a),
-            r#"{p}:waiting:clear_orders:{"currency":"BTC","side":"buy"}"#
+            key("p", "clear_orders", "BTC:buy"),
+            "{p}:waiting:clear_orders:BTC:buy"
         );
     }
 }

@@ -86,6 +86,16 @@ impl fmt::Display for Queue {
     }
 }
 
+/// Whether an operator may cancel a waiting job of `queue` (PRODUCT.md
+/// §10). Not where jobs carry money or prices: a bet's settlement, a
+/// liquidation or an alert's evaluation (`price_alert`), a monthly fee, a
+/// price refresh. Those must run; pause the queue to hold them. An email
+/// cancelled is never sent; cancelled clearing work is queued again by the
+/// clearing sweep (the house's hedge is owed), which pausing avoids.
+pub const fn cancellable(queue: Queue) -> bool {
+    matches!(queue, Queue::Email | Queue::OrderClearing | Queue::Probe)
+}
+
 /// A job payload type.
 pub trait JobSpec: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// Persisted in the outbox and in Redis. Never rename once deployed.
@@ -94,6 +104,16 @@ pub trait JobSpec: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// Bump when the payload changes shape; handlers reject versions they do
     /// not know.
     const VERSION: u16 = 1;
+
+    /// The job's uniqueness key, if one waiting copy is enough: while a job
+    /// of this name and key waits in its queue, the relay drops another
+    /// instead of pushing it (the queue crate's `waiting` module), and the
+    /// key is free again once the waiting job starts. Only for jobs that
+    /// read their work when they start, so the one that runs does what the
+    /// dropped one would have.
+    fn unique_key(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What travels through Redis: the payload plus what a worker needs to route,
@@ -109,6 +129,10 @@ pub struct JobEnvelope {
     /// When the job became due (outbox `run_at`); pick-up latency is measured
     /// from here.
     pub due_at: DateTime<Utc>,
+    /// Its uniqueness key ([`JobSpec::unique_key`]): the worker frees it
+    /// when the job starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique_key: Option<String>,
 }
 
 impl JobEnvelope {
@@ -156,6 +180,12 @@ pub struct SendEmail {
 impl JobSpec for SendEmail {
     const NAME: &'static str = "send_email";
     const QUEUE: Queue = Queue::Email;
+
+    /// The reconciler's re-queue of an email whose job is only slow, not
+    /// lost, is dropped while that job waits.
+    fn unique_key(&self) -> Option<String> {
+        Some(self.email_id.to_string())
+    }
 }
 
 /// Find emails whose job was lost and queue them again: the job the
@@ -211,16 +241,13 @@ pub struct ClearOrders {
 impl JobSpec for ClearOrders {
     const NAME: &'static str = "clear_orders";
     const QUEUE: Queue = Queue::OrderClearing;
-}
 
-/// Whether one waiting copy of job `job` is enough: while a copy with the
-/// same payload waits in its queue, the relay drops another instead of
-/// pushing it (`queue::waiting`). True only for jobs that read their work
-/// when they start: [`ClearOrders`] batches every order of its currency
-/// and side not yet in a batch, so under a burst of orders one job per
-/// currency and side waits, not one per order.
-pub fn coalesces(job: &str) -> bool {
-    job == ClearOrders::NAME
+    /// It batches every order of its currency and side not yet in a batch
+    /// when it starts, so under a burst of orders one job per currency and
+    /// side waits, not one per order.
+    fn unique_key(&self) -> Option<String> {
+        Some(format!("{}:{}", self.currency, self.side.as_str()))
+    }
 }
 
 /// Place one clearing batch at the exchange and mark its orders cleared.
@@ -234,6 +261,12 @@ pub struct SubmitClearingBatch {
 impl JobSpec for SubmitClearingBatch {
     const NAME: &'static str = "submit_clearing_batch";
     const QUEUE: Queue = Queue::OrderClearing;
+
+    /// The clearing sweep's re-queue of a batch whose job still waits (a
+    /// paused queue, an exchange over its rate limit) is dropped.
+    fn unique_key(&self) -> Option<String> {
+        Some(self.batch_id.to_string())
+    }
 }
 
 /// Settle one bet at the price in force at its `settles_at` (see
@@ -248,6 +281,11 @@ pub struct SettleBet {
 impl JobSpec for SettleBet {
     const NAME: &'static str = "settle_bet";
     const QUEUE: Queue = Queue::BetSettlement;
+
+    /// As for emails: one waiting settlement per bet is enough.
+    fn unique_key(&self) -> Option<String> {
+        Some(self.bet_id.to_string())
+    }
 }
 
 /// The reconciler's tick: find open bets well past due and queue their
@@ -340,6 +378,7 @@ mod tests {
             v: 1,
             args: serde_json::json!({ "email_id": Uuid::nil() }),
             due_at: Utc::now(),
+            unique_key: None,
         };
         assert_eq!(
             envelope.decode::<SendEmail>().unwrap(),

@@ -98,16 +98,18 @@ pub async fn push_many_quiet<J: JobSpec>(
         .map(serde_json::to_value)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| diesel::result::Error::SerializationError(e.into()))?;
+    let unique_keys: Vec<Option<String>> = jobs.iter().map(JobSpec::unique_key).collect();
     diesel::sql_query(
-        "INSERT INTO outbox (id, queue, job, version, payload, run_at)
-         SELECT id, $3, $4, $5, payload, now()
-         FROM unnest($1::uuid[], $2::jsonb[]) AS j(id, payload)",
+        "INSERT INTO outbox (id, queue, job, version, payload, run_at, unique_key)
+         SELECT id, $3, $4, $5, payload, now(), unique_key
+         FROM unnest($1::uuid[], $2::jsonb[], $6::text[]) AS j(id, payload, unique_key)",
     )
     .bind::<sql_types::Array<sql_types::Uuid>, _>(&ids)
     .bind::<sql_types::Array<sql_types::Jsonb>, _>(&payloads)
     .bind::<sql_types::Text, _>(J::QUEUE.as_str())
     .bind::<sql_types::Text, _>(J::NAME)
     .bind::<sql_types::SmallInt, _>(i16::try_from(J::VERSION).unwrap_or(i16::MAX))
+    .bind::<sql_types::Array<sql_types::Nullable<sql_types::Text>>, _>(&unique_keys)
     .execute(&mut &*conn)
     .await?;
     Ok(ids)
@@ -124,7 +126,23 @@ pub async fn push_parts(
     version: u16,
     payload: &serde_json::Value,
 ) -> QueryResult<Uuid> {
-    insert_parts(conn, queue, job, version, payload, None, true).await
+    let parts = Parts {
+        queue,
+        job,
+        version,
+        payload,
+        unique_key: None,
+    };
+    insert_parts(conn, &parts, None, true).await
+}
+
+/// A job as the outbox stores it.
+struct Parts<'a> {
+    queue: Queue,
+    job: &'a str,
+    version: u16,
+    payload: &'a serde_json::Value,
+    unique_key: Option<String>,
 }
 
 async fn insert<J: JobSpec>(
@@ -135,34 +153,39 @@ async fn insert<J: JobSpec>(
 ) -> QueryResult<Uuid> {
     let payload = serde_json::to_value(job)
         .map_err(|e| diesel::result::Error::SerializationError(e.into()))?;
-    insert_parts(conn, J::QUEUE, J::NAME, J::VERSION, &payload, run_at, wake).await
+    let parts = Parts {
+        queue: J::QUEUE,
+        job: J::NAME,
+        version: J::VERSION,
+        payload: &payload,
+        unique_key: job.unique_key(),
+    };
+    insert_parts(conn, &parts, run_at, wake).await
 }
 
 async fn insert_parts(
     conn: &AsyncPgConnection,
-    queue: Queue,
-    job: &str,
-    version: u16,
-    payload: &serde_json::Value,
+    parts: &Parts<'_>,
     run_at: Option<DateTime<Utc>>,
     wake: bool,
 ) -> QueryResult<Uuid> {
     // v7: time-ordered ids keep the primary key index append-only.
     let id = Uuid::now_v7();
     diesel::sql_query(
-        "INSERT INTO outbox (id, queue, job, version, payload, run_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO outbox (id, queue, job, version, payload, run_at, unique_key)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind::<sql_types::Uuid, _>(id)
-    .bind::<sql_types::Text, _>(queue.as_str())
-    .bind::<sql_types::Text, _>(job)
-    .bind::<sql_types::SmallInt, _>(i16::try_from(version).unwrap_or(i16::MAX))
-    .bind::<sql_types::Jsonb, _>(payload)
+    .bind::<sql_types::Text, _>(parts.queue.as_str())
+    .bind::<sql_types::Text, _>(parts.job)
+    .bind::<sql_types::SmallInt, _>(i16::try_from(parts.version).unwrap_or(i16::MAX))
+    .bind::<sql_types::Jsonb, _>(parts.payload)
     .bind::<sql_types::Timestamptz, _>(run_at.unwrap_or_else(Utc::now))
+    .bind::<sql_types::Nullable<sql_types::Text>, _>(&parts.unique_key)
     .execute(&mut &*conn)
     .await?;
     if wake {
-        note_push(queue);
+        note_push(parts.queue);
     }
     Ok(id)
 }
@@ -237,6 +260,8 @@ pub struct Claimed {
     pub payload: serde_json::Value,
     #[diesel(sql_type = sql_types::Timestamptz)]
     pub run_at: DateTime<Utc>,
+    #[diesel(sql_type = sql_types::Nullable<sql_types::Text>)]
+    pub unique_key: Option<String>,
 }
 
 /// Claims up to `batch_size` undispatched rows due within `lookahead`,
@@ -274,7 +299,7 @@ pub async fn claim(
              ORDER BY run_at
              LIMIT $2
              FOR UPDATE SKIP LOCKED))
-         RETURNING id, queue, job, version, payload, run_at",
+         RETURNING id, queue, job, version, payload, run_at, unique_key",
     )
     .bind::<sql_types::Double, _>(claim_timeout.as_secs_f64())
     .bind::<sql_types::BigInt, _>(batch_size)
@@ -320,6 +345,70 @@ pub async fn remove_dispatched(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> Qu
         .execute(conn)
         .await
         .map(drop)
+}
+
+/// What [`forget`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Forget {
+    /// The row was waiting and is gone: the job's name, payload and
+    /// uniqueness key.
+    Forgotten {
+        job: String,
+        payload: serde_json::Value,
+        unique_key: Option<String>,
+    },
+    /// A relay is pushing it right now: try again once the claim ends.
+    BeingRelayed,
+    /// No such row of that queue (relayed already, or never written).
+    Absent,
+}
+
+#[derive(QueryableByName)]
+struct ForgottenRow {
+    #[diesel(sql_type = sql_types::Text)]
+    job: String,
+    #[diesel(sql_type = sql_types::Jsonb)]
+    payload: serde_json::Value,
+    #[diesel(sql_type = sql_types::Nullable<sql_types::Text>)]
+    unique_key: Option<String>,
+}
+
+/// Deletes job `id` of `queue` if it is still waiting in the outbox and no
+/// relay holds a claim on it (an operator cancelling it). A row whose
+/// claim expired may also be in Redis already (its relay died after
+/// pushing): the caller cancels it there too.
+pub async fn forget(conn: &mut AsyncPgConnection, queue: Queue, id: Uuid) -> QueryResult<Forget> {
+    let gone: Option<ForgottenRow> = diesel::sql_query(
+        "DELETE FROM outbox
+         WHERE id = $1 AND queue = $2 AND dispatched_at IS NULL
+           AND (claimed_until IS NULL OR claimed_until < now())
+         RETURNING job, payload, unique_key",
+    )
+    .bind::<sql_types::Uuid, _>(id)
+    .bind::<sql_types::Text, _>(queue.as_str())
+    .get_result(conn)
+    .await
+    .optional()?;
+    if let Some(row) = gone {
+        return Ok(Forget::Forgotten {
+            job: row.job,
+            payload: row.payload,
+            unique_key: row.unique_key,
+        });
+    }
+    let claimed: bool = diesel::select(diesel::dsl::exists(
+        outbox::table
+            .filter(outbox::id.eq(id))
+            .filter(outbox::queue.eq(queue.as_str()))
+            .filter(outbox::dispatched_at.is_null()),
+    ))
+    .get_result(conn)
+    .await?;
+    Ok(if claimed {
+        Forget::BeingRelayed
+    } else {
+        Forget::Absent
+    })
 }
 
 /// Hands claimed rows back at once (their push failed), noting why.

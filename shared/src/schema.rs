@@ -44,6 +44,7 @@ diesel::table! {
         relay_attempts -> Int4,
         last_error -> Nullable<Text>,
         dispatched_at -> Nullable<Timestamptz>,
+        unique_key -> Nullable<Text>,
     }
 }
 

@@ -99,15 +99,11 @@ pub async fn execute(
             .observe(waited.as_secs_f64());
     }
 
-    if shared::jobs::coalesces(&envelope.job) {
+    if let Some(unique_key) = &envelope.unique_key {
         // Before the handler reads its work: what is committed from now on
         // gets a job of its own (queue::waiting). Best effort: a mark left
         // behind expires.
-        let key = queue::waiting::key(
-            &executor.ctx.config.redis.prefix,
-            &envelope.job,
-            &envelope.args,
-        );
+        let key = queue::waiting::key(&executor.ctx.config.redis.prefix, &envelope.job, unique_key);
         let task = task_id.to_string();
         if let Err(error) = queue::waiting::clear(&executor.ctx.redis, &key, &task).await {
             tracing::warn!(%error, "cannot clear the job's waiting mark; it expires");

@@ -43,7 +43,7 @@ enum Command {
         #[command(subcommand)]
         action: DeadAction,
     },
-    /// Pause or resume a queue on every worker process.
+    /// Pause or resume a queue on every worker process; cancel a waiting job.
     Queue {
         #[command(subcommand)]
         action: QueueAction,
@@ -56,6 +56,9 @@ enum QueueAction {
     Pause { queue: String },
     /// Let the workers fetch from the queue again.
     Resume { queue: String },
+    /// Cancel a job that has not started (queues whose jobs carry no money:
+    /// email, order_clearing, probe).
+    Cancel { queue: String, id: String },
 }
 
 #[derive(Subcommand)]
@@ -130,6 +133,23 @@ async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
             let (queue, paused) = match action {
                 QueueAction::Pause { queue } => (parse_queue(&queue)?, true),
                 QueueAction::Resume { queue } => (parse_queue(&queue)?, false),
+                QueueAction::Cancel { queue, id } => {
+                    let db = shared::db::pool(&config.database, "bourse-worker cancel")
+                        .map_err(anyhow::Error::msg)?;
+                    let cancelled =
+                        queue::cancel::cancel(&queues, &db, parse_queue(&queue)?, &id, "cli")
+                            .await?;
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "queue": cancelled.queue.as_str(),
+                            "id": cancelled.id,
+                            "job": cancelled.job,
+                            "waited_in": cancelled.waited_in.as_str(),
+                        })
+                    );
+                    return Ok(());
+                }
             };
             queues.set_paused(queue, paused).await?;
             println!(

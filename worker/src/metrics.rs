@@ -110,7 +110,7 @@ impl Metrics {
         let outbox_coalesced = Family::<QueueLabels, Counter>::default();
         registry.register(
             "outbox_coalesced",
-            "Outbox rows not pushed because a copy of their job was already waiting (clear_orders per currency and side)",
+            "Outbox rows not pushed because a job with the same uniqueness key was already waiting",
             outbox_coalesced.clone(),
         );
         let outbox_errors = Counter::default();

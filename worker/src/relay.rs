@@ -208,6 +208,7 @@ impl Relay {
                     v: u16::try_from(row.version).unwrap_or(0),
                     args: row.payload,
                     due_at: row.run_at,
+                    unique_key: row.unique_key,
                 },
             });
         }
@@ -252,35 +253,39 @@ impl Relay {
         Ok(())
     }
 
-    /// Drops the jobs of which a copy already waits (`shared::jobs::coalesces`):
-    /// in this batch, or in the queue (`queue::waiting`). Returns the jobs
-    /// to push and the waiting marks this call took for them.
+    /// Drops the jobs of which a copy with the same uniqueness key already
+    /// waits (`shared::jobs::JobSpec::unique_key`): in this batch, or in the
+    /// queue (`queue::waiting`, one round trip for the batch). Returns the
+    /// jobs to push and the waiting marks this call took for them.
     async fn coalesce(
         &self,
         jobs: Vec<ReadyJob>,
     ) -> Result<(Vec<ReadyJob>, Vec<(String, String)>), redis::RedisError> {
-        let conn = self.queues.connection();
         let mut kept = Vec::with_capacity(jobs.len());
-        let mut marks: Vec<(String, String)> = Vec::new();
+        let mut candidates: Vec<(ReadyJob, String)> = Vec::new();
         for job in jobs {
-            if !shared::jobs::coalesces(&job.envelope.job) {
+            let Some(unique_key) = &job.envelope.unique_key else {
                 kept.push(job);
                 continue;
+            };
+            let key = queue::waiting::key(&self.config.redis.prefix, &job.envelope.job, unique_key);
+            if !candidates.iter().any(|(_, taken)| *taken == key) {
+                candidates.push((job, key));
             }
-            let key = queue::waiting::key(
-                &self.config.redis.prefix,
-                &job.envelope.job,
-                &job.envelope.args,
-            );
-            if marks.iter().any(|(taken, _)| *taken == key) {
-                continue;
-            }
-            if queue::waiting::mark(&conn, &key, &job.task_id).await? {
-                marks.push((key, job.task_id.clone()));
+        }
+        let marks: Vec<(String, String)> = candidates
+            .iter()
+            .map(|(job, key)| (key.clone(), job.task_id.clone()))
+            .collect();
+        let marked = queue::waiting::mark(&self.queues.connection(), &marks).await?;
+        let mut taken = Vec::with_capacity(marks.len());
+        for (((job, _), mark), won) in candidates.into_iter().zip(marks).zip(marked) {
+            if won {
+                taken.push(mark);
                 kept.push(job);
             }
         }
-        Ok((kept, marks))
+        Ok((kept, taken))
     }
 
     async fn remove_dispatched(&self, ids: &[Uuid]) -> Result<(), RelayError> {

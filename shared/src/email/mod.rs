@@ -383,6 +383,24 @@ async fn record(
     }
 }
 
+/// Marks a pending email cancelled by an operator (its job cancelled
+/// before it ran): failed, never sent, its variables erased like any
+/// failed email's, and out of the reconciler's reach. False when it is no
+/// longer pending (being sent, sent or failed).
+pub async fn cancel(conn: &mut AsyncPgConnection, id: Uuid, by: &str) -> QueryResult<bool> {
+    let marked = diesel::update(emails::table.find(id))
+        .filter(emails::status.eq("pending"))
+        .set((
+            emails::status.eq("failed"),
+            emails::last_error.eq(Some(format!("cancelled by the operator {by}"))),
+            emails::context.eq(serde_json::json!({})),
+            emails::updated_at.eq(Utc::now()),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(marked == 1)
+}
+
 async fn resolve_unclaimable(
     conn: &mut AsyncPgConnection,
     id: Uuid,

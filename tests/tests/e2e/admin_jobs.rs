@@ -1,13 +1,18 @@
 //! The operators' view of the job system (PRODUCT.md §10): per-queue
 //! counts, the live workers, dead jobs with their payload and error,
-//! retrying and discarding them, and the workers' job metrics.
+//! retrying and discarding them, the workers' job metrics, pausing a
+//! queue and cancelling a waiting job.
 
 use std::time::Duration;
 
+use diesel_async::RunQueryDsl;
 use harness::{TestApp, TestAppBuilder, app::Reply, eventually, session::Session};
 use reqwest::Method;
 use serde_json::{Value, json};
-use shared::{jobs::Probe, outbox, probe};
+use shared::{
+    jobs::{Probe, Queue},
+    outbox, probe,
+};
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -488,4 +493,250 @@ async fn a_paused_queue_accepts_jobs_and_runs_none_on_any_process_until_resumed(
         queue(&overview(&app, &root).await, "probe")["paused"],
         false
     );
+}
+
+/// Cancelling a waiting job (PRODUCT.md §10): where it waits (the outbox,
+/// or its queue in Redis), through the API and the command line, in queues
+/// whose jobs carry no money; never a job that has started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_job_can_be_cancelled_where_no_money_rides_on_it() {
+    use diesel_async::AsyncConnection as _;
+
+    let app = TestAppBuilder::new()
+        .without_worker()
+        .env("EMAIL_RECONCILE_CRON", "0 0 0 1 1 *")
+        .env("RUST_LOG", "info,apalis_core=warn,apalis_redis=warn")
+        .start()
+        .await;
+    let worker = harness::process::WorkerProcess::spawn(
+        &app.settings,
+        "cancel-a",
+        &["--queues", "probe,email"],
+    );
+    harness::poll::healthy("the worker", &worker.health_url, WAIT).await;
+    let root = admin(&app).await;
+    let (ada, _) = app.user_with_wallets("ada", &[]).await;
+    let queues = app.queues();
+    queues.set_paused(Queue::Probe, true).await.unwrap();
+    queues.set_paused(Queue::Email, true).await.unwrap();
+
+    // Administrators only; known queues; never where money rides on it.
+    let nobody = Uuid::now_v7();
+    let path = |queue: &str, id: &str| format!("/api/v1/admin/jobs/{queue}/{id}");
+    let reply = send(
+        &app,
+        &ada,
+        Method::DELETE,
+        &path("probe", &nobody.to_string()),
+    )
+    .await;
+    assert_eq!(reply.status, 403);
+    for (queue, status, code) in [
+        ("nope", 404, "not_found"),
+        ("probe", 404, "not_found"),
+        ("bet_settlement", 409, "conflict"),
+        ("monthly_fee", 409, "conflict"),
+        ("price_alert", 409, "conflict"),
+    ] {
+        let reply = send(
+            &app,
+            &root,
+            Method::DELETE,
+            &path(queue, &nobody.to_string()),
+        )
+        .await;
+        assert_eq!(reply.status, status, "{queue}: {}", reply.body);
+        assert_eq!(reply.body["code"], code, "{queue}");
+    }
+
+    // A probe pending in its queue, another delayed in the outbox.
+    let cancelled = || Probe {
+        tag: "cancelled".into(),
+        record: true,
+        ..Probe::default()
+    };
+    let pending = push(&app, cancelled(), None).await;
+    let delayed = push(
+        &app,
+        cancelled(),
+        Some(chrono::Utc::now() + chrono::Duration::hours(1)),
+    )
+    .await;
+    eventually("the due probe waiting in Redis", WAIT, || async {
+        let counts = queues.counts(Queue::Probe).await.ok()?;
+        (counts.pending == 1).then_some(())
+    })
+    .await;
+    let reply = send(
+        &app,
+        &root,
+        Method::DELETE,
+        &path("probe", &pending.to_string()),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        reply.body,
+        json!({ "queue": "probe", "id": pending.to_string(), "job": "probe", "waited_in": "pending" })
+    );
+    let again = send(
+        &app,
+        &root,
+        Method::DELETE,
+        &path("probe", &pending.to_string()),
+    )
+    .await;
+    assert_eq!(again.status, 404, "{}", again.body);
+    // From the command line, the delayed one.
+    let output = tokio::process::Command::new(harness::process::binary("bourse-worker"))
+        .args(["queue", "cancel", "probe", &delayed.to_string()])
+        .envs(&app.settings)
+        .current_dir(std::env::temp_dir())
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let said: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(said["waited_in"], "outbox", "{said}");
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM outbox WHERE job = 'probe'")
+            .await,
+        0
+    );
+    assert_eq!(queues.counts(Queue::Probe).await.unwrap().pending, 0);
+
+    // An email waiting in its queue: cancelled, never sent, and out of the
+    // reconciler's reach.
+    let mail = shared::email::VerifyEmail {
+        username: "sam".into(),
+        email: "cancelled@example.com".into(),
+        code: "123456".into(),
+        expires_minutes: 15,
+    };
+    let mut conn = app.conn().await;
+    let (email_id, job_id) = conn
+        .transaction(async |conn| {
+            let ids = {
+                let shared: &diesel_async::AsyncPgConnection = conn;
+                shared::email::enqueue_many_quiet_on(
+                    shared,
+                    &[(None, "cancelled@example.com".to_owned(), mail)],
+                )
+                .await?
+            };
+            let job: JobId =
+                diesel::sql_query("SELECT id FROM outbox WHERE payload->>'email_id' = $1::text")
+                    .bind::<diesel::sql_types::Text, _>(ids[0].to_string())
+                    .get_result(conn)
+                    .await?;
+            Ok::<_, diesel::result::Error>((ids[0], job.id))
+        })
+        .await
+        .unwrap();
+    eventually("the email's job waiting in Redis", WAIT, || async {
+        let counts = queues.counts(Queue::Email).await.ok()?;
+        (counts.pending >= 1
+            && app
+                .count("SELECT count(*) AS n FROM outbox WHERE job = 'send_email'")
+                .await
+                == 0)
+            .then_some(())
+    })
+    .await;
+    let reply = send(
+        &app,
+        &root,
+        Method::DELETE,
+        &path("email", &job_id.to_string()),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["job"], "send_email");
+    assert_eq!(reply.body["waited_in"], "pending");
+    let (status, error): (String, Option<String>) = {
+        use diesel::QueryDsl as _;
+        use shared::schema::emails;
+        emails::table
+            .find(email_id)
+            .select((emails::status, emails::last_error))
+            .first(&mut conn)
+            .await
+            .unwrap()
+    };
+    assert_eq!(status, "failed");
+    assert_eq!(error.as_deref(), Some("cancelled by the operator root"));
+    let reconciled = shared::email::reconcile(
+        &mut conn,
+        std::time::Duration::ZERO,
+        std::time::Duration::from_secs(60),
+        8,
+        100,
+    )
+    .await
+    .unwrap();
+    assert_eq!(reconciled.queued, 0);
+
+    // Resumed: a job pushed after the cancelled ones runs; they never do.
+    queues.set_paused(Queue::Probe, false).await.unwrap();
+    queues.set_paused(Queue::Email, false).await.unwrap();
+    push(
+        &app,
+        Probe {
+            tag: "after".into(),
+            record: true,
+            ..Probe::default()
+        },
+        None,
+    )
+    .await;
+    eventually("the later probe ran", WAIT, || async {
+        (!probe_runs(&app, "after").await.is_empty()).then_some(())
+    })
+    .await;
+    assert!(probe_runs(&app, "cancelled").await.is_empty());
+    assert!(
+        !app.smtp
+            .mails()
+            .iter()
+            .any(|m| m.to.iter().any(|to| to == "cancelled@example.com"))
+    );
+
+    // A job that has started is not waiting: it runs to its end.
+    let long = push(
+        &app,
+        Probe {
+            tag: "long".into(),
+            sleep_ms: 3000,
+            record: true,
+            ..Probe::default()
+        },
+        None,
+    )
+    .await;
+    eventually("the long probe started", WAIT, || async {
+        (!probe_runs(&app, "long").await.is_empty()).then_some(())
+    })
+    .await;
+    let reply = send(
+        &app,
+        &root,
+        Method::DELETE,
+        &path("probe", &long.to_string()),
+    )
+    .await;
+    assert_eq!(reply.status, 409, "{}", reply.body);
+    assert_eq!(reply.body["code"], "conflict");
+    let runs = eventually("the long probe finished", WAIT, || async {
+        let runs = probe_runs(&app, "long").await;
+        runs.iter().all(|r| r.finished_at.is_some()).then_some(runs)
+    })
+    .await;
+    assert_eq!(runs.len(), 1);
+    assert!(!runs[0].failed);
+}
+
+#[derive(diesel::QueryableByName)]
+struct JobId {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
 }

@@ -747,3 +747,99 @@ async fn a_task_finishing_during_an_idle_wait_is_acknowledged() {
         assert_eq!(n, 0, "{key} still holds the task");
     }
 }
+
+/// PATCHES.md 11: a waiting task (on the active list, or in the scheduled
+/// set) can be cancelled, data and metadata gone; one a worker has fetched
+/// cannot, and runs to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_task_can_be_cancelled_and_a_running_one_cannot() {
+    use apalis_core::task::builder::TaskBuilder;
+    use apalis_redis::waiting::{Cancel, Waited, cancel};
+
+    let mut conn = connection().await;
+    let config = config();
+    let now_secs = server_ms(&mut conn).await / 1000;
+    let task = |id: &str, data: &[u8]| {
+        TaskBuilder::new(data.to_vec())
+            .task_id(TaskId::from(id.to_owned()))
+            .build()
+    };
+    let later = TaskBuilder::new(b"2".to_vec())
+        .task_id(TaskId::from("later".to_owned()))
+        .run_at_timestamp(now_secs + 3600)
+        .build();
+    apalis_redis::queries::push_tasks(&mut conn, &config, &[task("due", b"1"), later])
+        .await
+        .unwrap();
+
+    assert_eq!(
+        cancel(&mut conn, &config, "due").await.unwrap(),
+        Cancel::Cancelled {
+            waited: Waited::Pending,
+            data: b"1".to_vec()
+        }
+    );
+    assert_eq!(
+        cancel(&mut conn, &config, "later").await.unwrap(),
+        Cancel::Cancelled {
+            waited: Waited::Scheduled,
+            data: b"2".to_vec()
+        }
+    );
+    // Gone for good: not waiting any more, no data, no metadata.
+    assert_eq!(
+        cancel(&mut conn, &config, "due").await.unwrap(),
+        Cancel::Unknown
+    );
+    assert_eq!(
+        cancel(&mut conn, &config, "unknown").await.unwrap(),
+        Cancel::Unknown
+    );
+    assert_eq!(
+        conn.llen::<_, u64>(config.active_jobs_list())
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(zcard(&mut conn, &config.scheduled_jobs_set()).await, 0);
+    let data: Option<Vec<u8>> = conn.hget(config.job_data_hash(), "due").await.unwrap();
+    assert_eq!(data, None);
+    let meta: bool = conn
+        .exists(format!("{}:due", config.job_meta_hash()))
+        .await
+        .unwrap();
+    assert!(!meta);
+
+    // A task a worker has fetched is not waiting: it runs to its end.
+    let mut storage: RedisStorage<u32> =
+        RedisStorage::new(conn.clone()).with_config(config.clone());
+    storage.push(7).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let name = format!("patch-worker-{}", random_suffix());
+    let worker = WorkerBuilder::new(name.as_str())
+        .backend(storage)
+        .build(slow_success);
+    let running = tokio::spawn(worker.run_until(until(stopped)));
+    let fetched: String = eventually("the task fetched", Duration::from_secs(30), || {
+        let mut conn = conn.clone();
+        let config = config.clone();
+        async move {
+            let ids: Vec<String> = conn.hkeys(config.job_data_hash()).await.ok()?;
+            let active: u64 = conn.llen(config.active_jobs_list()).await.ok()?;
+            (ids.len() == 1 && active == 0).then(|| ids[0].clone())
+        }
+    })
+    .await;
+    assert_eq!(
+        cancel(&mut conn, &config, &fetched).await.unwrap(),
+        Cancel::NotWaiting
+    );
+    eventually("the task done", Duration::from_secs(30), || {
+        let mut conn = conn.clone();
+        let config = config.clone();
+        async move { (zcard(&mut conn, &config.done_jobs_set()).await == 1).then_some(()) }
+    })
+    .await;
+    let _ = stop.send(());
+    let _ = running.await;
+}

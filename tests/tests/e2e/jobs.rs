@@ -603,6 +603,7 @@ async fn a_job_queued_under_the_untagged_key_names_runs_after_the_upgrade() {
             v: Probe::VERSION,
             args: serde_json::to_value(recorded("untagged")).unwrap(),
             due_at: chrono::Utc::now(),
+            unique_key: None,
         },
     };
     let retry_id = Uuid::now_v7();

@@ -45,6 +45,7 @@ mod security;
 mod stack;
 mod tls;
 mod trading;
+mod unique_jobs;
 mod upkeep;
 mod wallets;
 mod web;

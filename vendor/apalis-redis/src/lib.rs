@@ -43,6 +43,9 @@ pub mod factory;
 /// The dead set: listing, retrying, discarding and bounding dead tasks.
 pub mod dead;
 
+/// Waiting tasks: cancelling one that has not started.
+pub mod waiting;
+
 mod scheduled;
 mod sets;
 pub use scheduled::{Promoted, promote_due};

@@ -1,7 +1,7 @@
 //! `/admin`: operator views, administrators only: the ledger check
 //! (`ledger`), and the job system as operators see it (PRODUCT.md §10):
 //! queue and worker counts, pausing and resuming queues (`queues`), dead
-//! jobs (`jobs`).
+//! jobs (`jobs`), cancelling a waiting job (`cancel`).
 //!
 //! Counts come from the queues' own bookkeeping in Redis (the apalis-redis
 //! key layout, read through the `queue` crate) plus the outbox in PostgreSQL:
@@ -16,6 +16,7 @@
 //! scheduled and dead sets, plus our outcome counters and worker process
 //! registry (apalis's own `ListWorkers` has no concurrency per worker).
 
+mod cancel;
 mod jobs;
 mod ledger;
 mod queues;
@@ -56,6 +57,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(jobs::list_dead))
         .routes(routes!(jobs::retry_dead))
         .routes(routes!(jobs::discard_dead))
+        .routes(routes!(cancel::cancel_job))
 }
 
 fn job_queues(state: &AppState) -> JobQueues {
