@@ -12,12 +12,15 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
+use shared::trace::{Origin, TraceParent};
+
 use crate::{
     error::{ErrorCode, PROBLEM_JSON, code_for_status, problem_response},
     state::AppState,
 };
 
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// The id of the current request, in request extensions.
 #[derive(Clone, Debug)]
@@ -39,7 +42,10 @@ pub async fn wake_relays(State(state): State<AppState>, request: Request, next: 
 
 /// Accepts a caller's `X-Request-Id` when it is short and plain (so it is
 /// safe in logs), otherwise makes one; echoes it on the response and wraps
-/// the request in a tracing span carrying it.
+/// the request in a tracing span carrying it. The span continues the
+/// caller's W3C `traceparent` (or starts a trace), and the jobs the request
+/// queues carry both (`shared::trace`), so one trace shows the request, the
+/// relay's push and the job.
 pub async fn request_id(mut request: Request, next: Next) -> Response {
     let id = shared::telemetry::request_id_or_new(
         request
@@ -53,9 +59,25 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
         request.id = %id,
         method = %request.method(),
         path = %request.uri().path(),
+        trace.id = tracing::field::Empty,
     );
+    let caller = request
+        .headers()
+        .get(&TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceParent::parse);
+    let traceparent = shared::telemetry::continue_trace(&span, caller);
+    span.record("trace.id", traceparent.trace_id_hex());
+    let origin = Origin {
+        traceparent,
+        request_id: Some(id.clone()),
+    };
     let started = std::time::Instant::now();
-    let mut response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    let mut response = shared::trace::scope(
+        origin,
+        tracing::Instrument::instrument(next.run(request), span.clone()),
+    )
+    .await;
     let status = response.status();
     span.in_scope(|| {
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;

@@ -50,6 +50,8 @@ fn probe_job(tag: &str, record: bool) -> ReadyJob {
             args,
             due_at: Utc::now(),
             unique_key: None,
+            traceparent: None,
+            request_id: None,
         },
     }
 }

@@ -1,1 +1,1 @@
-ALTER TABLE outbox DROP COLUMN unique_key;
+ALTER TABLE outbox DROP COLUMN unique_key, DROP COLUMN traceparent, DROP COLUMN request_id;

@@ -24,8 +24,9 @@ where
             return ExitCode::from(2);
         }
     };
-    crate::telemetry::init(config.log_format, default_log_filter);
+    // The crypto provider first: the trace exporter's HTTP client needs it.
     crate::tls::install_crypto_provider();
+    crate::telemetry::init(config.log_format, default_log_filter, &config.telemetry);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -36,7 +37,10 @@ where
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(main(config)) {
+    let outcome = runtime.block_on(main(config));
+    // Outside the runtime: the exporter's client blocks.
+    crate::telemetry::shutdown();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");

@@ -133,6 +133,13 @@ pub struct JobEnvelope {
     /// when the job starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unique_key: Option<String>,
+    /// The W3C trace context the job continues (`crate::trace`): what queued
+    /// it, or the relay's push when traces are exported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// The API request behind the job, for its logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl JobEnvelope {
@@ -379,6 +386,8 @@ mod tests {
             args: serde_json::json!({ "email_id": Uuid::nil() }),
             due_at: Utc::now(),
             unique_key: None,
+            traceparent: None,
+            request_id: None,
         };
         assert_eq!(
             envelope.decode::<SendEmail>().unwrap(),

@@ -34,5 +34,6 @@ pub mod startup;
 pub mod telemetry;
 pub mod text_enum;
 pub mod tls;
+pub mod trace;
 pub mod trading;
 pub mod wallets;

@@ -99,9 +99,11 @@ pub async fn push_many_quiet<J: JobSpec>(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| diesel::result::Error::SerializationError(e.into()))?;
     let unique_keys: Vec<Option<String>> = jobs.iter().map(JobSpec::unique_key).collect();
+    let origin = crate::trace::current();
     diesel::sql_query(
-        "INSERT INTO outbox (id, queue, job, version, payload, run_at, unique_key)
-         SELECT id, $3, $4, $5, payload, now(), unique_key
+        "INSERT INTO outbox (id, queue, job, version, payload, run_at, unique_key,
+                             traceparent, request_id)
+         SELECT id, $3, $4, $5, payload, now(), unique_key, $7, $8
          FROM unnest($1::uuid[], $2::jsonb[], $6::text[]) AS j(id, payload, unique_key)",
     )
     .bind::<sql_types::Array<sql_types::Uuid>, _>(&ids)
@@ -110,6 +112,8 @@ pub async fn push_many_quiet<J: JobSpec>(
     .bind::<sql_types::Text, _>(J::NAME)
     .bind::<sql_types::SmallInt, _>(i16::try_from(J::VERSION).unwrap_or(i16::MAX))
     .bind::<sql_types::Array<sql_types::Nullable<sql_types::Text>>, _>(&unique_keys)
+    .bind::<sql_types::Nullable<sql_types::Text>, _>(traceparent(origin.as_ref()))
+    .bind::<sql_types::Nullable<sql_types::Text>, _>(request_id(origin.as_ref()))
     .execute(&mut &*conn)
     .await?;
     Ok(ids)
@@ -171,9 +175,11 @@ async fn insert_parts(
 ) -> QueryResult<Uuid> {
     // v7: time-ordered ids keep the primary key index append-only.
     let id = Uuid::now_v7();
+    let origin = crate::trace::current();
     diesel::sql_query(
-        "INSERT INTO outbox (id, queue, job, version, payload, run_at, unique_key)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO outbox (id, queue, job, version, payload, run_at, unique_key,
+                             traceparent, request_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind::<sql_types::Uuid, _>(id)
     .bind::<sql_types::Text, _>(parts.queue.as_str())
@@ -182,12 +188,23 @@ async fn insert_parts(
     .bind::<sql_types::Jsonb, _>(parts.payload)
     .bind::<sql_types::Timestamptz, _>(run_at.unwrap_or_else(Utc::now))
     .bind::<sql_types::Nullable<sql_types::Text>, _>(&parts.unique_key)
+    .bind::<sql_types::Nullable<sql_types::Text>, _>(traceparent(origin.as_ref()))
+    .bind::<sql_types::Nullable<sql_types::Text>, _>(request_id(origin.as_ref()))
     .execute(&mut &*conn)
     .await?;
     if wake {
         note_push(parts.queue);
     }
     Ok(id)
+}
+
+/// The trace context a row carries: the current request's or job's.
+fn traceparent(origin: Option<&crate::trace::Origin>) -> Option<String> {
+    origin.map(|o| o.traceparent.to_string())
+}
+
+fn request_id(origin: Option<&crate::trace::Origin>) -> Option<&str> {
+    origin.and_then(|o| o.request_id.as_deref())
 }
 
 /// Undispatched rows, for operators and tests.
@@ -262,6 +279,10 @@ pub struct Claimed {
     pub run_at: DateTime<Utc>,
     #[diesel(sql_type = sql_types::Nullable<sql_types::Text>)]
     pub unique_key: Option<String>,
+    #[diesel(sql_type = sql_types::Nullable<sql_types::Text>)]
+    pub traceparent: Option<String>,
+    #[diesel(sql_type = sql_types::Nullable<sql_types::Text>)]
+    pub request_id: Option<String>,
 }
 
 /// Claims up to `batch_size` undispatched rows due within `lookahead`,
@@ -299,7 +320,7 @@ pub async fn claim(
              ORDER BY run_at
              LIMIT $2
              FOR UPDATE SKIP LOCKED))
-         RETURNING id, queue, job, version, payload, run_at, unique_key",
+         RETURNING id, queue, job, version, payload, run_at, unique_key, traceparent, request_id",
     )
     .bind::<sql_types::Double, _>(claim_timeout.as_secs_f64())
     .bind::<sql_types::BigInt, _>(batch_size)

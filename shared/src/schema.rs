@@ -45,6 +45,8 @@ diesel::table! {
         last_error -> Nullable<Text>,
         dispatched_at -> Nullable<Timestamptz>,
         unique_key -> Nullable<Text>,
+        traceparent -> Nullable<Text>,
+        request_id -> Nullable<Text>,
     }
 }
 

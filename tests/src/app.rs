@@ -19,7 +19,11 @@ pub const REDIS_ADDR: &str = "127.0.0.1:6379";
 fn init_tracing() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        shared::telemetry::init(shared::config::LogFormat::Pretty, "warn");
+        shared::telemetry::init(
+            shared::config::LogFormat::Pretty,
+            "warn",
+            &shared::config::TelemetryConfig::default(),
+        );
         shared::tls::install_crypto_provider();
     });
 }

@@ -14,6 +14,7 @@ pub mod db;
 pub mod docker;
 pub mod exchange;
 pub mod failover;
+pub mod otlp;
 pub mod pgbouncer;
 pub mod poll;
 pub mod process;

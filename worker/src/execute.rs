@@ -22,7 +22,10 @@ use apalis_core::error::AbortError;
 use chrono::Utc;
 use futures::FutureExt;
 use queue::JobQueues;
-use shared::jobs::{JobEnvelope, Queue};
+use shared::{
+    jobs::{JobEnvelope, Queue},
+    trace::{Origin, TraceParent},
+};
 
 use crate::{
     jobs::{self, JobContext, JobError},
@@ -66,6 +69,27 @@ pub struct Executor {
     pub outcomes: Arc<Outcomes>,
 }
 
+/// Makes the job's span continue the trace of what queued it (the request
+/// and the relay's push, PRODUCT.md §10) and name the request in its logs;
+/// the context the jobs it queues carry. A job queued outside any trace
+/// starts one only when spans are exported: otherwise there is nothing to
+/// join, and the hot path stays as it was.
+fn continue_trace(span: &tracing::Span, envelope: &JobEnvelope) -> Option<Origin> {
+    let parent = envelope.traceparent.as_deref().and_then(TraceParent::parse);
+    if parent.is_none() && !shared::telemetry::exporting() {
+        return None;
+    }
+    let traceparent = shared::telemetry::continue_trace(span, parent);
+    span.record("trace.id", traceparent.trace_id_hex());
+    if let Some(request) = &envelope.request_id {
+        span.record("request.id", request.as_str());
+    }
+    Some(Origin {
+        traceparent,
+        request_id: envelope.request_id.clone(),
+    })
+}
+
 /// The apalis handler: one attempt of one job.
 pub async fn execute(
     envelope: JobEnvelope,
@@ -80,9 +104,28 @@ pub async fn execute(
         job.id = %envelope.id,
         job.name = %envelope.job,
         job.queue = queue,
-        job.attempt = attempt
+        job.attempt = attempt,
+        request.id = tracing::field::Empty,
+        trace.id = tracing::field::Empty,
     );
-    let _entered = span.enter();
+    let origin = continue_trace(&span, &envelope);
+    // Instrumented, not entered: a guard held across awaits would leave the
+    // span off the log lines of polls that run on another thread.
+    tracing::Instrument::instrument(
+        attempt_job(envelope, attempt, task_id, executor, origin),
+        span,
+    )
+    .await
+}
+
+async fn attempt_job(
+    envelope: JobEnvelope,
+    attempt: u32,
+    task_id: TaskId,
+    executor: Data<Arc<Executor>>,
+    origin: Option<Origin>,
+) -> Result<(), BoxDynError> {
+    let queue = executor.queue.as_str();
     // A delayed job reaches us up to the relay's lookahead before it is
     // due: hold it until then (capped, in case this machine's clock is
     // behind the database's).
@@ -122,6 +165,13 @@ pub async fn execute(
         ))),
         Some(handler) => {
             let run = handler(executor.ctx.clone(), envelope.clone(), attempt);
+            // Jobs this attempt queues continue its trace.
+            let run = async move {
+                match origin {
+                    Some(origin) => shared::trace::scope(origin, run).await,
+                    None => run.await,
+                }
+            };
             let timeout = executor.ctx.config.jobs.timeout;
             let (outcome, pushed) = shared::outbox::noting_pushes(
                 AssertUnwindSafe(tokio::time::timeout(timeout, run)).catch_unwind(),

@@ -195,7 +195,17 @@ impl Relay {
     async fn push_and_mark(&self, rows: Vec<Claimed>) -> Result<(), RelayError> {
         let mut by_queue: BTreeMap<Queue, Vec<ReadyJob>> = BTreeMap::new();
         let mut unroutable = Vec::new();
+        // With traces exported, one span per traced job covers its push
+        // (they close when this function returns) and is its job's parent.
+        let mut hops: Vec<tracing::Span> = Vec::new();
         for row in rows {
+            let traceparent = match relay_hop(&row) {
+                Some((span, traceparent)) => {
+                    hops.push(span);
+                    Some(traceparent)
+                }
+                None => row.traceparent,
+            };
             let Some(queue) = Queue::parse(&row.queue) else {
                 unroutable.push(row.id);
                 continue;
@@ -209,6 +219,8 @@ impl Relay {
                     args: row.payload,
                     due_at: row.run_at,
                     unique_key: row.unique_key,
+                    traceparent,
+                    request_id: row.request_id,
                 },
             });
         }
@@ -366,4 +378,23 @@ async fn purge_marked_dispatched(db: &DbPool) -> Result<usize, RelayError> {
         }
     }
     Ok(total)
+}
+
+/// The relay's hop in a traced job's trace, when spans are exported: a span
+/// child of what queued the job, and the context the job continues from.
+/// Without export the job continues from what queued it directly.
+fn relay_hop(row: &Claimed) -> Option<(tracing::Span, String)> {
+    if !shared::telemetry::exporting() {
+        return None;
+    }
+    let parent = shared::trace::TraceParent::parse(row.traceparent.as_deref()?)?;
+    let span = tracing::info_span!(
+        "outbox.relay",
+        job.id = %row.id,
+        job.name = %row.job,
+        job.queue = %row.queue,
+        request.id = row.request_id.as_deref(),
+    );
+    let traceparent = shared::telemetry::continue_trace(&span, Some(parent));
+    Some((span, traceparent.to_string()))
 }

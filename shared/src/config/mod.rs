@@ -19,6 +19,7 @@ mod jobs;
 mod mail;
 mod rates;
 mod redis;
+mod telemetry;
 mod trading;
 mod worker;
 
@@ -36,6 +37,7 @@ pub use jobs::{JobsConfig, OutboxConfig};
 pub use mail::{MailConfig, MailTransportKind, SmtpTls};
 pub use rates::{ProviderKind, RatesConfig};
 pub use redis::{RedisConfig, RedisTopology};
+pub use telemetry::TelemetryConfig;
 pub use trading::{ExchangeKind, TradingConfig};
 pub use worker::WorkerConfig;
 
@@ -57,6 +59,7 @@ pub enum LogFormat {
 pub struct Config {
     pub env: AppEnv,
     pub log_format: LogFormat,
+    pub telemetry: TelemetryConfig,
     pub database: DatabaseConfig,
     pub redis: RedisConfig,
     pub http: HttpConfig,
@@ -135,6 +138,7 @@ impl Config {
         Self {
             env: app_env,
             log_format,
+            telemetry: TelemetryConfig::read(env),
             database: DatabaseConfig::read(env),
             redis: RedisConfig::read(env),
             http: HttpConfig::read(env),

@@ -44,6 +44,7 @@ mod schedule;
 mod security;
 mod stack;
 mod tls;
+mod traces;
 mod trading;
 mod unique_jobs;
 mod upkeep;
