@@ -45,3 +45,34 @@ pub async fn metric(health_url: &str, series: &str) -> Option<f64> {
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|value| value.trim().parse().ok())
 }
+
+/// How a series of arrivals (emails at a receiver, calls at a fake) was
+/// spread in time: what a rate limit must bound.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spread {
+    /// The most arrivals in one calendar second.
+    pub busiest_second: u64,
+    /// From the first arrival to the last, in seconds.
+    pub span_secs: f64,
+    /// Arrivals per calendar second (for a failure's message).
+    pub per_second: std::collections::BTreeMap<u64, u64>,
+}
+
+pub fn spread(arrivals: &[std::time::SystemTime]) -> Spread {
+    let secs = |t: &std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64()
+    };
+    let mut per_second = std::collections::BTreeMap::new();
+    for arrival in arrivals {
+        *per_second.entry(secs(arrival) as u64).or_default() += 1;
+    }
+    let first = arrivals.iter().map(secs).fold(f64::MAX, f64::min);
+    let last = arrivals.iter().map(secs).fold(f64::MIN, f64::max);
+    Spread {
+        busiest_second: per_second.values().copied().max().unwrap_or(0),
+        span_secs: (last - first).max(0.0),
+        per_second,
+    }
+}

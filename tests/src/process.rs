@@ -156,6 +156,28 @@ impl WorkerProcess {
         }
     }
 
+    /// Starts one process per name, each with `extra` arguments, and waits
+    /// until every one is healthy.
+    pub async fn spawn_healthy(
+        settings: &HashMap<String, String>,
+        names: &[&str],
+        extra: &[&str],
+    ) -> Vec<Self> {
+        let workers: Vec<Self> = names
+            .iter()
+            .map(|name| Self::spawn(settings, name, extra))
+            .collect();
+        for worker in &workers {
+            crate::poll::healthy(
+                &format!("worker {}", worker.name),
+                &worker.health_url,
+                std::time::Duration::from_secs(60),
+            )
+            .await;
+        }
+        workers
+    }
+
     /// Its logs so far.
     pub fn log(&self) -> String {
         self.log.text()

@@ -468,19 +468,12 @@ async fn three_worker_processes_share_one_price_provider_rate_limit() {
         .env("RATE_HTTP_RETRIES", 0)
         .start()
         .await;
-    let workers: Vec<_> = ["prices-a", "prices-b", "prices-c"]
-        .iter()
-        .map(|name| {
-            harness::process::WorkerProcess::spawn(
-                &app.settings,
-                name,
-                &["--queues", "rate_refresh"],
-            )
-        })
-        .collect();
-    for worker in &workers {
-        harness::poll::healthy("a worker", &worker.health_url, Duration::from_secs(60)).await;
-    }
+    let _workers = harness::process::WorkerProcess::spawn_healthy(
+        &app.settings,
+        &["prices-a", "prices-b", "prices-c"],
+        &["--queues", "rate_refresh"],
+    )
+    .await;
     let arrivals = eventually(
         "five calls to the provider",
         Duration::from_secs(60),

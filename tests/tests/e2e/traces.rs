@@ -3,7 +3,7 @@
 //! trace holds the request, the relay's push and the job, exported over
 //! OTLP/HTTP by the real binaries; and the job's logs name the request.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use harness::{
     TestAppBuilder, eventually,
@@ -23,6 +23,45 @@ fn one<'a>(spans: &'a [ReceivedSpan], service: &str, name: &str) -> Option<&'a R
         .find(|s| s.trace_id == TRACE && s.service == service && s.name == name)
 }
 
+/// The real binaries: an API and a worker serving `email`, both answering.
+async fn api_and_worker(settings: &HashMap<String, String>) -> (ApiProcess, WorkerProcess) {
+    let api = ApiProcess::spawn(settings);
+    let worker = WorkerProcess::spawn_healthy(settings, &["traced"], &["--queues", "email"])
+        .await
+        .remove(0);
+    let health = format!("{}/healthz", api.base_url);
+    harness::poll::healthy("the API", &health, WAIT).await;
+    (api, worker)
+}
+
+/// Registers `name` through `api` with these headers: the request queues a
+/// verification email. Returns the answer's status.
+async fn register(api: &ApiProcess, name: &str, traceparent: &str, request_id: &str) -> u16 {
+    let body = json!({ "username": name, "email": format!("{name}@example.com"), "password": "correct horse" });
+    reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/register", api.base_url))
+        .header("traceparent", traceparent)
+        .header("x-request-id", request_id)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The worker's log line of the email it sent.
+async fn sent_line(worker: &WorkerProcess) -> String {
+    eventually("the job's log line", WAIT, || async {
+        worker
+            .log()
+            .lines()
+            .find(|l| l.contains("email sent"))
+            .map(str::to_owned)
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_trace_holds_the_request_the_relay_push_and_the_job() {
     let receiver = OtlpReceiver::start().await;
@@ -35,30 +74,14 @@ async fn one_trace_holds_the_request_the_relay_push_and_the_job() {
         .env("RUST_LOG", LOG)
         .start()
         .await;
-    let api = ApiProcess::spawn(&app.settings);
-    let worker = WorkerProcess::spawn(&app.settings, "traced", &["--queues", "email"]);
-    harness::poll::healthy("the worker", &worker.health_url, WAIT).await;
-    let client = reqwest::Client::new();
-    eventually("the API answering", WAIT, || async {
-        let reply = client
-            .get(format!("{}/healthz", api.base_url))
-            .send()
-            .await
-            .ok()?;
-        reply.status().is_success().then_some(())
-    })
-    .await;
+    let (api, worker) = api_and_worker(&app.settings).await;
 
     // A caller in a trace registers: the request queues a verification email.
-    let reply = client
-        .post(format!("{}/api/v1/auth/register", api.base_url))
-        .header("traceparent", format!("00-{TRACE}-{CALLER_SPAN}-01"))
-        .header("x-request-id", "traced-request-1")
-        .json(&json!({ "username": "tracy", "email": "tracy@example.com", "password": "correct horse" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reply.status(), 201);
+    let traceparent = format!("00-{TRACE}-{CALLER_SPAN}-01");
+    assert_eq!(
+        register(&api, "tracy", &traceparent, "traced-request-1").await,
+        201
+    );
     app.smtp.wait_for("tracy@example.com", WAIT).await;
 
     // One trace: the caller → the API's request → the relay's push → the job.
@@ -88,15 +111,9 @@ async fn one_trace_holds_the_request_the_relay_push_and_the_job() {
         "{job:?}"
     );
     // And the job's log lines name the request and the trace.
-    let log = eventually("the job's log line", WAIT, || async {
-        let log = worker.log();
-        log.lines()
-            .find(|l| l.contains("email sent"))
-            .map(str::to_owned)
-    })
-    .await;
-    assert!(log.contains("traced-request-1"), "{log}");
-    assert!(log.contains(TRACE), "{log}");
+    let line = sent_line(&worker).await;
+    assert!(line.contains("traced-request-1"), "{line}");
+    assert!(line.contains(TRACE), "{line}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,45 +123,18 @@ async fn without_export_the_trace_and_request_ids_still_reach_the_jobs_logs() {
         .env("RUST_LOG", LOG)
         .start()
         .await;
-    let api = ApiProcess::spawn(&app.settings);
-    let worker = WorkerProcess::spawn(&app.settings, "untraced", &["--queues", "email"]);
-    harness::poll::healthy("the worker", &worker.health_url, WAIT).await;
-    let client = reqwest::Client::new();
-    eventually("the API answering", WAIT, || async {
-        let reply = client
-            .get(format!("{}/healthz", api.base_url))
-            .send()
-            .await
-            .ok()?;
-        reply.status().is_success().then_some(())
-    })
-    .await;
-    let reply = client
-        .post(format!("{}/api/v1/auth/register", api.base_url))
-        .header("traceparent", format!("00-{TRACE}-{CALLER_SPAN}-01"))
-        .header("x-request-id", "plain-request-1")
-        .json(&json!({ "username": "plain", "email": "plain@example.com", "password": "correct horse" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reply.status(), 201);
-    let log = eventually("the job's log line", WAIT, || async {
-        worker
-            .log()
-            .lines()
-            .find(|l| l.contains("email sent"))
-            .map(str::to_owned)
-    })
-    .await;
-    assert!(log.contains("plain-request-1"), "{log}");
-    assert!(log.contains(TRACE), "{log}");
+    let (api, worker) = api_and_worker(&app.settings).await;
+    let traceparent = format!("00-{TRACE}-{CALLER_SPAN}-01");
+    assert_eq!(
+        register(&api, "plain", &traceparent, "plain-request-1").await,
+        201
+    );
+    let line = sent_line(&worker).await;
+    assert!(line.contains("plain-request-1"), "{line}");
+    assert!(line.contains(TRACE), "{line}");
     // A malformed traceparent starts a new trace instead of failing.
-    let reply = client
-        .post(format!("{}/api/v1/auth/register", api.base_url))
-        .header("traceparent", "00-not-a-trace-01")
-        .json(&json!({ "username": "plain2", "email": "plain2@example.com", "password": "correct horse" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reply.status(), 201);
+    assert_eq!(
+        register(&api, "plain2", "00-not-a-trace-01", "plain-request-2").await,
+        201
+    );
 }

@@ -35,12 +35,6 @@ async fn dropped(processes: &[&WorkerProcess], queue: &str) -> f64 {
     total
 }
 
-async fn healthy(processes: &[&WorkerProcess]) {
-    for process in processes {
-        harness::poll::healthy("a worker process", &process.health_url, WAIT).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copies_committed_at_once_and_relayed_by_three_processes_leave_one_job_per_key() {
     // Small relay batches, so the three relays share the rows between
@@ -55,12 +49,13 @@ async fn copies_committed_at_once_and_relayed_by_three_processes_leave_one_job_p
     // Paused: every job stays waiting, so every later copy must be dropped.
     let queues = app.queues();
     queues.set_paused(Queue::OrderClearing, true).await.unwrap();
-    let processes: Vec<WorkerProcess> = ["unique-a", "unique-b", "unique-c"]
-        .iter()
-        .map(|name| WorkerProcess::spawn(&app.settings, name, &["--queues", "order_clearing"]))
-        .collect();
+    let processes = WorkerProcess::spawn_healthy(
+        &app.settings,
+        &["unique-a", "unique-b", "unique-c"],
+        &["--queues", "order_clearing"],
+    )
+    .await;
     let refs: Vec<&WorkerProcess> = processes.iter().collect();
-    healthy(&refs).await;
 
     // 300 copies of three keys, from 30 transactions committing together.
     let keys = [("BTC", Side::Buy), ("BTC", Side::Sell), ("ETH", Side::Buy)];
@@ -135,8 +130,10 @@ async fn the_reconcilers_requeue_of_an_email_whose_job_waits_is_dropped() {
         .await;
     let queues = app.queues();
     queues.set_paused(Queue::Email, true).await.unwrap();
-    let worker = WorkerProcess::spawn(&app.settings, "unique-mail", &["--queues", "email"]);
-    healthy(&[&worker]).await;
+    let worker =
+        WorkerProcess::spawn_healthy(&app.settings, &["unique-mail"], &["--queues", "email"])
+            .await
+            .remove(0);
 
     let mail = shared::email::VerifyEmail {
         username: "sam".into(),
