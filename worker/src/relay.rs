@@ -275,13 +275,15 @@ impl Relay {
     ) -> Result<(Vec<ReadyJob>, Vec<(String, String)>), redis::RedisError> {
         let mut kept = Vec::with_capacity(jobs.len());
         let mut candidates: Vec<(ReadyJob, String)> = Vec::new();
+        // A batch of 500 emails has 500 keys: a set, not a scan per job.
+        let mut seen = std::collections::HashSet::new();
         for job in jobs {
             let Some(unique_key) = &job.envelope.unique_key else {
                 kept.push(job);
                 continue;
             };
             let key = queue::waiting::key(&self.config.redis.prefix, &job.envelope.job, unique_key);
-            if !candidates.iter().any(|(_, taken)| *taken == key) {
+            if seen.insert(key.clone()) {
                 candidates.push((job, key));
             }
         }
