@@ -18,7 +18,7 @@
 use apalis_redis::waiting::{Cancel, Waited};
 use shared::{
     db::DbPool,
-    jobs::{JobEnvelope, JobSpec, Queue, SendEmail},
+    jobs::{JobEnvelope, Queue},
     outbox::{self, Forget},
 };
 use uuid::Uuid;
@@ -139,11 +139,8 @@ pub async fn cancel(
             tracing::warn!(%error, "cannot clear a cancelled job's waiting mark; it expires");
         }
     }
-    if let Some((name, args)) = &job
-        && name == SendEmail::NAME
-        && let Ok(email) = serde_json::from_value::<SendEmail>(args.clone())
-    {
-        shared::email::cancel(&mut conn, email.email_id, by)
+    if let Some((name, args)) = &job {
+        outbox::settle_cancelled(&mut conn, name, args, by)
             .await
             .map_err(|e| database(&e))?;
     }

@@ -29,7 +29,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::{
-    jobs::{JobSpec, Queue},
+    jobs::{JobSpec, Queue, SendEmail},
     schema::outbox,
 };
 
@@ -430,6 +430,24 @@ pub async fn forget(conn: &mut AsyncPgConnection, queue: Queue, id: Uuid) -> Que
     } else {
         Forget::Absent
     })
+}
+
+/// Settles what a job cancelled by operator `by` stood for, so nothing
+/// queues it again: a `send_email`'s email is marked failed (its reconciler
+/// re-queues pending ones). Other cancellable jobs need nothing: cancelled
+/// clearing work is meant to come back through the clearing sweep.
+pub async fn settle_cancelled(
+    conn: &mut AsyncPgConnection,
+    job: &str,
+    args: &serde_json::Value,
+    by: &str,
+) -> QueryResult<()> {
+    if job == SendEmail::NAME
+        && let Ok(email) = serde_json::from_value::<SendEmail>(args.clone())
+    {
+        crate::email::cancel(conn, email.email_id, by).await?;
+    }
+    Ok(())
 }
 
 /// Hands claimed rows back at once (their push failed), noting why.
