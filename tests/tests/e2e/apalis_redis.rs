@@ -843,3 +843,115 @@ async fn a_waiting_task_can_be_cancelled_and_a_running_one_cannot() {
     let _ = stop.send(());
     let _ = running.await;
 }
+
+/// PATCHES.md 12: the scheduled set is read a page at a time, soonest due
+/// first, through ties in the same millisecond, and a retry waiting out
+/// its backoff shows its attempts and last error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduled_set_is_listed_a_page_at_a_time_with_each_retrys_last_error() {
+    use std::sync::{Arc, atomic::AtomicUsize};
+
+    use apalis_core::task::builder::TaskBuilder;
+    use apalis_redis::waiting::{ScheduledCursor, scheduled_page};
+
+    let mut conn = connection().await;
+    // A long backoff: the failed task stays scheduled while it is read.
+    let config = config().retry_backoff(apalis_redis::Backoff {
+        base: Duration::from_secs(3600),
+        max: Duration::from_secs(3600),
+    });
+    let now_secs = server_ms(&mut conn).await / 1000;
+    // Five tasks due in the same second (one score, ordered by id) and one
+    // due later.
+    let mut tasks: Vec<_> = ["t3", "t1", "t5", "t2", "t4"]
+        .into_iter()
+        .map(|id| {
+            TaskBuilder::new(serde_json::to_vec(&1u32).unwrap())
+                .task_id(TaskId::from(id.to_owned()))
+                .run_at_timestamp(now_secs + 600)
+                .build()
+        })
+        .collect();
+    tasks.push(
+        TaskBuilder::new(serde_json::to_vec(&2u32).unwrap())
+            .task_id(TaskId::from("t0".to_owned()))
+            .run_at_timestamp(now_secs + 1200)
+            .build(),
+    );
+    apalis_redis::queries::push_tasks(&mut conn, &config, &tasks)
+        .await
+        .unwrap();
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<ScheduledCursor> = None;
+    loop {
+        let page = scheduled_page(&mut conn, &config, cursor.as_ref(), 2)
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 2);
+        let last = page.last().unwrap();
+        cursor = Some(ScheduledCursor {
+            due_at_ms: last.due_at_ms,
+            task_id: last.task_id.clone(),
+        });
+        seen.extend(page);
+    }
+    let ids: Vec<&str> = seen.iter().map(|t| t.task_id.as_str()).collect();
+    assert_eq!(ids, ["t1", "t2", "t3", "t4", "t5", "t0"]);
+    assert_eq!(seen[0].due_at_ms, (now_secs + 600) * 1000);
+    assert_eq!(seen[5].due_at_ms, (now_secs + 1200) * 1000);
+    assert_eq!(seen[5].data.as_deref(), Some(&b"2"[..]));
+    assert_eq!(seen[0].result, None, "a delayed task has not run");
+
+    // A task that failed once waits out its backoff in the same set, with
+    // its attempt and error.
+    let failing = TaskBuilder::new(serde_json::to_vec(&3u32).unwrap())
+        .task_id(TaskId::from("flaky".to_owned()))
+        .max_attempts(3)
+        .build();
+    apalis_redis::queries::push_tasks(&mut conn, &config, &[failing])
+        .await
+        .unwrap();
+    let storage: RedisStorage<u32> = RedisStorage::new(conn.clone()).with_config(config.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = WorkerBuilder::new(format!("patch-worker-{}", random_suffix()).as_str())
+        .backend(storage)
+        .data(Arc::new(AtomicUsize::new(0)))
+        .build(always_fail);
+    let running = tokio::spawn(worker.run_until(until(stopped)));
+    let retry = eventually("the failed task scheduled", Duration::from_secs(30), || {
+        let mut conn = conn.clone();
+        let config = config.clone();
+        async move {
+            let page = scheduled_page(&mut conn, &config, None, 10).await.ok()?;
+            page.into_iter().find(|t| t.task_id == "flaky")
+        }
+    })
+    .await;
+    let _ = stop.send(());
+    let _ = running.await;
+    assert_eq!(retry.attempts.as_deref(), Some("1"));
+    assert!(
+        retry
+            .result
+            .as_deref()
+            .is_some_and(|r| r.contains("always fails")),
+        "{:?}",
+        retry.result
+    );
+    assert!(retry.due_at_ms >= server_ms(&mut conn).await + 3000 * 1000);
+    // Soonest first: the retry (due in an hour) after the six (ten and
+    // twenty minutes).
+    let all = scheduled_page(&mut conn, &config, None, 10).await.unwrap();
+    assert_eq!(all.len(), 7);
+    assert_eq!(all[6].task_id, "flaky");
+    assert!(
+        scheduled_page(&mut conn, &config, None, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

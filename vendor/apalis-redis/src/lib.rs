@@ -43,7 +43,8 @@ pub mod factory;
 /// The dead set: listing, retrying, discarding and bounding dead tasks.
 pub mod dead;
 
-/// Waiting tasks: cancelling one that has not started.
+/// Waiting tasks: cancelling one that has not started, listing the
+/// scheduled ones.
 pub mod waiting;
 
 mod scheduled;
