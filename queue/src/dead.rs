@@ -5,7 +5,10 @@
 
 use shared::jobs::Queue;
 
-use crate::{CHUNK, DeadCursor, DeadJob, JobQueues, QueueCounts};
+use crate::{
+    CHUNK, DeadCursor, DeadJob, JobQueues, QueueCounts,
+    browse::{Filter, job_name, merge, scan},
+};
 
 /// Counts for every queue.
 pub async fn stats(queues: &JobQueues) -> Result<Vec<QueueCounts>, redis::RedisError> {
@@ -108,17 +111,25 @@ impl QueuedDeadJob {
     }
 }
 
-/// The order of a page: newest first; jobs that died in the same
-/// millisecond by queue name, then by id descending (each queue's own order).
-fn page_order(a: &QueuedDeadJob, b: &QueuedDeadJob) -> std::cmp::Ordering {
-    b.job
-        .died_at
-        .cmp(&a.job.died_at)
-        .then_with(|| a.queue.as_str().cmp(b.queue.as_str()))
-        .then_with(|| b.job.task_id.cmp(&a.job.task_id))
+/// A page's order: newest first; jobs that died in the same millisecond by
+/// queue name, then by id descending (each queue's own order).
+impl Ord for PageCursor {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other
+            .died_at_ms
+            .cmp(&self.died_at_ms)
+            .then_with(|| self.queue.as_str().cmp(other.queue.as_str()))
+            .then_with(|| other.id.cmp(&self.id))
+    }
 }
 
-/// Where `queue`'s own page starts after `cursor`, in [`page_order`].
+impl PartialOrd for PageCursor {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Where `queue`'s own page starts after `cursor`, in the page order.
 fn queue_cursor(queue: Queue, cursor: &PageCursor) -> Option<DeadCursor> {
     match queue.as_str().cmp(cursor.queue.as_str()) {
         // Same queue: after the cursor's job.
@@ -140,36 +151,116 @@ fn queue_cursor(queue: Queue, cursor: &PageCursor) -> Option<DeadCursor> {
     }
 }
 
-/// Dead jobs of one queue, or of all, newest first, `limit` at a time after
-/// `after` (the last one of the previous page). Reads at most `limit + 1`
-/// jobs per queue.
+fn keeps(filter: &Filter, dead: &QueuedDeadJob) -> bool {
+    filter.matches(
+        job_name(dead.job.payload.as_ref()),
+        dead.job.last_error.as_deref(),
+    )
+}
+
+/// Dead jobs of one queue, or of all, that match `filter`, newest first,
+/// `limit` at a time after `after` (the last one of the previous page);
+/// and where the next page starts. Unfiltered, reads at most `limit + 1`
+/// jobs per queue; filtered, at most [`SCAN_BUDGET`](crate::browse::SCAN_BUDGET)
+/// (a page may then come short, with a cursor to go on from).
 pub async fn page(
     queues: &JobQueues,
     only: Option<Queue>,
+    filter: &Filter,
     after: Option<PageCursor>,
     limit: usize,
-) -> Result<(Vec<QueuedDeadJob>, bool), redis::RedisError> {
-    let chosen: Vec<Queue> = match only {
-        Some(queue) => vec![queue],
-        None => Queue::ALL.to_vec(),
-    };
-    let mut jobs = Vec::new();
+) -> Result<(Vec<QueuedDeadJob>, Option<PageCursor>), redis::RedisError> {
+    let chosen: Vec<Queue> = only.map_or_else(|| Queue::ALL.to_vec(), |q| vec![q]);
+    let mut sources = Vec::new();
     for queue in chosen {
-        let cursor = match &after {
-            Some(after) => match queue_cursor(queue, after) {
-                Some(cursor) => Some(cursor),
-                // Nothing of this queue is older than the epoch.
-                None => continue,
-            },
-            None => None,
+        let fetch = |cursor: Option<PageCursor>, n: usize| async move {
+            let at = match &cursor {
+                Some(cursor) => match queue_cursor(queue, cursor) {
+                    Some(at) => Some(at),
+                    // Nothing of this queue is older than the epoch.
+                    None => return Ok(Vec::new()),
+                },
+                None => None,
+            };
+            let jobs = queues.dead_page(queue, at.as_ref(), n).await?;
+            Ok::<_, redis::RedisError>(
+                jobs.into_iter()
+                    .map(|job| QueuedDeadJob { queue, job })
+                    .collect(),
+            )
         };
-        let page = queues.dead_page(queue, cursor.as_ref(), limit + 1).await?;
-        jobs.extend(page.into_iter().map(|job| QueuedDeadJob { queue, job }));
+        let keep = |dead: &QueuedDeadJob| keeps(filter, dead);
+        sources.push(
+            scan(
+                fetch,
+                after.clone(),
+                keep,
+                QueuedDeadJob::cursor,
+                limit,
+                !filter.is_empty(),
+            )
+            .await?,
+        );
     }
-    jobs.sort_by(page_order);
-    let more = jobs.len() > limit;
-    jobs.truncate(limit);
-    Ok((jobs, more))
+    Ok(merge(sources, QueuedDeadJob::cursor, limit))
+}
+
+/// Every dead job of `queue` that matches `filter` now, oldest last.
+async fn matching_ids(
+    queues: &JobQueues,
+    queue: Queue,
+    filter: &Filter,
+) -> Result<Vec<String>, redis::RedisError> {
+    let mut ids = Vec::new();
+    let mut cursor: Option<DeadCursor> = None;
+    loop {
+        let page = queues.dead_page(queue, cursor.as_ref(), CHUNK).await?;
+        let ended = page.len() < CHUNK;
+        cursor = page.last().map(DeadJob::cursor);
+        ids.extend(
+            page.into_iter()
+                .map(|job| QueuedDeadJob { queue, job })
+                .filter(|dead| keeps(filter, dead))
+                .map(|dead| dead.job.task_id),
+        );
+        if ended {
+            return Ok(ids);
+        }
+    }
+}
+
+/// What a bulk retry or discard did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bulk {
+    /// Dead jobs that matched when it ran.
+    pub matched: usize,
+    /// Those retried or discarded (fewer if others acted on some meanwhile).
+    pub done: usize,
+}
+
+/// Retries (`retry`) or discards every dead job of one queue or all that
+/// matches `filter` when this runs, [`CHUNK`] at a time. Reads each dead
+/// set once: jobs dying meanwhile are left for the next call.
+pub async fn act_on_matching(
+    queues: &JobQueues,
+    only: Option<Queue>,
+    filter: &Filter,
+    retry: bool,
+) -> Result<Bulk, redis::RedisError> {
+    let chosen: Vec<Queue> = only.map_or_else(|| Queue::ALL.to_vec(), |q| vec![q]);
+    let mut bulk = Bulk::default();
+    for queue in chosen {
+        let ids = matching_ids(queues, queue, filter).await?;
+        bulk.matched += ids.len();
+        for chunk in ids.chunks(CHUNK) {
+            bulk.done += if retry {
+                queues.requeue_dead(queue, chunk).await?
+            } else {
+                queues.discard_dead(queue, chunk).await?
+            };
+        }
+    }
+    Ok(bulk)
 }
 
 /// The queue whose dead set holds `id`, if any.

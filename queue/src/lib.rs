@@ -4,7 +4,8 @@
 //! worker registry ([`WorkerProcess`]), wake-ups ([`wake`]), the
 //! latest-price cache ([`rates`]), paused queues ([`pause`]), cluster-wide
 //! rate limits ([`limit`]), unique jobs ([`waiting`]), cancelling a waiting
-//! job ([`cancel`]), readiness pings ([`ping`]), the upkeep lease
+//! job ([`cancel`]), browsing scheduled and dead jobs ([`browse`]), the
+//! throughput history ([`history`]), readiness pings ([`ping`]), the upkeep lease
 //! ([`JobQueues::hold_upkeep`]) and the
 //! start-up check of Redis's eviction policy ([`check_eviction_policy`]).
 //!
@@ -13,10 +14,12 @@
 //! of Redis. A key or channel that two processes must agree on is spelled
 //! here once.
 
+pub mod browse;
 pub mod cancel;
 mod connect;
 pub mod dead;
 mod eviction;
+pub mod history;
 pub mod keys;
 pub mod limit;
 pub mod pause;

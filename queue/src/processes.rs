@@ -17,7 +17,10 @@ use crate::queues::JobQueues;
 /// The time in milliseconds of the Redis server holding `key`: on a
 /// cluster, the node whose clock scored the heartbeats compared with it (a
 /// bare `TIME` would go to any node).
-async fn server_millis(conn: &mut crate::Conn, key: &str) -> Result<u64, redis::RedisError> {
+pub(crate) async fn server_millis(
+    conn: &mut crate::Conn,
+    key: &str,
+) -> Result<u64, redis::RedisError> {
     static TIME: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
         redis::Script::new("local t = redis.call('TIME') return {tonumber(t[1]), tonumber(t[2])}")
     });
@@ -59,6 +62,8 @@ pub struct SeenProcess {
     pub process: WorkerProcess,
     pub last_heartbeat: DateTime<Utc>,
     pub alive: bool,
+    /// Jobs it runs now, over all its queues.
+    pub in_flight: u64,
 }
 
 /// Processes silent for longer than this are dropped from the list.
@@ -120,12 +125,23 @@ impl JobQueues {
             conn.zrange_withscores(self.heartbeats_key(), 0, -1).await?;
         let descriptions: std::collections::HashMap<String, String> =
             conn.hgetall(self.processes_key()).await?;
+        let mut in_flight: std::collections::HashMap<String, u64> = Default::default();
+        for queue in shared::jobs::Queue::ALL {
+            for (worker, n) in self.in_flight_by_worker(queue).await? {
+                // apalis worker names are `{process}:{queue}:{generation}`
+                // (the worker's runner).
+                if let Some(process) = worker.rsplitn(3, ':').nth(2) {
+                    *in_flight.entry(process.to_owned()).or_default() += n;
+                }
+            }
+        }
         let mut seen: Vec<SeenProcess> = beats
             .into_iter()
             .filter_map(|(name, beat)| {
                 let process: WorkerProcess = serde_json::from_str(descriptions.get(&name)?).ok()?;
                 let silent = now.saturating_sub(beat);
                 Some(SeenProcess {
+                    in_flight: in_flight.get(&name).copied().unwrap_or(0),
                     alive: silent <= process.heartbeat_ms.saturating_mul(3) + 1000,
                     last_heartbeat: DateTime::from_timestamp_millis(
                         i64::try_from(beat).unwrap_or(i64::MAX),

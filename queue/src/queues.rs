@@ -68,7 +68,7 @@ impl DeadJob {
                 .and_then(DateTime::from_timestamp_millis)
                 .unwrap_or_default(),
             attempts: task.attempts,
-            last_error: task.result.map(|r| dead_reason(&r)),
+            last_error: task.result.as_deref().map(crate::browse::stored_error),
             payload: task.data.and_then(|p| serde_json::from_slice(&p).ok()),
             task_id: task.task_id,
         }
@@ -298,11 +298,12 @@ impl JobQueues {
             .hgetall(keys.stats())
             .query_async(&mut conn)
             .await?;
-        let mut running = 0;
-        for worker in &workers {
-            let n: u64 = conn.scard(keys.inflight_of(worker)).await?;
-            running += n;
-        }
+        let running = self
+            .in_flight_of(queue, &workers)
+            .await?
+            .iter()
+            .map(|(_, n)| n)
+            .sum();
         // A deployment key, in another hash slot than the queue's: its own
         // round trip (a cluster pipeline stays within one slot).
         let paused: bool = conn
@@ -322,6 +323,39 @@ impl JobQueues {
             failed_for_good: stat("failed_for_good"),
             workers: workers.len() as u64,
         })
+    }
+
+    /// Jobs each registered worker of `queue` runs now, by apalis worker
+    /// name.
+    pub async fn in_flight_by_worker(
+        &self,
+        queue: Queue,
+    ) -> Result<Vec<(String, u64)>, redis::RedisError> {
+        let workers: Vec<String> = self
+            .conn
+            .clone()
+            .zrange(self.keys(queue).workers(), 0, -1)
+            .await?;
+        self.in_flight_of(queue, &workers).await
+    }
+
+    /// The in-flight set sizes of `workers` of `queue`: one pipeline (the
+    /// queue's keys share a slot).
+    async fn in_flight_of(
+        &self,
+        queue: Queue,
+        workers: &[String],
+    ) -> Result<Vec<(String, u64)>, redis::RedisError> {
+        if workers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = self.keys(queue);
+        let mut pipe = redis::pipe();
+        for worker in workers {
+            pipe.scard(keys.inflight_of(worker));
+        }
+        let sizes: Vec<u64> = pipe.query_async(&mut self.conn.clone()).await?;
+        Ok(workers.iter().cloned().zip(sizes).collect())
     }
 
     /// Up to `limit` dead jobs of `queue`, newest first, after `cursor`.
@@ -382,14 +416,6 @@ impl JobQueues {
         apalis_redis::dead::oldest_ids(&mut self.conn.clone(), &self.apalis_config(queue), limit)
             .await
     }
-}
-
-/// apalis stores a task's result as JSON `{"Err": "..."}`; show the message.
-fn dead_reason(stored: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(stored)
-        .ok()
-        .and_then(|v| v.get("Err").and_then(|e| e.as_str()).map(str::to_owned))
-        .unwrap_or_else(|| stored.to_owned())
 }
 
 #[derive(Debug, thiserror::Error)]

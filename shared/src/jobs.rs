@@ -96,6 +96,22 @@ pub const fn cancellable(queue: Queue) -> bool {
     matches!(queue, Queue::Email | Queue::OrderClearing | Queue::Probe)
 }
 
+/// Every job's name ([`JobSpec::NAME`]), for operators filtering jobs by
+/// name.
+pub const JOB_NAMES: [&str; 11] = [
+    SendEmail::NAME,
+    ReconcileEmails::NAME,
+    RefreshRates::NAME,
+    PricesObserved::NAME,
+    ClearOrders::NAME,
+    SubmitClearingBatch::NAME,
+    SettleBet::NAME,
+    ReconcileBets::NAME,
+    ChargeFees::NAME,
+    PurgeExpired::NAME,
+    Probe::NAME,
+];
+
 /// A job payload type.
 pub trait JobSpec: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// Persisted in the outbox and in Redis. Never rename once deployed.
@@ -355,6 +371,10 @@ pub struct Probe {
     /// Record start and finish of every run in PostgreSQL.
     #[serde(default)]
     pub record: bool,
+    /// A failing attempt fails for good (straight to the dead set) instead
+    /// of being retried.
+    #[serde(default)]
+    pub fail_permanently: bool,
 }
 
 impl JobSpec for Probe {

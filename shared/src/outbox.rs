@@ -259,6 +259,70 @@ pub async fn scheduled_backlog(conn: &mut AsyncPgConnection) -> QueryResult<Vec<
     .await
 }
 
+/// A delayed row waiting for its time, as operators see it.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Delayed {
+    #[diesel(sql_type = sql_types::Uuid)]
+    pub id: Uuid,
+    #[diesel(sql_type = sql_types::Text)]
+    pub queue: String,
+    #[diesel(sql_type = sql_types::Text)]
+    pub job: String,
+    #[diesel(sql_type = sql_types::Jsonb)]
+    pub payload: serde_json::Value,
+    #[diesel(sql_type = sql_types::Timestamptz)]
+    pub run_at: DateTime<Utc>,
+    /// Failed relay attempts (Redis unreachable), and the last one's error.
+    #[diesel(sql_type = sql_types::Integer)]
+    pub relay_attempts: i32,
+    #[diesel(sql_type = sql_types::Nullable<sql_types::Text>)]
+    pub last_error: Option<String>,
+}
+
+/// What operators look for among delayed rows: a queue, a job name, text
+/// in the last error (case-insensitive).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DelayedFilter<'a> {
+    pub queue: Option<Queue>,
+    pub job: Option<&'a str>,
+    pub error: Option<&'a str>,
+}
+
+/// Up to `limit` delayed rows matching `filter`, soonest first, after
+/// `after` (the last row of the previous page: its time and id). Ties in
+/// time go by id in bytewise order, the order a job id has everywhere the
+/// operators' pages compare ids. A range of the partial index on
+/// undispatched rows from the cursor on.
+pub async fn delayed_page(
+    conn: &mut AsyncPgConnection,
+    filter: DelayedFilter<'_>,
+    after: Option<(DateTime<Utc>, &str)>,
+    limit: i64,
+) -> QueryResult<Vec<Delayed>> {
+    let (from, after_id) = match after {
+        Some((at, id)) => (Some(at), id),
+        None => (None, ""),
+    };
+    diesel::sql_query(
+        "SELECT id, queue, job, payload, run_at, relay_attempts, last_error FROM outbox
+         WHERE dispatched_at IS NULL AND run_at > now()
+           AND ($1::timestamptz IS NULL OR run_at > $1
+                OR (run_at = $1 AND id::text COLLATE \"C\" > $2))
+           AND ($3::text IS NULL OR queue = $3)
+           AND ($4::text IS NULL OR job = $4)
+           AND ($5::text IS NULL OR strpos(lower(last_error), lower($5)) > 0)
+         ORDER BY run_at, id LIMIT $6",
+    )
+    .bind::<sql_types::Nullable<sql_types::Timestamptz>, _>(from)
+    .bind::<sql_types::Text, _>(after_id)
+    .bind::<sql_types::Nullable<sql_types::Text>, _>(filter.queue.map(Queue::as_str))
+    .bind::<sql_types::Nullable<sql_types::Text>, _>(filter.job)
+    .bind::<sql_types::Nullable<sql_types::Text>, _>(filter.error)
+    .bind::<sql_types::BigInt, _>(limit)
+    .load(conn)
+    .await
+}
+
 // The relay's side (see the worker's `relay` module): claim due rows, then
 // mark them dispatched, hand them back, or set them aside.
 

@@ -222,6 +222,7 @@ pub async fn run_on(
                 name: options.name.clone(),
                 outcomes,
                 metrics: metrics.clone(),
+                history_every: config.jobs.history_every,
             }
             .run(stop_rx.clone()),
         ),

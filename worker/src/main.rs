@@ -69,10 +69,58 @@ enum DeadAction {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
-    /// Put dead jobs back on their queue (all of them without ids).
-    Retry { queue: String, ids: Vec<String> },
-    /// Delete dead jobs (all of them without ids).
-    Discard { queue: String, ids: Vec<String> },
+    /// Put dead jobs back on their queue (all of them without ids or a
+    /// filter).
+    Retry {
+        queue: String,
+        ids: Vec<String>,
+        #[command(flatten)]
+        filter: DeadFilter,
+    },
+    /// Delete dead jobs (all of them without ids or a filter).
+    Discard {
+        queue: String,
+        ids: Vec<String>,
+        #[command(flatten)]
+        filter: DeadFilter,
+    },
+}
+
+/// Only the dead jobs of one job name, or whose last error contains some
+/// text (ignoring case).
+#[derive(clap::Args)]
+struct DeadFilter {
+    #[arg(long, conflicts_with = "ids")]
+    job: Option<String>,
+    #[arg(long, conflicts_with = "ids")]
+    error: Option<String>,
+}
+
+impl DeadFilter {
+    fn given(&self) -> Option<queue::browse::Filter> {
+        let filter = queue::browse::Filter::new(self.job.as_deref(), self.error.as_deref());
+        (!filter.is_empty()).then_some(filter)
+    }
+}
+
+/// Retries (`retry`) or discards dead jobs of `queue`: the ids given, what
+/// the filter matches, or all. How many it did.
+async fn act_on_dead(
+    queues: &queue::JobQueues,
+    queue: Queue,
+    ids: &[String],
+    filter: &DeadFilter,
+    retry: bool,
+) -> anyhow::Result<usize> {
+    Ok(match (filter.given(), retry) {
+        (Some(filter), _) => {
+            queue::dead::act_on_matching(queues, Some(queue), &filter, retry)
+                .await?
+                .done
+        }
+        (None, true) => queue::dead::retry(queues, queue, ids).await?,
+        (None, false) => queue::dead::discard(queues, queue, ids).await?,
+    })
 }
 
 fn main() -> ExitCode {
@@ -117,12 +165,13 @@ async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
                     let jobs = queue::dead::list(&queues, parse_queue(&queue)?, limit).await?;
                     println!("{}", serde_json::to_string_pretty(&jobs)?);
                 }
-                DeadAction::Retry { queue, ids } => {
-                    let n = queue::dead::retry(&queues, parse_queue(&queue)?, &ids).await?;
+                DeadAction::Retry { queue, ids, filter } => {
+                    let n = act_on_dead(&queues, parse_queue(&queue)?, &ids, &filter, true).await?;
                     println!("{n} dead job(s) back on {queue}");
                 }
-                DeadAction::Discard { queue, ids } => {
-                    let n = queue::dead::discard(&queues, parse_queue(&queue)?, &ids).await?;
+                DeadAction::Discard { queue, ids, filter } => {
+                    let n =
+                        act_on_dead(&queues, parse_queue(&queue)?, &ids, &filter, false).await?;
                     println!("{n} dead job(s) discarded from {queue}");
                 }
             }

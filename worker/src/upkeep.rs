@@ -26,6 +26,9 @@ pub struct Upkeep {
     pub name: String,
     pub outcomes: HashMap<Queue, Arc<Outcomes>>,
     pub metrics: Arc<Metrics>,
+    /// How often the holder samples the outcome counters into the
+    /// throughput history (`JOBS_HISTORY_SAMPLE_SECS`).
+    pub history_every: Duration,
 }
 
 /// How often outcome counters are published and the lease is renewed.
@@ -95,6 +98,12 @@ impl Upkeep {
                 while self.queues.sweep_done(queue).await? == CHUNK {}
             }
             self.sample().await?;
+        }
+        let history_ticks = u32::try_from(self.history_every.as_secs().max(1)).unwrap_or(u32::MAX);
+        if ticks.is_multiple_of(history_ticks) {
+            // A holder that just took over may find a fresh sample from
+            // the last one: the script then keeps that one.
+            self.queues.record_history(self.history_every).await?;
         }
         if ticks.is_multiple_of(TRIM_EVERY) {
             for queue in Queue::ALL {

@@ -93,6 +93,12 @@ const ASSETS: &[Asset] = &[
         gzip: gzipped!("web/chart.js"),
     },
     Asset {
+        path: "throughput.js",
+        content_type: JS,
+        body: include_str!("../../web/throughput.js"),
+        gzip: gzipped!("web/throughput.js"),
+    },
+    Asset {
         path: "pages/account.js",
         content_type: JS,
         body: include_str!("../../web/pages/account.js"),

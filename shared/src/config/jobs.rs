@@ -1,7 +1,8 @@
 //! Jobs and the outbox that feeds them: attempts, backoff, timeouts, the
 //! dead set's bounds, the relay's pace. Reads `JOB_MAX_ATTEMPTS`,
 //! `JOB_BACKOFF_BASE_MS`, `JOB_BACKOFF_MAX_MS`, `JOB_TIMEOUT_SECS`,
-//! `DEAD_MAX_PER_QUEUE`, `DEAD_TTL_DAYS`, `OUTBOX_POLL_MS`,
+//! `DEAD_MAX_PER_QUEUE`, `DEAD_TTL_DAYS`, `JOBS_HISTORY_SAMPLE_SECS`,
+//! `OUTBOX_POLL_MS`,
 //! `OUTBOX_BATCH_SIZE`, `OUTBOX_CLAIM_TIMEOUT_SECS`, `OUTBOX_LOOKAHEAD_MS`,
 //! `OUTBOX_SCHEDULED_SAMPLE_SECS`.
 
@@ -20,6 +21,9 @@ pub struct JobsConfig {
     pub dead_max_per_queue: usize,
     /// Dead jobs older than this are dropped.
     pub dead_ttl: Duration,
+    /// How often the upkeep holder samples every queue's outcome counters
+    /// for the jobs page's throughput chart (an hour of samples is kept).
+    pub history_every: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +52,7 @@ impl JobsConfig {
             timeout: secs(env.range_or("JOB_TIMEOUT_SECS", 60, 1, 86_400)),
             dead_max_per_queue: env.range_or("DEAD_MAX_PER_QUEUE", 10_000, 1, 10_000_000),
             dead_ttl: secs(env.range_or::<u64>("DEAD_TTL_DAYS", 30, 1, 3650) * 86_400),
+            history_every: secs(env.range_or("JOBS_HISTORY_SAMPLE_SECS", 60, 1, 600)),
         }
     }
 }

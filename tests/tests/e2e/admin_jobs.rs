@@ -740,3 +740,381 @@ struct JobId {
     #[diesel(sql_type = diesel::sql_types::Uuid)]
     id: Uuid,
 }
+
+fn sum(series: &Value, queue: &str, field: &str) -> u64 {
+    series["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["queue"] == queue)
+        .unwrap_or_else(|| panic!("no queue {queue} in {series}"))["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[field].as_u64().unwrap())
+        .sum()
+}
+
+/// The jobs page's data, from two real worker processes: throughput
+/// sampled server-side, retries waiting out their backoff with attempt and
+/// error, delayed jobs still in the outbox, soonest first a page at a time,
+/// and each process's jobs in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_see_throughput_scheduled_and_retrying_jobs_and_jobs_in_flight() {
+    let app = TestAppBuilder::new()
+        .without_worker()
+        // A failed job waits ten minutes for its next attempt.
+        .env("JOB_BACKOFF_BASE_MS", "600000")
+        .env("JOB_BACKOFF_MAX_MS", "600000")
+        .env("JOBS_HISTORY_SAMPLE_SECS", "1")
+        .start()
+        .await;
+    let _workers = harness::process::WorkerProcess::spawn_healthy(
+        &app.settings,
+        &["page-a", "page-b"],
+        // Email: the registrations' verification codes.
+        &["--queues", "probe,email"],
+    )
+    .await;
+    let root = admin(&app).await;
+    let (ada, _) = app.user_with_wallets("ada", &[]).await;
+    for path in ["/api/v1/admin/jobs/history", "/api/v1/admin/jobs/scheduled"] {
+        assert_eq!(app.get_as(path, &ada.access).await.status, 403, "{path}");
+    }
+
+    for i in 0..5 {
+        push(
+            &app,
+            Probe {
+                tag: format!("quick-{i}"),
+                ..Probe::default()
+            },
+            None,
+        )
+        .await;
+    }
+    let flaky = push(
+        &app,
+        Probe {
+            tag: "flaky".into(),
+            fail_attempts: 1,
+            ..Probe::default()
+        },
+        None,
+    )
+    .await;
+    let later = push(
+        &app,
+        Probe {
+            tag: "later".into(),
+            ..Probe::default()
+        },
+        Some(chrono::Utc::now() + chrono::Duration::hours(2)),
+    )
+    .await;
+
+    // Throughput: what ran shows in the sampled history, per interval.
+    let history = eventually(
+        "five successes and a retry in the history",
+        WAIT,
+        || async {
+            let reply = app.get_as("/api/v1/admin/jobs/history", &root.access).await;
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            (sum(&reply.body, "probe", "succeeded") == 5
+                && sum(&reply.body, "probe", "retried") == 1)
+                .then_some(reply.body)
+        },
+    )
+    .await;
+    assert_eq!(sum(&history, "probe", "failed"), 0);
+    let points = history["queues"][0]["points"].as_array().unwrap();
+    for pair in points.windows(2) {
+        assert_eq!(pair[0]["to"], pair[1]["from"], "consecutive intervals");
+    }
+
+    // The retry waits out its backoff with its attempt and error; the
+    // delayed job waits in the outbox. Soonest first.
+    let page = app
+        .get_as("/api/v1/admin/jobs/scheduled?queue=probe", &root.access)
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let items = page.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{}", page.body);
+    assert_eq!(page.body["next_cursor"], Value::Null);
+    let retry = &items[0];
+    assert_eq!(retry["id"], flaky.to_string());
+    assert_eq!(retry["job"], "probe");
+    assert_eq!(retry["attempts"], 1);
+    assert_eq!(retry["waiting_in"], "scheduled");
+    assert!(
+        retry["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("probe flaky fails attempt 1 as asked"),
+        "{retry}"
+    );
+    assert_eq!(retry["args"]["tag"], "flaky");
+    let run_at: chrono::DateTime<chrono::Utc> = retry["run_at"].as_str().unwrap().parse().unwrap();
+    assert!(
+        run_at > chrono::Utc::now() + chrono::Duration::minutes(5),
+        "{retry}"
+    );
+    let waiting = &items[1];
+    assert_eq!(waiting["id"], later.to_string());
+    assert_eq!(waiting["waiting_in"], "outbox");
+    assert_eq!(waiting["attempts"], 0);
+    assert_eq!(waiting["last_error"], Value::Null);
+
+    // A page at a time, from the cursor.
+    let first = app
+        .get_as("/api/v1/admin/jobs/scheduled?limit=1", &root.access)
+        .await;
+    assert_eq!(
+        first.body["items"][0]["id"],
+        flaky.to_string(),
+        "{}",
+        first.body
+    );
+    let cursor = first.body["next_cursor"].as_str().unwrap().to_owned();
+    let second = app
+        .get_as(
+            &format!("/api/v1/admin/jobs/scheduled?limit=1&cursor={cursor}"),
+            &root.access,
+        )
+        .await;
+    assert_eq!(
+        second.body["items"][0]["id"],
+        later.to_string(),
+        "{}",
+        second.body
+    );
+    // Every source read to its end: the last page says so.
+    assert_eq!(second.body["next_cursor"], Value::Null, "{}", second.body);
+
+    // Filters: by job name and by error text (ignoring case).
+    for (query, expected) in [
+        ("job=probe&error=FAILS%20ATTEMPT", vec![flaky.to_string()]),
+        ("error=nothing%20like%20this", vec![]),
+        ("job=send_email", vec![]),
+        ("queue=email", vec![]),
+    ] {
+        let reply = app
+            .get_as(
+                &format!("/api/v1/admin/jobs/scheduled?{query}"),
+                &root.access,
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{query}: {}", reply.body);
+        let ids: Vec<String> = reply.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(ids, expected, "{query}");
+    }
+    for query in [
+        "job=nope",
+        "error=",
+        "error=%07bell",
+        "queue=nope",
+        "cursor=garbage",
+        "limit=0",
+        "bogus=1",
+    ] {
+        let reply = app
+            .get_as(
+                &format!("/api/v1/admin/jobs/scheduled?{query}"),
+                &root.access,
+            )
+            .await;
+        assert_eq!(reply.status, 400, "{query}: {}", reply.body);
+        assert_eq!(reply.body["code"], "validation_failed", "{query}");
+    }
+
+    // Jobs in flight, per worker process.
+    push(
+        &app,
+        Probe {
+            tag: "slow".into(),
+            sleep_ms: 15_000,
+            ..Probe::default()
+        },
+        None,
+    )
+    .await;
+    let view = eventually("one job in flight", WAIT, || async {
+        let view = overview(&app, &root).await;
+        let busy: u64 = view["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["in_flight"].as_u64().unwrap())
+            .sum();
+        (busy == 1).then_some(view)
+    })
+    .await;
+    let workers = view["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 2, "{view}");
+    let busy: Vec<&str> = workers
+        .iter()
+        .filter(|w| w["in_flight"] == 1)
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert!(busy == ["page-a"] || busy == ["page-b"], "{view}");
+    assert_eq!(queue(&view, "probe")["running"], 1, "{view}");
+}
+
+/// Dead jobs found by job name and error text, and everything a filter
+/// matches retried or discarded at once, with a real worker process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_jobs_are_filtered_and_retried_or_discarded_in_bulk() {
+    let app = TestAppBuilder::new().without_worker().start().await;
+    let _worker = harness::process::WorkerProcess::spawn_healthy(
+        &app.settings,
+        &["bulk-a"],
+        &["--queues", "probe,email"],
+    )
+    .await;
+    let root = admin(&app).await;
+    let (ada, _) = app.user_with_wallets("ada", &[]).await;
+    let fatal = |tag: &str| Probe {
+        tag: tag.to_owned(),
+        fail_attempts: u32::MAX,
+        fail_permanently: true,
+        ..Probe::default()
+    };
+    for tag in ["alpha", "alpha", "alpha", "beta", "beta"] {
+        push(&app, fatal(tag), None).await;
+    }
+    let dead_count = |n: u64| {
+        let app = &app;
+        let root = &root;
+        async move { (queue(&overview(app, root).await, "probe")["dead"] == n).then_some(()) }
+    };
+    eventually("five dead jobs", WAIT, || dead_count(5)).await;
+
+    let listed = |query: &'static str| {
+        let app = &app;
+        let root = &root;
+        async move {
+            let reply = app
+                .get_as(&format!("/api/v1/admin/jobs/dead?{query}"), &root.access)
+                .await;
+            assert_eq!(reply.status, 200, "{query}: {}", reply.body);
+            reply.body
+        }
+    };
+    let alpha = listed("error=ALPHA").await;
+    assert_eq!(alpha["items"].as_array().unwrap().len(), 3, "{alpha}");
+    assert!(
+        alpha["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["error"].as_str().unwrap().contains("probe alpha fails")),
+        "{alpha}"
+    );
+    assert_eq!(
+        listed("job=probe&error=beta").await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(listed("job=send_email").await["items"], json!([]));
+    assert_eq!(listed("queue=email&error=alpha").await["items"], json!([]));
+    // Filtered pages follow their cursor.
+    let first = listed("error=alpha&limit=2").await;
+    assert_eq!(first["items"].as_array().unwrap().len(), 2);
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    let rest = app
+        .get_as(
+            &format!("/api/v1/admin/jobs/dead?error=alpha&limit=2&cursor={cursor}"),
+            &root.access,
+        )
+        .await;
+    assert_eq!(
+        rest.body["items"].as_array().unwrap().len(),
+        1,
+        "{}",
+        rest.body
+    );
+    assert_eq!(rest.body["next_cursor"], Value::Null);
+
+    // Bulk: administrators only, filters checked like the listing's.
+    let bulk = |action: &str, body: Value| {
+        let path = format!("/api/v1/admin/jobs/dead/{action}");
+        let app = &app;
+        let root = &root;
+        async move { app.send_as(Method::POST, &path, &root.access, &body).await }
+    };
+    let refused = app
+        .send_as(
+            Method::POST,
+            "/api/v1/admin/jobs/dead/retry",
+            &ada.access,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+    for body in [
+        json!({"job": "nope"}),
+        json!({"queue": "nope"}),
+        json!({"error": ""}),
+        json!({"bogus": 1}),
+    ] {
+        let reply = bulk("discard", body.clone()).await;
+        assert_eq!(reply.status, 400, "{body}: {}", reply.body);
+        assert_eq!(reply.body["code"], "validation_failed", "{body}");
+    }
+    eventually("nothing discarded by refused calls", WAIT, || dead_count(5)).await;
+
+    // Retry the betas: they run again (and die again, as they must).
+    let retried = bulk("retry", json!({"job": "probe", "error": "beta"})).await;
+    assert_eq!(retried.status, 200, "{}", retried.body);
+    assert_eq!(
+        retried.body,
+        json!({"matched": 2, "done": 2, "status": "queued"})
+    );
+    eventually("the betas ran again and died again", WAIT, || async {
+        let view = overview(&app, &root).await;
+        let probes = queue(&view, "probe");
+        (probes["dead"] == 5 && probes["failed"] == 7).then_some(())
+    })
+    .await;
+
+    // Discard the alphas, from the command line: only they go.
+    let output = tokio::process::Command::new(harness::process::binary("bourse-worker"))
+        .args(["dead", "discard", "probe", "--error", "alpha"])
+        .envs(&app.settings)
+        .current_dir(std::env::temp_dir())
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "3 dead job(s) discarded from probe"
+    );
+    let left = listed("queue=probe").await;
+    let errors: Vec<&str> = left["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["error"].as_str().unwrap())
+        .collect();
+    assert_eq!(errors.len(), 2, "{left}");
+    assert!(
+        errors.iter().all(|e| e.contains("probe beta fails")),
+        "{left}"
+    );
+
+    // `{}` matches every dead job.
+    let all = bulk("discard", json!({})).await;
+    assert_eq!(
+        all.body,
+        json!({"matched": 2, "done": 2, "status": "discarded"})
+    );
+    eventually("no dead jobs", WAIT, || dead_count(0)).await;
+}

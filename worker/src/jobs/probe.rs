@@ -46,10 +46,12 @@ pub async fn run(
             .map_err(JobError::retry)?;
     }
     if fail {
-        return Err(JobError::Retry(format!(
-            "probe {} fails attempt {attempt} as asked",
-            job.tag
-        )));
+        let reason = format!("probe {} fails attempt {attempt} as asked", job.tag);
+        return Err(if job.fail_permanently {
+            JobError::Permanent(reason)
+        } else {
+            JobError::Retry(reason)
+        });
     }
     Ok(())
 }

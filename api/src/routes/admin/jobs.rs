@@ -1,4 +1,6 @@
-//! `GET /api/v1/admin/jobs/dead`, `POST /api/v1/admin/jobs/dead/{id}/retry`, `DELETE /api/v1/admin/jobs/dead/{id}`.
+//! `GET /api/v1/admin/jobs/dead`, `POST /api/v1/admin/jobs/dead/{id}/retry`,
+//! `DELETE /api/v1/admin/jobs/dead/{id}`, and in bulk for what a filter
+//! matches: `POST /api/v1/admin/jobs/dead/retry` and `/discard`.
 
 use super::*;
 
@@ -12,7 +14,13 @@ pub struct DeadParams {
     /// Page size, default 20.
     #[param(minimum = 1, maximum = 100, nullable = false)]
     limit: Option<i64>,
-    /// The previous page's `next_cursor`: the last job's `queue/id`.
+    /// Only jobs of this name.
+    #[param(value_type = Option<JobName>, inline)]
+    job: Option<String>,
+    /// Only jobs whose last error contains this text (ignoring case).
+    #[param(value_type = Option<ErrorText>, inline)]
+    error: Option<String>,
+    /// The previous page's `next_cursor`: where the page ended.
     #[param(value_type = Option<DeadCursor>, inline)]
     cursor: Option<String>,
 }
@@ -38,13 +46,6 @@ pub struct DeadJobResponse {
 pub struct DeadJobPage {
     pub items: Vec<DeadJobResponse>,
     pub next_cursor: Option<String>,
-}
-
-fn parse_queue(raw: &str) -> Result<Queue, ApiError> {
-    Queue::parse(raw).ok_or_else(|| {
-        let names: Vec<&str> = Queue::ALL.iter().map(|q| q.as_str()).collect();
-        ApiError::field("queue", format!("must be one of {}", names.join(", ")))
-    })
 }
 
 /// Cursors are the last item's `died_at_ms/queue/id`: pages run in that
@@ -87,8 +88,12 @@ fn decode_cursor(raw: &str) -> Result<PageCursor, ApiError> {
 /// Dead jobs: those that failed every attempt or could not be read.
 ///
 /// Each with its payload, last error, attempts and time of death, newest
-/// first. Dead sets are bounded (`DEAD_MAX_PER_QUEUE`, `DEAD_TTL_DAYS`):
-/// the oldest are dropped past the bounds.
+/// first, optionally only those of one queue, one job name or with some
+/// text in their last error. A filtered page reads at most 5,000 jobs per
+/// queue, so it may come back short (even empty) with a `next_cursor`:
+/// nothing more matched so far; follow the cursor to go on. Dead sets are
+/// bounded (`DEAD_MAX_PER_QUEUE`, `DEAD_TTL_DAYS`): the oldest are dropped
+/// past the bounds.
 #[utoipa::path(
     get,
     path = "/admin/jobs/dead",
@@ -98,7 +103,7 @@ fn decode_cursor(raw: &str) -> Result<PageCursor, ApiError> {
     responses(
         spec::Unavailable, spec::AdminRead,
         (status = 200, description = "One page", body = DeadJobPage),
-        (status = 400, description = "Unknown queue, bad limit or cursor, or an unknown parameter (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Unknown queue or job name, bad error text, limit or cursor, or an unknown parameter (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_dead(
@@ -107,22 +112,15 @@ pub async fn list_dead(
     Query(params): Query<DeadParams>,
 ) -> Result<axum::Json<DeadJobPage>, ApiError> {
     let only = params.queue.as_deref().map(parse_queue).transpose()?;
+    let filter = job_filter(params.job.as_deref(), params.error.as_deref())?;
     let limit = usize::try_from(pagination::limit(params.limit)?).unwrap_or(20);
     let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
-    let (jobs, more) = dead::page(&job_queues(&state), only, after, limit).await?;
-    let next_cursor = more
-        .then(|| jobs.last().map(|j| encode_cursor(&j.cursor())))
-        .flatten();
+    let (jobs, next) = dead::page(&job_queues(&state), only, &filter, after, limit).await?;
+    let next_cursor = next.as_ref().map(encode_cursor);
     let items = jobs
         .into_iter()
         .map(|dead| DeadJobResponse {
-            job: dead
-                .job
-                .payload
-                .as_ref()
-                .and_then(|p| p.get("job"))
-                .and_then(|j| j.as_str())
-                .map(str::to_owned),
+            job: queue::browse::job_name(dead.job.payload.as_ref()).map(str::to_owned),
             died_at: dead.job.died_at,
             attempts: dead.job.attempts.as_deref().and_then(|a| a.parse().ok()),
             error: dead.job.last_error,
@@ -217,4 +215,103 @@ pub async fn discard_dead(
     }
     tracing::info!(admin = %admin.username, job = %id, queue = queue.as_str(), "dead job discarded");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Which dead jobs a bulk retry or discard acts on: all of them, or those
+/// of one queue, one job name, with some text in their last error.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeadFilter {
+    #[schema(value_type = Option<QueueName>, inline)]
+    queue: Option<String>,
+    #[schema(value_type = Option<JobName>, inline)]
+    job: Option<String>,
+    /// Text the last error contains (ignoring case).
+    #[schema(value_type = Option<ErrorText>, inline)]
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkAction {
+    /// Dead jobs that matched the filter.
+    pub matched: u64,
+    /// Those queued again (`retry`) or discarded; fewer than `matched` if
+    /// another operator acted on some meanwhile.
+    pub done: u64,
+    /// `queued` or `discarded`.
+    pub status: String,
+}
+
+async fn act_on_matching(
+    state: &AppState,
+    admin: &str,
+    filter: DeadFilter,
+    retry: bool,
+) -> Result<axum::Json<BulkAction>, ApiError> {
+    let only = filter.queue.as_deref().map(parse_queue).transpose()?;
+    let matching = job_filter(filter.job.as_deref(), filter.error.as_deref())?;
+    let bulk = dead::act_on_matching(&job_queues(state), only, &matching, retry).await?;
+    let status = if retry { "queued" } else { "discarded" };
+    tracing::info!(
+        admin,
+        queue = only.map(Queue::as_str),
+        job = matching.job(),
+        error = matching.error(),
+        matched = bulk.matched,
+        done = bulk.done,
+        "dead jobs {status} in bulk"
+    );
+    Ok(axum::Json(BulkAction {
+        matched: bulk.matched as u64,
+        done: bulk.done as u64,
+        status: status.into(),
+    }))
+}
+
+/// Put every dead job that matches a filter back on its queue.
+///
+/// With attempts reset. `{}` matches every dead job of every queue. Acts
+/// on the jobs dead when it runs; jobs dying meanwhile are left.
+#[utoipa::path(
+    post,
+    path = "/admin/jobs/dead/retry",
+    tag = "admin",
+    security(("bearer" = []), ("cookie" = [])),
+    request_body = DeadFilter,
+    responses(
+        spec::Unavailable, spec::JsonBody, spec::AdminWrite,
+        (status = 200, description = "Queued again", body = BulkAction),
+        (status = 400, description = "Unknown queue or job name, or bad error text (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn retry_matching(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    ApiJson(filter): ApiJson<DeadFilter>,
+) -> Result<axum::Json<BulkAction>, ApiError> {
+    act_on_matching(&state, &admin.username, filter, true).await
+}
+
+/// Discard every dead job that matches a filter, for good.
+///
+/// `{}` matches every dead job of every queue. Acts on the jobs dead when
+/// it runs; jobs dying meanwhile are left.
+#[utoipa::path(
+    post,
+    path = "/admin/jobs/dead/discard",
+    tag = "admin",
+    security(("bearer" = []), ("cookie" = [])),
+    request_body = DeadFilter,
+    responses(
+        spec::Unavailable, spec::JsonBody, spec::AdminWrite,
+        (status = 200, description = "Discarded", body = BulkAction),
+        (status = 400, description = "Unknown queue or job name, or bad error text (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn discard_matching(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    ApiJson(filter): ApiJson<DeadFilter>,
+) -> Result<axum::Json<BulkAction>, ApiError> {
+    act_on_matching(&state, &admin.username, filter, false).await
 }

@@ -1,7 +1,9 @@
 //! `/admin`: operator views, administrators only: the ledger check
 //! (`ledger`), and the job system as operators see it (PRODUCT.md §10):
 //! queue and worker counts, pausing and resuming queues (`queues`), dead
-//! jobs (`jobs`), cancelling a waiting job (`cancel`).
+//! jobs, filtered and acted on one at a time or in bulk (`jobs`),
+//! scheduled and retrying jobs (`scheduled`), the throughput history
+//! (`history`), cancelling a waiting job (`cancel`).
 //!
 //! Counts come from the queues' own bookkeeping in Redis (the apalis-redis
 //! key layout, read through the `queue` crate) plus the outbox in PostgreSQL:
@@ -17,9 +19,11 @@
 //! registry (apalis's own `ListWorkers` has no concurrency per worker).
 
 mod cancel;
+mod history;
 mod jobs;
 mod ledger;
 mod queues;
+mod scheduled;
 
 use std::collections::HashMap;
 
@@ -30,6 +34,7 @@ use axum::{
 use chrono::{DateTime, Utc};
 use queue::{
     JobQueues, SeenProcess,
+    browse::Filter,
     dead::{self, PageCursor},
 };
 use serde::{Deserialize, Serialize};
@@ -44,6 +49,7 @@ use super::pagination;
 use crate::{
     auth::AdminUser,
     error::{ApiError, Problem},
+    extract::ApiJson,
     routes::spec,
     state::AppState,
 };
@@ -54,9 +60,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(queues::job_overview))
         .routes(routes!(queues::pause_queue))
         .routes(routes!(queues::resume_queue))
+        .routes(routes!(history::job_history))
+        .routes(routes!(scheduled::list_scheduled))
         .routes(routes!(jobs::list_dead))
         .routes(routes!(jobs::retry_dead))
         .routes(routes!(jobs::discard_dead))
+        .routes(routes!(jobs::retry_matching))
+        .routes(routes!(jobs::discard_matching))
         .routes(routes!(cancel::cancel_job))
 }
 
@@ -89,7 +99,61 @@ fn dead_cursor() -> Schema {
         .into()
 }
 
+fn job_name() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(shared::jobs::JOB_NAMES.to_vec()))
+        .build()
+        .into()
+}
+
+/// Text to find in a job's last error: 1 to 200 characters, no control
+/// characters.
+fn error_text() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_ERROR_TEXT))
+        .pattern(Some("^[^\\x00-\\x1F\\x7F-\\x9F]*$"))
+        .build()
+        .into()
+}
+
 spec::schema_type!(QueueName => queue_name());
+spec::schema_type!(JobName => job_name());
+spec::schema_type!(ErrorText => error_text());
+
+const MAX_ERROR_TEXT: usize = 200;
+
+/// An operator's filter over jobs: a job name, text in the last error.
+fn job_filter(job: Option<&str>, error: Option<&str>) -> Result<Filter, ApiError> {
+    if let Some(job) = job
+        && !shared::jobs::JOB_NAMES.contains(&job)
+    {
+        return Err(ApiError::field(
+            "job",
+            format!("must be one of {}", shared::jobs::JOB_NAMES.join(", ")),
+        ));
+    }
+    if let Some(error) = error
+        && (error.is_empty()
+            || error.chars().count() > MAX_ERROR_TEXT
+            || error.chars().any(char::is_control))
+    {
+        return Err(ApiError::field(
+            "error",
+            format!("must be 1 to {MAX_ERROR_TEXT} characters, none of them control characters"),
+        ));
+    }
+    Ok(Filter::new(job, error))
+}
+
+fn parse_queue(raw: &str) -> Result<Queue, ApiError> {
+    Queue::parse(raw).ok_or_else(|| {
+        let names: Vec<&str> = Queue::ALL.iter().map(|q| q.as_str()).collect();
+        ApiError::field("queue", format!("must be one of {}", names.join(", ")))
+    })
+}
 spec::schema_type!(DeadCursor => dead_cursor());
 
 /// Dead job ids are ours (UUIDs, with `.n` suffixes for retries) or

@@ -38,6 +38,8 @@ pub struct WorkerSummary {
     /// False once the process missed three heartbeats (killed or cut off);
     /// its jobs go back to the queue after the lease.
     pub alive: bool,
+    /// Jobs it runs now, over all its queues.
+    pub in_flight: u64,
 }
 
 impl From<SeenProcess> for WorkerSummary {
@@ -53,6 +55,7 @@ impl From<SeenProcess> for WorkerSummary {
             started_at: p.started_at,
             last_heartbeat: seen.last_heartbeat,
             alive: seen.alive,
+            in_flight: seen.in_flight,
         }
     }
 }
