@@ -6,7 +6,8 @@ import { clock, usd } from './format.js';
 
 const NS = 'http://www.w3.org/2000/svg';
 
-function s(tag, attrs = {}, text) {
+/** An SVG element (for the charts built here and in throughput.js). */
+export function s(tag, attrs = {}, text) {
   const el = document.createElementNS(NS, tag);
   for (const [key, value] of Object.entries(attrs)) {
     if (value !== undefined && value !== null) el.setAttribute(key, String(value));

@@ -2,7 +2,8 @@
 // playwright-core: register → verify with the emailed code → log in →
 // USD wallet → deposit → buy BTC → transfer with a quote → a 10 s bet seen
 // settling → an alert created and deleted → profile → phone-sized views →
-// log out → the admin's jobs page. A screenshot of every page goes to
+// log out → the admin's jobs page (throughput chart, scheduled jobs,
+// dead jobs one at a time and in bulk). A screenshot of every page goes to
 // ARTIFACTS_DIR.
 //
 // Run by tests/tests/e2e/web.rs, which starts the system and passes:
@@ -314,7 +315,23 @@ async function run(page) {
   const done = await text(page.locator('#queues tr[data-queue="email"] .count-done'));
   check(Number(done.replace(/\D/g, '')) >= 1, `emails were sent (done: ${done})`);
   await page.locator('#workers tr[data-alive="true"]').first().waitFor();
+  const inFlight = await text(page.locator('#workers tr[data-alive="true"] td.in-flight').first());
+  check(/^\d+$/.test(inFlight.trim()), `a worker's jobs in flight are shown (${inFlight})`);
+
+  step('the throughput chart shows the emails sent in the last hour');
+  // The workers sample every second here; the page redraws every 10 s.
+  await page.locator('#throughput-chart path.throughput-done[data-queue="email"]').waitFor();
+  const emails = page.locator('#throughput-legend li[data-queue="email"]');
+  check(Number(await emails.getAttribute('data-done')) >= 1, 'the legend counts the emails sent');
   await snap(page, 'admin-jobs');
+
+  step('find the delayed probe job among the scheduled ones');
+  await page.locator('#filter-job').fill('probe');
+  await page.locator('#job-filters').getByRole('button', { name: 'Apply' }).click();
+  const later = page.locator('#scheduled-jobs tr[data-waiting-in="outbox"]');
+  await later.first().waitFor();
+  check((await text(later.first())).includes('probe'), 'the delayed job is a probe');
+  await page.locator('#filter-job').fill('');
 
   step('pause the order_clearing queue, then resume it');
   const clearing = () => page.locator('#queues tr[data-queue="order_clearing"]');
@@ -346,6 +363,20 @@ async function run(page) {
     await page.locator('.notice.ok').filter({ hasText: `Job ${discarded} discarded.` }).waitFor();
     await page.locator(`#dead-jobs tr[data-job-id="${discarded}"]`).waitFor({ state: 'detached' });
     await snap(page, 'admin-dead-jobs-handled');
+
+    step('the retried job dies again; discard every dead job the filter matches');
+    await page.locator('#filter-job').fill('probe');
+    await page.locator('#filter-error').fill('WEB-DEAD');
+    await eventually('the retried job dead again', async () => {
+      await page.locator('#job-filters').getByRole('button', { name: 'Apply' }).click();
+      return (await page.locator(`#dead-jobs tr[data-job-id="${retried}"]`).count()) === 1;
+    });
+    await page.locator('#dead-discard-matching').click();
+    await page.locator('#dead-discard-matching').filter({ hasText: 'Really discard every match?' }).click();
+    await page.locator('.notice.ok').filter({ hasText: '1 of 1 matching dead jobs discarded.' }).waitFor();
+    await page.locator(`#dead-jobs tr[data-job-id="${retried}"]`).waitFor({ state: 'detached' });
+    await page.locator('#dead-jobs').filter({ hasText: 'No dead jobs match.' }).waitFor();
+    await snap(page, 'admin-dead-jobs-bulk');
   }
 }
 

@@ -122,7 +122,12 @@ async fn the_web_page_works_end_to_end_in_headless_chromium() {
     // The default schedule refreshes the simulated prices every second: the
     // page's chart and stream move, and trades, transfers and bets find
     // fresh prices.
-    let app = TestAppBuilder::new().start().await;
+    // The throughput history is sampled every second, so the jobs page's
+    // chart has points by the time the flow gets there.
+    let app = TestAppBuilder::new()
+        .env("JOBS_HISTORY_SAMPLE_SECS", "1")
+        .start()
+        .await;
     eventually("fresh BTC and EUR prices", WAIT, || async {
         let rates = app.get("/api/v1/rates").await;
         let fresh = |symbol: &str| {
@@ -158,6 +163,17 @@ async fn the_web_page_works_end_to_end_in_headless_chromium() {
             .await
             .unwrap();
     }
+    // One waiting in the outbox for an hour: the scheduled jobs list.
+    outbox::push(
+        &mut app.conn().await,
+        &Probe {
+            tag: "web-later".to_owned(),
+            ..Probe::default()
+        },
+        Some(chrono::Utc::now() + chrono::Duration::hours(1)),
+    )
+    .await
+    .unwrap();
     eventually("two dead probe jobs", WAIT, || async {
         let view = admin_overview(&app, &root.access).await;
         view["queues"]
