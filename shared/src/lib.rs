@@ -37,3 +37,4 @@ pub mod tls;
 pub mod trace;
 pub mod trading;
 pub mod wallets;
+pub mod webhooks;

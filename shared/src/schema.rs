@@ -328,6 +328,19 @@ diesel::joinable!(ledger_entries -> ledger_accounts (account_id));
 diesel::joinable!(emails -> users (user_id));
 diesel::joinable!(orders -> clearing_batches (batch_id));
 
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        url -> Text,
+        events -> Array<Text>,
+        secret -> Text,
+        enabled -> Bool,
+        disabled_reason -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     one_time_codes,
@@ -350,4 +363,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     alerts,
     wallet_fees,
     wallet_fee_schedule,
+    webhook_endpoints,
 );

@@ -16,6 +16,7 @@ mod rates;
 mod spec;
 mod wallets;
 mod web;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -48,6 +49,7 @@ use crate::{
         (name = "orders", description = "Buying and selling crypto against the house; exchange clearing"),
         (name = "bets", description = "Bets on price moves, settled at the price in force when due"),
         (name = "alerts", description = "Price alerts: an email when a price crosses your target"),
+        (name = "webhooks", description = "Webhook endpoints: events POSTed to your server, signed"),
         (name = "admin", description = "Operator views (administrators only)"),
     ),
 )]
@@ -101,6 +103,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
             .merge(orders::router())
             .merge(bets::router())
             .merge(alerts::router())
+            .merge(webhooks::router())
             .merge(admin::router()),
     );
     // Rules the derive macros cannot state, added once every schema is in.

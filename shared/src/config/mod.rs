@@ -21,6 +21,7 @@ mod rates;
 mod redis;
 mod telemetry;
 mod trading;
+mod webhooks;
 mod worker;
 
 use std::{collections::HashMap, time::Duration};
@@ -39,6 +40,7 @@ pub use rates::{ProviderKind, RatesConfig};
 pub use redis::{RedisConfig, RedisTopology};
 pub use telemetry::TelemetryConfig;
 pub use trading::{ExchangeKind, TradingConfig};
+pub use webhooks::WebhooksConfig;
 pub use worker::WorkerConfig;
 
 /// Local development versus production: production refuses well-known
@@ -73,6 +75,7 @@ pub struct Config {
     pub bets: BetsConfig,
     pub alerts: AlertsConfig,
     pub fees: FeesConfig,
+    pub webhooks: WebhooksConfig,
     /// How long a process waits at start for PostgreSQL and Redis (and the
     /// worker for the migrations) before giving up; `None` waits forever.
     pub startup_wait: Option<Duration>,
@@ -152,6 +155,7 @@ impl Config {
             bets: BetsConfig::read(env),
             alerts: AlertsConfig::read(env),
             fees: FeesConfig::read(env),
+            webhooks: WebhooksConfig::read(env),
             startup_wait,
         }
     }

@@ -50,3 +50,4 @@ mod unique_jobs;
 mod upkeep;
 mod wallets;
 mod web;
+mod webhooks;
