@@ -257,6 +257,22 @@ pub enum MigrationError {
     Run(String),
 }
 
+/// Holds the transaction-scoped advisory lock named `name` until the
+/// surrounding transaction ends: one holder at a time across every process
+/// (a user's capped registrations, one currency's clearing). Names hash to
+/// the lock's 64-bit key; a rare collision only serialises two unrelated
+/// holders.
+pub async fn lock_for_transaction(
+    conn: &mut AsyncPgConnection,
+    name: &str,
+) -> diesel::QueryResult<()> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind::<diesel::sql_types::Text, _>(name)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
 /// Applies pending migrations on `conn` and returns the versions applied.
 ///
 /// All of them run in one transaction that first takes a transaction-scoped

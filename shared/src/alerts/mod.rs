@@ -6,7 +6,7 @@
 mod evaluate;
 
 use chrono::{DateTime, Utc};
-use diesel::{prelude::*, sql_types};
+use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 pub use evaluate::{Triggered, evaluate};
 use rust_decimal::Decimal;
@@ -116,10 +116,7 @@ pub async fn create(
     conn.transaction::<Alert, AlertError, _>(async |conn| {
         // One create at a time per user, so two concurrent creates cannot
         // both pass the cap check.
-        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('alerts:' || $1, 0))")
-            .bind::<sql_types::Text, _>(new.user_id.to_string())
-            .execute(conn)
-            .await?;
+        crate::db::lock_for_transaction(conn, &format!("alerts:{}", new.user_id)).await?;
         let active: i64 = alerts::table
             .filter(alerts::user_id.eq(new.user_id))
             .filter(alerts::status.eq(AlertStatus::Created))

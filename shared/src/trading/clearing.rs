@@ -81,9 +81,7 @@ pub async fn form_batches(
     side: Side,
 ) -> QueryResult<Vec<Uuid>> {
     conn.transaction(async |conn| {
-        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind::<sql_types::Text, _>(format!("bourse.clearing:{currency}:{side}"))
-            .execute(conn)
+        crate::db::lock_for_transaction(conn, &format!("bourse.clearing:{currency}:{side}"))
             .await?;
         let waiting: Vec<Unbatched> = diesel::sql_query(
             "SELECT id, amount, usd_amount FROM orders

@@ -1,7 +1,7 @@
 //! Registering, listing and deleting a user's webhook endpoints.
 
 use chrono::{DateTime, Utc};
-use diesel::{prelude::*, sql_types};
+use diesel::prelude::*;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -54,10 +54,7 @@ pub async fn create(
     conn.transaction::<Endpoint, EndpointError, _>(async |conn| {
         // One registration at a time per user, so two concurrent ones
         // cannot both pass the cap check.
-        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('webhooks:' || $1, 0))")
-            .bind::<sql_types::Text, _>(new.user_id.to_string())
-            .execute(conn)
-            .await?;
+        crate::db::lock_for_transaction(conn, &format!("webhooks:{}", new.user_id)).await?;
         let held: i64 = webhook_endpoints::table
             .filter(webhook_endpoints::user_id.eq(new.user_id))
             .count()
