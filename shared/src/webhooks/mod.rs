@@ -4,10 +4,11 @@
 //! This module holds the endpoints ([`endpoints`]), the event types, and
 //! the rules on where deliveries may go ([`target`] for the URL,
 //! [`address`] for the addresses it resolves to: no server-side request
-//! forgery).
+//! forgery), and how deliveries are signed ([`signature`]).
 
 pub mod address;
 pub mod endpoints;
+pub mod signature;
 pub mod target;
 
 /// The events an endpoint may subscribe to.
