@@ -1,7 +1,8 @@
 // The web page end to end in Debian's headless Chromium, driven by
 // playwright-core: register → verify with the emailed code → log in →
 // USD wallet → deposit → buy BTC → transfer with a quote → a 10 s bet seen
-// settling → an alert created and deleted → profile → phone-sized views →
+// settling → an alert created and deleted → profile, a webhook added and
+// deleted → phone-sized views →
 // log out → the admin's jobs page (throughput chart, scheduled jobs,
 // dead jobs one at a time and in bulk). A screenshot of every page goes to
 // ARTIFACTS_DIR.
@@ -275,6 +276,21 @@ async function run(page) {
   await profile.getByRole('button', { name: 'Save' }).click();
   await profile.locator('.notice.ok').filter({ hasText: 'Saved.' }).waitFor();
   await snap(page, 'profile');
+
+  step('add a webhook (a private address is refused), see its secret once, delete it');
+  const hook = page.locator('form[name=webhook]');
+  await hook.getByLabel('Endpoint URL').fill('https://127.0.0.1/hook');
+  await page.locator('#webhook-event-bet-settled').check();
+  await hook.getByRole('button', { name: 'Add webhook' }).click();
+  await page.locator('#webhook-url-error').filter({ hasText: 'not a public address' }).waitFor();
+  await hook.getByLabel('Endpoint URL').fill('https://93.184.216.34/hook');
+  await hook.getByRole('button', { name: 'Add webhook' }).click();
+  const secret = await text(page.locator('#webhook-secret'));
+  check(/^whsec_[0-9a-f]{64}$/.test(secret.trim()), `the signing secret is shown (${secret})`);
+  await page.locator('#webhooks tr[data-webhook-id]', { hasText: 'https://93.184.216.34/hook' }).waitFor();
+  await snap(page, 'profile-webhooks');
+  await page.locator('#webhooks').getByRole('button', { name: 'Delete the webhook to https://93.184.216.34/hook' }).click();
+  await page.locator('#webhooks').filter({ hasText: 'No webhook endpoints yet.' }).waitFor();
 
   step('an expired access token is renewed with the refresh cookie');
   await page.context().clearCookies({ name: 'bourse_access' });

@@ -117,6 +117,12 @@ const ASSETS: &[Asset] = &[
         gzip: gzipped!("web/pages/market.js"),
     },
     Asset {
+        path: "pages/webhooks.js",
+        content_type: JS,
+        body: include_str!("../../web/pages/webhooks.js"),
+        gzip: gzipped!("web/pages/webhooks.js"),
+    },
+    Asset {
         path: "pages/admin.js",
         content_type: JS,
         body: include_str!("../../web/pages/admin.js"),

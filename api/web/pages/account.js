@@ -4,6 +4,7 @@ import { api, get, post } from '../api.js';
 import { card, form, h, notice } from '../dom.js';
 import { when } from '../format.js';
 import { flash, loadUser, navigate, session, setUser } from '../state.js';
+import { webhooksCard } from './webhooks.js';
 
 function narrow(view, title, lead) {
   view.classList.add('narrow');
@@ -189,5 +190,5 @@ export async function profilePage(view) {
       return 'Password changed. Your other sessions were signed out.';
     },
   });
-  view.append(h('div', { class: 'grid two' }, card('Account', details), card('Your details', edit.el)), h('div', { class: 'grid two' }, card('Password', password.el)));
+  view.append(h('div', { class: 'grid two' }, card('Account', details), card('Your details', edit.el)), h('div', { class: 'grid two' }, card('Password', password.el)), webhooksCard());
 }

@@ -1,0 +1,101 @@
+// The profile's webhook endpoints: register one (the signing secret is shown
+// once), list them, delete one. Deliveries are not sent yet (issue 24).
+
+import { api, get, post } from '../api.js';
+import { card, h, notice, replace, table } from '../dom.js';
+import { when } from '../format.js';
+
+const EVENTS = [
+  ['alert.triggered', 'A price alert triggered'],
+  ['bet.settled', 'A bet settled (liquidations included)'],
+  ['order.cleared', 'An order cleared with the exchange'],
+  ['wallet.blocked', 'A wallet blocked for an unpaid fee'],
+  ['transfer.received', 'A transfer received'],
+];
+
+export function webhooksCard() {
+  const status = h('div', { class: 'form-status', 'aria-live': 'polite' });
+  const listBox = h('div', { id: 'webhooks' });
+  const url = h('input', { id: 'webhook-url', name: 'url', type: 'url', autocomplete: 'off', 'aria-describedby': 'webhook-url-error' });
+  const urlError = h('small', { class: 'field-error', id: 'webhook-url-error', hidden: true });
+  const eventsError = h('small', { class: 'field-error', id: 'webhook-events-error', hidden: true });
+  const boxes = EVENTS.map(([value, label]) => {
+    const id = `webhook-event-${value.replace('.', '-')}`;
+    return { value, input: h('input', { type: 'checkbox', id, name: 'events', value }), label: h('label', { for: id, text: label }) };
+  });
+
+  function showError(el, text) {
+    el.textContent = text || '';
+    el.hidden = !text;
+  }
+
+  async function load() {
+    try {
+      const page = await get('/webhooks');
+      replace(
+        listBox,
+        table(
+          [
+            { label: 'URL', cell: (w) => h('span', { class: 'mono small', text: w.url }) },
+            { label: 'Events', cell: (w) => w.events.join(', ') },
+            { label: 'State', cell: (w) => h('span', { class: `badge ${w.enabled ? 'ok' : 'bad'}`, title: w.disabled_reason || '', text: w.enabled ? 'enabled' : 'disabled' }) },
+            { label: 'Added', cell: (w) => when(w.created_at) },
+            { label: '', class: 'row-actions', cell: (w) => deleteButton(w) },
+          ],
+          page.items,
+          { empty: 'No webhook endpoints yet.', compact: true, rowAttrs: (w) => ({ dataset: { webhookId: w.id } }) },
+        ),
+      );
+    } catch (error) {
+      status.replaceChildren(notice('error', error.detail || String(error)));
+    }
+  }
+
+  function deleteButton(w) {
+    const button = h('button', { type: 'button', class: 'danger small', text: 'Delete', 'aria-label': `Delete the webhook to ${w.url}` });
+    button.addEventListener('click', async () => {
+      button.disabled = true;
+      try {
+        await api('DELETE', `/webhooks/${encodeURIComponent(w.id)}`);
+        status.replaceChildren(notice('ok', `Deleted the webhook to ${w.url}.`));
+        await load();
+      } catch (error) {
+        button.disabled = false;
+        status.replaceChildren(notice('error', error.detail || String(error)));
+      }
+    });
+    return button;
+  }
+
+  const submit = h('button', { type: 'submit', class: 'primary', text: 'Add webhook' });
+  const formEl = h(
+    'form',
+    { name: 'webhook', novalidate: true },
+    h('div', { class: 'field field-url' }, h('label', { for: 'webhook-url', class: 'label', text: 'Endpoint URL' }), url, h('small', { class: 'hint', text: 'An https URL whose host is a public address.' }), urlError),
+    h('fieldset', { class: 'field field-events' }, h('legend', { class: 'label', text: 'Events' }), boxes.map((b) => h('div', { class: 'check' }, b.input, ' ', b.label)), eventsError),
+    h('div', { class: 'actions' }, submit),
+  );
+  formEl.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    showError(urlError, '');
+    showError(eventsError, '');
+    submit.disabled = true;
+    try {
+      const created = await post('/webhooks', { url: url.value.trim(), events: boxes.filter((b) => b.input.checked).map((b) => b.value) });
+      url.value = '';
+      for (const b of boxes) b.input.checked = false;
+      status.replaceChildren(
+        notice('ok', 'Webhook added. Its signing secret, shown only now: ', h('code', { id: 'webhook-secret', text: created.secret })),
+      );
+      await load();
+    } catch (error) {
+      showError(urlError, error.errors?.url);
+      showError(eventsError, error.errors?.events);
+      status.replaceChildren(notice('error', error.detail || String(error)));
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  load();
+  return card('Webhooks', h('p', { class: 'muted small', text: 'Events POSTed to your server, signed with a secret shown once. Deliveries start in a coming release.' }), formEl, status, listBox);
+}
