@@ -38,25 +38,45 @@ pub fn key(prefix: &str, job: &str, unique_key: &str) -> String {
     keys::deployment_key(prefix, &format!("waiting:{job}:{unique_key}"))
 }
 
+/// Takes each free mark (`SET NX PX`) for its job; a mark that already
+/// holds the same job's id is the job's own (its row relayed again after a
+/// relay died between marking and pushing, or a push retried) and is
+/// renewed. One call: every mark is a deployment key, in one hash slot.
+static MARK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "local ttl = ARGV[#KEYS + 1] \
+         local out = {} \
+         for i, key in ipairs(KEYS) do \
+           if redis.call('SET', key, ARGV[i], 'NX', 'PX', ttl) then out[i] = 1 \
+           elseif redis.call('GET', key) == ARGV[i] then \
+             redis.call('PEXPIRE', key, ttl) out[i] = 1 \
+           else out[i] = 0 end \
+         end \
+         return out",
+    )
+});
+
 /// Marks each job (`(key, id)`) as the waiting copy under its key, in one
 /// round trip: true for those that are (push them), false where another
-/// copy already waits (drop it). Keys must differ.
+/// copy already waits (drop it). A mark already holding the same id is
+/// this job's: a relay that took over a dead relay's rows pushes them
+/// (apalis-redis skips an id it knows), rather than dropping the only copy
+/// until the dead one wakes. Keys must differ.
 pub async fn mark(conn: &Conn, marks: &[(String, String)]) -> Result<Vec<bool>, redis::RedisError> {
     if marks.is_empty() {
         return Ok(Vec::new());
     }
     let ttl = u64::try_from(WAITING_TTL.as_millis()).unwrap_or(u64::MAX);
-    let mut pipe = redis::pipe();
-    for (key, id) in marks {
-        pipe.cmd("SET")
-            .arg(key)
-            .arg(id)
-            .arg("NX")
-            .arg("PX")
-            .arg(ttl);
+    let mut call = MARK.prepare_invoke();
+    for (key, _) in marks {
+        call.key(key);
     }
-    let set: Vec<Option<String>> = pipe.query_async(&mut conn.clone()).await?;
-    Ok(set.into_iter().map(|s| s.is_some()).collect())
+    for (_, id) in marks {
+        call.arg(id);
+    }
+    call.arg(ttl);
+    let set: Vec<i64> = call.invoke_async(&mut conn.clone()).await?;
+    Ok(set.into_iter().map(|s| s == 1).collect())
 }
 
 /// Clears job `id`'s mark under `key` (when it starts, or when its push

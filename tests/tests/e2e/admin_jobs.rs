@@ -943,6 +943,8 @@ async fn operators_see_throughput_scheduled_and_retrying_jobs_and_jobs_in_flight
         None,
     )
     .await;
+    // The queue counts and the processes are read one after the other:
+    // wait for a view in which both see the job.
     let view = eventually("one job in flight", WAIT, || async {
         let view = overview(&app, &root).await;
         let busy: u64 = view["workers"]
@@ -951,7 +953,7 @@ async fn operators_see_throughput_scheduled_and_retrying_jobs_and_jobs_in_flight
             .iter()
             .map(|w| w["in_flight"].as_u64().unwrap())
             .sum();
-        (busy == 1).then_some(view)
+        (busy == 1 && queue(&view, "probe")["running"] == 1).then_some(view)
     })
     .await;
     let workers = view["workers"].as_array().unwrap();

@@ -198,3 +198,33 @@ async fn the_reconcilers_requeue_of_an_email_whose_job_waits_is_dropped() {
     let counts = queues.counts(Queue::Email).await.unwrap();
     assert_eq!((counts.succeeded, counts.pending, counts.dead), (1, 0, 0));
 }
+
+/// A relay that takes over a dead relay's claimed rows finds their marks
+/// already holding the same job ids: it pushes them (a repeated id is
+/// skipped by apalis-redis) rather than dropping the only copy until the
+/// dead relay wakes. Another job under a taken key is still dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mark_holding_the_same_job_is_that_jobs_own() {
+    let app = TestAppBuilder::new().without_worker().start().await;
+    let conn = app.queues().connection();
+    let key = queue::waiting::key(&app.prefix, "settle_bet", "bet-1");
+    let other = queue::waiting::key(&app.prefix, "settle_bet", "bet-2");
+    let mark = |marks: Vec<(String, String)>| {
+        let conn = conn.clone();
+        async move { queue::waiting::mark(&conn, &marks).await.unwrap() }
+    };
+    assert_eq!(mark(vec![(key.clone(), "job-a".into())]).await, [true]);
+    // The same job again (its row relayed by another relay): still its own.
+    assert_eq!(
+        mark(vec![
+            (key.clone(), "job-a".into()),
+            (other.clone(), "job-c".into())
+        ])
+        .await,
+        [true, true]
+    );
+    // Another job under the same key waits behind it.
+    assert_eq!(mark(vec![(key.clone(), "job-b".into())]).await, [false]);
+    queue::waiting::clear(&conn, &key, "job-a").await.unwrap();
+    assert_eq!(mark(vec![(key, "job-b".into())]).await, [true]);
+}
