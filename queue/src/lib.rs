@@ -5,8 +5,8 @@
 //! latest-price cache ([`rates`]), paused queues ([`pause`]), cluster-wide
 //! rate limits ([`limit`]), unique jobs ([`waiting`]), cancelling a waiting
 //! job ([`cancel`]), browsing scheduled and dead jobs ([`browse`]), the
-//! throughput history ([`history`]), readiness pings ([`ping`]), the upkeep lease
-//! ([`JobQueues::hold_upkeep`]) and the
+//! throughput history ([`history`]), readiness pings ([`ping`]), leases
+//! ([`lease`]: the upkeep lease, a webhook endpoint's turn) and the
 //! start-up check of Redis's eviction policy ([`check_eviction_policy`]).
 //!
 //! Dependencies point one way: this crate uses `shared` (configuration, job
@@ -21,6 +21,7 @@ pub mod dead;
 mod eviction;
 pub mod history;
 pub mod keys;
+pub mod lease;
 pub mod limit;
 pub mod pause;
 mod processes;

@@ -1,6 +1,7 @@
--- Takes or keeps the upkeep lease: one process at a time runs the
--- cluster-wide queue upkeep. The holder renews its lease; anyone takes a
--- lease that has expired.
+-- Takes or keeps a lease (the upkeep lease: one process at a time runs the
+-- cluster-wide queue upkeep; a webhook endpoint's turn: one delivery at a
+-- time). The holder renews its lease; anyone takes a lease that has
+-- expired.
 --
 -- KEYS[1] the lease key
 -- ARGV[1] the caller's name, ARGV[2] time to live (ms)
