@@ -37,6 +37,7 @@ use crate::{
     email::{self, WalletBlocked},
     rates,
     wallets::WalletStatus,
+    webhooks::{self, EventType, payloads::WalletBlocked as WalletBlockedEvent},
 };
 
 /// Days between two fees of a wallet.
@@ -335,7 +336,8 @@ async fn charge_batch(
     .await
 }
 
-/// Queues one email to the owner of each newly blocked wallet.
+/// Queues one email to the owner of each newly blocked wallet, and a
+/// `wallet.blocked` webhook event.
 async fn notify_blocked(
     conn: &mut AsyncPgConnection,
     fees: &FeesConfig,
@@ -371,6 +373,19 @@ async fn notify_blocked(
         })
         .collect();
     email::enqueue_many_quiet_on(conn, &mails).await?;
+    let events: Vec<_> = blocked
+        .iter()
+        .map(|(wallet, price)| {
+            let event = WalletBlockedEvent {
+                wallet_id: wallet.id,
+                currency: wallet.currency.clone(),
+                fee: price.amount.to_string(),
+                balance: wallet.balance.normalize().to_string(),
+            };
+            (wallet.user_id, event)
+        })
+        .collect();
+    webhooks::events::emit(conn, EventType::WalletBlocked, &events).await?;
     Ok(())
 }
 

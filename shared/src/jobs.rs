@@ -22,18 +22,21 @@ pub enum Queue {
     MonthlyFee,
     RateRefresh,
     OrderClearing,
+    /// Webhook deliveries to API clients' endpoints.
+    Webhook,
     /// Diagnostics: probe jobs for operators, health checks and benchmarks.
     Probe,
 }
 
 impl Queue {
-    pub const ALL: [Queue; 7] = [
+    pub const ALL: [Queue; 8] = [
         Queue::Email,
         Queue::BetSettlement,
         Queue::PriceAlert,
         Queue::MonthlyFee,
         Queue::RateRefresh,
         Queue::OrderClearing,
+        Queue::Webhook,
         Queue::Probe,
     ];
 
@@ -45,6 +48,7 @@ impl Queue {
             Queue::MonthlyFee => "monthly_fee",
             Queue::RateRefresh => "rate_refresh",
             Queue::OrderClearing => "order_clearing",
+            Queue::Webhook => "webhook",
             Queue::Probe => "probe",
         }
     }
@@ -98,7 +102,7 @@ pub const fn cancellable(queue: Queue) -> bool {
 
 /// Every job's name ([`JobSpec::NAME`]), for operators filtering jobs by
 /// name.
-pub const JOB_NAMES: [&str; 11] = [
+pub const JOB_NAMES: [&str; 12] = [
     SendEmail::NAME,
     ReconcileEmails::NAME,
     RefreshRates::NAME,
@@ -109,6 +113,7 @@ pub const JOB_NAMES: [&str; 11] = [
     ReconcileBets::NAME,
     ChargeFees::NAME,
     PurgeExpired::NAME,
+    DeliverWebhook::NAME,
     Probe::NAME,
 ];
 
@@ -354,6 +359,26 @@ pub struct PurgeExpired {
 impl JobSpec for PurgeExpired {
     const NAME: &'static str = "purge_expired";
     const QUEUE: Queue = Queue::MonthlyFee;
+}
+
+/// Make one attempt at one webhook delivery (see
+/// [`crate::webhooks::deliveries`]): queued in the transaction of the
+/// event, then by each failed attempt for the next, after its backoff, and
+/// by a resend. An attempt at a delivery no longer pending does nothing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverWebhook {
+    pub delivery_id: Uuid,
+}
+
+impl JobSpec for DeliverWebhook {
+    const NAME: &'static str = "deliver_webhook";
+    const QUEUE: Queue = Queue::Webhook;
+
+    /// A resend while the delivery's attempt still waits is that attempt.
+    fn unique_key(&self) -> Option<String> {
+        Some(self.delivery_id.to_string())
+    }
 }
 
 /// A diagnostic job: optionally sleeps, fails its first attempts, and records

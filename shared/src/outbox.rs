@@ -92,6 +92,21 @@ pub async fn push_many_quiet<J: JobSpec>(
     conn: &AsyncPgConnection,
     jobs: &[J],
 ) -> QueryResult<Vec<Uuid>> {
+    insert_many(conn, jobs, false).await
+}
+
+/// Many jobs due now in one statement, waking the relays after the
+/// surrounding work succeeds (see [`noting_pushes`]). Returns their ids in
+/// order.
+pub async fn push_many<J: JobSpec>(conn: &AsyncPgConnection, jobs: &[J]) -> QueryResult<Vec<Uuid>> {
+    insert_many(conn, jobs, true).await
+}
+
+async fn insert_many<J: JobSpec>(
+    conn: &AsyncPgConnection,
+    jobs: &[J],
+    wake: bool,
+) -> QueryResult<Vec<Uuid>> {
     let ids: Vec<Uuid> = jobs.iter().map(|_| Uuid::now_v7()).collect();
     let payloads = jobs
         .iter()
@@ -116,6 +131,9 @@ pub async fn push_many_quiet<J: JobSpec>(
     .bind::<sql_types::Nullable<sql_types::Text>, _>(request_id(origin.as_ref()))
     .execute(&mut &*conn)
     .await?;
+    if wake && !ids.is_empty() {
+        note_push(J::QUEUE);
+    }
     Ok(ids)
 }
 

@@ -277,7 +277,7 @@ async function run(page) {
   await profile.locator('.notice.ok').filter({ hasText: 'Saved.' }).waitFor();
   await snap(page, 'profile');
 
-  step('add a webhook (a private address is refused), see its secret once, delete it');
+  step('add a webhook (a private address is refused), see its secret once and its (empty) deliveries, delete it');
   const hook = page.locator('form[name=webhook]');
   await hook.getByLabel('Endpoint URL').fill('https://127.0.0.1/hook');
   await page.locator('#webhook-event-bet-settled').check();
@@ -288,6 +288,8 @@ async function run(page) {
   const secret = await text(page.locator('#webhook-secret'));
   check(/^whsec_[0-9a-f]{64}$/.test(secret.trim()), `the signing secret is shown (${secret})`);
   await page.locator('#webhooks tr[data-webhook-id]', { hasText: 'https://93.184.216.34/hook' }).waitFor();
+  await page.locator('#webhooks').getByRole('button', { name: 'Deliveries to https://93.184.216.34/hook' }).click();
+  await page.locator('#webhook-deliveries').filter({ hasText: 'Recent deliveries to https://93.184.216.34/hook' }).filter({ hasText: 'No deliveries yet.' }).waitFor();
   await snap(page, 'profile-webhooks');
   await page.locator('#webhooks').getByRole('button', { name: 'Delete the webhook to https://93.184.216.34/hook' }).click();
   await page.locator('#webhooks').filter({ hasText: 'No webhook endpoints yet.' }).waitFor();

@@ -25,6 +25,7 @@ pub mod redis_server;
 pub mod session;
 pub mod smtp;
 pub mod tls_servers;
+pub mod webhook_receiver;
 
 pub use app::{TestApp, TestAppBuilder};
 pub use db::TestDb;

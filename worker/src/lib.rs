@@ -120,6 +120,11 @@ pub async fn run_on(
         .map_err(|e| anyhow::anyhow!("price providers: {e}"))?;
     let exchange = shared::trading::exchange::from_config(&config.trading)
         .map_err(|e| anyhow::anyhow!("exchange: {e}"))?;
+    let webhooks = shared::webhooks::send::Sender::new(
+        config.webhooks.allow_private_addresses,
+        config.webhooks.timeout,
+    )
+    .map_err(anyhow::Error::msg)?;
     let (client, conn) =
         queue::connect(&config.redis, REDIS_RETRIES).map_err(anyhow::Error::msg)?;
     let queues = job_queues(conn.clone(), &config);
@@ -176,6 +181,7 @@ pub async fn run_on(
         redis: conn,
         metrics: metrics.clone(),
         exchange,
+        webhooks,
         settler: jobs::bets::Settler::start(
             db.clone(),
             config.rates.clone(),

@@ -1,6 +1,7 @@
 //! The cluster-wide limits on calls to outside services (PRODUCT.md §10),
 //! built from configuration: SMTP sends (`SMTP_MAX_PER_SEC`), exchange
-//! orders (`EXCHANGE_MAX_PER_SEC`) and price-provider calls
+//! orders (`EXCHANGE_MAX_PER_SEC`), webhook deliveries
+//! (`WEBHOOK_MAX_PER_SEC`) and price-provider calls
 //! (`RATE_CRYPTO_MAX_PER_MIN`, `RATE_FIAT_MAX_PER_MIN`). Each is one GCRA in
 //! Redis ([`queue::limit`]) that every worker process shares.
 //!
@@ -31,6 +32,8 @@ const PROVIDER_TURN_WAIT: Duration = Duration::from_millis(250);
 pub struct Limits {
     pub smtp: Option<RateLimit>,
     pub exchange: Option<RateLimit>,
+    /// Webhook deliveries (`WEBHOOK_MAX_PER_SEC`), all endpoints together.
+    pub webhook: Option<RateLimit>,
 }
 
 impl Limits {
@@ -45,6 +48,11 @@ impl Limits {
                 "exchange",
                 config.trading.exchange_max_per_sec,
                 config.trading.exchange_burst,
+            ),
+            webhook: per_second(
+                "webhook",
+                config.webhooks.max_per_sec,
+                config.webhooks.burst,
             ),
         }
     }

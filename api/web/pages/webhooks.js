@@ -1,5 +1,6 @@
 // The profile's webhook endpoints: register one (the signing secret is shown
-// once), list them, delete one. Deliveries are not sent yet (issue 24).
+// once), list them, delete one, and see an endpoint's recent deliveries with
+// every attempt, re-sending one.
 
 import { api, get, post } from '../api.js';
 import { card, h, notice, replace, table } from '../dom.js';
@@ -16,6 +17,7 @@ const EVENTS = [
 export function webhooksCard() {
   const status = h('div', { class: 'form-status', 'aria-live': 'polite' });
   const listBox = h('div', { id: 'webhooks' });
+  const deliveriesBox = h('div', { id: 'webhook-deliveries' });
   const url = h('input', { id: 'webhook-url', name: 'url', type: 'url', autocomplete: 'off', 'aria-describedby': 'webhook-url-error' });
   const urlError = h('small', { class: 'field-error', id: 'webhook-url-error', hidden: true });
   const eventsError = h('small', { class: 'field-error', id: 'webhook-events-error', hidden: true });
@@ -40,7 +42,7 @@ export function webhooksCard() {
             { label: 'Events', cell: (w) => w.events.join(', ') },
             { label: 'State', cell: (w) => h('span', { class: `badge ${w.enabled ? 'ok' : 'bad'}`, title: w.disabled_reason || '', text: w.enabled ? 'enabled' : 'disabled' }) },
             { label: 'Added', cell: (w) => when(w.created_at) },
-            { label: '', class: 'row-actions', cell: (w) => deleteButton(w) },
+            { label: '', class: 'row-actions', cell: (w) => [deliveriesButton(w), ' ', deleteButton(w)] },
           ],
           page.items,
           { empty: 'No webhook endpoints yet.', compact: true, rowAttrs: (w) => ({ dataset: { webhookId: w.id } }) },
@@ -51,12 +53,65 @@ export function webhooksCard() {
     }
   }
 
+  function attemptsText(d) {
+    if (!d.attempts.length) return 'none yet';
+    const last = d.attempts[d.attempts.length - 1];
+    const answer = last.status_code ?? last.error;
+    return `${d.attempts.length} (last: ${answer}, ${last.duration_ms} ms)`;
+  }
+
+  async function showDeliveries(w) {
+    try {
+      const page = await get(`/webhooks/${encodeURIComponent(w.id)}/deliveries?limit=20`);
+      replace(
+        deliveriesBox,
+        h('h3', { text: `Recent deliveries to ${w.url}` }),
+        table(
+          [
+            { label: 'Event', cell: (d) => h('span', { class: 'mono small', title: d.event_id, text: d.event_type }) },
+            { label: 'Status', cell: (d) => h('span', { class: `badge ${d.status === 'delivered' ? 'ok' : d.status === 'failed' ? 'bad' : ''}`, text: d.status }) },
+            { label: 'Attempts', cell: (d) => attemptsText(d) },
+            { label: 'Created', cell: (d) => when(d.created_at) },
+            { label: '', class: 'row-actions', cell: (d) => resendButton(w, d) },
+          ],
+          page.items,
+          { empty: 'No deliveries yet.', compact: true, rowAttrs: (d) => ({ dataset: { deliveryId: d.id } }) },
+        ),
+      );
+    } catch (error) {
+      status.replaceChildren(notice('error', error.detail || String(error)));
+    }
+  }
+
+  function deliveriesButton(w) {
+    const button = h('button', { type: 'button', class: 'small', text: 'Deliveries', 'aria-label': `Deliveries to ${w.url}` });
+    button.addEventListener('click', () => showDeliveries(w));
+    return button;
+  }
+
+  function resendButton(w, d) {
+    const button = h('button', { type: 'button', class: 'small', text: 'Resend', 'aria-label': `Resend the ${d.event_type} event` });
+    button.addEventListener('click', async () => {
+      button.disabled = true;
+      try {
+        await post(`/webhooks/${encodeURIComponent(w.id)}/deliveries/${encodeURIComponent(d.id)}/resend`, {});
+        status.replaceChildren(notice('ok', `The ${d.event_type} event is queued to be sent again.`));
+        await showDeliveries(w);
+      } catch (error) {
+        button.disabled = false;
+        status.replaceChildren(notice('error', error.detail || String(error)));
+      }
+    });
+    return button;
+  }
+
   function deleteButton(w) {
     const button = h('button', { type: 'button', class: 'danger small', text: 'Delete', 'aria-label': `Delete the webhook to ${w.url}` });
     button.addEventListener('click', async () => {
       button.disabled = true;
       try {
         await api('DELETE', `/webhooks/${encodeURIComponent(w.id)}`);
+        deliveriesBox.replaceChildren();
         status.replaceChildren(notice('ok', `Deleted the webhook to ${w.url}.`));
         await load();
       } catch (error) {
@@ -97,5 +152,5 @@ export function webhooksCard() {
     }
   });
   load();
-  return card('Webhooks', h('p', { class: 'muted small', text: 'Events POSTed to your server, signed with a secret shown once. Deliveries start in a coming release.' }), formEl, status, listBox);
+  return card('Webhooks', h('p', { class: 'muted small', text: 'Events POSTed to your server, signed with a secret shown once, retried for a day.' }), formEl, status, listBox, deliveriesBox);
 }

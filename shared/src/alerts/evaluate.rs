@@ -6,7 +6,10 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use crate::email::{self, PriceAlert};
+use crate::{
+    email::{self, PriceAlert},
+    webhooks::{self, EventType, payloads::AlertTriggered},
+};
 
 /// An alert that an observation triggered (and whose email is queued).
 #[derive(Debug, Clone, QueryableByName)]
@@ -154,6 +157,21 @@ async fn evaluate_batch(
         if !mails.is_empty() {
             email::enqueue_many_quiet_on(conn, &mails).await?;
         }
+        let events: Vec<_> = triggered
+            .iter()
+            .map(|t| {
+                let event = AlertTriggered {
+                    alert_id: t.id,
+                    symbol: t.symbol.clone(),
+                    direction: t.direction.clone(),
+                    target_price: t.target_price.normalize().to_string(),
+                    triggered_price: t.price.normalize().to_string(),
+                    observed_at,
+                };
+                (t.user_id, event)
+            })
+            .collect();
+        webhooks::events::emit(conn, EventType::AlertTriggered, &events).await?;
         Ok(triggered)
     })
     .await

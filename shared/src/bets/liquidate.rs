@@ -24,10 +24,13 @@ use uuid::Uuid;
 
 use super::{
     BetError, exposure,
-    settle::{OpenBet, Payouts, system_accounts_on},
+    settle::{OpenBet, Payouts, settled_event, system_accounts_on},
     settled_email::liquidated_email,
 };
-use crate::email;
+use crate::{
+    email,
+    webhooks::{self, EventType},
+};
 
 /// What one call of [`liquidate`] did.
 #[derive(Debug)]
@@ -140,6 +143,10 @@ async fn liquidate_in(
             )
         })
         .collect();
+    let events: Vec<_> = due
+        .iter()
+        .map(|bet| settled_event(bet, "liquidated", Some("L"), Decimal::ZERO))
+        .collect();
     let posted = payouts.insert_on(shared, escrow, house);
     let update = diesel::sql_query(
         "UPDATE bets b SET status = 'settled', result = 'L', end_price = v.price,
@@ -157,9 +164,10 @@ async fn liquidate_in(
     .bind::<sql_types::Array<sql_types::Uuid>, _>(&payouts.transactions)
     .execute(&mut &*shared);
     let emails = email::enqueue_many_quiet_on(shared, &mails);
+    let webhooks = webhooks::events::emit(shared, EventType::BetSettled, &events);
     let closed = exposure::Closed::of(&due);
     let exposure = closed.take_off(shared);
-    futures::try_join!(posted, update, emails, exposure)?;
+    futures::try_join!(posted, update, emails, webhooks, exposure)?;
     Ok(due.iter().map(|b| (b.id, b.user_id)).collect())
 }
 

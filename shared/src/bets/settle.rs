@@ -30,6 +30,7 @@ use crate::{
     ledger::{self, Movement, SystemAccount, TxKind},
     rates,
     wallets::WalletStatus,
+    webhooks::{self, EventType, payloads::BetSettled as BetSettledEvent},
 };
 
 /// What settling one bet did.
@@ -280,6 +281,7 @@ async fn settle_in(
     let mut profits = Vec::with_capacity(due.len());
     let mut liquidated = Vec::with_capacity(due.len());
     let mut mails = Vec::with_capacity(due.len());
+    let mut events = Vec::with_capacity(due.len());
     for (bet, (outcome, payout, end, closed)) in due.iter().zip(&outcomes) {
         let status = if outcome.is_some() {
             BetStatus::Settled
@@ -298,6 +300,12 @@ async fn settle_in(
             _ => settled_email(bet, status, result.as_deref(), *payout, end.map(|(p, _)| p)),
         };
         mails.push((Some(bet.user_id), bet.email.clone(), mail));
+        let shown = match status {
+            _ if *closed => "liquidated",
+            BetStatus::Void => "void",
+            _ => "settled",
+        };
+        events.push(settled_event(bet, shown, result.as_deref(), *payout));
         results.insert(
             bet.id,
             match result {
@@ -333,10 +341,32 @@ async fn settle_in(
     .bind::<sql_types::Array<sql_types::Bool>, _>(&liquidated)
     .execute(&mut &*shared);
     let emails = email::enqueue_many_quiet_on(shared, &mails);
+    let webhooks = webhooks::events::emit(shared, EventType::BetSettled, &events);
     let closed = exposure::Closed::of(&due);
     let exposure = closed.take_off(shared);
-    futures::try_join!(posted, update, emails, exposure)?;
+    futures::try_join!(posted, update, emails, webhooks, exposure)?;
     Ok(results)
+}
+
+/// A `bet.settled` webhook event for `bet`'s owner.
+pub(super) fn settled_event(
+    bet: &OpenBet,
+    status: &'static str,
+    result: Option<&str>,
+    payout: Decimal,
+) -> (Uuid, BetSettledEvent) {
+    let event = BetSettledEvent {
+        bet_id: bet.id,
+        wallet_id: bet.wallet_id,
+        status,
+        result: result.map(str::to_owned),
+        symbol: bet.symbol.clone(),
+        direction: bet.direction.clone(),
+        stake: format!("{:.2}", bet.stake),
+        payout: format!("{payout:.2}"),
+        currency: super::STAKE_CURRENCY,
+    };
+    (bet.user_id, event)
 }
 
 /// Sorts the locked rows: settled already, not due yet by the database's

@@ -13,7 +13,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 pub use mailer::{Mailer, SendError};
 pub use render::{
     BetSettled, EmailChanged, EmailTemplate, PasswordChanged, PasswordReset, PriceAlert, Rendered,
-    VerifyEmail, WalletBlocked,
+    VerifyEmail, WalletBlocked, WebhookDisabled,
 };
 use uuid::Uuid;
 

@@ -131,6 +131,22 @@ impl EmailTemplate for WalletBlocked {
     const NAME: &'static str = "wallet_blocked";
 }
 
+/// A webhook endpoint failed every delivery for `WEBHOOK_DISABLE_AFTER_SECS`
+/// and was disabled.
+#[derive(Debug, Clone, Serialize)]
+pub struct WebhookDisabled {
+    pub username: String,
+    pub url: String,
+    pub endpoint_id: String,
+    /// How long it failed, in words ("1 day", "2 hours").
+    pub failing_for: String,
+    pub last_error: String,
+}
+
+impl EmailTemplate for WebhookDisabled {
+    const NAME: &'static str = "webhook_disabled";
+}
+
 macro_rules! template_files {
     ($name:literal) => {
         (
@@ -152,6 +168,7 @@ const TEMPLATES: &[(&str, &str, &str, &str)] = &[
     template_files!("bet_settled"),
     template_files!("price_alert"),
     template_files!("wallet_blocked"),
+    template_files!("webhook_disabled"),
 ];
 
 static ENVIRONMENT: LazyLock<Result<Environment<'static>, minijinja::Error>> =
@@ -283,6 +300,13 @@ fn samples() -> Result<Vec<(&'static str, serde_json::Value)>, RenderError> {
             balance: "0.10".into(),
             fee_amount: "200".into(),
             fee_currency: "KZT".into(),
+        })?,
+        sample(&WebhookDisabled {
+            username: "sample".into(),
+            url: "https://hooks.example.com/bourse".into(),
+            endpoint_id: "0193a1b2-0000-7000-8000-000000000000".into(),
+            failing_for: "1 day".into(),
+            last_error: "the endpoint answered 500".into(),
         })?,
     ];
     if samples.len() != TEMPLATES.len() {

@@ -35,6 +35,7 @@ use crate::{
     jobs::{ClearOrders, SubmitClearingBatch},
     outbox,
     schema::{clearing_batches, orders},
+    webhooks::{self, EventType, payloads::OrderCleared},
 };
 
 /// An order waiting for a batch.
@@ -227,15 +228,30 @@ pub async fn submit(
             if marked == 0 {
                 return Ok(None);
             }
-            diesel::update(orders::table.filter(orders::batch_id.eq(batch_id)))
-                .set((
-                    orders::status.eq(OrderStatus::Cleared),
-                    orders::exchange_reference.eq(&fill.reference),
-                    orders::cleared_at.eq(fill.executed_at),
-                ))
-                .execute(conn)
-                .await
-                .map(Some)
+            let cleared: Vec<(Uuid, Uuid, String, String)> =
+                diesel::update(orders::table.filter(orders::batch_id.eq(batch_id)))
+                    .set((
+                        orders::status.eq(OrderStatus::Cleared),
+                        orders::exchange_reference.eq(&fill.reference),
+                        orders::cleared_at.eq(fill.executed_at),
+                    ))
+                    .returning((orders::id, orders::user_id, orders::side, orders::currency))
+                    .get_results(conn)
+                    .await?;
+            let events: Vec<_> = cleared
+                .iter()
+                .map(|(order, user, side, currency)| {
+                    let event = OrderCleared {
+                        order_id: *order,
+                        batch_id,
+                        side: side.clone(),
+                        currency: currency.clone(),
+                    };
+                    (*user, event)
+                })
+                .collect();
+            webhooks::events::emit(conn, EventType::OrderCleared, &events).await?;
+            Ok(Some(cleared.len()))
         })
         .await?;
     Ok(match cleared {

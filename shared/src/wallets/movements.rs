@@ -8,6 +8,7 @@ use crate::{
     config::RatesConfig,
     ledger::{self, Movement, Posted, SystemAccount, TxKind},
     rates,
+    webhooks::{self, EventType, payloads::TransferReceived},
 };
 
 /// What a movement did, for the response.
@@ -159,6 +160,7 @@ pub async fn transfer(
     movement.to_wallet = Some(to.id);
     let to_number = to.wallet_number.clone();
     let to_decimals = to.decimals;
+    let payee = (to.user_id, to.id, from.wallet_number.clone());
     movement.from_amount = Some(amount);
     movement.from_currency = Some(from.currency.clone());
     movement.to_amount = Some(credited);
@@ -166,6 +168,19 @@ pub async fn transfer(
     movement.rate = rate;
     movement.created_by = Some(user_id);
     let posted = ledger::post(conn, movement).await?;
+    // The payee hears of it (not the payer, between their own wallets).
+    if payee.0 != user_id {
+        let event = TransferReceived {
+            wallet_id: payee.1,
+            transaction_id: posted.id,
+            amount: credited
+                .round_dp(u32::try_from(to_decimals).unwrap_or(0))
+                .to_string(),
+            currency: to.currency.clone(),
+            from_wallet_number: payee.2,
+        };
+        webhooks::events::emit(conn, EventType::TransferReceived, &[(payee.0, event)]).await?;
+    }
     let mut done = receipt(from, &posted);
     done.credited = Some((credited, to.currency));
     done.credited_decimals = to_decimals;

@@ -4,10 +4,17 @@
 //! This module holds the endpoints ([`endpoints`]), the event types, and
 //! the rules on where deliveries may go ([`target`] for the URL,
 //! [`address`] for the addresses it resolves to: no server-side request
-//! forgery), and how deliveries are signed ([`signature`]).
+//! forgery), and how deliveries are signed ([`signature`]). Events are
+//! emitted in the transaction of their change ([`events`]) and delivered by
+//! `deliver_webhook` jobs ([`deliveries`] for the rows, [`send`] for the
+//! POST).
 
 pub mod address;
+pub mod deliveries;
 pub mod endpoints;
+pub mod events;
+pub mod payloads;
+pub mod send;
 pub mod signature;
 pub mod target;
 

@@ -99,6 +99,7 @@ async fn operators_see_queues_and_workers_and_retry_or_discard_dead_jobs() {
             "monthly_fee",
             "rate_refresh",
             "order_clearing",
+            "webhook",
             "probe"
         ]
     );

@@ -50,4 +50,5 @@ mod unique_jobs;
 mod upkeep;
 mod wallets;
 mod web;
+mod webhook_deliveries;
 mod webhooks;

@@ -9,6 +9,7 @@ mod probe;
 pub mod refresh_rates;
 mod send_email;
 pub mod turn;
+mod webhook;
 
 use std::{sync::Arc, time::Duration};
 
@@ -19,9 +20,9 @@ use shared::{
     db::DbPool,
     email::Mailer,
     jobs::{
-        ChargeFees, ClearOrders, JobEnvelope, JobSpec, PayloadError, PricesObserved, Probe,
-        PurgeExpired, ReconcileBets, ReconcileEmails, RefreshRates, SendEmail, SettleBet,
-        SubmitClearingBatch,
+        ChargeFees, ClearOrders, DeliverWebhook, JobEnvelope, JobSpec, PayloadError,
+        PricesObserved, Probe, PurgeExpired, ReconcileBets, ReconcileEmails, RefreshRates,
+        SendEmail, SettleBet, SubmitClearingBatch,
     },
     rates::Providers,
     trading::exchange::Exchange,
@@ -42,6 +43,8 @@ pub struct JobContext {
     pub metrics: Arc<Metrics>,
     /// Where clearing batches are placed.
     pub exchange: Arc<dyn Exchange>,
+    /// Posts webhook deliveries.
+    pub webhooks: shared::webhooks::send::Sender,
     /// Groups bet settlements into shared transactions.
     pub settler: bets::Settler,
     /// "Now" for the monthly fee.
@@ -108,6 +111,7 @@ pub fn handler_for(job: &str) -> Option<Handler> {
         SubmitClearingBatch::NAME => {
             Some(|ctx, envelope, _| Box::pin(clearing::submit(ctx, envelope)))
         }
+        DeliverWebhook::NAME => Some(|ctx, envelope, _| Box::pin(webhook::deliver(ctx, envelope))),
         _ => None,
     }
 }

@@ -5,6 +5,7 @@
 
 mod create;
 mod delete;
+mod deliveries;
 mod list;
 
 use std::collections::BTreeMap;
@@ -40,6 +41,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create::create_webhook, list::list_webhooks))
         .routes(routes!(delete::delete_webhook))
+        .routes(routes!(deliveries::list_deliveries))
+        .routes(routes!(deliveries::resend_delivery))
 }
 
 impl From<EndpointError> for ApiError {
