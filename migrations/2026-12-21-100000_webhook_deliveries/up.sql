@@ -32,8 +32,11 @@ CREATE TABLE webhook_deliveries (
     delivered_at    TIMESTAMPTZ,
     UNIQUE (endpoint_id, event_id)
 );
--- An endpoint's deliveries, newest first (ids are UUIDv7).
+-- An endpoint's deliveries, newest first (ids are UUIDv7); and its
+-- pending ones, oldest first, which the attempt holding its turn sends.
 CREATE INDEX webhook_deliveries_endpoint_idx ON webhook_deliveries (endpoint_id, id);
+CREATE INDEX webhook_deliveries_pending_idx ON webhook_deliveries (endpoint_id, id)
+    WHERE status = 'pending';
 
 CREATE TABLE webhook_attempts (
     id           UUID PRIMARY KEY,

@@ -50,6 +50,9 @@ pub struct BacklogLabels {
 
 pub struct Metrics {
     pub registry: Registry,
+    /// Webhook delivery attempts, by outcome (`ProviderLabels`: `ok` or
+    /// `failed`).
+    pub webhook_attempts: Family<ProviderLabels, Counter>,
     pub jobs_started: Family<QueueLabels, Counter>,
     pub jobs: Family<JobLabels, Counter>,
     pub job_duration: Family<QueueLabels, Histogram>,
@@ -163,8 +166,15 @@ impl Metrics {
             "Jobs committed in the outbox and not yet relayed (cluster-wide, sampled by relays)",
             outbox_backlog.clone(),
         );
+        let webhook_attempts = Family::<ProviderLabels, Counter>::default();
+        registry.register(
+            "webhook_attempts",
+            "Webhook delivery attempts made by this process: ok (a 2xx answer) or failed",
+            webhook_attempts.clone(),
+        );
         Self {
             registry,
+            webhook_attempts,
             jobs_started,
             jobs,
             job_duration,
@@ -180,6 +190,13 @@ impl Metrics {
             rate_refreshes,
             outbox_backlog,
         }
+    }
+
+    /// Counts one webhook delivery attempt, `ok` or `failed`.
+    pub fn webhook_attempt(&self, outcome: &'static str) {
+        self.webhook_attempts
+            .get_or_create(&ProviderLabels { outcome })
+            .inc();
     }
 
     /// The Prometheus text exposition.

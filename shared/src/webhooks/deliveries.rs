@@ -46,11 +46,15 @@ pub enum Start {
     Done,
     /// Its endpoint is disabled: the delivery is now failed.
     EndpointDisabled,
+    /// Its next attempt is due later (this is an older job for it, or the
+    /// job came early by this machine's clock): run then.
+    NotYet(DateTime<Utc>),
 }
 
 #[derive(Queryable)]
 struct Row {
     status: String,
+    next_attempt_at: Option<DateTime<Utc>>,
     endpoint_id: Uuid,
     url: String,
     secret: String,
@@ -69,6 +73,7 @@ pub async fn start(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Start>
         .filter(webhook_deliveries::id.eq(id))
         .select((
             webhook_deliveries::status,
+            webhook_deliveries::next_attempt_at,
             webhook_endpoints::id,
             webhook_endpoints::url,
             webhook_endpoints::secret,
@@ -86,6 +91,11 @@ pub async fn start(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Start>
     };
     if row.status != "pending" {
         return Ok(Start::Done);
+    }
+    if let Some(at) = row.next_attempt_at
+        && at > Utc::now()
+    {
+        return Ok(Start::NotYet(at));
     }
     if !row.enabled {
         diesel::update(
@@ -116,6 +126,35 @@ pub async fn start(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Start>
         secret: row.secret,
         body,
     }))
+}
+
+/// The oldest delivery to `endpoint` due now after delivery `after` (all,
+/// when `None`): the attempt holding an endpoint's turn sends its backlog
+/// in order, one after another, instead of each delivery waiting for the
+/// turn on its own.
+pub async fn next_due(
+    conn: &mut AsyncPgConnection,
+    endpoint: Uuid,
+    after: Option<Uuid>,
+) -> QueryResult<Option<Uuid>> {
+    let mut query = webhook_deliveries::table
+        .filter(webhook_deliveries::endpoint_id.eq(endpoint))
+        .filter(webhook_deliveries::status.eq("pending"))
+        .filter(
+            webhook_deliveries::next_attempt_at
+                .is_null()
+                .or(webhook_deliveries::next_attempt_at.le(diesel::dsl::now)),
+        )
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(webhook_deliveries::id.gt(after));
+    }
+    query
+        .order(webhook_deliveries::id)
+        .select(webhook_deliveries::id)
+        .first(conn)
+        .await
+        .optional()
 }
 
 /// How failures are retried and when an endpoint is given up on.

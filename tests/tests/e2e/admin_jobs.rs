@@ -122,7 +122,7 @@ async fn operators_see_queues_and_workers_and_retry_or_discard_dead_jobs() {
     assert_eq!(worker["concurrency"], 8);
     assert_eq!(worker["relay"], true);
     assert_eq!(worker["pid"], std::process::id());
-    assert_eq!(worker["queues"].as_array().unwrap().len(), 7);
+    assert_eq!(worker["queues"].as_array().unwrap().len(), 8);
     let beat: chrono::DateTime<chrono::Utc> =
         worker["last_heartbeat"].as_str().unwrap().parse().unwrap();
     assert!(chrono::Utc::now() - beat < chrono::Duration::seconds(10));

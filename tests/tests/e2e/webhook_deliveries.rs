@@ -2,7 +2,7 @@
 //! runs and real worker processes: every event type arrives signed and
 //! verifiable, a failed attempt is retried with the same event id, a
 //! receiver that never answers holds up no other endpoint and gets one
-//! request at a time, an endpoint failing too long is disabled and its
+//! request at a time, one that answers gets its events in order, an endpoint failing too long is disabled and its
 //! owner emailed, and deliveries are listed and re-sent through the API.
 
 use std::time::Duration;
@@ -368,16 +368,27 @@ async fn a_receiver_that_never_answers_holds_up_no_other_endpoint() {
     let (stuck, _) = endpoint(&app, &bob, &hanging.url, &["transfer.received"]).await;
     endpoint(&app, &cyd, &healthy.url, &["transfer.received"]).await;
     let (ada, ada_usd) = usd_user(&app, "ada", "100").await;
-    for _ in 0..5 {
-        transfer(&app, &ada, &ada_usd, &bob_usd, "1").await;
-        transfer(&app, &ada, &ada_usd, &cyd_usd, "1").await;
+    for cents in 1..=5 {
+        let amount = format!("0.0{cents}");
+        transfer(&app, &ada, &ada_usd, &bob_usd, &amount).await;
+        transfer(&app, &ada, &ada_usd, &cyd_usd, &amount).await;
     }
     // All five reach the healthy endpoint while the other holds its
-    // requests open.
-    eventually("five events at the healthy endpoint", WAIT, || async {
-        (healthy.received().len() == 5).then_some(())
+    // requests open, in the order they happened.
+    let arrived = eventually("five events at the healthy endpoint", WAIT, || async {
+        let received = healthy.received();
+        (received.len() == 5).then_some(received)
     })
     .await;
+    let amounts: Vec<Value> = arrived
+        .iter()
+        .map(|r| r.json()["data"]["amount"].clone())
+        .collect();
+    assert_eq!(
+        amounts,
+        ["0.01", "0.02", "0.03", "0.04", "0.05"],
+        "in order"
+    );
     // The hanging one's attempts time out and are recorded as such; it is
     // only ever sent one request at a time.
     let listed = eventually("two timed-out attempts recorded", WAIT, || async {

@@ -1,10 +1,22 @@
-//! `deliver_webhook`: one attempt at one delivery (see
+//! `deliver_webhook`: attempts at deliveries (see
 //! `shared::webhooks::deliveries`), one at a time per endpoint and under
 //! the cluster-wide `WEBHOOK_MAX_PER_SEC`.
+//!
+//! An endpoint's turn is a lease in Redis. The attempt that holds it sends
+//! the endpoint's due deliveries oldest first — its own among them — until
+//! one fails, the backlog is empty or its budget is spent, so a backlog goes
+//! out in order at the receiver's pace instead of each delivery waiting for
+//! the turn on its own. A delivery whose endpoint is busy does not wait in a
+//! worker slot: a copy of its job runs a moment later (and finds it sent,
+//! usually). Every pending delivery keeps a job of its own queued, so none
+//! depends on another attempt's draining.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use queue::lease::Lease;
 use shared::{
     jobs::{DeliverWebhook, JobEnvelope},
@@ -14,47 +26,41 @@ use shared::{
         send::Request,
     },
 };
+use uuid::Uuid;
 
 use super::{JobContext, JobError, turn};
 
-/// How long a delivery whose endpoint is busy with another waits before
-/// its copy tries again: about a second, spread so the copies of a backlog
-/// do not all come back at once.
+/// Most deliveries one turn sends.
+const TURN_MAX_DELIVERIES: usize = 500;
+
+/// How long a delivery whose endpoint is busy waits before its copy tries
+/// again: one to two seconds, spread so the copies of a backlog do not all
+/// come back at once.
 fn busy_wait() -> Duration {
     Duration::from_millis(1000 + rand::random::<u64>() % 1000)
 }
 
 pub async fn deliver(ctx: Arc<JobContext>, envelope: JobEnvelope) -> Result<(), JobError> {
     let job: DeliverWebhook = envelope.decode()?;
-    let due = {
-        let mut conn = ctx.db.get().await.map_err(JobError::retry)?;
-        match deliveries::start(&mut conn, job.delivery_id)
-            .await
-            .map_err(JobError::retry)?
-        {
-            Start::Due(due) => due,
-            Start::Done => return Ok(()),
-            Start::EndpointDisabled => {
-                tracing::info!(delivery.id = %job.delivery_id, "webhook endpoint disabled; delivery failed");
-                return Ok(());
-            }
-        }
+    let endpoint = match start(&ctx, job.delivery_id).await? {
+        Start::Due(due) => due.endpoint_id,
+        Start::Done | Start::EndpointDisabled => return Ok(()),
+        Start::NotYet(at) => return run_later(&ctx, job.delivery_id, at).await,
     };
-    // One delivery at a time per endpoint: a slow receiver holds one
-    // worker slot, never the queue. A busy endpoint's delivery does not
-    // wait for it in a slot either: a copy runs a moment later.
     let lease = Lease::new(
         ctx.redis.clone(),
         &ctx.config.redis.prefix,
-        &format!("webhook:{}", due.endpoint_id),
+        &format!("webhook:{endpoint}"),
     );
-    let holder = format!("{}:{}", ctx.worker_name, uuid::Uuid::now_v7());
+    let holder = format!("{}:{}", ctx.worker_name, Uuid::now_v7());
+    // Renewed before each delivery: one attempt, and a wait for a turn
+    // under the rate limit, fit inside with room to spare.
     let ttl = ctx.config.webhooks.timeout + ctx.config.jobs.timeout / 4 + Duration::from_secs(5);
     if !lease.take(&holder, ttl).await.map_err(JobError::retry)? {
-        run_later(&ctx, &job, busy_wait()).await?;
-        return Ok(());
+        let later = Utc::now() + to_chrono(busy_wait());
+        return run_later(&ctx, job.delivery_id, later).await;
     }
-    let outcome = attempt(&ctx, &job, &due).await;
+    let outcome = take_turn(&ctx, &lease, &holder, ttl, endpoint, job.delivery_id).await;
     if let Err(error) = lease.give_up(&holder).await {
         // It expires on its own after `ttl`.
         tracing::debug!(%error, "cannot give the webhook endpoint's lease up");
@@ -62,9 +68,65 @@ pub async fn deliver(ctx: Arc<JobContext>, envelope: JobEnvelope) -> Result<(), 
     outcome
 }
 
-async fn attempt(ctx: &JobContext, job: &DeliverWebhook, due: &Due) -> Result<(), JobError> {
-    if !turn::take_turn(ctx, ctx.limits.webhook.as_ref(), job, "webhook").await? {
-        return Ok(());
+async fn start(ctx: &JobContext, delivery: Uuid) -> Result<Start, JobError> {
+    let mut conn = ctx.db.get().await.map_err(JobError::retry)?;
+    let start = deliveries::start(&mut conn, delivery)
+        .await
+        .map_err(JobError::retry)?;
+    if matches!(start, Start::EndpointDisabled) {
+        tracing::info!(delivery.id = %delivery, "webhook endpoint disabled; delivery failed");
+    }
+    Ok(start)
+}
+
+/// Sends `endpoint`'s due deliveries in order while holding its lease; if
+/// `own` (this job's delivery) was not among them, its job runs again.
+async fn take_turn(
+    ctx: &JobContext,
+    lease: &Lease,
+    holder: &str,
+    ttl: Duration,
+    endpoint: Uuid,
+    own: Uuid,
+) -> Result<(), JobError> {
+    let budget = Instant::now() + ctx.config.jobs.timeout / 2;
+    let mut after = None;
+    let mut reached_own = false;
+    for _ in 0..TURN_MAX_DELIVERIES {
+        if Instant::now() >= budget || !lease.take(holder, ttl).await.map_err(JobError::retry)? {
+            break;
+        }
+        let next = {
+            let mut conn = ctx.db.get().await.map_err(JobError::retry)?;
+            deliveries::next_due(&mut conn, endpoint, after)
+                .await
+                .map_err(JobError::retry)?
+        };
+        let Some(id) = next else { break };
+        after = Some(id);
+        reached_own |= id == own;
+        let Start::Due(due) = start(ctx, id).await? else {
+            continue;
+        };
+        if !attempt(ctx, &due).await? {
+            break;
+        }
+    }
+    if !reached_own {
+        let later = Utc::now() + to_chrono(busy_wait());
+        run_later(ctx, own, later).await?;
+    }
+    Ok(())
+}
+
+/// One attempt at `due`; whether it was delivered (and the turn may go on
+/// to the next).
+async fn attempt(ctx: &JobContext, due: &Due) -> Result<bool, JobError> {
+    let job = DeliverWebhook {
+        delivery_id: due.delivery_id,
+    };
+    if !turn::take_turn(ctx, ctx.limits.webhook.as_ref(), &job, "webhook").await? {
+        return Ok(false);
     }
     let at = Utc::now();
     let request = Request {
@@ -87,31 +149,42 @@ async fn attempt(ctx: &JobContext, job: &DeliverWebhook, due: &Due) -> Result<()
         .map_err(JobError::retry)?;
     let status = answer.status.unwrap_or(0);
     let ms = answer.duration.as_millis();
+    let error = answer.error.as_deref();
     match recorded {
         Recorded::Delivered => {
-            tracing::info!(delivery.id = %due.delivery_id, event.id = %due.event_id, status, ms, "webhook delivered");
+            tracing::debug!(delivery.id = %due.delivery_id, event.id = %due.event_id, status, ms, "webhook delivered");
+            ctx.metrics.webhook_attempt("ok");
+            return Ok(true);
         }
         Recorded::Retrying(next) => {
-            tracing::info!(delivery.id = %due.delivery_id, status, ms, error = answer.error.as_deref(), %next, "webhook attempt failed; retrying");
+            tracing::info!(delivery.id = %due.delivery_id, status, ms, error, %next, "webhook attempt failed; retrying");
+            ctx.metrics.webhook_attempt("failed");
         }
         Recorded::GaveUp => {
-            tracing::warn!(delivery.id = %due.delivery_id, error = answer.error.as_deref(), "webhook delivery given up");
+            tracing::warn!(delivery.id = %due.delivery_id, error, "webhook delivery given up");
+            ctx.metrics.webhook_attempt("failed");
         }
         Recorded::EndpointDisabled => {
-            tracing::warn!(endpoint.id = %due.endpoint_id, error = answer.error.as_deref(), "webhook endpoint failing too long: disabled, owner emailed");
+            tracing::warn!(endpoint.id = %due.endpoint_id, error, "webhook endpoint failing too long: disabled, owner emailed");
+            ctx.metrics.webhook_attempt("failed");
         }
     }
-    Ok(())
+    Ok(false)
 }
 
-/// Queues a copy of `job` to run after `wait`; this attempt ends without
-/// failing.
-async fn run_later(ctx: &JobContext, job: &DeliverWebhook, wait: Duration) -> Result<(), JobError> {
-    let later =
-        Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::seconds(1));
+/// Queues a copy of delivery `delivery`'s job for `at`; this attempt ends
+/// without failing.
+async fn run_later(ctx: &JobContext, delivery: Uuid, at: DateTime<Utc>) -> Result<(), JobError> {
     let mut conn = ctx.db.get().await.map_err(JobError::retry)?;
-    outbox::push(&mut conn, job, Some(later))
+    let job = DeliverWebhook {
+        delivery_id: delivery,
+    };
+    outbox::push(&mut conn, &job, Some(at))
         .await
         .map_err(JobError::retry)?;
     Ok(())
+}
+
+fn to_chrono(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::seconds(1))
 }
