@@ -20,7 +20,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use shared::{alerts, config::Config, jobs::PricesObserved, outbox};
 
 use crate::support::{
-    finish_workers, percentile, scratch_database, spawn_workers, wait_until_emails_relayed,
+    Count, finish_workers, percentile, scratch_database, spawn_workers, wait_until_emails_relayed,
 };
 
 const DATABASE: &str = "bourse_bench_alerts";
@@ -35,12 +35,6 @@ pub struct AlertsRun<'a> {
     pub crossed: i64,
     pub processes: usize,
     pub concurrency: usize,
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = sql_types::BigInt)]
-    n: i64,
 }
 
 #[derive(QueryableByName)]

@@ -11,7 +11,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
 use shared::{config::Config, fees, jobs::ChargeFees, outbox, wallets};
 
-use crate::support::{finish_workers, scratch_database, spawn_workers};
+use crate::support::{Count, finish_workers, scratch_database, spawn_workers};
 
 const DATABASE: &str = "bourse_bench_fees";
 /// Each user holds one wallet in each of these.
@@ -24,12 +24,6 @@ pub struct FeesRun<'a> {
     pub transfer_clients: usize,
     /// Transfers per second, all clients together.
     pub transfer_rate: u64,
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = sql_types::BigInt)]
-    n: i64,
 }
 
 #[derive(QueryableByName)]

@@ -38,7 +38,8 @@ use crate::{
     http::request_at,
     settlement::{place_bets, wait_until_settled},
     support::{
-        REDIS_RETRIES, insert_recorded_probes, migrate, percentile, stop, wait_for_probe_runs,
+        Count, REDIS_RETRIES, insert_recorded_probes, migrate, percentile, stop,
+        wait_for_probe_runs,
     },
 };
 
@@ -425,12 +426,6 @@ async fn clock_offsets(
         offset(1),
         offset(2)
     ))
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = sql_types::BigInt)]
-    n: i64,
 }
 
 #[derive(QueryableByName)]

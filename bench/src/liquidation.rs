@@ -25,7 +25,7 @@ use shared::{config::Config, jobs::PricesObserved, outbox};
 
 use crate::{
     settlement::place_bets,
-    support::{Scratch, finish_workers, scratch, spawn_workers, wait_until_emails_relayed},
+    support::{Count, Scratch, finish_workers, scratch, spawn_workers, wait_until_emails_relayed},
 };
 
 const DATABASE: &str = "bourse_bench_liquidation";
@@ -36,12 +36,6 @@ pub struct LiquidationRun<'a> {
     pub liquidated: i64,
     pub processes: usize,
     pub concurrency: usize,
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = sql_types::BigInt)]
-    n: i64,
 }
 
 #[derive(QueryableByName)]

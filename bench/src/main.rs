@@ -22,6 +22,9 @@
 //! - `hosts`: the API and workers on three network namespaces, PostgreSQL
 //!   and Redis on a fourth, 2 ms ± 1 ms between them, two clocks skewed:
 //!   job throughput, then settlement through a SIGKILL and a SIGSTOP.
+//! - `webhooks`: 10,000 events to 10 endpoints, delivered by worker
+//!   processes to a receiver in this process: deliveries per second,
+//!   duplicates, signatures checked.
 //! - `mixed`: a realistic mix (rates, transfers, orders, bets, alerts) over
 //!   HTTP against one API and two workers serving every queue: per-route
 //!   throughput and latency, the job backlog over time, settlement lateness,
@@ -41,6 +44,7 @@
 //! target/release/bourse-bench idle --processes 1,10,50
 //! target/release/bourse-bench hosts
 //! target/release/bourse-bench house
+//! target/release/bourse-bench webhooks --events 10000 --endpoints 10
 //! ```
 //!
 //! Each scenario uses its own Redis prefix (and `transfers` its own
@@ -62,6 +66,7 @@ mod scale;
 mod settlement;
 mod support;
 mod transfers;
+mod webhooks;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -77,6 +82,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Scenario {
+    /// Webhook events delivered to endpoints served by this process.
+    Webhooks {
+        #[arg(long, default_value_t = 10_000)]
+        events: usize,
+        #[arg(long, default_value_t = 10)]
+        endpoints: usize,
+        /// Worker processes serving `webhook`.
+        #[arg(long, default_value_t = 1)]
+        processes: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
     /// No-op jobs: enqueue rate, completion rate, pick-up latency, RSS.
     Jobs {
         /// Jobs pushed then drained, per run.
@@ -424,6 +441,22 @@ async fn main() -> anyhow::Result<()> {
                 email_workers,
                 email_concurrency,
                 pool_size: 32,
+            }
+            .measure()
+            .await?;
+        }
+        Scenario::Webhooks {
+            events,
+            endpoints,
+            processes,
+            concurrency,
+        } => {
+            webhooks::WebhooksRun {
+                config: &config,
+                events,
+                endpoints,
+                processes,
+                concurrency,
             }
             .measure()
             .await?;

@@ -40,7 +40,7 @@ use uuid::Uuid;
 
 use crate::http::{Connection, request_once};
 use crate::support::{
-    CpuSnapshot, Scratch, cleanup, free_port, peak_rss_kb, percentile, scratch, spawn_api,
+    Count, CpuSnapshot, Scratch, cleanup, free_port, peak_rss_kb, percentile, scratch, spawn_api,
     spawn_workers, stop,
 };
 
@@ -673,12 +673,6 @@ async fn fetch_prices(port: u16, request: &str) -> Option<HashMap<String, f64>> 
 struct Id {
     #[diesel(sql_type = sql_types::Uuid)]
     id: Uuid,
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = sql_types::BigInt)]
-    n: i64,
 }
 
 #[derive(QueryableByName)]

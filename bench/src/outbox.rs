@@ -26,7 +26,7 @@ use shared::{config::Config, jobs::Queue};
 use uuid::Uuid;
 
 use crate::support::{
-    cpu_seconds, finish_workers, insert_recorded_probes, percentile, scratch_database,
+    Count, cpu_seconds, finish_workers, insert_recorded_probes, percentile, scratch_database,
     spawn_worker, wait_for_probe_runs,
 };
 
@@ -51,12 +51,6 @@ struct Table {
     bytes: i64,
     #[diesel(sql_type = sql_types::BigInt)]
     dead: i64,
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = sql_types::BigInt)]
-    n: i64,
 }
 
 async fn table(conn: &mut AsyncPgConnection) -> anyhow::Result<Table> {

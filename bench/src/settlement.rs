@@ -16,7 +16,7 @@ use shared::{
 };
 
 use crate::support::{
-    CpuSnapshot, Scratch, finish_workers, percentile, scratch, spawn_worker, spawn_workers,
+    Count, CpuSnapshot, Scratch, finish_workers, percentile, scratch, spawn_worker, spawn_workers,
     worker_labels,
 };
 
@@ -56,12 +56,6 @@ struct Late {
 struct Wait {
     #[diesel(sql_type = sql_types::Nullable<sql_types::Double>)]
     secs: Option<f64>,
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = sql_types::BigInt)]
-    n: i64,
 }
 
 impl SettlementRun<'_> {

@@ -258,6 +258,13 @@ impl Load {
     }
 }
 
+/// A `SELECT count(*) AS n` answer.
+#[derive(diesel::QueryableByName)]
+pub struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub n: i64,
+}
+
 /// A fresh, migrated database `name` on the configured server (dropped
 /// first if it exists).
 pub async fn scratch_database(config: &Config, name: &str) -> anyhow::Result<String> {

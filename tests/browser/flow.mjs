@@ -1,7 +1,8 @@
 // The web page end to end in Debian's headless Chromium, driven by
 // playwright-core: register → verify with the emailed code → log in →
 // USD wallet → deposit → buy BTC → transfer with a quote → a 10 s bet seen
-// settling → an alert created and deleted → profile, a webhook added and
+// settling → an alert created and deleted → profile, a webhook added (an
+// order cleared is delivered to it, seen in its deliveries, resent) and
 // deleted → phone-sized views →
 // log out → the admin's jobs page (throughput chart, scheduled jobs,
 // dead jobs one at a time and in bulk). A screenshot of every page goes to
@@ -12,6 +13,7 @@
 //   MAIL_URL        GET ?to=ADDRESS → {subject, text} of the newest mail to it (404: none yet)
 //   ADMIN_LOGIN, ADMIN_PASSWORD
 //   PAYEE_WALLET    another user's wallet number, PAYEE_CURRENCY its currency
+//   HOOK_URL        a webhook receiver the test runs
 //   ARTIFACTS_DIR   where screenshots go (default target/browser-artifacts)
 //   CHROMIUM        the browser (default /usr/bin/chromium)
 //   DEAD_PROBES     dead jobs waiting in the probe queue (optional)
@@ -38,6 +40,9 @@ const ADMIN_LOGIN = setting('ADMIN_LOGIN');
 const ADMIN_PASSWORD = setting('ADMIN_PASSWORD');
 const PAYEE_WALLET = setting('PAYEE_WALLET');
 const PAYEE_CURRENCY = setting('PAYEE_CURRENCY', 'EUR');
+// A webhook receiver the test runs (on this machine: the test admits
+// private addresses for it).
+const HOOK_URL = setting('HOOK_URL');
 const ARTIFACTS = path.resolve(setting('ARTIFACTS_DIR', 'target/browser-artifacts'));
 const CHROMIUM = setting('CHROMIUM', '/usr/bin/chromium');
 const TIMEOUT = Number(process.env.STEP_TIMEOUT_MS || 20_000);
@@ -277,21 +282,40 @@ async function run(page) {
   await profile.locator('.notice.ok').filter({ hasText: 'Saved.' }).waitFor();
   await snap(page, 'profile');
 
-  step('add a webhook (a private address is refused), see its secret once and its (empty) deliveries, delete it');
+  step('add a webhook (a metadata address is refused), see its secret once, get an event, see and resend its delivery, delete it');
   const hook = page.locator('form[name=webhook]');
-  await hook.getByLabel('Endpoint URL').fill('https://127.0.0.1/hook');
-  await page.locator('#webhook-event-bet-settled').check();
+  await hook.getByLabel('Endpoint URL').fill('http://169.254.169.254/latest/meta-data');
+  await page.locator('#webhook-event-order-cleared').check();
   await hook.getByRole('button', { name: 'Add webhook' }).click();
   await page.locator('#webhook-url-error').filter({ hasText: 'not a public address' }).waitFor();
-  await hook.getByLabel('Endpoint URL').fill('https://93.184.216.34/hook');
+  await hook.getByLabel('Endpoint URL').fill(HOOK_URL);
   await hook.getByRole('button', { name: 'Add webhook' }).click();
   const secret = await text(page.locator('#webhook-secret'));
   check(/^whsec_[0-9a-f]{64}$/.test(secret.trim()), `the signing secret is shown (${secret})`);
-  await page.locator('#webhooks tr[data-webhook-id]', { hasText: 'https://93.184.216.34/hook' }).waitFor();
-  await page.locator('#webhooks').getByRole('button', { name: 'Deliveries to https://93.184.216.34/hook' }).click();
-  await page.locator('#webhook-deliveries').filter({ hasText: 'Recent deliveries to https://93.184.216.34/hook' }).filter({ hasText: 'No deliveries yet.' }).waitFor();
+  await page.locator('#webhooks tr[data-webhook-id]', { hasText: HOOK_URL }).waitFor();
+  await page.locator('#webhooks').getByRole('button', { name: `Deliveries to ${HOOK_URL}` }).click();
+  await page.locator('#webhook-deliveries').filter({ hasText: `Recent deliveries to ${HOOK_URL}` }).filter({ hasText: 'No deliveries yet.' }).waitFor();
+  // An order cleared with the exchange is an order.cleared event.
+  await page.goto(`${BASE_URL}/#/wallets`);
+  const tradeAgain = page.locator('form[name=trade]');
+  await tradeAgain.getByLabel('Crypto', { exact: true }).selectOption('BTC');
+  await tradeAgain.getByLabel('Amount (in the crypto)', { exact: true }).fill('0.001');
+  await tradeAgain.locator('.estimate').filter({ hasText: '≈ $' }).waitFor();
+  await tradeAgain.getByRole('button', { name: 'Buy' }).click();
+  await tradeAgain.locator('.notice.ok').filter({ hasText: 'Bought 0.00100000 BTC for $' }).waitFor();
+  await nav(page, 'Profile');
+  const deliveriesButton = page.locator('#webhooks').getByRole('button', { name: `Deliveries to ${HOOK_URL}` });
+  const delivered = page.locator('#webhook-deliveries tr[data-delivery-id]', { hasText: 'delivered' }).filter({ hasText: 'order.cleared' });
+  // The clearing and the delivery run in the workers; the list refreshes
+  // itself while it is shown.
+  await deliveriesButton.click();
+  await delivered.waitFor();
+  check((await text(delivered)).includes('1 (last: 200'), 'one attempt, answered 200');
   await snap(page, 'profile-webhooks');
-  await page.locator('#webhooks').getByRole('button', { name: 'Delete the webhook to https://93.184.216.34/hook' }).click();
+  await delivered.getByRole('button', { name: 'Resend the order.cleared event' }).click();
+  await page.locator('.notice.ok').filter({ hasText: 'The order.cleared event is queued to be sent again.' }).waitFor();
+  await page.locator('#webhook-deliveries tr[data-delivery-id]', { hasText: 'delivered' }).filter({ hasText: '2 (last: 200' }).waitFor();
+  await page.locator('#webhooks').getByRole('button', { name: `Delete the webhook to ${HOOK_URL}` }).click();
   await page.locator('#webhooks').filter({ hasText: 'No webhook endpoints yet.' }).waitFor();
 
   step('an expired access token is renewed with the refresh cookie');

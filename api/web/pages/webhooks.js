@@ -60,7 +60,17 @@ export function webhooksCard() {
     return `${d.attempts.length} (last: ${answer}, ${last.duration_ms} ms)`;
   }
 
+  // The endpoint whose deliveries are shown; the list refreshes itself
+  // every few seconds while it is on the page.
+  let shown = null;
+  let refresh = null;
+
   async function showDeliveries(w) {
+    shown = w.id;
+    clearTimeout(refresh);
+    refresh = setTimeout(() => {
+      if (deliveriesBox.isConnected && shown === w.id) showDeliveries(w);
+    }, 2000);
     try {
       const page = await get(`/webhooks/${encodeURIComponent(w.id)}/deliveries?limit=20`);
       replace(
@@ -111,7 +121,10 @@ export function webhooksCard() {
       button.disabled = true;
       try {
         await api('DELETE', `/webhooks/${encodeURIComponent(w.id)}`);
-        deliveriesBox.replaceChildren();
+        if (shown === w.id) {
+          shown = null;
+          deliveriesBox.replaceChildren();
+        }
         status.replaceChildren(notice('ok', `Deleted the webhook to ${w.url}.`));
         await load();
       } catch (error) {

@@ -41,9 +41,12 @@ pub struct Due {
 #[derive(Debug)]
 pub enum Start {
     Due(Due),
-    /// Delivered or given up already (a duplicate job), or gone with its
-    /// endpoint: nothing to do.
-    Done,
+    /// Delivered or given up already (a duplicate job, or one the
+    /// endpoint's turn got to first), or gone with its endpoint (`None`):
+    /// nothing to do for it.
+    Done {
+        endpoint: Option<Uuid>,
+    },
     /// Its endpoint is disabled: the delivery is now failed.
     EndpointDisabled,
     /// Its next attempt is due later (this is an older job for it, or the
@@ -87,10 +90,12 @@ pub async fn start(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Start>
         .await
         .optional()?;
     let Some(row) = row else {
-        return Ok(Start::Done);
+        return Ok(Start::Done { endpoint: None });
     };
     if row.status != "pending" {
-        return Ok(Start::Done);
+        return Ok(Start::Done {
+            endpoint: Some(row.endpoint_id),
+        });
     }
     if let Some(at) = row.next_attempt_at
         && at > Utc::now()
@@ -98,17 +103,7 @@ pub async fn start(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Start>
         return Ok(Start::NotYet(at));
     }
     if !row.enabled {
-        diesel::update(
-            webhook_deliveries::table
-                .filter(webhook_deliveries::id.eq(id))
-                .filter(webhook_deliveries::status.eq("pending")),
-        )
-        .set((
-            webhook_deliveries::status.eq("failed"),
-            webhook_deliveries::next_attempt_at.eq(None::<DateTime<Utc>>),
-        ))
-        .execute(conn)
-        .await?;
+        fail_pending(conn, webhook_deliveries::id.eq(id)).await?;
         return Ok(Start::EndpointDisabled);
     }
     let body = serde_json::to_vec(&serde_json::json!({
@@ -126,6 +121,32 @@ pub async fn start(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Start>
         secret: row.secret,
         body,
     }))
+}
+
+/// Marks the pending deliveries `which` selects failed: given up, no
+/// attempt due.
+async fn fail_pending<P>(conn: &mut AsyncPgConnection, which: P) -> QueryResult<usize>
+where
+    P: diesel::BoxableExpression<
+            webhook_deliveries::table,
+            diesel::pg::Pg,
+            SqlType = sql_types::Bool,
+        > + diesel::expression::NonAggregate
+        + diesel::query_builder::QueryId
+        + Send
+        + 'static,
+{
+    diesel::update(
+        webhook_deliveries::table
+            .filter(which)
+            .filter(webhook_deliveries::status.eq("pending")),
+    )
+    .set((
+        webhook_deliveries::status.eq("failed"),
+        webhook_deliveries::next_attempt_at.eq(None::<DateTime<Utc>>),
+    ))
+    .execute(conn)
+    .await
 }
 
 /// The oldest delivery to `endpoint` due now after delivery `after` (all,
@@ -262,13 +283,7 @@ pub async fn record(
             .await?;
         let next = at + chrono_duration(policy.backoff(u32::try_from(attempts).unwrap_or(1)));
         if next - created_at > chrono_duration(policy.retry_for) {
-            diesel::update(webhook_deliveries::table.find(due.delivery_id))
-                .set((
-                    webhook_deliveries::status.eq("failed"),
-                    webhook_deliveries::next_attempt_at.eq(None::<DateTime<Utc>>),
-                ))
-                .execute(conn)
-                .await?;
+            fail_pending(conn, webhook_deliveries::id.eq(due.delivery_id)).await?;
             return Ok(Recorded::GaveUp);
         }
         diesel::update(webhook_deliveries::table.find(due.delivery_id))
@@ -328,17 +343,7 @@ async fn disable(
     .get_result(conn)
     .await
     .optional()?;
-    diesel::update(
-        webhook_deliveries::table
-            .filter(webhook_deliveries::endpoint_id.eq(due.endpoint_id))
-            .filter(webhook_deliveries::status.eq("pending")),
-    )
-    .set((
-        webhook_deliveries::status.eq("failed"),
-        webhook_deliveries::next_attempt_at.eq(None::<DateTime<Utc>>),
-    ))
-    .execute(conn)
-    .await?;
+    fail_pending(conn, webhook_deliveries::endpoint_id.eq(due.endpoint_id)).await?;
     if let Some(owner) = owner.filter(|o| o.verified) {
         let mail = WebhookDisabled {
             username: owner.username,

@@ -26,7 +26,10 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use harness::{TestApp, TestAppBuilder, eventually};
+use harness::{
+    TestApp, TestAppBuilder, eventually,
+    webhook_receiver::{Answer, WebhookReceiver},
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::{jobs::Probe, outbox};
@@ -124,10 +127,15 @@ async fn the_web_page_works_end_to_end_in_headless_chromium() {
     // fresh prices.
     // The throughput history is sampled every second, so the jobs page's
     // chart has points by the time the flow gets there.
+    // The webhook step registers a receiver on this machine (admitted
+    // here) and buys BTC, cleared at once, for an order.cleared event.
     let app = TestAppBuilder::new()
         .env("JOBS_HISTORY_SAMPLE_SECS", "1")
+        .env("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", "true")
+        .env("CLEARING_THRESHOLD_USD", "0.01")
         .start()
         .await;
+    let hooks = WebhookReceiver::start(Answer::Ok { fail_first: 0 }).await;
     eventually("fresh BTC and EUR prices", WAIT, || async {
         let rates = app.get("/api/v1/rates").await;
         let fresh = |symbol: &str| {
@@ -204,6 +212,7 @@ async fn the_web_page_works_end_to_end_in_headless_chromium() {
         .env("ADMIN_PASSWORD", ADMIN.1)
         .env("PAYEE_WALLET", &payee)
         .env("PAYEE_CURRENCY", "EUR")
+        .env("HOOK_URL", &hooks.url)
         .env("DEAD_PROBES", "2")
         .env("ARTIFACTS_DIR", &artifacts)
         .env("CHROMIUM", CHROMIUM)
@@ -237,6 +246,18 @@ async fn the_web_page_works_end_to_end_in_headless_chromium() {
     );
     let ledger = app.get_as("/api/v1/admin/ledger/check", &root.access).await;
     assert_eq!(ledger.body["ok"], true, "{}", ledger.body);
+    // The order.cleared event reached the receiver, and the page's resend
+    // sent the same event again.
+    let sent = eventually("the event and its resend", WAIT, || async {
+        let sent = hooks.received();
+        (sent.len() >= 2).then_some(sent)
+    })
+    .await;
+    assert!(
+        sent.iter()
+            .all(|r| r.json()["type"] == "order.cleared" && r.event_id == sent[0].event_id),
+        "{sent:?}"
+    );
     let shots = std::fs::read_dir(&artifacts)
         .unwrap()
         .filter_map(Result::ok)

@@ -11,7 +11,9 @@ use chrono::Utc;
 use diesel::sql_types;
 use diesel_async::RunQueryDsl;
 use harness::{
-    TestApp, TestAppBuilder, eventually,
+    TestApp, TestAppBuilder,
+    app::Reply,
+    eventually,
     session::Session,
     webhook_receiver::{Answer, Received, WebhookReceiver},
 };
@@ -119,6 +121,16 @@ async fn deliveries(app: &TestApp, session: &Session, endpoint: &str) -> Vec<Val
         .await;
     assert_eq!(page.status, 200, "{}", page.body);
     page.body["items"].as_array().unwrap().clone()
+}
+
+async fn resend(app: &TestApp, session: &Session, hook: &str, delivery: &str) -> Reply {
+    app.send_as(
+        Method::POST,
+        &format!("/api/v1/webhooks/{hook}/deliveries/{delivery}/resend"),
+        &session.access,
+        &json!({}),
+    )
+    .await
 }
 
 fn of_type<'a>(received: &'a [Received], kind: &str) -> Vec<&'a Received> {
@@ -316,14 +328,7 @@ async fn a_receiver_answering_500_then_200_gets_the_event_again_with_the_same_id
 
     // A resend delivers the same event once more.
     let delivery = listed[0]["id"].as_str().unwrap();
-    let resent = app
-        .send_as(
-            Method::POST,
-            &format!("/api/v1/webhooks/{hook}/deliveries/{delivery}/resend"),
-            &bob.access,
-            &json!({}),
-        )
-        .await;
+    let resent = resend(&app, &bob, &hook, delivery).await;
     assert_eq!(resent.status, 202, "{}", resent.body);
     assert_eq!(resent.body["status"], "pending");
     let again = eventually("the resent event", WAIT, || async {
@@ -334,27 +339,10 @@ async fn a_receiver_answering_500_then_200_gets_the_event_again_with_the_same_id
     assert_eq!(again[2].event_id, received[0].event_id);
     assert_signed(&again[2], &secret);
     // Unknown deliveries and other users' endpoints are not found.
-    let missing = app
-        .send_as(
-            Method::POST,
-            &format!(
-                "/api/v1/webhooks/{hook}/deliveries/{}/resend",
-                uuid::Uuid::now_v7()
-            ),
-            &bob.access,
-            &json!({}),
-        )
-        .await;
+    let missing = resend(&app, &bob, &hook, &uuid::Uuid::now_v7().to_string()).await;
     assert_eq!(missing.status, 404, "{}", missing.body);
     assert_eq!(missing.body["code"], "not_found");
-    let not_theirs = app
-        .send_as(
-            Method::POST,
-            &format!("/api/v1/webhooks/{hook}/deliveries/{delivery}/resend"),
-            &ada.access,
-            &json!({}),
-        )
-        .await;
+    let not_theirs = resend(&app, &ada, &hook, delivery).await;
     assert_eq!(not_theirs.status, 404, "{}", not_theirs.body);
 }
 
@@ -473,14 +461,7 @@ async fn an_endpoint_failing_too_long_is_disabled_and_its_owner_emailed() {
     );
     // A resend to a disabled endpoint is refused; nothing more arrives.
     let delivery = listed[0]["id"].as_str().unwrap();
-    let resent = app
-        .send_as(
-            Method::POST,
-            &format!("/api/v1/webhooks/{hook}/deliveries/{delivery}/resend"),
-            &bob.access,
-            &json!({}),
-        )
-        .await;
+    let resent = resend(&app, &bob, &hook, delivery).await;
     assert_eq!(resent.status, 409, "{}", resent.body);
     assert_eq!(resent.body["code"], "conflict");
 }

@@ -2,14 +2,22 @@
 //! `shared::webhooks::deliveries`), one at a time per endpoint and under
 //! the cluster-wide `WEBHOOK_MAX_PER_SEC`.
 //!
-//! An endpoint's turn is a lease in Redis. The attempt that holds it sends
-//! the endpoint's due deliveries oldest first — its own among them — until
-//! one fails, the backlog is empty or its budget is spent, so a backlog goes
-//! out in order at the receiver's pace instead of each delivery waiting for
-//! the turn on its own. A delivery whose endpoint is busy does not wait in a
-//! worker slot: a copy of its job runs a moment later (and finds it sent,
-//! usually). Every pending delivery keeps a job of its own queued, so none
-//! depends on another attempt's draining.
+//! An endpoint's turn is a lease in Redis. The job that holds it sends the
+//! endpoint's due deliveries oldest first — its own among them — until none
+//! is left, one fails, or its budget is spent, so a backlog goes out in
+//! order at the receiver's pace. A job whose endpoint is busy ends at once,
+//! leaving its delivery to the holder: no worker slot waits on a slow
+//! receiver, and a backlog costs no re-queued copies.
+//!
+//! Why nothing is missed: the holder, once it has let the lease go, looks
+//! for due deliveries again and takes the lease back for any (a job that
+//! found the lease busy did so after its delivery was committed, so this
+//! look sees it). A turn that ends early (a failure, its budget) queues the
+//! job of the oldest due delivery to go on a moment later; one over the
+//! rate limit has queued that job already. A holder that dies is its job's
+//! to redo: apalis runs a lost job again, and any job of an endpoint's that
+//! finds its own delivery sent takes the turn if others are due. Deliveries
+//! waiting out a backoff have a job queued for then.
 
 use std::{
     sync::Arc,
@@ -44,7 +52,13 @@ pub async fn deliver(ctx: Arc<JobContext>, envelope: JobEnvelope) -> Result<(), 
     let job: DeliverWebhook = envelope.decode()?;
     let endpoint = match start(&ctx, job.delivery_id).await? {
         Start::Due(due) => due.endpoint_id,
-        Start::Done | Start::EndpointDisabled => return Ok(()),
+        // Sent already, most likely by the endpoint's turn. If others are
+        // due (a turn that died between deliveries leaves them so, their
+        // jobs having found it busy), this job takes the turn for them.
+        Start::Done {
+            endpoint: Some(endpoint),
+        } if next_due(&ctx, endpoint).await?.is_some() => endpoint,
+        Start::Done { .. } | Start::EndpointDisabled => return Ok(()),
         Start::NotYet(at) => return run_later(&ctx, job.delivery_id, at).await,
     };
     let lease = Lease::new(
@@ -56,16 +70,42 @@ pub async fn deliver(ctx: Arc<JobContext>, envelope: JobEnvelope) -> Result<(), 
     // Renewed before each delivery: one attempt, and a wait for a turn
     // under the rate limit, fit inside with room to spare.
     let ttl = ctx.config.webhooks.timeout + ctx.config.jobs.timeout / 4 + Duration::from_secs(5);
-    if !lease.take(&holder, ttl).await.map_err(JobError::retry)? {
-        let later = Utc::now() + to_chrono(busy_wait());
-        return run_later(&ctx, job.delivery_id, later).await;
+    loop {
+        // Busy: the holder sends this delivery too. It looks for due
+        // deliveries again after letting the lease go, and this one was
+        // committed before it was seen busy, so it cannot be missed.
+        if !lease.take(&holder, ttl).await.map_err(JobError::retry)? {
+            return Ok(());
+        }
+        let ended = take_turn(&ctx, &lease, &holder, ttl, endpoint).await;
+        if let Err(error) = lease.give_up(&holder).await {
+            // It expires on its own after `ttl`.
+            tracing::debug!(%error, "cannot give the webhook endpoint's lease up");
+        }
+        let Some(next) = next_due(&ctx, endpoint).await? else {
+            return ended.map(|_| ());
+        };
+        match ended? {
+            // Something came due as the turn ended: take it again.
+            TurnEnd::Empty => {}
+            // The rest waits for a moment (a failing endpoint is not
+            // hammered) in the job of the oldest due delivery.
+            TurnEnd::Failed | TurnEnd::Budget => {
+                let later = Utc::now() + to_chrono(busy_wait());
+                return run_later(&ctx, next, later).await;
+            }
+            // The copy queued for later goes on from there.
+            TurnEnd::OverLimit => return Ok(()),
+        }
     }
-    let outcome = take_turn(&ctx, &lease, &holder, ttl, endpoint, job.delivery_id).await;
-    if let Err(error) = lease.give_up(&holder).await {
-        // It expires on its own after `ttl`.
-        tracing::debug!(%error, "cannot give the webhook endpoint's lease up");
-    }
-    outcome
+}
+
+/// The oldest delivery to `endpoint` due now.
+async fn next_due(ctx: &JobContext, endpoint: Uuid) -> Result<Option<Uuid>, JobError> {
+    let mut conn = ctx.db.get().await.map_err(JobError::retry)?;
+    deliveries::next_due(&mut conn, endpoint, None)
+        .await
+        .map_err(JobError::retry)
 }
 
 async fn start(ctx: &JobContext, delivery: Uuid) -> Result<Start, JobError> {
@@ -79,22 +119,31 @@ async fn start(ctx: &JobContext, delivery: Uuid) -> Result<Start, JobError> {
     Ok(start)
 }
 
-/// Sends `endpoint`'s due deliveries in order while holding its lease; if
-/// `own` (this job's delivery) was not among them, its job runs again.
+/// Why a turn ended.
+enum TurnEnd {
+    /// No due delivery left.
+    Empty,
+    /// An attempt failed.
+    Failed,
+    /// Over the rate limit: the delivery's job runs later.
+    OverLimit,
+    /// It sent its most, or used half the job's time.
+    Budget,
+}
+
+/// Sends `endpoint`'s due deliveries oldest first while holding its lease.
 async fn take_turn(
     ctx: &JobContext,
     lease: &Lease,
     holder: &str,
     ttl: Duration,
     endpoint: Uuid,
-    own: Uuid,
-) -> Result<(), JobError> {
+) -> Result<TurnEnd, JobError> {
     let budget = Instant::now() + ctx.config.jobs.timeout / 2;
     let mut after = None;
-    let mut reached_own = false;
     for _ in 0..TURN_MAX_DELIVERIES {
         if Instant::now() >= budget || !lease.take(holder, ttl).await.map_err(JobError::retry)? {
-            break;
+            return Ok(TurnEnd::Budget);
         }
         let next = {
             let mut conn = ctx.db.get().await.map_err(JobError::retry)?;
@@ -102,31 +151,35 @@ async fn take_turn(
                 .await
                 .map_err(JobError::retry)?
         };
-        let Some(id) = next else { break };
+        let Some(id) = next else {
+            return Ok(TurnEnd::Empty);
+        };
         after = Some(id);
-        reached_own |= id == own;
         let Start::Due(due) = start(ctx, id).await? else {
             continue;
         };
-        if !attempt(ctx, &due).await? {
-            break;
+        match attempt(ctx, &due).await? {
+            Attempted::Delivered => {}
+            Attempted::Failed => return Ok(TurnEnd::Failed),
+            Attempted::OverLimit => return Ok(TurnEnd::OverLimit),
         }
     }
-    if !reached_own {
-        let later = Utc::now() + to_chrono(busy_wait());
-        run_later(ctx, own, later).await?;
-    }
-    Ok(())
+    Ok(TurnEnd::Budget)
 }
 
-/// One attempt at `due`; whether it was delivered (and the turn may go on
-/// to the next).
-async fn attempt(ctx: &JobContext, due: &Due) -> Result<bool, JobError> {
+enum Attempted {
+    Delivered,
+    Failed,
+    OverLimit,
+}
+
+/// One attempt at `due`.
+async fn attempt(ctx: &JobContext, due: &Due) -> Result<Attempted, JobError> {
     let job = DeliverWebhook {
         delivery_id: due.delivery_id,
     };
     if !turn::take_turn(ctx, ctx.limits.webhook.as_ref(), &job, "webhook").await? {
-        return Ok(false);
+        return Ok(Attempted::OverLimit);
     }
     let at = Utc::now();
     let request = Request {
@@ -154,7 +207,7 @@ async fn attempt(ctx: &JobContext, due: &Due) -> Result<bool, JobError> {
         Recorded::Delivered => {
             tracing::debug!(delivery.id = %due.delivery_id, event.id = %due.event_id, status, ms, "webhook delivered");
             ctx.metrics.webhook_attempt("ok");
-            return Ok(true);
+            return Ok(Attempted::Delivered);
         }
         Recorded::Retrying(next) => {
             tracing::info!(delivery.id = %due.delivery_id, status, ms, error, %next, "webhook attempt failed; retrying");
@@ -169,7 +222,7 @@ async fn attempt(ctx: &JobContext, due: &Due) -> Result<bool, JobError> {
             ctx.metrics.webhook_attempt("failed");
         }
     }
-    Ok(false)
+    Ok(Attempted::Failed)
 }
 
 /// Queues a copy of delivery `delivery`'s job for `at`; this attempt ends
