@@ -361,14 +361,17 @@ impl JobSpec for PurgeExpired {
     const QUEUE: Queue = Queue::MonthlyFee;
 }
 
-/// Make one attempt at one webhook delivery (see
-/// [`crate::webhooks::deliveries`]): queued in the transaction of the
-/// event, then by each failed attempt for the next, after its backoff, and
-/// by a resend. An attempt at a delivery no longer pending does nothing.
+/// Deliver webhook events to one endpoint (see
+/// [`crate::webhooks::deliveries`]): queued for each delivery in the
+/// transaction of its event, then by each failed attempt for the next,
+/// after its backoff, and by a resend. Carries its endpoint, so a job whose
+/// endpoint is busy with another ends without reading the database: the
+/// one holding the endpoint's turn sends every due delivery to it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct DeliverWebhook {
     pub delivery_id: Uuid,
+    pub endpoint_id: Uuid,
 }
 
 impl JobSpec for DeliverWebhook {

@@ -43,12 +43,15 @@ pub enum Answer {
     Fail,
     /// Never: the request is held open.
     Hang,
+    /// 307 to another address (`Location` set by [`WebhookReceiver::redirect_to`]).
+    Redirect,
 }
 
 #[derive(Default)]
 struct Inner {
     received: Mutex<Vec<Received>>,
     failed: AtomicU32,
+    location: Mutex<String>,
 }
 
 pub struct WebhookReceiver {
@@ -72,6 +75,11 @@ impl WebhookReceiver {
         Self { url, inner, task }
     }
 
+    /// Where [`Answer::Redirect`] sends requests.
+    pub fn redirect_to(&self, url: &str) {
+        *self.inner.location.lock().unwrap() = url.to_owned();
+    }
+
     /// Every request received so far, in order of arrival.
     pub fn received(&self) -> Vec<Received> {
         self.inner.received.lock().unwrap().clone()
@@ -88,7 +96,8 @@ async fn receive(
     State((inner, answer)): State<(Arc<Inner>, Answer)>,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let header = |name: &str| {
         headers
             .get(name)
@@ -105,15 +114,23 @@ async fn receive(
     match answer {
         Answer::Ok { fail_first } => {
             if inner.failed.fetch_add(1, Ordering::SeqCst) < fail_first {
-                StatusCode::INTERNAL_SERVER_ERROR
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
             } else {
-                StatusCode::OK
+                StatusCode::OK.into_response()
             }
         }
-        Answer::Fail => StatusCode::INTERNAL_SERVER_ERROR,
+        Answer::Fail => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         Answer::Hang => {
             std::future::pending::<()>().await;
-            StatusCode::OK
+            StatusCode::OK.into_response()
+        }
+        Answer::Redirect => {
+            let location = inner.location.lock().unwrap().clone();
+            (
+                StatusCode::TEMPORARY_REDIRECT,
+                [(axum::http::header::LOCATION, location)],
+            )
+                .into_response()
         }
     }
 }

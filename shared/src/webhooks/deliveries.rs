@@ -1,7 +1,7 @@
 //! Deliveries: one per (endpoint, event), and every attempt at it.
 //!
-//! A `deliver_webhook` job makes one attempt ([`start`], the POST, then
-//! [`record`]). A failed attempt queues the next one through the outbox, in
+//! A `deliver_webhook` job takes its endpoint's turn and makes attempts
+//! ([`next_due`], the POST, then [`record`]), oldest first. A failed attempt queues the next one through the outbox, in
 //! the transaction that records it, after an exponential backoff
 //! (`WEBHOOK_RETRY_BASE_SECS` doubling up to `WEBHOOK_RETRY_MAX_SECS`), for
 //! `WEBHOOK_RETRY_FOR_SECS` after the event; the job system's own retries
@@ -37,28 +37,9 @@ pub struct Due {
     pub body: Vec<u8>,
 }
 
-/// What [`start`] found.
-#[derive(Debug)]
-pub enum Start {
-    Due(Due),
-    /// Delivered or given up already (a duplicate job, or one the
-    /// endpoint's turn got to first), or gone with its endpoint (`None`):
-    /// nothing to do for it.
-    Done {
-        endpoint: Option<Uuid>,
-    },
-    /// Its endpoint is disabled: the delivery is now failed.
-    EndpointDisabled,
-    /// Its next attempt is due later (this is an older job for it, or the
-    /// job came early by this machine's clock): run then.
-    NotYet(DateTime<Utc>),
-}
-
 #[derive(Queryable)]
 struct Row {
-    status: String,
-    next_attempt_at: Option<DateTime<Utc>>,
-    endpoint_id: Uuid,
+    delivery_id: Uuid,
     url: String,
     secret: String,
     enabled: bool,
@@ -68,16 +49,33 @@ struct Row {
     created_at: DateTime<Utc>,
 }
 
-/// Loads delivery `id` for an attempt.
-pub async fn start(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Start> {
-    let row: Option<Row> = webhook_deliveries::table
+/// The oldest delivery to `endpoint` due now (by the database's clock,
+/// which also dates the outbox rows of retries) after delivery `after`,
+/// if given, with what it sends. An endpoint's turn sends them in this
+/// order. A disabled endpoint has none: its pending deliveries are failed.
+pub async fn next_due(
+    conn: &mut AsyncPgConnection,
+    endpoint: Uuid,
+    after: Option<Uuid>,
+) -> QueryResult<Option<Due>> {
+    let mut query = webhook_deliveries::table
         .inner_join(webhook_endpoints::table)
         .inner_join(webhook_events::table)
-        .filter(webhook_deliveries::id.eq(id))
+        .filter(webhook_deliveries::endpoint_id.eq(endpoint))
+        .filter(webhook_deliveries::status.eq("pending"))
+        .filter(
+            webhook_deliveries::next_attempt_at
+                .is_null()
+                .or(webhook_deliveries::next_attempt_at.le(diesel::dsl::now)),
+        )
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(webhook_deliveries::id.gt(after));
+    }
+    let row: Option<Row> = query
+        .order(webhook_deliveries::id)
         .select((
-            webhook_deliveries::status,
-            webhook_deliveries::next_attempt_at,
-            webhook_endpoints::id,
+            webhook_deliveries::id,
             webhook_endpoints::url,
             webhook_endpoints::secret,
             webhook_endpoints::enabled,
@@ -90,21 +88,11 @@ pub async fn start(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Start>
         .await
         .optional()?;
     let Some(row) = row else {
-        return Ok(Start::Done { endpoint: None });
+        return Ok(None);
     };
-    if row.status != "pending" {
-        return Ok(Start::Done {
-            endpoint: Some(row.endpoint_id),
-        });
-    }
-    if let Some(at) = row.next_attempt_at
-        && at > Utc::now()
-    {
-        return Ok(Start::NotYet(at));
-    }
     if !row.enabled {
-        fail_pending(conn, webhook_deliveries::id.eq(id)).await?;
-        return Ok(Start::EndpointDisabled);
+        fail_pending(conn, webhook_deliveries::endpoint_id.eq(endpoint)).await?;
+        return Ok(None);
     }
     let body = serde_json::to_vec(&serde_json::json!({
         "id": row.event_id,
@@ -113,9 +101,9 @@ pub async fn start(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Start>
         "data": row.data,
     }))
     .map_err(|e| diesel::result::Error::SerializationError(e.into()))?;
-    Ok(Start::Due(Due {
-        delivery_id: id,
-        endpoint_id: row.endpoint_id,
+    Ok(Some(Due {
+        delivery_id: row.delivery_id,
+        endpoint_id: endpoint,
         event_id: row.event_id,
         url: row.url,
         secret: row.secret,
@@ -147,35 +135,6 @@ where
     ))
     .execute(conn)
     .await
-}
-
-/// The oldest delivery to `endpoint` due now after delivery `after` (all,
-/// when `None`): the attempt holding an endpoint's turn sends its backlog
-/// in order, one after another, instead of each delivery waiting for the
-/// turn on its own.
-pub async fn next_due(
-    conn: &mut AsyncPgConnection,
-    endpoint: Uuid,
-    after: Option<Uuid>,
-) -> QueryResult<Option<Uuid>> {
-    let mut query = webhook_deliveries::table
-        .filter(webhook_deliveries::endpoint_id.eq(endpoint))
-        .filter(webhook_deliveries::status.eq("pending"))
-        .filter(
-            webhook_deliveries::next_attempt_at
-                .is_null()
-                .or(webhook_deliveries::next_attempt_at.le(diesel::dsl::now)),
-        )
-        .into_boxed();
-    if let Some(after) = after {
-        query = query.filter(webhook_deliveries::id.gt(after));
-    }
-    query
-        .order(webhook_deliveries::id)
-        .select(webhook_deliveries::id)
-        .first(conn)
-        .await
-        .optional()
 }
 
 /// How failures are retried and when an endpoint is given up on.
@@ -222,14 +181,39 @@ pub async fn record(
     answer: &Answer,
     policy: &Policy,
 ) -> QueryResult<Recorded> {
+    let duration_ms = i32::try_from(answer.duration.as_millis()).unwrap_or(i32::MAX);
+    if answer.delivered() {
+        // One statement, so one round trip, on the hot path.
+        diesel::sql_query(
+            "WITH attempt AS (
+                 INSERT INTO webhook_attempts (id, delivery_id, attempted_at, duration_ms,
+                                               status_code)
+                 VALUES ($1, $2, $3, $4, $5)),
+             delivered AS (
+                 UPDATE webhook_deliveries
+                 SET status = 'delivered', attempts = attempts + 1, delivered_at = $3,
+                     next_attempt_at = NULL
+                 WHERE id = $2 AND status = 'pending')
+             UPDATE webhook_endpoints SET failing_since = NULL
+             WHERE id = $6 AND failing_since IS NOT NULL",
+        )
+        .bind::<sql_types::Uuid, _>(Uuid::now_v7())
+        .bind::<sql_types::Uuid, _>(due.delivery_id)
+        .bind::<sql_types::Timestamptz, _>(at)
+        .bind::<sql_types::Integer, _>(duration_ms)
+        .bind::<sql_types::Nullable<sql_types::Integer>, _>(answer.status.map(i32::from))
+        .bind::<sql_types::Uuid, _>(due.endpoint_id)
+        .execute(conn)
+        .await?;
+        return Ok(Recorded::Delivered);
+    }
     conn.transaction(async |conn| {
         diesel::insert_into(webhook_attempts::table)
             .values((
                 webhook_attempts::id.eq(Uuid::now_v7()),
                 webhook_attempts::delivery_id.eq(due.delivery_id),
                 webhook_attempts::attempted_at.eq(at),
-                webhook_attempts::duration_ms
-                    .eq(i32::try_from(answer.duration.as_millis()).unwrap_or(i32::MAX)),
+                webhook_attempts::duration_ms.eq(duration_ms),
                 webhook_attempts::status_code.eq(answer.status.map(i32::from)),
                 webhook_attempts::error.eq(answer.error.as_deref()),
             ))
@@ -238,26 +222,6 @@ pub async fn record(
         let pending = webhook_deliveries::table
             .filter(webhook_deliveries::id.eq(due.delivery_id))
             .filter(webhook_deliveries::status.eq("pending"));
-        if answer.delivered() {
-            diesel::update(pending)
-                .set((
-                    webhook_deliveries::status.eq("delivered"),
-                    webhook_deliveries::attempts.eq(webhook_deliveries::attempts + 1),
-                    webhook_deliveries::delivered_at.eq(at),
-                    webhook_deliveries::next_attempt_at.eq(None::<DateTime<Utc>>),
-                ))
-                .execute(conn)
-                .await?;
-            diesel::update(
-                webhook_endpoints::table
-                    .filter(webhook_endpoints::id.eq(due.endpoint_id))
-                    .filter(webhook_endpoints::failing_since.is_not_null()),
-            )
-            .set(webhook_endpoints::failing_since.eq(None::<DateTime<Utc>>))
-            .execute(conn)
-            .await?;
-            return Ok(Recorded::Delivered);
-        }
         let Some(Since { failing_since }) = diesel::sql_query(
             "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2)
              WHERE id = $1 RETURNING failing_since",
@@ -292,6 +256,7 @@ pub async fn record(
             .await?;
         let job = DeliverWebhook {
             delivery_id: due.delivery_id,
+            endpoint_id: due.endpoint_id,
         };
         outbox::push(conn, &job, Some(next)).await?;
         Ok(Recorded::Retrying(next))
@@ -528,6 +493,7 @@ pub async fn resend(
             conn,
             &DeliverWebhook {
                 delivery_id: delivery,
+                endpoint_id: endpoint,
             },
             None,
         )

@@ -122,7 +122,11 @@ impl Stored {
         .await?;
         let jobs: Vec<DeliverWebhook> = delivery_ids
             .iter()
-            .map(|&delivery_id| DeliverWebhook { delivery_id })
+            .zip(&endpoints)
+            .map(|(&delivery_id, &endpoint_id)| DeliverWebhook {
+                delivery_id,
+                endpoint_id,
+            })
             .collect();
         outbox::push_many(conn, &jobs).await?;
         Ok(jobs.len())

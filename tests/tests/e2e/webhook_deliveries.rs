@@ -3,7 +3,8 @@
 //! verifiable, a failed attempt is retried with the same event id, a
 //! receiver that never answers holds up no other endpoint and gets one
 //! request at a time, one that answers gets its events in order, an endpoint failing too long is disabled and its
-//! owner emailed, and deliveries are listed and re-sent through the API.
+//! owner emailed, a redirect is not followed, and deliveries are listed and
+//! re-sent through the API.
 
 use std::time::Duration;
 
@@ -509,4 +510,29 @@ async fn a_private_address_is_refused_again_at_delivery_time_after_dns() {
         assert_eq!(listed["status"], "pending", "retried later: {listed}");
     }
     assert!(receiver.received().is_empty(), "{:?}", receiver.received());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_is_not_followed_and_counts_as_a_failed_attempt() {
+    let app = builder().start().await;
+    let redirecting = WebhookReceiver::start(Answer::Redirect).await;
+    let elsewhere = WebhookReceiver::start(Answer::Ok { fail_first: 0 }).await;
+    redirecting.redirect_to(&elsewhere.url);
+    let (bob, bob_usd) = usd_user(&app, "bob", "1").await;
+    let (hook, _) = endpoint(&app, &bob, &redirecting.url, &["transfer.received"]).await;
+    let (ada, ada_usd) = usd_user(&app, "ada", "100").await;
+    transfer(&app, &ada, &ada_usd, &bob_usd, "1").await;
+
+    let listed = eventually("the redirected attempt recorded", WAIT, || async {
+        let listed = deliveries(&app, &bob, &hook).await;
+        <[Value]>::first(&listed)
+            .filter(|d| d["attempts"].as_array().is_some_and(|a| !a.is_empty()))
+            .cloned()
+    })
+    .await;
+    assert_eq!(listed["attempts"][0]["status_code"], 307, "{listed}");
+    assert_eq!(listed["attempts"][0]["error"], "the endpoint answered 307");
+    assert_eq!(listed["status"], "pending", "retried later: {listed}");
+    assert_eq!(redirecting.received().len(), 1);
+    assert!(elsewhere.received().is_empty(), "the redirect was followed");
 }

@@ -15,9 +15,10 @@
 //! look sees it). A turn that ends early (a failure, its budget) queues the
 //! job of the oldest due delivery to go on a moment later; one over the
 //! rate limit has queued that job already. A holder that dies is its job's
-//! to redo: apalis runs a lost job again, and any job of an endpoint's that
-//! finds its own delivery sent takes the turn if others are due. Deliveries
-//! waiting out a backoff have a job queued for then.
+//! to redo: apalis runs a lost job again, and it takes the turn afresh.
+//! A delivery waiting out a backoff has its job queued for then (a job
+//! that finds its delivery not due yet leaves it to that one); "due" is by
+//! the database's clock, which also dates those jobs in the outbox.
 
 use std::{
     sync::Arc,
@@ -30,7 +31,7 @@ use shared::{
     jobs::{DeliverWebhook, JobEnvelope},
     outbox,
     webhooks::{
-        deliveries::{self, Due, Policy, Recorded, Start},
+        deliveries::{self, Due, Policy, Recorded},
         send::Request,
     },
 };
@@ -50,49 +51,44 @@ fn busy_wait() -> Duration {
 
 pub async fn deliver(ctx: Arc<JobContext>, envelope: JobEnvelope) -> Result<(), JobError> {
     let job: DeliverWebhook = envelope.decode()?;
-    let endpoint = match start(&ctx, job.delivery_id).await? {
-        Start::Due(due) => due.endpoint_id,
-        // Sent already, most likely by the endpoint's turn. If others are
-        // due (a turn that died between deliveries leaves them so, their
-        // jobs having found it busy), this job takes the turn for them.
-        Start::Done {
-            endpoint: Some(endpoint),
-        } if next_due(&ctx, endpoint).await?.is_some() => endpoint,
-        Start::Done { .. } | Start::EndpointDisabled => return Ok(()),
-        Start::NotYet(at) => return run_later(&ctx, job.delivery_id, at).await,
-    };
+    let endpoint = job.endpoint_id;
     let lease = Lease::new(
         ctx.redis.clone(),
         &ctx.config.redis.prefix,
         &format!("webhook:{endpoint}"),
     );
     let holder = format!("{}:{}", ctx.worker_name, Uuid::now_v7());
-    // Renewed before each delivery: one attempt, and a wait for a turn
-    // under the rate limit, fit inside with room to spare.
-    let ttl = ctx.config.webhooks.timeout + ctx.config.jobs.timeout / 4 + Duration::from_secs(5);
+    let ttl = lease_ttl(&ctx);
     loop {
-        // Busy: the holder sends this delivery too. It looks for due
-        // deliveries again after letting the lease go, and this one was
-        // committed before it was seen busy, so it cannot be missed.
+        // Busy: the holder sends this delivery too, if it is due (it looks
+        // again after letting the lease go, and this delivery was committed
+        // before the lease was seen busy); if it is not, a job is queued
+        // for when it is.
         if !lease.take(&holder, ttl).await.map_err(JobError::retry)? {
             return Ok(());
         }
-        let ended = take_turn(&ctx, &lease, &holder, ttl, endpoint).await;
+        let ended = take_turn(&ctx, &lease, &holder, endpoint).await;
         if let Err(error) = lease.give_up(&holder).await {
             // It expires on its own after `ttl`.
             tracing::debug!(%error, "cannot give the webhook endpoint's lease up");
         }
-        let Some(next) = next_due(&ctx, endpoint).await? else {
+        let next = {
+            let mut conn = ctx.db.get().await.map_err(JobError::retry)?;
+            deliveries::next_due(&mut conn, endpoint, None)
+                .await
+                .map_err(JobError::retry)?
+        };
+        let Some(next) = next else {
             return ended.map(|_| ());
         };
         match ended? {
             // Something came due as the turn ended: take it again.
             TurnEnd::Empty => {}
             // The rest waits for a moment (a failing endpoint is not
-            // hammered) in the job of the oldest due delivery.
+            // hammered), in the job of the oldest due delivery.
             TurnEnd::Failed | TurnEnd::Budget => {
                 let later = Utc::now() + to_chrono(busy_wait());
-                return run_later(&ctx, next, later).await;
+                return run_later(&ctx, &next, later).await;
             }
             // The copy queued for later goes on from there.
             TurnEnd::OverLimit => return Ok(()),
@@ -100,23 +96,11 @@ pub async fn deliver(ctx: Arc<JobContext>, envelope: JobEnvelope) -> Result<(), 
     }
 }
 
-/// The oldest delivery to `endpoint` due now.
-async fn next_due(ctx: &JobContext, endpoint: Uuid) -> Result<Option<Uuid>, JobError> {
-    let mut conn = ctx.db.get().await.map_err(JobError::retry)?;
-    deliveries::next_due(&mut conn, endpoint, None)
-        .await
-        .map_err(JobError::retry)
-}
-
-async fn start(ctx: &JobContext, delivery: Uuid) -> Result<Start, JobError> {
-    let mut conn = ctx.db.get().await.map_err(JobError::retry)?;
-    let start = deliveries::start(&mut conn, delivery)
-        .await
-        .map_err(JobError::retry)?;
-    if matches!(start, Start::EndpointDisabled) {
-        tracing::info!(delivery.id = %delivery, "webhook endpoint disabled; delivery failed");
-    }
-    Ok(start)
+/// How long a turn holds the lease without renewing it: one attempt, and
+/// a wait for a turn under the rate limit, with room to spare. Renewed
+/// every third of it.
+fn lease_ttl(ctx: &JobContext) -> Duration {
+    ctx.config.webhooks.timeout + ctx.config.jobs.timeout / 4 + Duration::from_secs(5)
 }
 
 /// Why a turn ended.
@@ -127,7 +111,7 @@ enum TurnEnd {
     Failed,
     /// Over the rate limit: the delivery's job runs later.
     OverLimit,
-    /// It sent its most, or used half the job's time.
+    /// It sent its most, used half the job's time, or lost the lease.
     Budget,
 }
 
@@ -136,14 +120,21 @@ async fn take_turn(
     ctx: &JobContext,
     lease: &Lease,
     holder: &str,
-    ttl: Duration,
     endpoint: Uuid,
 ) -> Result<TurnEnd, JobError> {
+    let ttl = lease_ttl(ctx);
     let budget = Instant::now() + ctx.config.jobs.timeout / 2;
+    let mut renewed = Instant::now();
     let mut after = None;
     for _ in 0..TURN_MAX_DELIVERIES {
-        if Instant::now() >= budget || !lease.take(holder, ttl).await.map_err(JobError::retry)? {
+        if Instant::now() >= budget {
             return Ok(TurnEnd::Budget);
+        }
+        if renewed.elapsed() > ttl / 3 {
+            if !lease.take(holder, ttl).await.map_err(JobError::retry)? {
+                return Ok(TurnEnd::Budget);
+            }
+            renewed = Instant::now();
         }
         let next = {
             let mut conn = ctx.db.get().await.map_err(JobError::retry)?;
@@ -151,13 +142,10 @@ async fn take_turn(
                 .await
                 .map_err(JobError::retry)?
         };
-        let Some(id) = next else {
+        let Some(due) = next else {
             return Ok(TurnEnd::Empty);
         };
-        after = Some(id);
-        let Start::Due(due) = start(ctx, id).await? else {
-            continue;
-        };
+        after = Some(due.delivery_id);
         match attempt(ctx, &due).await? {
             Attempted::Delivered => {}
             Attempted::Failed => return Ok(TurnEnd::Failed),
@@ -177,6 +165,7 @@ enum Attempted {
 async fn attempt(ctx: &JobContext, due: &Due) -> Result<Attempted, JobError> {
     let job = DeliverWebhook {
         delivery_id: due.delivery_id,
+        endpoint_id: due.endpoint_id,
     };
     if !turn::take_turn(ctx, ctx.limits.webhook.as_ref(), &job, "webhook").await? {
         return Ok(Attempted::OverLimit);
@@ -225,12 +214,12 @@ async fn attempt(ctx: &JobContext, due: &Due) -> Result<Attempted, JobError> {
     Ok(Attempted::Failed)
 }
 
-/// Queues a copy of delivery `delivery`'s job for `at`; this attempt ends
-/// without failing.
-async fn run_later(ctx: &JobContext, delivery: Uuid, at: DateTime<Utc>) -> Result<(), JobError> {
+/// Queues the job of `due` for `at`; this attempt ends without failing.
+async fn run_later(ctx: &JobContext, due: &Due, at: DateTime<Utc>) -> Result<(), JobError> {
     let mut conn = ctx.db.get().await.map_err(JobError::retry)?;
     let job = DeliverWebhook {
-        delivery_id: delivery,
+        delivery_id: due.delivery_id,
+        endpoint_id: due.endpoint_id,
     };
     outbox::push(&mut conn, &job, Some(at))
         .await
