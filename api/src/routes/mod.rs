@@ -49,7 +49,7 @@ use crate::{
         (name = "orders", description = "Buying and selling crypto against the house; exchange clearing"),
         (name = "bets", description = "Bets on price moves, settled at the price in force when due"),
         (name = "alerts", description = "Price alerts: an email when a price crosses your target"),
-        (name = "webhooks", description = "Webhook endpoints: events POSTed to your server, signed"),
+        (name = "webhooks", description = "Webhook endpoints: events (`alert.triggered`, `bet.settled`, `order.cleared`, `wallet.blocked`, `transfer.received`) POSTed to your server as `{id, type, created_at, data}`, signed with `Bourse-Signature: t=<unix>,v1=<hex HMAC-SHA256 of \"t.body\" keyed with the secret>` and identified by `Bourse-Event-Id`; retried with backoff for a day, at least once (deduplicate by event id). README: Webhooks"),
         (name = "admin", description = "Operator views (administrators only)"),
     ),
 )]

@@ -37,56 +37,50 @@ pub struct Due {
     pub body: Vec<u8>,
 }
 
-#[derive(Queryable)]
+#[derive(QueryableByName)]
 struct Row {
+    #[diesel(sql_type = sql_types::Uuid)]
     delivery_id: Uuid,
+    #[diesel(sql_type = sql_types::Text)]
     url: String,
+    #[diesel(sql_type = sql_types::Text)]
     secret: String,
+    #[diesel(sql_type = sql_types::Bool)]
     enabled: bool,
+    #[diesel(sql_type = sql_types::Uuid)]
     event_id: Uuid,
+    #[diesel(sql_type = sql_types::Text)]
     kind: String,
+    #[diesel(sql_type = sql_types::Jsonb)]
     data: serde_json::Value,
+    #[diesel(sql_type = sql_types::Timestamptz)]
     created_at: DateTime<Utc>,
 }
 
 /// The oldest delivery to `endpoint` due now (by the database's clock,
-/// which also dates the outbox rows of retries) after delivery `after`,
-/// if given, with what it sends. An endpoint's turn sends them in this
-/// order. A disabled endpoint has none: its pending deliveries are failed.
-pub async fn next_due(
-    conn: &mut AsyncPgConnection,
-    endpoint: Uuid,
-    after: Option<Uuid>,
-) -> QueryResult<Option<Due>> {
-    let mut query = webhook_deliveries::table
-        .inner_join(webhook_endpoints::table)
-        .inner_join(webhook_events::table)
-        .filter(webhook_deliveries::endpoint_id.eq(endpoint))
-        .filter(webhook_deliveries::status.eq("pending"))
-        .filter(
-            webhook_deliveries::next_attempt_at
-                .is_null()
-                .or(webhook_deliveries::next_attempt_at.le(diesel::dsl::now)),
-        )
-        .into_boxed();
-    if let Some(after) = after {
-        query = query.filter(webhook_deliveries::id.gt(after));
-    }
-    let row: Option<Row> = query
-        .order(webhook_deliveries::id)
-        .select((
-            webhook_deliveries::id,
-            webhook_endpoints::url,
-            webhook_endpoints::secret,
-            webhook_endpoints::enabled,
-            webhook_events::id,
-            webhook_events::type_,
-            webhook_events::data,
-            webhook_events::created_at,
-        ))
-        .first(conn)
-        .await
-        .optional()?;
+/// which also dates the outbox rows of retries), with what it sends. An
+/// endpoint's turn sends them in this order. A disabled endpoint has none:
+/// its pending deliveries are failed.
+pub async fn next_due(conn: &mut AsyncPgConnection, endpoint: Uuid) -> QueryResult<Option<Due>> {
+    // `= ANY(ARRAY[$1])` and the two-column order make the plan a range of
+    // the partial index of pending deliveries: written plainly, the generic
+    // plan walks the primary key from the oldest delivery, through every
+    // one already sent (1.8 ms with 5,000 sent, growing with the table).
+    let row: Option<Row> = diesel::sql_query(
+        "SELECT d.id AS delivery_id, w.url, w.secret, w.enabled, e.id AS event_id,
+                e.type AS kind, e.data, e.created_at
+         FROM (SELECT id, event_id, endpoint_id FROM webhook_deliveries
+               WHERE endpoint_id = ANY(ARRAY[$1]) AND status = 'pending'
+                 AND (next_attempt_at IS NULL OR next_attempt_at <= now())
+               ORDER BY endpoint_id, id
+               LIMIT 1) d
+         JOIN webhook_endpoints w ON w.id = d.endpoint_id
+         JOIN webhook_events e ON e.id = d.event_id",
+    )
+    .bind::<sql_types::Uuid, _>(endpoint)
+    .get_result(conn)
+    .await
+    .optional()?;
     let Some(row) = row else {
         return Ok(None);
     };
@@ -394,15 +388,21 @@ pub async fn list(
     before: Option<Uuid>,
     limit: i64,
 ) -> QueryResult<Vec<DeliveryView>> {
+    // As in `next_due`: `= ANY` and the two-column order keep the plan on
+    // the endpoint's range of its index, not on the primary key's walk
+    // through every endpoint's deliveries.
     let mut query = webhook_deliveries::table
         .inner_join(webhook_events::table)
-        .filter(webhook_deliveries::endpoint_id.eq(endpoint))
+        .filter(webhook_deliveries::endpoint_id.eq_any([endpoint]))
         .into_boxed();
     if let Some(before) = before {
         query = query.filter(webhook_deliveries::id.lt(before));
     }
     let rows: Vec<DeliveryRow> = query
-        .order(webhook_deliveries::id.desc())
+        .order((
+            webhook_deliveries::endpoint_id.desc(),
+            webhook_deliveries::id.desc(),
+        ))
         .limit(limit)
         .select((
             webhook_deliveries::id,

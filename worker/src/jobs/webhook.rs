@@ -42,10 +42,9 @@ use super::{JobContext, JobError, turn};
 /// Most deliveries one turn sends.
 const TURN_MAX_DELIVERIES: usize = 500;
 
-/// How long a delivery whose endpoint is busy waits before its copy tries
-/// again: one to two seconds, spread so the copies of a backlog do not all
-/// come back at once.
-fn busy_wait() -> Duration {
+/// How long the rest of a failing endpoint's due deliveries wait after a
+/// failed attempt: one to two seconds.
+fn failure_pause() -> Duration {
     Duration::from_millis(1000 + rand::random::<u64>() % 1000)
 }
 
@@ -74,7 +73,7 @@ pub async fn deliver(ctx: Arc<JobContext>, envelope: JobEnvelope) -> Result<(), 
         }
         let next = {
             let mut conn = ctx.db.get().await.map_err(JobError::retry)?;
-            deliveries::next_due(&mut conn, endpoint, None)
+            deliveries::next_due(&mut conn, endpoint)
                 .await
                 .map_err(JobError::retry)?
         };
@@ -86,10 +85,13 @@ pub async fn deliver(ctx: Arc<JobContext>, envelope: JobEnvelope) -> Result<(), 
             TurnEnd::Empty => {}
             // The rest waits for a moment (a failing endpoint is not
             // hammered), in the job of the oldest due delivery.
-            TurnEnd::Failed | TurnEnd::Budget => {
-                let later = Utc::now() + to_chrono(busy_wait());
-                return run_later(&ctx, &next, later).await;
+            TurnEnd::Failed => {
+                let later = Utc::now() + to_chrono(failure_pause());
+                return run_later(&ctx, &next, Some(later)).await;
             }
+            // The rest goes on at once in that job, so this worker slot is
+            // free for others now and then.
+            TurnEnd::Budget => return run_later(&ctx, &next, None).await,
             // The copy queued for later goes on from there.
             TurnEnd::OverLimit => return Ok(()),
         }
@@ -125,7 +127,6 @@ async fn take_turn(
     let ttl = lease_ttl(ctx);
     let budget = Instant::now() + ctx.config.jobs.timeout / 2;
     let mut renewed = Instant::now();
-    let mut after = None;
     for _ in 0..TURN_MAX_DELIVERIES {
         if Instant::now() >= budget {
             return Ok(TurnEnd::Budget);
@@ -138,14 +139,13 @@ async fn take_turn(
         }
         let next = {
             let mut conn = ctx.db.get().await.map_err(JobError::retry)?;
-            deliveries::next_due(&mut conn, endpoint, after)
+            deliveries::next_due(&mut conn, endpoint)
                 .await
                 .map_err(JobError::retry)?
         };
         let Some(due) = next else {
             return Ok(TurnEnd::Empty);
         };
-        after = Some(due.delivery_id);
         match attempt(ctx, &due).await? {
             Attempted::Delivered => {}
             Attempted::Failed => return Ok(TurnEnd::Failed),
@@ -214,14 +214,15 @@ async fn attempt(ctx: &JobContext, due: &Due) -> Result<Attempted, JobError> {
     Ok(Attempted::Failed)
 }
 
-/// Queues the job of `due` for `at`; this attempt ends without failing.
-async fn run_later(ctx: &JobContext, due: &Due, at: DateTime<Utc>) -> Result<(), JobError> {
+/// Queues the job of `due` for `at` (now: `None`); this attempt ends
+/// without failing.
+async fn run_later(ctx: &JobContext, due: &Due, at: Option<DateTime<Utc>>) -> Result<(), JobError> {
     let mut conn = ctx.db.get().await.map_err(JobError::retry)?;
     let job = DeliverWebhook {
         delivery_id: due.delivery_id,
         endpoint_id: due.endpoint_id,
     };
-    outbox::push(&mut conn, &job, Some(at))
+    outbox::push(&mut conn, &job, at)
         .await
         .map_err(JobError::retry)?;
     Ok(())
