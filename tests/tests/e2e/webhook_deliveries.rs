@@ -536,3 +536,71 @@ async fn a_redirect_is_not_followed_and_counts_as_a_failed_attempt() {
     assert_eq!(redirecting.received().len(), 1);
     assert!(elsewhere.received().is_empty(), "the redirect was followed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_to_all_endpoints_share_one_cluster_wide_rate_limit() {
+    const RATE: u64 = 10;
+    const PER_ENDPOINT: usize = 15;
+    let app = builder()
+        .env("WEBHOOK_MAX_PER_SEC", RATE)
+        .env("WEBHOOK_BURST", 1)
+        .start()
+        .await;
+    let mut receivers = Vec::new();
+    let mut users = Vec::new();
+    for name in ["bob", "cyd", "dee"] {
+        let receiver = WebhookReceiver::start(Answer::Ok { fail_first: 0 }).await;
+        let (session, _) = usd_user(&app, name, "1").await;
+        endpoint(&app, &session, &receiver.url, &["transfer.received"]).await;
+        let me = app.get_as("/api/v1/me", &session.access).await;
+        users.push(
+            me.body["id"]
+                .as_str()
+                .unwrap()
+                .parse::<uuid::Uuid>()
+                .unwrap(),
+        );
+        receivers.push(receiver);
+    }
+    // The events of one busy moment, emitted as a change would.
+    let events: Vec<_> = (0..PER_ENDPOINT * users.len())
+        .map(|i| {
+            let event = shared::webhooks::payloads::TransferReceived {
+                wallet_id: uuid::Uuid::nil(),
+                transaction_id: uuid::Uuid::now_v7(),
+                amount: format!("{i}.00"),
+                currency: "USD".into(),
+                from_wallet_number: "4000000000000".into(),
+            };
+            (users[i % users.len()], event)
+        })
+        .collect();
+    {
+        use diesel_async::AsyncConnection as _;
+        let mut conn = app.conn().await;
+        let queued = conn
+            .transaction::<_, diesel::result::Error, _>(async |conn| {
+                shared::webhooks::events::emit(
+                    conn,
+                    shared::webhooks::EventType::TransferReceived,
+                    &events,
+                )
+                .await
+            })
+            .await
+            .unwrap();
+        assert_eq!(queued, events.len());
+    }
+    let arrivals = eventually("every event delivered", WAIT, || async {
+        let all: Vec<Received> = receivers.iter().flat_map(|r| r.received()).collect();
+        (all.len() >= events.len()).then_some(all)
+    })
+    .await;
+    assert_eq!(arrivals.len(), events.len(), "each once");
+    // No more than the rate in any second, over at least as long as the
+    // rate allows (without the limit they arrive within a second).
+    let spread = harness::poll::spread(&arrivals.iter().map(|r| r.at).collect::<Vec<_>>());
+    assert!(spread.busiest_second <= RATE + 1, "{spread:?}");
+    let least = (events.len() as f64 - 1.0) / RATE as f64;
+    assert!(spread.span_secs >= least * 0.95, "{spread:?}");
+}
