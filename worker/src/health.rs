@@ -46,6 +46,9 @@ pub struct Health {
 pub struct HealthReport {
     pub healthy: bool,
     pub problems: Vec<String>,
+    /// Queues whose worker has not heartbeated yet (healthy within the
+    /// start-up grace): a deploy check can wait for this to be empty.
+    pub starting: Vec<String>,
 }
 
 impl Health {
@@ -122,6 +125,12 @@ impl Health {
     ) -> HealthReport {
         self.with(|i| {
             let mut problems: Vec<String> = i.waiting.iter().cloned().collect();
+            let starting = i
+                .queues
+                .iter()
+                .filter(|(_, state)| matches!(state, QueueState::Starting))
+                .map(|(queue, _)| queue.to_string())
+                .collect();
             for (queue, state) in &i.queues {
                 match state {
                     QueueState::Starting if started.elapsed() > startup_grace => {
@@ -145,7 +154,11 @@ impl Health {
             if let Some(error) = &i.relay_error {
                 problems.push(format!("outbox relay: {error}"));
             }
-            HealthReport { healthy, problems }
+            HealthReport {
+                healthy,
+                problems,
+                starting,
+            }
         })
     }
 }

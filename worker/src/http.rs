@@ -93,6 +93,7 @@ async fn healthz(State(state): State<HttpState>) -> impl IntoResponse {
             "status": if report.healthy { "ok" } else { "unhealthy" },
             "worker": state.worker_name,
             "problems": report.problems,
+            "starting": report.starting,
         })),
     )
 }

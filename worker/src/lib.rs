@@ -130,6 +130,9 @@ pub async fn run_on(
     let queues = job_queues(conn.clone(), &config);
     let metrics = Arc::new(Metrics::new());
     let health = Health::default();
+    // Before health is served: a check between the two must not see a
+    // process with no queues and nothing awaited, and take it for healthy.
+    health.waiting("starting: waiting for PostgreSQL, the migrations and Redis");
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let http_addr = listener.local_addr()?;
@@ -151,12 +154,16 @@ pub async fn run_on(
     // Redis: wait for them, health answering 503 meanwhile, rather than
     // crash and be restarted in a loop.
     let mut shutdown = std::pin::pin!(shutdown);
-    health.waiting("starting: waiting for PostgreSQL, the migrations and Redis");
     tokio::select! {
         ready = wait_for_dependencies(&config, &db, &conn) => {
             ready?;
             queue::check_eviction_policy(&conn).await;
             upgrade::queue_layouts(&queues, &options.queues).await?;
+            // Every queue this process serves is starting from now (its
+            // runner comes a moment later), so none is missing from health.
+            for queue in &options.queues {
+                health.starting(*queue);
+            }
             health.ready();
         }
         () = &mut shutdown => {

@@ -39,7 +39,21 @@ async fn api_with(app: &TestApp, overrides: &[(&str, &str)]) -> ApiProcess {
 /// and its base URL.
 async fn worker_for(app: &TestApp, name: &str) -> (WorkerProcess, String) {
     let worker = WorkerProcess::spawn(&app.settings, name, &[]);
-    answering(&worker.health_url).await;
+    // Healthy, and every queue worker started: a queue still starting
+    // counts as healthy only for a grace period, which a loaded machine
+    // can outlast while the test runs.
+    eventually("every queue worker started", WAIT, || async {
+        let response = reqwest::get(&worker.health_url).await.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        let body: serde_json::Value = response.json().await.ok()?;
+        body["starting"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+            .then_some(())
+    })
+    .await;
     let base = worker.health_url.trim_end_matches("/healthz").to_owned();
     (worker, base)
 }
@@ -273,8 +287,10 @@ async fn every_answer_carries_a_request_id() {
     ];
     for (what, status, request) in answers.drain(..) {
         let response = request.send().await.unwrap();
-        assert_eq!(response.status().as_u16(), status, "{what}");
+        let got = response.status().as_u16();
         request_id(what, &response);
+        let body = response.text().await.unwrap_or_default();
+        assert_eq!(got, status, "{what}: {body}");
     }
 
     // A caller's own plain id comes back, from the worker too.
